@@ -1,0 +1,333 @@
+"""Scenarios: the YAML files under ``scenarios/`` read into typed, validated dataclasses.
+
+Schema (every key optional; a missing key takes the dataclass default, which are the values of
+``scenarios/default.yaml``)::
+
+    name: default                 # str, names the scenario in datasets and reports
+    track:
+      kind: procedural            # procedural | racetrack (highway-env's racetrack layout)
+      split: test                 # train | test: the track seeds of drive.world.tracks
+      seeds: null                 # or an explicit list of track seeds (not with racetrack)
+      lanes: 2                    # 1..3; null = the kind's own (procedural 2, racetrack 2)
+      lane_width_m: 3.5           # 2.5..6 m; null = the kind's own (procedural 3.5, racetrack 5)
+      ego_lane: 0                 # lane the ego drives in, 0 = rightmost; null = random per reset
+    speed_mps: 10.0               # ego speed, held constant, m/s (0 < v <= 40)
+    traffic:
+      vehicles: 0                 # other vehicles, in lanes other than the ego's
+      speed_mps: 8.0              # their cruise speed, m/s
+    camera:
+      height_m: 1.2               # camera height above the ground, m
+      pitch_rad: 0.12             # downward pitch, rad
+      fov_deg: 80.0               # horizontal field of view, deg
+      width: 200                  # pixels
+      height: 78                  # pixels
+    control_hz: 20.0              # policy / camera frequency, Hz
+    sim_hz: 40.0                  # simulation frequency, Hz, an integer multiple of control_hz
+    duration_s: 60.0              # episode length before truncation, s
+    seed: 0                       # seed of the first reset() when none is given
+    max_steer_rad: 0.35           # front-wheel angle that normalised steering 1.0 stands for, rad
+
+An unknown key, a value of the wrong type or an impossible value raises ``ValueError`` naming
+the file, the dotted key (``camera.fov_deg``) and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drive.world.camera import CameraConfig
+from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
+
+#: Folder of the shipped scenario files (``scenarios/`` at the repository root).
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+TRACK_KINDS = ("procedural", "racetrack")
+SPLITS = ("train", "test")
+#: Lane count and width (m) of highway-env's racetrack layout, which cannot be changed.
+RACETRACK_LANES = 2
+RACETRACK_LANE_WIDTH_M = 5.0
+#: highway-env's ``Vehicle.MAX_SPEED``, m/s.
+MAX_SPEED_MPS = 40.0
+
+
+@dataclasses.dataclass
+class TrackSpec:
+    """Which road the ego drives on."""
+
+    kind: str = "procedural"
+    """``procedural`` (closed circuits generated from a seed) or ``racetrack`` (highway-env's layout)."""
+    split: str | None = "test"
+    """``train`` or ``test``: take the track seeds from ``drive.world.tracks.TRAIN_SEEDS`` / ``TEST_SEEDS`` (racetrack: ignored)."""
+    seeds: list[int] | None = None
+    """Explicit list of procedural track seeds; replaces ``split`` (give one or the other)."""
+    lanes: int | None = None
+    """Number of lanes, all in the driving direction, 1..3; ``None`` = the kind's own (2); resolved on construction."""
+    lane_width_m: float | None = None
+    """Lane width, m; ``None`` = the kind's own (procedural 3.5 m, racetrack 5 m); resolved on construction."""
+    ego_lane: int | None = 0
+    """Lane the ego starts in and the expert keeps, 0 = rightmost; ``None`` = random at each reset."""
+
+    def __post_init__(self) -> None:
+        # ``None`` lanes / lane width resolve to the kind's own values
+        if self.lanes is None:
+            self.lanes = RACETRACK_LANES if self.kind == "racetrack" else 2
+        if self.lane_width_m is None:
+            self.lane_width_m = RACETRACK_LANE_WIDTH_M if self.kind == "racetrack" else 3.5
+
+    @property
+    def n_lanes(self) -> int:
+        """The lane count in effect."""
+        return self.lanes if self.lanes is not None else 2
+
+    def seed_list(self) -> list[int] | None:
+        """The procedural track seeds this spec draws from (``None`` for the racetrack)."""
+        if self.kind == "racetrack":
+            return None
+        if self.seeds is not None:
+            return list(self.seeds)
+        return list(TRAIN_SEEDS if self.split == "train" else TEST_SEEDS)
+
+    @property
+    def width_m(self) -> float:
+        """The lane width in effect, m."""
+        if self.lane_width_m is not None:
+            return float(self.lane_width_m)
+        return RACETRACK_LANE_WIDTH_M if self.kind == "racetrack" else 3.5
+
+
+@dataclasses.dataclass
+class TrafficSpec:
+    """Other vehicles on the road, as moving distractors (the ego can crash into them)."""
+
+    vehicles: int = 0
+    """How many other vehicles; they drive in the lanes other than the ego's (needs 2+ lanes)."""
+    speed_mps: float = 8.0
+    """Their cruise speed, m/s; each gets +-10 % and keeps its gap to the vehicle ahead (IDM)."""
+
+
+@dataclasses.dataclass
+class Scenario:
+    """Everything that defines an episode of ``drive/Drive-v0``."""
+
+    name: str = "default"
+    """Name of the scenario, stored with recorded datasets and evaluation reports."""
+    track: TrackSpec = dataclasses.field(default_factory=TrackSpec)
+    """The road."""
+    speed_mps: float = 10.0
+    """Ego speed, m/s, held constant (the policy only steers)."""
+    traffic: TrafficSpec = dataclasses.field(default_factory=TrafficSpec)
+    """Other vehicles."""
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    """The forward-facing camera that makes the observation."""
+    control_hz: float = 20.0
+    """Control (and camera) frequency, Hz: one ``step()`` lasts ``1/control_hz`` s."""
+    sim_hz: float = 40.0
+    """Simulation frequency, Hz; an integer multiple of ``control_hz``."""
+    duration_s: float = 60.0
+    """Episode length, s, after which the episode is truncated."""
+    seed: int = 0
+    """Seed of the first ``reset()`` when no seed is given."""
+    max_steer_rad: float = 0.35
+    """Front-wheel steering angle, rad, that a normalised steering of 1.0 stands for."""
+
+    @property
+    def substeps(self) -> int:
+        """Simulation steps per control step."""
+        return int(round(self.sim_hz / self.control_hz))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (YAML/JSON-safe) that ``from_dict`` reads back to an equal scenario."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, source: str = "<dict>") -> "Scenario":
+        """Build and validate a scenario; ``source`` names the file in error messages."""
+        d = {} if d is None else dict(d)
+        track = d.get("track")
+        if isinstance(track, dict) and track.get("seeds") is not None and "split" not in track:
+            d["track"] = {**track, "split": None}  # explicit seeds replace the default split
+        scenario = _build(cls, d, "", source)
+        _validate(scenario, source)
+        return scenario
+
+
+def scenario_path(name_or_path: str | os.PathLike) -> Path:
+    """A scenario file: an existing path, or the name of a shipped one (``train`` -> scenarios/train.yaml)."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    shipped = SCENARIOS_DIR / f"{p.name}.yaml" if p.suffix == "" else SCENARIOS_DIR / p.name
+    if len(p.parts) == 1 and shipped.exists():
+        return shipped
+    raise FileNotFoundError(f"{name_or_path}: no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})")
+
+
+def shipped_scenarios() -> list[str]:
+    """Names of the scenarios shipped under ``scenarios/``."""
+    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
+
+
+def load_scenario(path: str | os.PathLike) -> Scenario:
+    """Read a scenario YAML file (or a shipped scenario's name) into a validated ``Scenario``."""
+    p = scenario_path(path)
+    try:
+        d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{p}: invalid YAML: {exc}") from exc
+    if d is not None and not isinstance(d, dict):
+        raise ValueError(f"{p}: the top level must be a mapping of keys, got {type(d).__name__}")
+    return Scenario.from_dict(d, source=str(p))
+
+
+def as_scenario(scenario: "Scenario | str | os.PathLike | None") -> Scenario:
+    """A ``Scenario`` from a scenario, a path or shipped name, or ``None`` (the defaults)."""
+    if scenario is None:
+        return Scenario()
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, dict):
+        return Scenario.from_dict(scenario)
+    if isinstance(scenario, (str, os.PathLike)):
+        return load_scenario(scenario)
+    raise ValueError(f"scenario: expected a Scenario, a path or None, got {type(scenario).__name__}")
+
+
+# --- building and type checking ------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (int -> float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key, source)
+            except ValueError:
+                continue
+        raise ValueError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ValueError(f"{source}: {key}: expected a list, got {value!r}")
+        return [_convert(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"{source}: {key}: expected a mapping of keys, got {value!r}")
+        return _build(tp, value, key + ".", source)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{source}: {key}: must be a finite number, got {value!r}")
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ValueError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in d:
+        if k not in names:
+            raise ValueError(f"{source}: {prefix}{k}: unknown key (value {d[k]!r}); known keys: {', '.join(names)}")
+    kwargs = {k: _convert(v, hints[k], prefix + k, source) for k, v in d.items()}
+    return cls(**kwargs)
+
+
+def _validate(s: Scenario, source: str) -> None:
+    def bad(key: str, value: Any, why: str) -> None:
+        raise ValueError(f"{source}: {key}: {why}, got {value!r}")
+
+    t = s.track
+    if t.kind not in TRACK_KINDS:
+        bad("track.kind", t.kind, f"must be one of {', '.join(TRACK_KINDS)}")
+    if t.kind == "racetrack":
+        if t.seeds is not None:
+            bad("track.seeds", t.seeds, "racetrack is one fixed layout and takes no seeds")
+        if t.lanes is not None and t.lanes != RACETRACK_LANES:
+            bad("track.lanes", t.lanes, f"racetrack has {RACETRACK_LANES} lanes")
+        if t.lane_width_m is not None and t.lane_width_m != RACETRACK_LANE_WIDTH_M:
+            bad("track.lane_width_m", t.lane_width_m, f"racetrack lanes are {RACETRACK_LANE_WIDTH_M} m wide")
+    else:
+        if t.seeds is not None and t.split is not None:
+            bad("track.split", t.split, "give either track.split or track.seeds, not both (set split: null)")
+        if t.seeds is None and t.split is None:
+            bad("track.seeds", t.seeds, "a procedural track needs track.split or track.seeds")
+        if t.seeds is not None:
+            if len(t.seeds) == 0:
+                bad("track.seeds", t.seeds, "must list at least one seed")
+            for i, sd in enumerate(t.seeds):
+                if sd < 0:
+                    bad(f"track.seeds[{i}]", sd, "must be >= 0")
+    if t.split is not None and t.split not in SPLITS:
+        bad("track.split", t.split, f"must be one of {', '.join(SPLITS)}")
+    if t.lanes is not None and not 1 <= t.lanes <= 3:
+        bad("track.lanes", t.lanes, "must be 1, 2 or 3")
+    if t.lane_width_m is not None and not 2.5 <= t.lane_width_m <= 6.0:
+        bad("track.lane_width_m", t.lane_width_m, "must be between 2.5 and 6 m")
+    if t.ego_lane is not None and not 0 <= t.ego_lane < t.n_lanes:
+        bad("track.ego_lane", t.ego_lane, f"must be a lane index in 0..{t.n_lanes - 1} or null")
+    if not 0 < s.speed_mps <= MAX_SPEED_MPS:
+        bad("speed_mps", s.speed_mps, f"must be > 0 and <= {MAX_SPEED_MPS} m/s")
+    if s.traffic.vehicles < 0:
+        bad("traffic.vehicles", s.traffic.vehicles, "must be >= 0")
+    if s.traffic.vehicles > 0 and t.n_lanes < 2:
+        bad("traffic.vehicles", s.traffic.vehicles, "traffic drives in the lanes beside the ego's: needs track.lanes >= 2")
+    if s.traffic.vehicles > 40:
+        bad("traffic.vehicles", s.traffic.vehicles, "must be <= 40")
+    if not 0 < s.traffic.speed_mps <= MAX_SPEED_MPS:
+        bad("traffic.speed_mps", s.traffic.speed_mps, f"must be > 0 and <= {MAX_SPEED_MPS} m/s")
+    c = s.camera
+    if not 0.2 <= c.height_m <= 10:
+        bad("camera.height_m", c.height_m, "must be between 0.2 and 10 m")
+    half_vfov = math.atan((c.height / 2) / ((c.width / 2) / math.tan(math.radians(c.fov_deg) / 2))) if 0 < c.fov_deg < 180 else 0
+    if not 0 < c.fov_deg < 170:
+        bad("camera.fov_deg", c.fov_deg, "must be > 0 and < 170 deg")
+    if not -half_vfov < c.pitch_rad < math.pi / 2 - 0.05:
+        bad("camera.pitch_rad", c.pitch_rad, f"must keep the horizon below the image top (> {-half_vfov:.3f}) and be < {math.pi / 2 - 0.05:.3f} rad")
+    if not 8 <= c.width <= 2048:
+        bad("camera.width", c.width, "must be between 8 and 2048 pixels")
+    if not 8 <= c.height <= 2048:
+        bad("camera.height", c.height, "must be between 8 and 2048 pixels")
+    if not 0 < s.control_hz <= 1000:
+        bad("control_hz", s.control_hz, "must be > 0 and <= 1000 Hz")
+    if not 0 < s.sim_hz <= 10000:
+        bad("sim_hz", s.sim_hz, "must be > 0 and <= 10000 Hz")
+    ratio = s.sim_hz / s.control_hz
+    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:
+        bad("sim_hz", s.sim_hz, f"must be an integer multiple of control_hz ({s.control_hz})")
+    if not 0 < s.duration_s <= 24 * 3600:
+        bad("duration_s", s.duration_s, "must be > 0 and <= 86400 s")
+    if s.seed < 0:
+        bad("seed", s.seed, "must be >= 0")
+    if not 0 < s.max_steer_rad <= 1.0:
+        bad("max_steer_rad", s.max_steer_rad, "must be > 0 and <= 1.0 rad")
+    if not s.name:
+        bad("name", s.name, "must not be empty")

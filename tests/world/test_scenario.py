@@ -1,0 +1,73 @@
+"""Scenario files: shipped ones load, round-trip, and bad ones fail naming file, key and value."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from drive.world.scenario import Scenario, load_scenario, shipped_scenarios
+from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
+
+
+def test_shipped_scenarios_load_and_round_trip():
+    assert {"default", "train", "racetrack", "traffic"} <= set(shipped_scenarios())
+    for name in shipped_scenarios():
+        sc = load_scenario(name)
+        assert sc.name == name
+        assert Scenario.from_dict(sc.to_dict()) == sc
+        assert Scenario.from_dict(yaml.safe_load(yaml.safe_dump(sc.to_dict()))) == sc
+
+
+def test_default_file_matches_dataclass_defaults_and_uses_test_tracks():
+    assert load_scenario("default") == Scenario()
+    assert Scenario().track.seed_list() == list(TEST_SEEDS)
+    assert load_scenario("train").track.seed_list() == list(TRAIN_SEEDS)
+    assert not set(TRAIN_SEEDS) & set(TEST_SEEDS)
+    assert load_scenario("racetrack").track.seed_list() is None
+    traffic = load_scenario("traffic")
+    assert traffic.traffic.vehicles > 0 and traffic.track.n_lanes == 3
+
+
+def test_explicit_seeds_replace_split(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("track:\n  seeds: [3, 5]\n")
+    sc = load_scenario(p)
+    assert sc.track.seed_list() == [3, 5] and sc.track.split is None
+
+
+@pytest.mark.parametrize("text, key, value", [
+    ("speed_mps: 10\nspeeed: 3\n", "speeed", "3"),                       # unknown key
+    ("camera:\n  fov_deg: 80\n  zoom: 2\n", "camera.zoom", "2"),          # unknown nested key
+    ("camera:\n  fov_deg: wide\n", "camera.fov_deg", "'wide'"),          # wrong type
+    ("camera:\n  width: 200.5\n", "camera.width", "200.5"),              # float for an int
+    ("traffic:\n  vehicles: true\n", "traffic.vehicles", "True"),        # bool for an int
+    ("speed_mps: -3\n", "speed_mps", "-3.0"),                            # impossible value
+    ("control_hz: 20\nsim_hz: 30\n", "sim_hz", "30.0"),                  # not a multiple
+    ("track:\n  lanes: 0\n", "track.lanes", "0"),
+    ("track:\n  kind: spiral\n", "track.kind", "'spiral'"),
+    ("track:\n  ego_lane: 2\n  lanes: 2\n", "track.ego_lane", "2"),
+    ("track:\n  kind: racetrack\n  lanes: 3\n", "track.lanes", "3"),
+    ("track:\n  lanes: 1\ntraffic:\n  vehicles: 4\n", "traffic.vehicles", "4"),
+    ("track:\n  seeds: [1, -2]\n", "track.seeds[1]", "-2"),
+    ("camera:\n  fov_deg: .nan\n", "camera.fov_deg", "nan"),
+    ("track: 3\n", "track", "3"),
+])
+def test_bad_scenario_file_names_file_key_and_value(tmp_path, text, key, value):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ValueError) as exc:
+        load_scenario(p)
+    msg = str(exc.value)
+    assert str(p) in msg and f"{key}:" in msg and value in msg, msg
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_scenario(tmp_path / "nope.yaml")
+    p = tmp_path / "list.yaml"
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="list.yaml"):
+        load_scenario(p)
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(ValueError, match="invalid YAML"):
+        load_scenario(p)
