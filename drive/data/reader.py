@@ -1,0 +1,178 @@
+"""Read a dataset in the layout of :mod:`drive.data.layout`: its info, its per-frame table, its video frames.
+
+Only complete episodes (those whose ``meta/episodes`` file exists) are read. Frames come back as RGB
+uint8 arrays of shape (H, W, 3); OpenCV decodes BGR, and the conversion happens here, at the video
+boundary. Every error names the file it is about.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from drive.data import layout
+from drive.data.layout import DatasetInfo
+
+
+def decode_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """Decode a video into an RGB uint8 array (N, H, W, 3), reading at most ``max_frames`` frames.
+
+    Raises FileNotFoundError when the file is missing and ValueError when OpenCV cannot open it or it
+    holds no frame.
+    """
+    return np.stack(list(iter_video(path, max_frames=max_frames)), axis=0)
+
+
+def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one by one, RGB uint8 (H, W, 3). See :func:`decode_video`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: video not found")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"{path}: unreadable video (OpenCV cannot open it)")
+        n = 0
+        while max_frames is None or n < max_frames:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if n == 0:
+            raise ValueError(f"{path}: unreadable video (no frame could be decoded)")
+    finally:
+        cap.release()
+
+
+def video_fps(path: str | Path) -> float:
+    """Frame rate stored in a video's header, Hz (0.0 when the container does not say)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: video not found")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"{path}: unreadable video (OpenCV cannot open it)")
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+    finally:
+        cap.release()
+    return fps if math.isfinite(fps) and fps > 0 else 0.0
+
+
+class DatasetReader:
+    """A dataset folder: ``info`` (:class:`DatasetInfo`), ``episodes`` (complete episode indices),
+    per-episode tables and frames.
+
+    >>> reader = DatasetReader("data/train")            # doctest: +SKIP
+    >>> table = reader.frames_table()                   # all complete episodes, one row per frame
+    >>> frames = reader.read_frames(reader.episodes[0])  # (N, H, W, 3) uint8 RGB
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: dataset folder not found")
+        self.info: DatasetInfo = layout.read_info(self.root)
+        self.episodes: list[int] = layout.complete_episodes(self.root)
+        self._tables: dict[int, pd.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        return f"DatasetReader({str(self.root)!r}, episodes={len(self.episodes)}, fps={self.info.fps})"
+
+    def episode_table(self, episode: int) -> pd.DataFrame:
+        """The per-frame table of one episode, sorted by frame index and checked.
+
+        Checks: the file exists, the required columns are there, frame indices run 0..N-1, the steering
+        label and timestamps are finite.
+        """
+        if episode in self._tables:
+            return self._tables[episode]
+        path = layout.data_path(self.root, episode)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: per-frame table of episode {episode} not found")
+        try:
+            table = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise ValueError(f"{path}: unreadable parquet file: {exc}") from exc
+        missing = [c for c in layout.REQUIRED_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}")
+        table = table.sort_values(layout.FRAME_INDEX, kind="stable").reset_index(drop=True)
+        if len(table) == 0:
+            raise ValueError(f"{path}: episode {episode} has no rows")
+        if (table[layout.EPISODE_INDEX] != episode).any():
+            bad = table.loc[table[layout.EPISODE_INDEX] != episode, layout.EPISODE_INDEX].iloc[0]
+            raise ValueError(f"{path}: column {layout.EPISODE_INDEX!r} holds {bad}, expected {episode}")
+        frame_index = table[layout.FRAME_INDEX].to_numpy()
+        if not np.array_equal(frame_index, np.arange(len(table))):
+            first = int(np.nonzero(frame_index != np.arange(len(table)))[0][0])
+            raise ValueError(
+                f"{path}: column {layout.FRAME_INDEX!r} must run 0..{len(table) - 1}; "
+                f"row {first} holds {frame_index[first]}"
+            )
+        for column in (layout.STEERING_LABEL, layout.TIMESTAMP):
+            values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+            bad = np.nonzero(~np.isfinite(values))[0]
+            if len(bad):
+                row = int(bad[0])
+                raise ValueError(
+                    f"{path}: column {column!r} is not a finite number at frame {row} "
+                    f"(value {table[column].iloc[row]!r}); {len(bad)} bad row(s)"
+                )
+        self._tables[episode] = table
+        return table
+
+    def episode_length(self, episode: int) -> int:
+        """Number of frames (table rows) of an episode."""
+        return len(self.episode_table(episode))
+
+    def episode_meta(self, episode: int) -> dict:
+        """The row of ``meta/episodes/…/file-NNN.parquet`` of an episode, as a dict (columns vary by source)."""
+        path = layout.episode_meta_path(self.root, episode)
+        try:
+            rows = pd.read_parquet(path).to_dict("records")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: episode {episode} has no meta file") from None
+        except Exception as exc:
+            raise ValueError(f"{path}: unreadable parquet file: {exc}") from exc
+        if len(rows) != 1:
+            raise ValueError(f"{path}: expected one row, found {len(rows)}")
+        return rows[0]
+
+    def frames_table(self, episodes: list[int] | None = None) -> pd.DataFrame:
+        """The per-frame tables of the given (default: all complete) episodes, concatenated in order."""
+        episodes = self.episodes if episodes is None else episodes
+        if not episodes:
+            raise ValueError(f"{self.root}: dataset has no complete episode")
+        return pd.concat([self.episode_table(e) for e in episodes], ignore_index=True)
+
+    def video_path(self, episode: int) -> Path:
+        return layout.video_path(self.root, episode)
+
+    def read_frames(self, episode: int) -> np.ndarray:
+        """All frames of an episode, RGB uint8 (N, H, W, 3), N = the number of table rows.
+
+        A video with more frames than its table is cut to the table; one with fewer, or of another size
+        than ``meta/info.json`` says, is an error naming the video.
+        """
+        n = self.episode_length(episode)
+        path = self.video_path(episode)
+        frames = decode_video(path, max_frames=n)
+        if len(frames) < n:
+            raise ValueError(
+                f"{path}: video has {len(frames)} frame(s) but its table "
+                f"{layout.data_path(self.root, episode)} has {n} row(s)"
+            )
+        expected = (self.info.image_height, self.info.image_width)
+        if frames.shape[1:3] != expected:
+            raise ValueError(
+                f"{path}: frames are {frames.shape[1]}x{frames.shape[2]} (HxW) but "
+                f"{layout.info_path(self.root)} says {expected[0]}x{expected[1]}"
+            )
+        return frames

@@ -1,0 +1,226 @@
+"""Training sequences: a frame cache, a train/validation split by episode, and windows of T frames.
+
+* :class:`FrameCache` decodes every complete episode's video once into one memory-mapped uint8 file,
+  ``DIR/cache/frames.u8`` (shape (N, H, W, 3), RGB, episodes back to back), described by
+  ``DIR/cache/frames.json`` (shape, and for each episode its index, length, offset and the size and
+  modification time of its video and table). The cache is rebuilt when that list changes (an episode
+  added, removed or rewritten); otherwise later epochs and later runs never decode video again.
+* :func:`split_segments` splits by episode, deterministically from a seed. A dataset with a single
+  episode is split by time instead: its first ``1 - val_fraction`` of frames train, the rest validate.
+  Episodes whose meta row has ``split == "train"`` (DAgger's on-policy episodes) always train and take
+  no part in the draw, so adding them leaves the validation set unchanged.
+* :class:`SequenceDataset` serves windows of ``seq_len`` frames (16 by default, as in the NCP paper)
+  that never cross an episode (or segment) boundary, as (frames uint8 (T, H, W, 3), steering (T,),
+  dt_s (T,)); :meth:`SequenceDataset.get_batch` gathers a whole batch with one numpy fancy-index of
+  the memory map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from drive.data import layout
+from drive.data.reader import DatasetReader
+from drive.io import atomic_path, atomic_write_json
+
+CACHE_VERSION = 1
+FRAMES_FILE = "frames.u8"
+META_FILE = "frames.json"
+
+
+def _episode_stamp(root: Path, episode: int, length: int, offset: int) -> dict:
+    video = layout.video_path(root, episode)
+    table = layout.data_path(root, episode)
+    vs, ts = video.stat(), table.stat()
+    return {"index": episode, "length": length, "offset": offset,
+            "video_bytes": vs.st_size, "video_mtime_ns": vs.st_mtime_ns,
+            "table_bytes": ts.st_size, "table_mtime_ns": ts.st_mtime_ns}
+
+
+class FrameCache:
+    """All frames of a dataset's complete episodes in one memory-mapped uint8 array, plus their labels.
+
+    Attributes: ``frames`` (N, H, W, 3) uint8 memmap (RGB); ``steering`` (N,) float32 normalised label;
+    ``timestamps_s`` (N,) float32; ``dt_s`` (N,) float32 time since the previous frame of the same
+    episode (the nominal frame period ``1/fps`` for an episode's first frame); ``episodes``; ``offsets``
+    and ``lengths`` (episode -> first row, number of rows); ``built`` (whether this call decoded video).
+    """
+
+    def __init__(self, root: str | Path, cache_dir: str | Path | None = None, build: bool = True,
+                 progress: bool = True):
+        self.root = Path(root)
+        self.reader = DatasetReader(self.root)
+        self.info = self.reader.info
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / "cache"
+        self.episodes = list(self.reader.episodes)
+        if not self.episodes:
+            raise ValueError(f"{self.root}: dataset has no complete episode")
+        table = self.reader.frames_table(self.episodes)
+        self.lengths = {e: self.reader.episode_length(e) for e in self.episodes}
+        offsets, o = {}, 0
+        for e in self.episodes:
+            offsets[e] = o
+            o += self.lengths[e]
+        self.offsets = offsets
+        self.num_frames = o
+        self.shape = (o, self.info.image_height, self.info.image_width, 3)
+        self.steering = table[layout.STEERING_LABEL].to_numpy(dtype=np.float32)
+        self.timestamps_s = table[layout.TIMESTAMP].to_numpy(dtype=np.float32)
+        self.dt_s = self._dt(table)
+        self.train_only = [e for e in self.episodes if self.reader.episode_meta(e).get("split") == "train"]
+        self.built = False
+        expected = self._describe()
+        if not self._valid(expected):
+            if not build:
+                raise FileNotFoundError(f"{self.cache_dir / META_FILE}: frame cache missing or stale")
+            self._build(expected, progress)
+            self.built = True
+        self.frames = np.memmap(self.cache_dir / FRAMES_FILE, dtype=np.uint8, mode="r", shape=self.shape)
+
+    def _dt(self, table) -> np.ndarray:
+        dt = np.empty(self.num_frames, dtype=np.float32)
+        nominal = 1.0 / self.info.fps
+        for e in self.episodes:
+            o, n = self.offsets[e], self.lengths[e]
+            t = self.timestamps_s[o:o + n].astype(np.float64)
+            d = np.diff(t)
+            if len(d) and d.min() <= 0:
+                k = int(np.argmin(d)) + 1
+                raise ValueError(f"{layout.data_path(self.root, e)}: column {layout.TIMESTAMP!r} does not increase "
+                                 f"at frame {k} ({t[k - 1]} then {t[k]})")
+            dt[o] = nominal
+            dt[o + 1:o + n] = d
+        return dt
+
+    def _describe(self) -> dict:
+        return {"version": CACHE_VERSION, "file": FRAMES_FILE, "dtype": "uint8", "shape": list(self.shape),
+                "episodes": [_episode_stamp(self.root, e, self.lengths[e], self.offsets[e]) for e in self.episodes]}
+
+    def _valid(self, expected: dict) -> bool:
+        meta, data = self.cache_dir / META_FILE, self.cache_dir / FRAMES_FILE
+        if not (meta.is_file() and data.is_file()):
+            return False
+        try:
+            found = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            return False
+        return found == expected and data.stat().st_size == math.prod(self.shape)
+
+    def _build(self, description: dict, progress: bool) -> None:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.cache_dir / FRAMES_FILE) as tmp:
+            out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=self.shape)
+            with tqdm(total=self.num_frames, desc="cache frames", unit="frame", disable=not progress) as bar:
+                for e in self.episodes:
+                    o, n = self.offsets[e], self.lengths[e]
+                    out[o:o + n] = self.reader.read_frames(e)
+                    bar.update(n)
+            out.flush()
+            del out
+        atomic_write_json(self.cache_dir / META_FILE, description)  # written last: marks the cache complete
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A run of consecutive frames of one episode: frames ``start`` .. ``stop - 1``."""
+
+    episode: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def split_segments(lengths: dict[int, int], val_fraction: float, seed: int,
+                   train_only=()) -> tuple[list[Segment], list[Segment]]:
+    """Split episodes into (train, validation) segments.
+
+    Only episodes not in ``train_only`` can validate. Two or more of them: a seeded permutation picks
+    ``round(val_fraction * n)`` validation episodes, at least one and at most n - 1 when
+    ``val_fraction > 0``. Exactly one: split by time, its last ``ceil(val_fraction * length)`` frames
+    validate. ``val_fraction == 0``: everything trains.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    episodes = sorted(lengths)
+    if not episodes:
+        raise ValueError("no episode to split")
+    whole = {e: Segment(e, 0, lengths[e]) for e in episodes}
+    forced = set(train_only)
+    eligible = [e for e in episodes if e not in forced]
+    if val_fraction == 0.0 or not eligible:
+        return [whole[e] for e in episodes], []
+    if len(eligible) == 1:
+        e = eligible[0]
+        n_val = math.ceil(val_fraction * lengths[e])
+        if n_val >= lengths[e]:
+            raise ValueError(f"episode {e} has {lengths[e]} frame(s): too short to split by time")
+        cut = lengths[e] - n_val
+        train = [Segment(e, 0, cut) if x == e else whole[x] for x in episodes]
+        return train, [Segment(e, cut, lengths[e])]
+    n_val = min(max(1, round(val_fraction * len(eligible))), len(eligible) - 1)
+    order = np.random.default_rng(seed).permutation(len(eligible))
+    val = sorted(eligible[i] for i in order[:n_val])
+    return [whole[e] for e in episodes if e not in val], [whole[e] for e in val]
+
+
+def window_starts(segments: list[Segment], offsets: dict[int, int], seq_len: int, stride: int) -> np.ndarray:
+    """Global start rows (into the cache) of the windows of ``seq_len`` frames inside each segment.
+
+    Windows start every ``stride`` frames; when the last one stops short of the segment's end, one more
+    window ending exactly at the end is added, so every frame of a segment at least ``seq_len`` long is
+    covered. Segments shorter than ``seq_len`` give no window.
+    """
+    if seq_len < 1 or stride < 1:
+        raise ValueError(f"sequence length and stride must be >= 1, got {seq_len} and {stride}")
+    out = []
+    for s in segments:
+        if len(s) < seq_len:
+            continue
+        starts = list(range(s.start, s.stop - seq_len + 1, stride))
+        if starts[-1] + seq_len < s.stop:
+            starts.append(s.stop - seq_len)
+        out.append(np.asarray(starts, dtype=np.int64) + offsets[s.episode])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Windows of ``seq_len`` consecutive frames inside the given segments of a :class:`FrameCache`.
+
+    ``dataset[i]`` is (frames uint8 (T, H, W, 3), steering float32 (T,), dt_s float32 (T,)), where dt_s
+    is the time since the previous frame, s. :meth:`get_batch` does the same for many windows at once.
+    """
+
+    def __init__(self, cache: FrameCache, segments: list[Segment], seq_len: int = 16, stride: int | None = None):
+        self.cache = cache
+        self.segments = list(segments)
+        self.seq_len = int(seq_len)
+        self.stride = int(stride or seq_len)
+        self.starts = window_starts(self.segments, cache.offsets, self.seq_len, self.stride)
+        self._steps = np.arange(self.seq_len, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def rows(self, indices) -> np.ndarray:
+        """Cache rows (B, T) of the windows ``indices``."""
+        return self.starts[np.asarray(indices, dtype=np.int64)][:, None] + self._steps
+
+    def get_batch(self, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(frames uint8 (B, T, H, W, 3), steering (B, T), dt_s (B, T)) for the windows ``indices``."""
+        rows = self.rows(indices)
+        c = self.cache
+        return (torch.from_numpy(np.ascontiguousarray(c.frames[rows])), torch.from_numpy(c.steering[rows]),
+                torch.from_numpy(c.dt_s[rows]))
+
+    def __getitem__(self, i: int):
+        frames, steering, dt = self.get_batch([i])
+        return frames[0], steering[0], dt[0]

@@ -1,0 +1,198 @@
+"""Checkpoints: a folder of JSON and safetensors files (never pickle), every file written atomically.
+
+Layout::
+
+    CKPT/
+      config.json                  what to rebuild and where it came from (see below)
+      model.safetensors            the weights (the best by validation loss, when training)
+      train_state/                 for ``drive train --resume`` only
+        model.safetensors          the latest weights (end of the last finished epoch)
+        optimizer.safetensors      the optimiser's tensors; its hyper-parameters as JSON in the metadata
+        state.json                 epoch, global step, losses so far, best validation loss, seed
+
+``config.json`` holds ``format``/``format_version``, ``code_version`` (``drive.__version__``), ``model``,
+``policy`` (:attr:`DrivingPolicy.config`: model name, head config, controller config with its
+wiring, normalisation, ``frame_period_s``, ``max_steer_rad``, image size) and whatever the caller adds
+(training: ``data`` provenance, ``training`` config, ``metrics``).
+
+:func:`load_policy` rebuilds the policy from ``config.json`` and refuses weights that do not fit it,
+naming the file, the tensor, and the expected and found shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+import drive
+from drive.io import atomic_path, atomic_write_json
+from drive.policy.model import DrivingPolicy, policy_from_config
+
+FORMAT = "drive-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAIN_STATE_DIR = "train_state"
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def save_weights(policy: torch.nn.Module, path: str | Path) -> None:
+    """Write a module's state dict as safetensors, atomically."""
+    _save_tensors(Path(path), dict(policy.state_dict()))
+
+
+def checkpoint_config(policy: DrivingPolicy, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "code_version": drive.__version__,
+              "model": policy.model_name, "policy": policy.config}
+    for key, value in (extra or {}).items():
+        if key in ("format", "format_version", "policy"):
+            raise ValueError(f"save_checkpoint: extra key {key!r} is reserved")
+        config[key] = value
+    return config
+
+
+def save_checkpoint(policy: DrivingPolicy, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` into the folder ``path`` (created if needed)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = checkpoint_config(policy, extra)
+    save_weights(policy, path / WEIGHTS_FILE)
+    atomic_write_json(path / CONFIG_FILE, config)
+    return path
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint folder, checked for its format."""
+    file = Path(path) / CONFIG_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: not a checkpoint (no {CONFIG_FILE})")
+    try:
+        config = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}: invalid JSON: {exc}") from exc
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{file}: field 'format' is {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{file}: field 'format_version' is {config.get('format_version')!r}, "
+                         f"this code reads {FORMAT_VERSION}")
+    if "policy" not in config:
+        raise ValueError(f"{file}: missing field 'policy'")
+    return config
+
+
+def load_weights_into(module: torch.nn.Module, file: str | Path, config_file: str | Path | None = None) -> None:
+    """Load safetensors weights into ``module``, refusing missing or unexpected tensors and shape mismatches."""
+    file = Path(file)
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: weights not found")
+    try:
+        tensors = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error type for a corrupt header
+        raise ValueError(f"{file}: unreadable safetensors file: {exc}") from exc
+    expected = module.state_dict()
+    where = f"the config {config_file}" if config_file else "the model"
+    missing = [k for k in expected if k not in tensors]
+    if missing:
+        raise ValueError(f"{file}: missing tensor {missing[0]!r} that {where} expects, shape "
+                         f"{tuple(expected[missing[0]].shape)} ({len(missing)} missing in all)")
+    unexpected = [k for k in tensors if k not in expected]
+    if unexpected:
+        raise ValueError(f"{file}: unexpected tensor {unexpected[0]!r}, shape {tuple(tensors[unexpected[0]].shape)}, "
+                         f"that {where} does not have ({len(unexpected)} unexpected in all)")
+    for name, value in expected.items():
+        if tuple(tensors[name].shape) != tuple(value.shape):
+            raise ValueError(f"{file}: tensor {name!r} has shape {tuple(tensors[name].shape)} but {where} "
+                             f"expects {tuple(value.shape)}")
+    module.load_state_dict(tensors, strict=True)
+
+
+def load_policy(path: str | Path, weights: str | Path | None = None, map_location: str | torch.device = "cpu") -> DrivingPolicy:
+    """Rebuild the policy of a checkpoint folder and load its weights (``model.safetensors`` by default)."""
+    path = Path(path)
+    config = read_config(path)
+    try:
+        policy = policy_from_config(config["policy"])
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{path / CONFIG_FILE}: field 'policy' cannot be built: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path / CONFIG_FILE}: {exc}") from exc
+    load_weights_into(policy, path / WEIGHTS_FILE if weights is None else weights, path / CONFIG_FILE)
+    return policy.to(map_location).eval()
+
+
+# ------------------------------------------------------------------------------------------ train state
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Flatten an optimiser's state into tensors ``state.{param}.{key}`` and a JSON-able description."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                           meta: dict[str, Any], where: str) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, values in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(values)
+    groups = meta["param_groups"]
+    for g in groups:
+        if "betas" in g and isinstance(g["betas"], list):
+            g["betas"] = tuple(g["betas"])
+    current = optimizer.state_dict()["param_groups"]
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in current]:
+        raise ValueError(f"{where}: optimiser parameter groups {[len(g['params']) for g in groups]} do not match "
+                         f"the model's {[len(g['params']) for g in current]}")
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     state: dict[str, Any]) -> None:
+    """Write ``train_state/`` (latest weights, optimiser, progress) atomically, file by file; state.json last."""
+    folder = Path(path) / TRAIN_STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(policy, folder / WEIGHTS_FILE)
+    tensors, meta = optimizer_tensors(optimizer)
+    _save_tensors(folder / "optimizer.safetensors", tensors, metadata={"optimizer": json.dumps(meta)})
+    atomic_write_json(folder / "state.json", state)
+
+
+def load_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore the latest weights and optimiser from ``train_state/``; returns the progress dict."""
+    folder = Path(path) / TRAIN_STATE_DIR
+    state_file = folder / "state.json"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{state_file}: nothing to resume (no training state)")
+    state = json.loads(state_file.read_text())
+    load_weights_into(policy, folder / WEIGHTS_FILE, Path(path) / CONFIG_FILE)
+    opt_file = folder / "optimizer.safetensors"
+    if not opt_file.is_file():
+        raise FileNotFoundError(f"{opt_file}: optimiser state not found")
+    with safe_open(str(opt_file), "pt") as fh:
+        meta = json.loads((fh.metadata() or {}).get("optimizer", "null") or "null")
+    if meta is None:
+        raise ValueError(f"{opt_file}: no 'optimizer' metadata")
+    load_optimizer_tensors(optimizer, load_file(str(opt_file)), meta, str(opt_file))
+    return state

@@ -1,0 +1,156 @@
+"""Perception: the convolutional front ends that turn camera frames into features (or steering).
+
+* :class:`ConvHead` is the NCP paper's conv head (Lechner et al., Nature MI 2020): five convolutions
+  (24@5x5/2, 36@5x5/2, 48@3x3/2, 64@3x3/1, 8@3x3/1, each followed by a ReLU, padded so each output is
+  ceil(input / stride)), then one linear layer per feature map: each of the 8 maps is flattened and
+  mapped by its own linear layer to 4 features, 32 features in all. At 78x200 the maps are 10x25 and
+  the head has 79,420 parameters.
+* :class:`PilotNet` is NVIDIA's PilotNet (Bojarski et al., 2016), the paper's feed-forward "CNN"
+  baseline: five unpadded convolutions (24@5x5/2, 36@5x5/2, 48@5x5/2, 64@3x3, 64@3x3, ReLU) and dense
+  layers 100-50-10-1 straight to steering.
+
+Both split into ``convs`` (an ``nn.Sequential`` whose ReLU outputs saliency code can hook) and
+``tail(maps)``, the dense part. Both take images as float tensors (N, 3, H, W) of pixel values in [0, 255] (a channels-last view of
+RGB uint8 frames is fine) and standardise each image by its own statistics first:
+``(x - mean) / max(std, 1 / sqrt(3*H*W))`` over all its pixels and channels (as TensorFlow's
+``per_image_standardization``), which removes global brightness and contrast changes.
+
+``MODEL_NAMES`` lists the models of the registry: the recurrent controllers of
+:mod:`drive.core.controllers` behind a :class:`ConvHead`, and ``cnn`` = :class:`PilotNet` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+CONTROLLER_MODELS = ("ncp19", "lstm", "gru", "ctrnn", "cfc", "feedforward")
+MODEL_NAMES = CONTROLLER_MODELS + ("cnn",)
+
+
+def standardize_images(x: torch.Tensor) -> torch.Tensor:
+    """Standardise each image of (N, C, H, W) by its own mean and std (floored at 1/sqrt(C*H*W))."""
+    x = x.float()
+    n = x.shape[1] * x.shape[2] * x.shape[3]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(1.0 / math.sqrt(n))
+    return (x - mean) / std
+
+
+class ChannelwiseLinear(nn.Module):
+    """One linear layer per channel: (N, C, L) -> (N, C, out), weight (C, L, out), bias (C, out)."""
+
+    def __init__(self, channels: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(channels, out_features))
+        bound = 1.0 / math.sqrt(in_features)  # as nn.Linear's default initialisation
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (C, N, L) @ (C, L, out) -> (C, N, out): one batched matrix product for all channels
+        return torch.bmm(x.transpose(0, 1), self.weight).transpose(0, 1) + self.bias
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class ConvHead(nn.Module):
+    """The NCP paper's conv head: image (N, 3, H, W) in [0, 255] -> features (N, channels[-1] * features_per_channel)."""
+
+    def __init__(self, image_height: int = 78, image_width: int = 200,
+                 channels: tuple[int, ...] = (24, 36, 48, 64, 8), kernels: tuple[int, ...] = (5, 5, 3, 3, 3),
+                 strides: tuple[int, ...] = (2, 2, 2, 1, 1), features_per_channel: int = 4):
+        super().__init__()
+        if not (len(channels) == len(kernels) == len(strides)):
+            raise ValueError(f"ConvHead: channels, kernels and strides differ in length: {channels}, {kernels}, {strides}")
+        layers: list[nn.Module] = []
+        c_in, h, w = 3, image_height, image_width
+        for c, k, s in zip(channels, kernels, strides):
+            layers += [nn.Conv2d(c_in, c, k, stride=s, padding=k // 2), nn.ReLU()]
+            c_in, h, w = c, _conv_out(h, k, s, k // 2), _conv_out(w, k, s, k // 2)
+        if h < 1 or w < 1:
+            raise ValueError(f"ConvHead: image {image_height}x{image_width} is too small for the conv stack")
+        self.convs = nn.Sequential(*layers)
+        self.map_size = (h, w)
+        self.linear = ChannelwiseLinear(c_in, h * w, features_per_channel)
+        self.out_features = c_in * features_per_channel
+        self.config: dict[str, Any] = {
+            "kind": "conv_head", "image_height": image_height, "image_width": image_width,
+            "channels": list(channels), "kernels": list(kernels), "strides": list(strides),
+            "features_per_channel": features_per_channel,
+        }
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.convs(standardize_images(images)))
+
+    def tail(self, maps: torch.Tensor) -> torch.Tensor:
+        """Feature maps (N, C, h, w) -> features (N, C * features_per_channel)."""
+        return self.linear(maps.flatten(2)).flatten(1)
+
+
+class PilotNet(nn.Module):
+    """NVIDIA's PilotNet: image (N, 3, H, W) in [0, 255] -> steering (N, 1)."""
+
+    def __init__(self, image_height: int = 78, image_width: int = 200,
+                 channels: tuple[int, ...] = (24, 36, 48, 64, 64), kernels: tuple[int, ...] = (5, 5, 5, 3, 3),
+                 strides: tuple[int, ...] = (2, 2, 2, 1, 1), dense: tuple[int, ...] = (100, 50, 10)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, h, w = 3, image_height, image_width
+        for c, k, s in zip(channels, kernels, strides):
+            layers += [nn.Conv2d(c_in, c, k, stride=s), nn.ReLU()]
+            c_in, h, w = c, _conv_out(h, k, s, 0), _conv_out(w, k, s, 0)
+        if h < 1 or w < 1:
+            raise ValueError(f"PilotNet: image {image_height}x{image_width} is too small for the conv stack")
+        self.convs = nn.Sequential(*layers)
+        fc: list[nn.Module] = []
+        n_in = c_in * h * w
+        for n in dense:
+            fc += [nn.Linear(n_in, n), nn.ReLU()]
+            n_in = n
+        fc.append(nn.Linear(n_in, 1))
+        self.dense = nn.Sequential(*fc)
+        self.out_features = 1
+        self.config: dict[str, Any] = {
+            "kind": "pilotnet", "image_height": image_height, "image_width": image_width,
+            "channels": list(channels), "kernels": list(kernels), "strides": list(strides), "dense": list(dense),
+        }
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.convs(standardize_images(images)))
+
+    def tail(self, maps: torch.Tensor) -> torch.Tensor:
+        """Feature maps (N, C, h, w) -> steering (N, 1)."""
+        return self.dense(maps.flatten(1))
+
+
+HEADS = {"conv_head": ConvHead, "pilotnet": PilotNet}
+
+
+def head_from_config(config: dict[str, Any]) -> nn.Module:
+    """Rebuild a head from its ``config`` dict (as saved in a checkpoint)."""
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind not in HEADS:
+        raise ValueError(f"head config: unknown kind {kind!r} (known: {sorted(HEADS)})")
+    for key in ("channels", "kernels", "strides", "dense"):
+        if key in config:
+            config[key] = tuple(config[key])
+    try:
+        return HEADS[kind](**config)
+    except TypeError as exc:
+        raise ValueError(f"head config for {kind!r}: {exc}") from exc
+
+
+def build_head(model: str, image_height: int = 78, image_width: int = 200, **overrides) -> nn.Module:
+    """The perception of a registry model: :class:`PilotNet` for ``cnn``, :class:`ConvHead` for the others."""
+    if model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODEL_NAMES)})")
+    cls = PilotNet if model == "cnn" else ConvHead
+    return cls(image_height=image_height, image_width=image_width, **overrides)

@@ -1,0 +1,161 @@
+"""`TrainConfig`: every knob of `drive train`, one dataclass field each, with its docstring as the ``--help`` text.
+
+The command-line flags are generated from the fields (``batch_size`` -> ``--batch-size``; booleans
+that default to true get a ``--no-...`` flag), so the dataclass is the single place to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+from typing import Any
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    data: str = ""
+    """Dataset folder (layout of drive.data.layout) to learn from."""
+    model: str = "ncp19"
+    """Model: ncp19, lstm, gru, ctrnn, cfc, feedforward (conv head + controller) or cnn (PilotNet)."""
+    out: str = ""
+    """Checkpoint folder to write (config.json, model.safetensors, train_state/, tensorboard/, figures/)."""
+    epochs: int = 10
+    """Number of passes over the training windows."""
+    batch_size: int = 16
+    """Global batch, in sequences; under torchrun each of N processes takes batch_size / N of them."""
+    seq_len: int = 16
+    """Frames per training sequence (16 in the NCP paper); gradients flow through all of them (BPTT)."""
+    stride: int = 0
+    """Frames between the starts of consecutive windows of an episode; 0 means seq_len (no overlap)."""
+    lr_head: float = 5e-4
+    """Learning rate of the perception head (AdamW)."""
+    lr_controller: float = 5e-3
+    """Learning rate of the controller (AdamW); the ODE parameters of the LTC like a larger one."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay, for both parameter groups."""
+    grad_clip: float = 1.0
+    """Largest global L2 norm of the gradient before a step; 0 disables clipping."""
+    alpha: float = 2.0
+    """Loss weighting: each sample's squared error is weighted by exp(alpha * |label|) (NCP paper), so rare
+    sharp steering counts more; 2.0 weights full lock 7.4 times a straight-ahead frame; 0 = plain MSE."""
+    seed: int = 0
+    """Seed of everything random: initialisation, the split, the window order, augmentation."""
+    val_fraction: float = 0.2
+    """Share of the episodes kept for validation (one-episode datasets: share of its last frames)."""
+    augment: bool = True
+    """Photometric (brightness, contrast, saturation, hue) and shadow augmentation, the same for every
+    frame of a sequence."""
+    brightness: float = 0.3
+    """Brightness factor drawn from [1 - brightness, 1 + brightness]."""
+    contrast: float = 0.3
+    """Contrast factor drawn from [1 - contrast, 1 + contrast]."""
+    saturation: float = 0.3
+    """Saturation factor drawn from [1 - saturation, 1 + saturation]."""
+    hue: float = 0.0
+    """Hue shift drawn from [-hue, hue], in turns of the colour wheel (at most 0.5). Off by default: torchvision's
+    HSV round trip costs about 0.6 ms per 78x200 frame on CPU, over a tenth of a training step; 0.05 is a good value."""
+    shadow_prob: float = 0.5
+    """Probability that a sequence gets a shadow: a random dark quadrilateral spanning the image's height."""
+    shadow_darkness: float = 0.6
+    """Shadowed pixels are multiplied by a factor drawn from [1 - shadow_darkness, 0.9]."""
+    solver: str = ""
+    """Controller ODE solver passed to the controller (empty: the controller's default)."""
+    adjoint: bool = False
+    """Backpropagate through the ODE solver with the adjoint method (constant memory), if the controller can."""
+    resume: bool = False
+    """Continue from OUT/train_state (latest weights, optimiser, epoch and step)."""
+    max_steps: int = 0
+    """Stop after this many optimiser steps in all (0: no limit); for tests and quick checks."""
+    workers: int = 0
+    """Background processes that gather batches from the frame cache (0: in the training process)."""
+    logdir: str = ""
+    """TensorBoard folder (empty: OUT/tensorboard)."""
+    cache_dir: str = ""
+    """Frame cache folder (empty: DATA/cache)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto (CUDA when there is a GPU)."""
+    threads: int = 0
+    """torch CPU threads per process (0: torch's default)."""
+    progress: bool = True
+    """Show progress bars."""
+    dagger_rounds: int = 0
+    """DAgger rounds after the first training: the policy drives, the expert labels, the data grows, retrain."""
+    scenario: str = ""
+    """Scenario YAML to drive in for DAgger rounds."""
+    dagger_episodes: int = 2
+    """Episodes driven by the policy per DAgger round."""
+    dagger_epochs: int = 2
+    """Training epochs after each DAgger round."""
+    dagger_duration_s: float = 0.0
+    """Length of each DAgger episode, s (0: the scenario's own)."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        def need(ok: bool, flag: str, value: Any, what: str) -> None:
+            if not ok:
+                raise ValueError(f"--{flag} {value!r}: {what}")
+        need(bool(self.data), "data", self.data, "is required")
+        need(bool(self.out), "out", self.out, "is required")
+        need(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        need(self.batch_size >= 1, "batch-size", self.batch_size, "must be >= 1")
+        need(self.seq_len >= 1, "seq-len", self.seq_len, "must be >= 1")
+        need(self.stride >= 0, "stride", self.stride, "must be >= 0")
+        need(self.lr_head > 0, "lr-head", self.lr_head, "must be > 0")
+        need(self.lr_controller > 0, "lr-controller", self.lr_controller, "must be > 0")
+        need(self.grad_clip >= 0, "grad-clip", self.grad_clip, "must be >= 0")
+        need(self.alpha >= 0, "alpha", self.alpha, "must be >= 0")
+        need(0 <= self.val_fraction < 1, "val-fraction", self.val_fraction, "must be in [0, 1)")
+        need(self.max_steps >= 0, "max-steps", self.max_steps, "must be >= 0")
+        need(self.workers >= 0, "workers", self.workers, "must be >= 0")
+        need(0 <= self.hue <= 0.5, "hue", self.hue, "must be in [0, 0.5]")
+        for flag in ("brightness", "contrast", "saturation"):
+            need(0 <= getattr(self, flag) < 1, flag, getattr(self, flag), "must be in [0, 1)")
+        need(0 <= self.shadow_prob <= 1, "shadow-prob", self.shadow_prob, "must be in [0, 1]")
+        need(0 <= self.shadow_darkness < 0.9, "shadow-darkness", self.shadow_darkness, "must be in [0, 0.9)")
+        need(self.dagger_rounds >= 0, "dagger-rounds", self.dagger_rounds, "must be >= 0")
+        need(self.dagger_rounds == 0 or bool(self.scenario), "scenario", self.scenario,
+             "is required with --dagger-rounds")
+        from drive.policy.perception import MODEL_NAMES
+
+        need(self.model in MODEL_NAMES, "model", self.model, f"must be one of {', '.join(MODEL_NAMES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each dataclass field (read from the source)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig,
+                         required: tuple[str, ...] = ("data", "out")) -> None:
+    """One flag per field of ``cls``, help text from the field's docstring."""
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = docs.get(f.name, "").replace("%", "%%")
+        if f.type in ("bool", bool):
+            if f.default:
+                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                    help=f"do not: {help_text}")
+            else:
+                parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, required=f.name in required,
+                            help=f"{help_text} (default: {f.default!r})")
+
+
+def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

@@ -1,0 +1,337 @@
+"""`drive train`: learn steering from a dataset by imitation, read top to bottom (cleanrl style).
+
+1. Data: decode the dataset once into the frame cache (:class:`drive.data.sequences.FrameCache`), split
+   it by episode, cut windows of ``seq_len`` frames.
+2. Model: :func:`drive.policy.build_policy`; AdamW with one learning rate for the conv head and one for
+   the controller.
+3. Loop: for each global batch of sequences, augment (seeded from seed, epoch and batch), run the policy
+   over the whole sequence from a zero state (backpropagation through time), loss = mean of
+   exp(alpha*|y|) * (prediction - y)^2, clip the gradient, step. A progress bar shows loss and frames/s;
+   TensorBoard gets train and validation losses.
+4. Each epoch: validate, plot predicted against label steering on a validation episode
+   (``figures/validation-epoch-NNN.png``), keep the best weights by validation loss as
+   ``model.safetensors``, write ``config.json`` and the resumable ``train_state/`` (all atomically).
+
+Under ``torchrun --nproc-per-node N`` the same code runs DistributedDataParallel: every process draws the
+same global batch order, takes its slice of ``batch_size / N`` sequences, gradients are averaged, and
+only rank 0 writes. All randomness comes from (seed, epoch, batch), so a resumed run continues exactly
+where the uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments
+from drive.io import atomic_write_json
+from drive.policy.checkpoint import (CONFIG_FILE, TRAIN_STATE_DIR, WEIGHTS_FILE, checkpoint_config, load_train_state,
+                                     read_config, save_train_state, save_weights)
+from drive.policy.model import DrivingPolicy, build_policy
+from drive.train.augment import Augmenter, batch_generator, slice_params
+from drive.train.config import TrainConfig, add_config_arguments, config_from_args
+from drive.train.distributed import Distributed, init_distributed
+from drive.train.figures import plot_validation
+
+# Options that must not change when resuming: they decide which batches and which model.
+RESUME_FIXED = ("model", "batch_size", "seq_len", "stride", "seed", "val_fraction")
+
+
+def weighted_mse(prediction: torch.Tensor, label: torch.Tensor, alpha: float) -> torch.Tensor:
+    """mean(exp(alpha * |label|) * (prediction - label)^2): sharp steering weighs more (NCP paper)."""
+    weight = torch.exp(alpha * label.abs()) if alpha else torch.ones_like(label)
+    return (weight * (prediction - label) ** 2).mean()
+
+
+def controller_overrides(cfg: TrainConfig) -> dict[str, Any]:
+    """Controller options given on the command line (only those set, so each controller keeps its defaults)."""
+    out: dict[str, Any] = {}
+    if cfg.solver:
+        out["solver"] = cfg.solver
+    if cfg.adjoint:
+        out["adjoint"] = True
+    return out
+
+
+class EpochBatches(torch.utils.data.Dataset):
+    """Item k = this process's slice of global batch ``first + k`` of an epoch, augmented.
+
+    A Dataset (not a generator) so that a DataLoader with workers can build batches in the background;
+    each item depends only on (seed, epoch, batch), never on what was drawn before.
+    """
+
+    def __init__(self, data: SequenceDataset, order: np.ndarray, batch_size: int, first: int, rank: int,
+                 world_size: int, augmenter: Augmenter | None, seed: int, epoch: int):
+        self.data, self.order, self.batch_size, self.first = data, order, batch_size, first
+        self.local = batch_size // world_size
+        self.lo = rank * self.local
+        self.augmenter, self.seed, self.epoch = augmenter, seed, epoch
+        self.count = len(order) // batch_size - first
+
+    def __len__(self) -> int:
+        return max(0, self.count)
+
+    def __getitem__(self, k: int):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        b = self.first + k
+        window = self.order[b * self.batch_size:(b + 1) * self.batch_size][self.lo:self.lo + self.local]
+        frames, steering, dt = self.data.get_batch(window)
+        if self.augmenter is not None:
+            c = self.data.cache
+            params = self.augmenter.sample(self.batch_size, c.info.image_height, c.info.image_width,
+                                           batch_generator(self.seed, self.epoch, b))
+            frames = self.augmenter.apply(frames, slice_params(params, self.lo, self.lo + self.local))
+        return frames, steering, dt
+
+
+@torch.no_grad()
+def evaluate(policy: DrivingPolicy, data: SequenceDataset, cfg: TrainConfig, dist: Distributed) -> dict[str, float]:
+    """Weighted loss and plain MSE over all validation windows (shared out between processes)."""
+    policy.eval()
+    mine = np.arange(dist.rank, len(data), dist.world_size)
+    sums = [0.0, 0.0, 0.0]  # weighted squared error, squared error, sequences
+    for i in range(0, len(mine), cfg.batch_size):
+        frames, steering, dt = (t.to(dist.device) for t in data.get_batch(mine[i:i + cfg.batch_size]))
+        pred, _ = policy(frames, None, dt)
+        n = frames.shape[0]
+        sums[0] += weighted_mse(pred, steering, cfg.alpha).item() * n
+        sums[1] += torch.mean((pred - steering) ** 2).item() * n
+        sums[2] += n
+    total = dist.sum(sums)
+    policy.train()
+    if total[2] == 0:
+        return {}
+    return {"loss": total[0] / total[2], "mse": total[1] / total[2], "sequences": int(total[2])}
+
+
+@torch.no_grad()
+def predict_segment(policy: DrivingPolicy, cache: FrameCache, segment: Segment, device: torch.device,
+                    chunk: int = 256) -> np.ndarray:
+    """Steering predicted over a whole segment, state carried from frame to frame (as in closed loop)."""
+    policy.eval()
+    o = cache.offsets[segment.episode]
+    state, out = None, []
+    for s in range(segment.start, segment.stop, chunk):
+        e = min(segment.stop, s + chunk)
+        frames = torch.from_numpy(np.array(cache.frames[o + s:o + e]))[None].to(device)
+        dt = torch.from_numpy(cache.dt_s[o + s:o + e])[None].to(device)
+        pred, state = policy(frames, state, dt)
+        out.append(pred[0].float().cpu().numpy())
+    policy.train()
+    return np.concatenate(out)
+
+
+def _check_resume(cfg: TrainConfig, out: Path) -> None:
+    saved = read_config(out).get("training", {})
+    for key in RESUME_FIXED:
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise ValueError(f"--resume: --{key.replace('_', '-')} {getattr(cfg, key)!r} differs from "
+                             f"{out / CONFIG_FILE}'s {saved[key]!r}")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the progress record (as saved in ``train_state/state.json``: losses per
+    step, per-epoch metrics, best validation loss) and the policy as it is at the end (the latest weights)."""
+
+    progress: dict[str, Any]
+    policy: DrivingPolicy
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train as configured (single process, or one rank under torchrun)."""
+    cfg.validate()
+    dist = init_distributed(cfg.device)
+    try:
+        return _train(cfg, dist)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
+    out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if dist.device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if cfg.resume:
+        _check_resume(cfg, out)
+    elif (out / CONFIG_FILE).exists():
+        raise ValueError(f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder")
+    show = cfg.progress and dist.is_main
+
+    # ---- 1. data: decode once into the cache (rank 0 builds it, the others wait and open it)
+    cache_dir = cfg.cache_dir or None
+    if dist.is_main:
+        cache = FrameCache(cfg.data, cache_dir, progress=show)
+    dist.barrier()
+    if not dist.is_main:
+        cache = FrameCache(cfg.data, cache_dir, build=False, progress=False)
+    info = cache.info
+    train_segments, val_segments = split_segments(cache.lengths, cfg.val_fraction, cfg.seed, cache.train_only)
+    train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
+    val_data = SequenceDataset(cache, val_segments, cfg.seq_len, cfg.seq_len)
+    if len(train_data) < cfg.batch_size:
+        raise ValueError(f"--data {cfg.data}: {len(train_data)} training window(s) of {cfg.seq_len} frames, fewer than "
+                         f"--batch-size {cfg.batch_size}; use shorter --seq-len, a smaller --batch-size or more data")
+    if cfg.batch_size % dist.world_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the number of processes ({dist.world_size})")
+    batches_per_epoch = len(train_data) // cfg.batch_size
+    frames_per_batch = cfg.batch_size * cfg.seq_len
+
+    # ---- 2. model and optimiser (same seed on every process: same initial weights)
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(cfg.model, frame_period_s=1.0 / info.fps, max_steer_rad=info.max_steer_rad,
+                          image_height=info.image_height, image_width=info.image_width,
+                          **controller_overrides(cfg)).to(dist.device)
+    groups = [{"params": list(policy.head.parameters()), "lr": cfg.lr_head}]
+    if policy.controller is not None:
+        groups.append({"params": list(policy.controller.parameters()), "lr": cfg.lr_controller})
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    progress: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "frames": 0, "train_time_s": 0.0, "losses": [],
+                                "epochs": [], "epoch_loss_sum": 0.0, "best_val_loss": None, "best_epoch": None,
+                                "seed": cfg.seed, "rng": "all randomness is drawn from (seed, epoch, batch)"}
+    if cfg.resume:
+        progress = load_train_state(out, policy, optimizer)
+    model: torch.nn.Module = policy
+    if dist.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            policy, device_ids=[dist.device] if dist.device.type == "cuda" else None)
+
+    provenance = {
+        "path": str(Path(cfg.data).resolve()), "episodes": cache.episodes, "frames": cache.num_frames,
+        "train_segments": [[s.episode, s.start, s.stop] for s in train_segments],
+        "val_segments": [[s.episode, s.start, s.stop] for s in val_segments],
+        "train_windows": len(train_data), "val_windows": len(val_data), "info": info.to_dict(),
+    }
+    writer = None
+    if dist.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(Path(cfg.logdir) if cfg.logdir else out / "tensorboard"))
+    augmenter = Augmenter.from_config(cfg) if cfg.augment else None
+
+    # ---- 3. the loop
+    stop = False
+    while progress["epoch"] < cfg.epochs and not stop:
+        epoch = progress["epoch"]
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_data))
+        batches = EpochBatches(train_data, order, cfg.batch_size, progress["batch"], dist.rank, dist.world_size,
+                               augmenter, cfg.seed, epoch)
+        loader = (torch.utils.data.DataLoader(batches, batch_size=None, num_workers=cfg.workers)
+                  if cfg.workers else batches)
+        bar = tqdm(total=batches_per_epoch, initial=progress["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", disable=not show, dynamic_ncols=True)
+        model.train()
+        tick = time.perf_counter()
+        for frames, steering, dt in loader:
+            frames, steering, dt = frames.to(dist.device), steering.to(dist.device), dt.to(dist.device)
+            prediction, _ = model(frames, None, dt)
+            loss = weighted_mse(prediction, steering, cfg.alpha)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            optimizer.step()
+
+            batch_loss = dist.mean(loss.item())  # the global batch's loss, as one process would compute it
+            now = time.perf_counter()
+            progress["train_time_s"] += now - tick
+            fps = frames_per_batch / max(now - tick, 1e-9)
+            tick = now
+            progress["step"] += 1
+            progress["batch"] += 1
+            progress["frames"] += frames_per_batch
+            progress["epoch_loss_sum"] += batch_loss
+            progress["losses"].append(batch_loss)
+            if writer is not None:
+                writer.add_scalar("train/loss", batch_loss, progress["step"])
+                writer.add_scalar("train/frames_per_s", fps, progress["step"])
+            bar.set_postfix(loss=f"{batch_loss:.4f}", fps=f"{fps:.0f}")
+            bar.update(1)
+            if cfg.max_steps and progress["step"] >= cfg.max_steps:
+                stop = True
+                break
+        bar.close()
+        epoch_done = progress["batch"] >= batches_per_epoch
+        train_loss = progress["epoch_loss_sum"] / max(1, progress["batch"])
+
+        # ---- 4. validate, plot, save
+        val = evaluate(policy, val_data, cfg, dist)
+        record = {"epoch": epoch + 1, "complete": epoch_done, "steps": progress["step"], "train_loss": train_loss,
+                  "val_loss": val.get("loss"), "val_mse": val.get("mse")}
+        progress["epochs"].append(record)
+        if epoch_done:
+            progress["epoch"] += 1
+            progress["batch"] = 0
+            progress["epoch_loss_sum"] = 0.0
+        if dist.is_main:
+            improved = val and (progress["best_val_loss"] is None or val["loss"] < progress["best_val_loss"])
+            if improved:
+                progress["best_val_loss"], progress["best_epoch"] = val["loss"], epoch + 1
+            if improved or not val:
+                save_weights(policy, out / WEIGHTS_FILE)
+            shown = val_segments[0] if val_segments else train_segments[0]
+            t = cache.timestamps_s[cache.offsets[shown.episode] + shown.start:cache.offsets[shown.episode] + shown.stop]
+            plot_validation(out / "figures" / f"validation-epoch-{epoch + 1:03d}.png", t - t[0],
+                            cache.steering[cache.offsets[shown.episode] + shown.start:
+                                           cache.offsets[shown.episode] + shown.stop],
+                            predict_segment(policy, cache, shown, dist.device),
+                            f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
+                            f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""))
+            metrics = {"best_val_loss": progress["best_val_loss"], "best_epoch": progress["best_epoch"],
+                       "last_train_loss": train_loss, "last_val_loss": val.get("loss"),
+                       "last_val_mse": val.get("mse"), "epochs_done": progress["epoch"], "steps": progress["step"],
+                       "frames_seen": progress["frames"], "train_time_s": progress["train_time_s"],
+                       "weights": "best validation loss" if val else "latest (no validation set)",
+                       "world_size": dist.world_size}
+            atomic_write_json(out / CONFIG_FILE, checkpoint_config(
+                policy, {"data": provenance, "training": cfg.to_dict(), "metrics": metrics}))
+            save_train_state(out, policy, optimizer, progress)
+            if writer is not None:
+                writer.add_scalar("train/epoch_loss", train_loss, progress["step"])
+                if val:
+                    writer.add_scalar("val/loss", val["loss"], progress["step"])
+                    writer.add_scalar("val/mse", val["mse"], progress["step"])
+                writer.flush()
+            if show:
+                tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f}"
+                           + (f", val loss {val['loss']:.4f}, val mse {val['mse']:.4f}" if val else ""))
+        dist.barrier()
+    if writer is not None:
+        writer.close()
+    return TrainResult(progress, policy)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    cfg.validate()
+    progress = train(cfg).progress
+    if cfg.dagger_rounds:
+        from drive.train.dagger import run_dagger
+
+        progress = run_dagger(cfg).progress
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = progress.get("best_val_loss")
+        print(f"drive train: {progress['step']} step(s), {progress['train_time_s']:.1f} s"
+              + (f", best validation loss {best:.4f}" if best is not None and math.isfinite(best) else "")
+              + f" -> {cfg.out}")
+    return 0
