@@ -1,0 +1,93 @@
+"""`drive stress`: the documented outputs, a clean baseline, per-seed determinism and resumable cells."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from drive.cli import main
+from drive.eval import metrics as M
+from drive.eval.stress import parse_seeds, stress
+
+
+def run_sweep(tmp_path, ckpt, scenario, workers=0, out="sweep"):
+    return stress([str(ckpt)], ["gaussian:0.1,0.3", "drop:0.5"], tmp_path / out, scenario=scenario, episodes=1,
+                  seeds="0,1", workers=workers, progress=False)
+
+
+def test_sweep_writes_the_documented_schema_and_a_rerun_skips_finished_cells(tmp_path, tiny_checkpoint, make_scenario):
+    ckpt = tiny_checkpoint("ncp19")
+    sc = make_scenario(1.5)
+    first = run_sweep(tmp_path, ckpt, sc)
+    out = tmp_path / "sweep"
+    # cells: 2 models (ncp19 + expert) x (clean + 3 perturbed levels) x 2 seeds
+    assert first["cells"] == first["computed"] == 16 and first["reused"] == 0
+    cells = sorted((out / "cells").glob("*.json"))
+    assert len(cells) == 16
+
+    df = pd.read_csv(out / "results.csv")
+    # rows: model x kind x level, level 0 (the clean baseline) included for every kind
+    assert len(df) == 2 * (3 + 2)
+    assert set(zip(df["kind"], df["level"])) == {("gaussian", 0.0), ("gaussian", 0.1), ("gaussian", 0.3),
+                                                  ("drop", 0.0), ("drop", 0.5)}
+    for figure in M.EPISODE_FIELDS:
+        for suffix in ("", "_std", "_min", "_max"):
+            assert f"{figure}{suffix}" in df.columns
+    assert (df["n_seeds"] == 2).all()
+    expert = df[df["model"] == "expert"]
+    assert (expert["off_road_per_km"] == 0).all()
+    clean = df[df["level"] == 0].groupby("model")["mean_abs_lateral_m"].nunique()
+    assert (clean == 1).all()  # every kind's level 0 is the same clean cells
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["computed"] == 16 and len(results["rows"]) == len(df)
+    report = (out / "report.md").read_text()
+    assert "| model | kind | level |" in report and "robustness_gaussian.png" in report
+    assert (out / "robustness_gaussian.png").stat().st_size > 0 and (out / "robustness_drop.png").stat().st_size > 0
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in cells}
+    second = run_sweep(tmp_path, ckpt, sc)
+    assert second["computed"] == 0 and second["reused"] == 16
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == stamps
+    assert pd.read_csv(out / "results.csv").equals(df)
+
+
+def test_a_changed_input_recomputes_only_the_affected_cells(tmp_path, tiny_checkpoint, make_scenario):
+    ckpt = tiny_checkpoint("cnn")
+    stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0], workers=0,
+           progress=False)
+    again = stress([str(ckpt)], ["gaussian:0.2", "blur:2"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0],
+                   workers=0, progress=False)
+    assert again["reused"] == 4 and again["computed"] == 2  # blur:2 for the cnn and the expert
+    longer = stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=make_scenario(1.5), seeds=[0], workers=0,
+                    progress=False)
+    assert longer["reused"] == 0  # a different scenario invalidates the stored cells
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_cells_as_in_process(tmp_path, tiny_checkpoint, make_scenario):
+    ckpt = tiny_checkpoint("ncp19")
+    sc = make_scenario(1.5)
+    run_sweep(tmp_path, ckpt, sc, workers=0, out="serial")
+    run_sweep(tmp_path, ckpt, sc, workers=2, out="parallel")
+    for cell in (tmp_path / "serial" / "cells").glob("*.json"):
+        a = json.loads(cell.read_text())
+        b = json.loads((tmp_path / "parallel" / "cells" / cell.name).read_text())
+        assert a["metrics"] == b["metrics"] and a["episodes"] == b["episodes"]
+
+
+def test_parse_seeds():
+    assert parse_seeds("3") == [0, 1, 2]
+    assert parse_seeds("4,7") == [4, 7]
+    for bad in ("0", "a,b", "1,1", ""):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_cli_rejects_a_bad_perturbation_cleanly(tmp_path, tiny_checkpoint, capsys):
+    code = main(["stress", "--checkpoint", str(tiny_checkpoint()), "--perturb", "gaussian:zero", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--perturb" in err and "'zero'" in err
