@@ -1,0 +1,120 @@
+"""Benchmark the simulator: our env step with the camera, the camera alone, and highway-env's own image env.
+
+All at 78x200 (H x W), simulation 40 Hz, control 20 Hz, no policy (our env is steered by the
+expert's steering from ``info``, which it computes anyway; highway-env by a zero action):
+
+- ``env_steps_per_s``: ``DriveEnv.step`` on scenarios/default.yaml, camera on;
+- ``env_steps_no_camera_per_s``: the same with ``render_camera=False``;
+- ``camera_fps``: ``Camera.render`` alone along the track;
+- ``highway_gray_steps_per_s``: highway-env ``racetrack-v0`` (``other_vehicles: 0``) with its
+  ``GrayscaleObservation`` at observation_shape (200, 78) (its order is W, H; the observation is
+  (1, 200, 78)). ``SDL_VIDEODRIVER`` is left unset: its ``dummy`` value makes those frames black,
+  and the bench checks they are not.
+
+Resets are not timed. The last printed line is one JSON object.
+
+    .venv/bin/python tools/bench_sim.py [--steps 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+
+
+def bench_env(steps: int, render_camera: bool) -> float:
+    from drive.world.env import DriveEnv
+
+    env = DriveEnv(None, render_camera=render_camera)
+    obs, info = env.reset(seed=0)
+    elapsed, n = 0.0, 0
+    while n < steps:
+        action = np.array([info["expert_steering"]], dtype=np.float32)
+        t0 = time.perf_counter()
+        obs, _, term, trunc, info = env.step(action)
+        elapsed += time.perf_counter() - t0
+        n += 1
+        if term or trunc:
+            obs, info = env.reset()
+    return n / elapsed
+
+
+def bench_camera(frames: int) -> float:
+    from drive.world.camera import Camera, scenery_for
+    from drive.world.env import DriveEnv
+
+    env = DriveEnv(None)
+    env.reset(seed=0)
+    track = env.track
+    cam = Camera(env.scenario.camera)
+    scenery = scenery_for(track)
+    poses = [track.pose_at(0.5 * i, float(track.lane_offsets_m[0])) for i in range(frames)]
+    cam.render(scenery, *poses[0])
+    t0 = time.perf_counter()
+    for p in poses:
+        cam.render(scenery, *p)
+    return frames / (time.perf_counter() - t0)
+
+
+def bench_highway_gray(steps: int) -> tuple[float, float]:
+    import gymnasium as gym
+    import highway_env  # noqa: F401  (registers its envs)
+
+    if os.environ.get("SDL_VIDEODRIVER") == "dummy":
+        raise SystemExit("unset SDL_VIDEODRIVER: with 'dummy' highway-env's image observations are black")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = gym.make("racetrack-v0", config={
+            "other_vehicles": 0, "simulation_frequency": 40, "policy_frequency": 20,
+            "observation": {"type": "GrayscaleObservation", "observation_shape": (200, 78), "stack_size": 1,
+                            "weights": [0.2989, 0.5870, 0.1140]},
+        })
+    obs, _ = env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, np.float32)
+    elapsed, n, means = 0.0, 0, []
+    while n < steps:
+        t0 = time.perf_counter()
+        obs, _, term, trunc, _ = env.step(action)
+        elapsed += time.perf_counter() - t0
+        n += 1
+        means.append(float(obs.mean()))
+        if term or trunc:
+            obs, _ = env.reset()
+    env.close()
+    if max(means) < 1.0:
+        raise SystemExit("highway-env frames are all black: the benchmark would be meaningless")
+    return n / elapsed, float(np.mean(means))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=3000, help="steps (frames) per measurement")
+    args = p.parse_args()
+    env_sps = bench_env(args.steps, True)
+    env_nocam_sps = bench_env(args.steps, False)
+    cam_fps = bench_camera(args.steps)
+    hw_sps, hw_mean = bench_highway_gray(max(300, args.steps // 5))
+    result = {
+        "env_steps_per_s": round(env_sps, 1),
+        "env_steps_no_camera_per_s": round(env_nocam_sps, 1),
+        "camera_fps": round(cam_fps, 1),
+        "camera_us_per_frame": round(1e6 / cam_fps, 1),
+        "highway_gray_steps_per_s": round(hw_sps, 1),
+        "highway_gray_mean_pixel": round(hw_mean, 1),
+        "speedup_vs_highway_gray": round(env_sps / hw_sps, 2),
+        "resolution_hw": [78, 200], "sim_hz": 40, "control_hz": 20, "steps": args.steps,
+        "cpu_count": os.cpu_count(), "python": platform.python_version(),
+    }
+    print(f"env {env_sps:.0f} steps/s (no camera {env_nocam_sps:.0f}), camera {cam_fps:.0f} fps, "
+          f"highway-env gray {hw_sps:.0f} steps/s")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
