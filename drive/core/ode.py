@@ -6,22 +6,25 @@ vector field (conductance form, see :mod:`drive.core.ltc`)::
     dx/dt = [gleak (vleak - x) + sum w s (erev - x) + sum sensory_w s_in (sensory_erev - x)] / cm
 
 with a torchdiffeq method (``euler``, ``midpoint``, ``rk4``, ``dopri5``, ...). The input is held
-constant within each frame interval: every frame is one ``odeint`` call. Time is rescaled per
-sample so frames of different length share one batched call: with ``t = t0 + r * timespan``,
-``dx/dr = timespan * f(x)`` for ``r`` in [0, 1]. Fixed-grid methods take ``ode_unfolds`` steps per
-frame (step 1/ode_unfolds in ``r``).
+constant within each frame interval. The whole sequence is one ``odeint`` call on a *frame clock*
+``r`` in [0, T]: frame ``k`` is ``r`` in [k, k+1), and time is rescaled per sample so frames of
+different length share one batched call: with ``t = t_k + (r - k) * timespan[b, k]``,
+``dx/dr = timespan[b, k] * f(x; u_k)``. Fixed-grid methods take ``ode_unfolds`` steps per frame on
+a grid through every frame boundary; adaptive methods get the boundaries as ``jump_t``; both
+evaluate a boundary just inside the interval being integrated (torchdiffeq's ``perturb``).
 
 Gradients: by backpropagation through the solver (``adjoint=False``), or by
-``torchdiffeq.odeint_adjoint`` (``adjoint=True``): then nothing inside a frame's solve is kept
-for the backward pass, only the potentials at the frame boundaries, and the vector field
-recomputes the sensory terms from the frame's input, so memory grows by ``2 * B * N`` numbers
-per frame instead of every solver stage. The derived parameter tensors and the frame input are
-passed as ``adjoint_params``, so their gradients flow back to the raw parameters and to the
-features (and so to a perception network upstream).
+``torchdiffeq.odeint_adjoint`` (``adjoint=True``): then nothing inside the solve is kept for the
+backward pass, only the potentials at the frame boundaries (the output itself, ``B * N`` numbers
+per frame), and the vector field recomputes the sensory terms from the frame's input. The derived
+parameter tensors, the features and the timespans (when they need gradients) are passed as
+``adjoint_params``, so their gradients flow back to the raw parameters and to the features (and
+so to a perception network upstream).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -52,29 +55,42 @@ _KEYS = ("sps", "sb", "sm", "ps", "nsm", "m", "a0", "gleak", "cm")
 
 
 class LTCVectorField(torch.nn.Module):
-    """``dx/dr = scale * f(x; u)`` for one frame: ``u`` (B, K) the frame's features, ``scale``
-    (B, 1) the frame's timespan. The tensors are set by :meth:`set_frame` before each solve."""
+    """``dx/dr = timespan[b, k] * f(x; u[b, k])`` on the frame clock ``r``: frame ``k`` covers
+    ``r`` in [k, k+1), its features ``u`` (B, T, K) and elapsed times ``timespans`` (B, T) are
+    held constant over it. The solver is told the frame boundaries (fixed grid: a grid through
+    every integer; adaptive: ``jump_t``) and evaluates them just inside the interval it is
+    integrating (torchdiffeq's ``perturb``), so ``floor(r)`` always names the right frame."""
 
-    def __init__(self, units: int) -> None:
+    def __init__(self, tensors: tuple[Tensor, ...], u: Tensor, timespans: Tensor | None, units: int) -> None:
         super().__init__()
-        self.units = units
-        self.tensors: tuple[Tensor, ...] = ()
-        self.u: Tensor | None = None
-        self.scale: Tensor | None = None
+        self.tensors, self.u, self.timespans, self.units = tensors, u, timespans, units
         self.nfe = 0
-
-    def set_frame(self, tensors: tuple[Tensor, ...], u: Tensor, scale: Tensor) -> None:
-        self.tensors, self.u, self.scale = tensors, u, scale
 
     def forward(self, r: Tensor, x: Tensor) -> Tensor:
         self.nfe += 1
         sps, sb, sm, ps, nsm, m, a0, gleak, cm = self.tensors
         n = self.units
-        sens = torch.sigmoid(torch.addmm(sb, self.u, sps)).mm(sm)
+        k = min(max(int(math.floor(r.detach().item())), 0), self.u.shape[1] - 1)
+        sens = torch.sigmoid(torch.addmm(sb, self.u[:, k], sps)).mm(sm)
         syn = torch.sigmoid(torch.addmm(nsm, x, ps)).mm(m)
         num = sens[:, :n] + syn[:, :n] + a0
         den = sens[:, n:] + syn[:, n:] + gleak
-        return self.scale * (num - x * den) / cm
+        dx = (num - x * den) / cm
+        return dx if self.timespans is None else self.timespans[:, k : k + 1] * dx
+
+
+def _frame_grid(unfolds: int):
+    """Grid constructor for fixed-grid methods: ``unfolds`` equal steps per frame, with every frame
+    boundary an exact grid point (also on the adjoint's reversed time axis)."""
+
+    def grid(func, y0, t: Tensor) -> Tensor:
+        start, end = float(t[0]), float(t[-1])
+        steps = round(abs(end - start) * unfolds)
+        g = t[0] + torch.arange(steps + 1, dtype=t.dtype, device=t.device) / unfolds * (1.0 if end >= start else -1.0)
+        g[-1] = t[-1]
+        return g
+
+    return grid
 
 
 def solve_ode(
@@ -90,7 +106,8 @@ def solve_ode(
     """Potentials after each frame, (B, T, N), for features ``x`` (B, T, K) from ``state`` (B, N).
 
     ``timespans`` (B, T) in model time units or None (all 1.0); ``solver`` one of
-    :data:`SOLVERS` except "fused"; ``adjoint`` selects ``odeint_adjoint``.
+    :data:`SOLVERS` except "fused"; ``adjoint`` selects ``odeint_adjoint``. The whole sequence is
+    one solve on the frame clock ``r`` in [0, T] (see :class:`LTCVectorField`).
     """
     check_solver(solver, adjoint)
     if solver == "fused":
@@ -98,26 +115,17 @@ def solve_ode(
     d = core.derived()
     tensors = tuple(d[k] for k in _KEYS)
     B, T, _ = x.shape
-    r = torch.tensor([0.0, 1.0], dtype=x.dtype, device=x.device)
+    r = torch.arange(T + 1, dtype=x.dtype, device=x.device)
     if solver in FIXED_GRID:
-        kwargs = dict(method=solver, options=dict(step_size=1.0 / core.ode_unfolds))
+        options = dict(grid_constructor=_frame_grid(core.ode_unfolds), perturb=True)
+        kwargs = dict(method=solver, options=options)
     else:
-        kwargs = dict(method=solver, rtol=rtol, atol=atol)
-    # u is a parameter of the adjoint only if a gradient w.r.t. the input or parameters is wanted.
-    grad = torch.is_grad_enabled()
-    ones = torch.ones(B, 1, dtype=x.dtype, device=x.device)
-    out = []
-    h = state
-    for t in range(T):
-        u = x[:, t]
-        scale = ones if timespans is None else timespans[:, t : t + 1].to(x.dtype)
-        # one vector field per frame: the adjoint's backward pass calls it again later
-        field = LTCVectorField(core.units)
-        field.set_frame(tensors, u, scale)
-        if adjoint and grad:
-            params = tuple(p for p in tensors + (u,) if p.requires_grad)
-            h = odeint_adjoint(field, h, r, adjoint_params=params, **kwargs)[-1]
-        else:
-            h = odeint(field, h, r, **kwargs)[-1]
-        out.append(h)
-    return torch.stack(out, 1)
+        kwargs = dict(method=solver, rtol=rtol, atol=atol, options=dict(jump_t=r[1:-1]))
+    scale = None if timespans is None else timespans.to(x.dtype)
+    field = LTCVectorField(tensors, x, scale, core.units)
+    if adjoint and torch.is_grad_enabled():
+        params = tuple(p for p in tensors + (x,) + (() if scale is None else (scale,)) if p.requires_grad)
+        sol = odeint_adjoint(field, state, r, adjoint_params=params, **kwargs)
+    else:
+        sol = odeint(field, state, r, **kwargs)
+    return sol[1:].transpose(0, 1)
