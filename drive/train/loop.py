@@ -21,6 +21,7 @@ where the uninterrupted one would be.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import time
@@ -62,6 +63,27 @@ def controller_overrides(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def single_threaded():
+    """Run torch's CPU ops in the calling thread only for the block, then restore the thread count.
+
+    For augmentation (:meth:`Augmenter.apply`): a loop of small element-wise ops, one sequence at a time.
+    Each op split over an OpenMP team ends in a barrier; when other processes hold the cores, a barrier
+    waits for a descheduled thread (a scheduler time slice, ~12 ms), so a batch took 2-3 s instead of
+    ~0.1 s (tools/bench_train.py). The result is the same bytes (DataLoader workers already augment with
+    one thread).
+    """
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 class EpochBatches(torch.utils.data.Dataset):
     """Item k = this process's slice of global batch ``first + k`` of an epoch, augmented.
 
@@ -90,7 +112,8 @@ class EpochBatches(torch.utils.data.Dataset):
             c = self.data.cache
             params = self.augmenter.sample(self.batch_size, c.info.image_height, c.info.image_width,
                                            batch_generator(self.seed, self.epoch, b))
-            frames = self.augmenter.apply(frames, slice_params(params, self.lo, self.lo + self.local))
+            with single_threaded():
+                frames = self.augmenter.apply(frames, slice_params(params, self.lo, self.lo + self.local))
         return frames, steering, dt
 
 
