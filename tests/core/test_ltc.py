@@ -218,3 +218,26 @@ def test_bad_constructor_arguments():
         LTC(ncp19(), ode_unfolds=0)
     with pytest.raises(ValueError, match="adjoint"):
         LTC(ncp19(), solver="fused", adjoint=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("timespan", [1.0, 0.37])
+def test_numpy_inference_path_equals_the_autograd_path(dtype, timespan, randomise):
+    # no-grad CPU inference with one timespan for the whole batch runs in NumPy; it must give the
+    # numbers of the differentiable fused path, in both precisions and for a non-default timespan
+    model = randomise(LTC(ncp19(seed=3), in_features=32, seed=3), seed=4).to(dtype)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 7, 32, generator=g, dtype=dtype)
+    h0 = 0.3 * torch.randn(4, 19, generator=g, dtype=dtype)
+    ts = torch.full((4, 7), timespan, dtype=dtype)
+    with torch.no_grad():
+        y_np, h_np = model(x, h0, None if timespan == 1.0 else ts)
+        cell = LTCCell(ncp19(seed=3), in_features=32, seed=3).to(dtype)
+        cell.load_state_dict(model.state_dict())
+        y1, h1 = cell(x[:1, 0], h0[:1], None if timespan == 1.0 else ts[:1, 0])
+    y_ag, h_ag = model(x, h0, ts)  # grad enabled: the autograd Function
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(y_np, y_ag.detach(), atol=tol, rtol=0)
+    torch.testing.assert_close(h_np, h_ag.detach(), atol=tol, rtol=0)
+    torch.testing.assert_close(y1, y_ag.detach()[:1, 0], atol=tol, rtol=0)
+    assert y_np.dtype == dtype
