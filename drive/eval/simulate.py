@@ -456,15 +456,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)")
     parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
     parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: 1; a batch-1 policy step gains nothing from more, and "
-                             "threads waiting on a busy CPU cost milliseconds a step)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default 0: torch's own, one per core; on a busy machine 1 is "
+                             "faster, since threads waiting for a core cost milliseconds a step)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise ValueError(f"--threads {args.threads}: must be >= 1")
-    torch.set_num_threads(args.threads)
+    if args.threads < 0:
+        raise ValueError(f"--threads {args.threads}: must be >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.show:
         check_display()
     result = simulate(args.checkpoint, scenario=args.scenario, episodes=args.episodes, seed=args.seed,
