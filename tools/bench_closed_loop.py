@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from drive.eval.simulate import ExpertPolicy, clamp_steering, make_env, run_epis
 from drive.world.scenario import Scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sim import bench_highway_gray  # noqa: E402  (the same highway-env measurement as tools/bench_sim.py)
 
 
 def load_ncp19(checkpoint: Path):
@@ -90,37 +93,10 @@ def batched(policy, scenario: Scenario, n_envs: int, steps: int) -> float:
 
 
 def highway_gray(scenario: Scenario, steps: int) -> float:
-    """Steps per second of highway-env's racetrack with a 78x200 grayscale camera, no policy."""
-    import gymnasium as gym
-    import highway_env  # noqa: F401  (registers the envs)
-
-    h, w = scenario.camera.height, scenario.camera.width
-    config = {
-        "observation": {"type": "GrayscaleObservation", "observation_shape": (w, h), "stack_size": 1,
-                        "weights": [0.2989, 0.5870, 0.1140], "scaling": 1.75},
-        "other_vehicles": 0, "simulation_frequency": int(scenario.sim_hz), "policy_frequency": int(scenario.control_hz),
-        "screen_width": w, "screen_height": h, "duration": 10_000,
-    }
-    env = gym.make("racetrack-v0", config=config)
-    obs, _ = env.reset(seed=0)
-    if obs.shape[-2:] != (w, h):
-        raise RuntimeError(f"highway-env gave observations of shape {obs.shape}, expected (1, {w}, {h})")
-    action = np.zeros(env.action_space.shape, np.float32)
-    for _ in range(10):
-        env.step(action)
-    done, elapsed, mean_pixel = 0, 0.0, []
-    while done < steps:
-        start = time.perf_counter()
-        obs, _, terminated, truncated, _ = env.step(action)
-        elapsed += time.perf_counter() - start
-        done += 1
-        mean_pixel.append(float(obs.mean()))
-        if terminated or truncated:
-            env.reset()
-    env.close()
-    if max(mean_pixel) == 0:
-        raise RuntimeError("highway-env rendered black frames; do not set SDL_VIDEODRIVER=dummy")
-    return steps / elapsed
+    """Steps per second of highway-env's racetrack with a grayscale camera at the scenario's resolution, no policy."""
+    sps, _ = bench_highway_gray(steps, scenario.camera.height, scenario.camera.width,
+                                int(scenario.sim_hz), int(scenario.control_hz))
+    return sps
 
 
 def main() -> None:

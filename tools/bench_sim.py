@@ -62,21 +62,32 @@ def bench_camera(frames: int) -> float:
     return frames / (time.perf_counter() - t0)
 
 
-def bench_highway_gray(steps: int) -> tuple[float, float]:
+def bench_highway_gray(steps: int, height: int = 78, width: int = 200, sim_hz: int = 40,
+                       control_hz: int = 20) -> tuple[float, float]:
+    """Steps per second of highway-env's racetrack (``other_vehicles: 0``) with its
+    GrayscaleObservation at ``height`` x ``width``, its screen the same size, a zero action; and the
+    mean pixel value (0 would mean the black frames of ``SDL_VIDEODRIVER=dummy``). Shared with
+    tools/bench_closed_loop.py."""
     import gymnasium as gym
     import highway_env  # noqa: F401  (registers its envs)
 
     if os.environ.get("SDL_VIDEODRIVER") == "dummy":
         raise SystemExit("unset SDL_VIDEODRIVER: with 'dummy' highway-env's image observations are black")
+    config = {
+        "observation": {"type": "GrayscaleObservation", "observation_shape": (width, height), "stack_size": 1,
+                        "weights": [0.2989, 0.5870, 0.1140], "scaling": 1.75},
+        "other_vehicles": 0, "simulation_frequency": int(sim_hz), "policy_frequency": int(control_hz),
+        "screen_width": width, "screen_height": height, "duration": 10_000,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make("racetrack-v0", config={
-            "other_vehicles": 0, "simulation_frequency": 40, "policy_frequency": 20,
-            "observation": {"type": "GrayscaleObservation", "observation_shape": (200, 78), "stack_size": 1,
-                            "weights": [0.2989, 0.5870, 0.1140]},
-        })
+        env = gym.make("racetrack-v0", config=config)
     obs, _ = env.reset(seed=0)
+    if obs.shape[-2:] != (width, height):
+        raise SystemExit(f"highway-env gave observations of shape {obs.shape}, expected (1, {width}, {height})")
     action = np.zeros(env.action_space.shape, np.float32)
+    for _ in range(10):
+        env.step(action)
     elapsed, n, means = 0.0, 0, []
     while n < steps:
         t0 = time.perf_counter()

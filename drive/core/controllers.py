@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from drive.core.ltc import LTC, check_features, check_state, check_timespans
+from drive.core.ltc import LTC, check_sequence, check_timespans
 from drive.core.wirings import NCP, NCP19_FANOUTS, FullyConnected, Random, Wiring
 
 CONTROLLER_NAMES = ("ncp19", "lstm", "gru", "ctrnn", "cfc", "feedforward")
@@ -55,16 +55,7 @@ class Controller(nn.Module):
     def forward(self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Run a sequence: ``x`` (B, T, F), ``state`` (B, S) or None (zeros), ``timespans``
         (B, T) or None (ones). Returns outputs (B, T, out) and the final state (B, S)."""
-        if not isinstance(x, Tensor) or x.dim() != 3:
-            raise ValueError(f"x must be a tensor of shape (batch, time, {self.in_features}), got {_shape(x)}")
-        check_features(x, self.in_features)
-        B, T, _ = x.shape
-        if state is None:
-            state = self.initial_state(B, x.device, x.dtype)
-        else:
-            check_state(state, B, self.state_size)
-        if timespans is not None:
-            timespans = check_timespans(timespans, (B, T))
+        state, timespans = check_sequence(x, state, timespans, self.in_features, self.state_size, self.initial_state)
         return self._forward(x, state, timespans)
 
     def step(self, x: Tensor, state: Tensor | None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:

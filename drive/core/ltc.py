@@ -89,6 +89,25 @@ def check_timespans(timespans: Tensor, shape: tuple[int, ...], name: str = "time
     return timespans
 
 
+def check_sequence(x: Tensor, state: Tensor | None, timespans: Tensor | None, in_features: int, state_size: int,
+                   initial_state) -> tuple[Tensor, Tensor | None]:
+    """Validate the inputs of a sequence call: ``x`` (B, T, in_features), ``state`` (B, state_size)
+    or None (then ``initial_state(B, device, dtype)``), ``timespans`` (B, T) or None.
+    Returns the state and the timespans."""
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor of shape (batch, time, {in_features}), got {shape}")
+    check_features(x, in_features)
+    B, T, _ = x.shape
+    if state is None:
+        state = initial_state(B, x.device, x.dtype)
+    else:
+        check_state(state, B, state_size)
+    if timespans is not None:
+        timespans = check_timespans(timespans, (B, T))
+    return state, timespans
+
+
 class FusedLTCSequence(torch.autograd.Function):
     """The fused semi-implicit Euler unfolds of a whole sequence, with an analytic backward.
 
@@ -361,17 +380,7 @@ class LTCBase(nn.Module):
 
     # ------------------------------------------------------------------ solving
     def _prepare(self, x: Tensor, state: Tensor | None, timespans: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        if x.dim() != 3:
-            raise ValueError(f"x must have shape (batch, time, {self.in_features}), got {tuple(x.shape)}")
-        check_features(x, self.in_features)
-        B, T, _ = x.shape
-        if state is None:
-            state = self.initial_state(B, x.device, x.dtype)
-        else:
-            check_state(state, B, self.units)
-        if timespans is not None:
-            timespans = check_timespans(timespans, (B, T))
-        return state, timespans
+        return check_sequence(x, state, timespans, self.in_features, self.units, self.initial_state)
 
     def solve(self, x: Tensor, state: Tensor, timespans: Tensor | None) -> Tensor:
         """Potentials after each frame, (B, T, N), by the configured solver (no input checks)."""

@@ -7,6 +7,7 @@ boundary. Every error names the file it is about.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Iterator
@@ -28,8 +29,9 @@ def decode_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     return np.stack(list(iter_video(path, max_frames=max_frames)), axis=0)
 
 
-def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video one by one, RGB uint8 (H, W, 3). See :func:`decode_video`."""
+@contextlib.contextmanager
+def open_video(path: str | Path) -> Iterator[cv2.VideoCapture]:
+    """An opened ``cv2.VideoCapture``, released on exit; FileNotFoundError / ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: video not found")
@@ -37,6 +39,14 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
     try:
         if not cap.isOpened():
             raise ValueError(f"{path}: unreadable video (OpenCV cannot open it)")
+        yield cap
+    finally:
+        cap.release()
+
+
+def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one by one, RGB uint8 (H, W, 3). See :func:`decode_video`."""
+    with open_video(path) as cap:
         n = 0
         while max_frames is None or n < max_frames:
             ok, bgr = cap.read()
@@ -46,22 +56,12 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if n == 0:
             raise ValueError(f"{path}: unreadable video (no frame could be decoded)")
-    finally:
-        cap.release()
 
 
 def video_fps(path: str | Path) -> float:
     """Frame rate stored in a video's header, Hz (0.0 when the container does not say)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: video not found")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise ValueError(f"{path}: unreadable video (OpenCV cannot open it)")
+    with open_video(path) as cap:
         fps = float(cap.get(cv2.CAP_PROP_FPS))
-    finally:
-        cap.release()
     return fps if math.isfinite(fps) and fps > 0 else 0.0
 
 
