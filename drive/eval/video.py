@@ -203,14 +203,6 @@ def video_writer(path: str | os.PathLike, fps: float, size_hw: tuple[int, int]) 
 
 def read_video(path: str | os.PathLike) -> list[np.ndarray]:
     """All frames of a video as RGB uint8 arrays (for checks and tests)."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"{path}: cannot open video")
-    frames = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
+    from drive.data.reader import iter_video
+
+    return list(iter_video(path))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from drive.cli import main as cli_main
 from drive.data import layout
 from drive.data import recorder
+from drive.data.reader import iter_video
 from drive.data.recorder import episode_reset_seed, episode_track_seed, record
 from drive.world.env import DriveEnv
 from drive.world.scenario import Scenario, load_scenario
@@ -23,15 +23,7 @@ def _scenario(duration_s: float = 1.5, **kw) -> Scenario:
 
 
 def _video_frames(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
+    return list(iter_video(path))
 
 
 def test_record_round_trip(tmp_path):
