@@ -105,7 +105,7 @@ class ActivityStrip:
         label_w = 44
         for i, label in enumerate(self.labels):
             if self.row_px >= 6:
-                _text(panel, label[:6], (2, 14 + i * self.row_px + self.row_px - 1), GREY, 0.3)
+                _text(panel, label[:7], (2, 14 + i * self.row_px + self.row_px - 1), GREY, 0.3)
         if not self.history:
             return panel
         a = np.stack(list(self.history), axis=1)  # (N, T)
