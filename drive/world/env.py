@@ -18,6 +18,10 @@
   the car is put back on its lane centre ``RECOVER_AHEAD_M`` ahead of where it left, facing along
   the lane; the jump is not counted in ``distance_m``. Truncation at ``duration_s``.
 
+Track choice at ``reset``: the ``track_seed`` option if given; else, for a reset seed ``s``, track
+``seeds[s % n]`` of the scenario's ``n`` track seeds (so seeds 0..n-1 drive every track once);
+else (no seed) a track drawn with the env's generator.
+
 ``info`` keys (all describe the state of the returned observation):
 
 =========================  ==============================================================
@@ -134,6 +138,9 @@ class DriveEnv(gym.Env):
             if not isinstance(track_seed, (int, np.integer)) or isinstance(track_seed, bool) or track_seed < 0:
                 raise ValueError(f"reset: option track_seed must be an int >= 0, got {track_seed!r}")
             track_seed = int(track_seed)
+        elif seed is not None:
+            # a given reset seed picks its track in turn, so seeds 0..n-1 drive every one of n tracks
+            track_seed = int(self._track_seeds[int(seed) % len(self._track_seeds)])
         else:
             track_seed = int(self._track_seeds[int(rng.integers(len(self._track_seeds)))])
         self.track_seed = track_seed

@@ -24,7 +24,7 @@ def test_expert_as_policy_never_leaves_the_road(make_scenario):
 
 
 def test_straight_steering_leaves_the_curved_road_and_each_exit_is_counted_once(make_scenario):
-    sc = make_scenario(duration_s=10.0)
+    sc = make_scenario(duration_s=30.0)  # 300 m: every test track curves enough for several exits
     env = make_env(sc, "recover", render_camera=False)
     exits = []
     log = run_episode(ConstantPolicy(0.0), env, seed=0, observers=[lambda step: exits.append(not step.info["on_road"])])
@@ -36,7 +36,7 @@ def test_straight_steering_leaves_the_curved_road_and_each_exit_is_counted_once(
 
 
 def test_ending_on_off_road_stops_the_episode_and_counts_one_event(make_scenario):
-    sc = make_scenario(duration_s=10.0)
+    sc = make_scenario(duration_s=30.0)
     env = make_env(sc, "terminate", render_camera=False)
     metrics = M.episode_metrics(run_episode(ConstantPolicy(0.0), env, seed=0))
     assert metrics["off_road_events"] == 1

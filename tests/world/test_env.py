@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import drive.world  # noqa: F401  (registers drive/Drive-v0)
 from drive.world.env import DriveEnv
 from drive.world.scenario import load_scenario
+from drive.world.tracks import TEST_SEEDS
 
 INFO_KEYS = {
     "lateral_offset_m", "heading_error_rad", "on_road", "crashed", "distance_m", "speed_mps",
@@ -218,3 +219,16 @@ def test_racetrack_scenario_drives():
         obs, r, term, trunc, info = env.step(np.array([info["expert_steering"]], np.float32))
         assert not term
     assert info["distance_m"] > 300  # nearly a lap (361 m)
+
+
+def test_reset_seeds_take_the_tracks_in_turn_and_the_option_overrides():
+    env = DriveEnv("default", render_camera=False)
+    seeds = list(TEST_SEEDS)
+    taken = []
+    for s in range(len(seeds) + 2):
+        env.reset(seed=s)
+        taken.append(env.track_seed)
+    assert taken[: len(seeds)] == seeds  # seeds 0..n-1 drive every test track once
+    assert taken[len(seeds):] == seeds[:2]  # and then wrap around
+    env.reset(seed=3, options={"track_seed": 1007})
+    assert env.track_seed == 1007
