@@ -94,8 +94,8 @@ def main() -> int:
 
     result = {"models": {}, "episodes": args.episodes, "seeds": args.seeds, "levels": list(LEVELS)}
     lines = ["### Clean input, test-split tracks (never used for training)", "",
-             f"`drive simulate --episodes {args.episodes}` on `scenarios/default.yaml`: reset seeds 0–{args.episodes - 1}, "
-             "each drawing one of the 10 test tracks (seeds 0–9 draw 1004, 1006, 1007, 1008 and 1009).", "",
+             f"`drive simulate --episodes {args.episodes}` on `scenarios/default.yaml`: reset seed s drives test track "
+             f"1000 + (s mod 10), so seeds 0–{args.episodes - 1} cover {min(args.episodes, 10)} of the 10 test tracks.", "",
              "| model | distance (km) | off-road events | off-road / km | mean abs lateral (m) | max abs lateral (m) | steering jerk (1/s²) |",
              "|---|---|---|---|---|---|---|"]
     expert = clean[models[0]].get("expert", {}).get("aggregate")
