@@ -1,7 +1,7 @@
 """Atomic file writes: write to a temporary path beside the target, then rename.
 
 A reader never sees a half-written file, and an interrupted write leaves the old file (or
-nothing) in place.
+nothing) in place. :func:`read_json` is the matching reader, with errors that name the file.
 """
 
 from __future__ import annotations
@@ -69,3 +69,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parse a JSON file; FileNotFoundError (``what`` says what was expected) or ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON: {exc}") from exc

@@ -75,8 +75,7 @@ def main() -> int:
                 "--episodes", "1", "--workers", str(args.workers), "--out", str(stress_out)])
     if rc:
         return rc
-    rows = json.loads((stress_out / "results.json").read_text())
-    rows = rows["rows"] if isinstance(rows, dict) else rows
+    rows = json.loads((stress_out / "results.json").read_text())["rows"]
 
     ssim = {}
     for m in models:

@@ -280,7 +280,7 @@ class LTCBase(nn.Module):
         self.register_buffer("_spre_onehot", F.one_hot(self._spre, K).t().float(), persistent=False)  # (K, Es)
         self.register_buffer("_spost_onehot", F.one_hot(self._spost, N).float(), persistent=False)  # (Es, N)
         self._cache: tuple[Any, dict[str, Tensor]] | None = None
-        self._folds: dict[float, tuple[Tensor, Tensor]] = {}
+        self._folds: dict[Any, Any] = {}  # per timespan: torch fold; per ("numpy", timespan): NumPy fold
 
     # ------------------------------------------------------------------ parameters
     @property

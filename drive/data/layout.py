@@ -17,9 +17,10 @@ every file is written to a temporary name and renamed.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
+
+from drive.io import read_json
 
 CODEBASE_VERSION = "v3.0"
 CHUNK_SIZE = 1000
@@ -133,13 +134,7 @@ class DatasetInfo:
 
 def read_info(root: Path) -> DatasetInfo:
     path = info_path(root)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not a drive dataset (no meta/info.json)")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON: {exc}") from exc
-    return DatasetInfo.from_dict(d, where=str(path))
+    return DatasetInfo.from_dict(read_json(path, "not a drive dataset: meta/info.json"), where=str(path))
 
 
 def complete_episodes(root: Path) -> list[int]:

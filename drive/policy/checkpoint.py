@@ -30,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import drive
-from drive.io import atomic_path, atomic_write_json
+from drive.io import atomic_path, atomic_write_json, read_json
 from drive.policy.model import DrivingPolicy, policy_from_config
 
 FORMAT = "drive-checkpoint"
@@ -74,12 +74,7 @@ def save_checkpoint(policy: DrivingPolicy, path: str | Path, extra: dict[str, An
 def read_config(path: str | Path) -> dict[str, Any]:
     """The ``config.json`` of a checkpoint folder, checked for its format."""
     file = Path(path) / CONFIG_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: not a checkpoint (no {CONFIG_FILE})")
-    try:
-        config = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{file}: invalid JSON: {exc}") from exc
+    config = read_json(file, f"not a checkpoint: {CONFIG_FILE}")
     if config.get("format") != FORMAT:
         raise ValueError(f"{file}: field 'format' is {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("format_version") != FORMAT_VERSION:
@@ -183,9 +178,7 @@ def load_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch
     """Restore the latest weights and optimiser from ``train_state/``; returns the progress dict."""
     folder = Path(path) / TRAIN_STATE_DIR
     state_file = folder / "state.json"
-    if not state_file.is_file():
-        raise FileNotFoundError(f"{state_file}: nothing to resume (no training state)")
-    state = json.loads(state_file.read_text())
+    state = read_json(state_file, "nothing to resume: training state")
     load_weights_into(policy, folder / WEIGHTS_FILE, Path(path) / CONFIG_FILE)
     opt_file = folder / "optimizer.safetensors"
     if not opt_file.is_file():
