@@ -74,6 +74,13 @@ def test_show_without_a_display_fails_cleanly(tmp_path, tiny_checkpoint, monkeyp
     assert "--show" in err and "DISPLAY" in err and "Traceback" not in err
 
 
+def test_negative_thread_count_is_a_clean_error(tmp_path, tiny_checkpoint, capsys):
+    assert main(["simulate", "--checkpoint", str(tiny_checkpoint()), "--threads", "-1", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--threads -1" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_missing_checkpoint_and_mismatched_camera_are_clean_errors(tmp_path, tiny_checkpoint, capsys, make_scenario):
     assert main(["simulate", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     assert "nope" in capsys.readouterr().err
