@@ -99,7 +99,9 @@ def test_feedforward_has_no_memory():
     y_b, _ = c(x, torch.randn(3, c.state_size))
     torch.testing.assert_close(y_a, y_b, atol=0, rtol=0)
     y_short, _ = c(x[:, 5:])
-    torch.testing.assert_close(y_short, y_a[:, 5:], atol=0, rtol=0)
+    # A shorter sequence is a different matmul shape, so BLAS may round differently (1.5e-8 on AVX2
+    # EPYC): compare within float32 rounding, not bit for bit.
+    torch.testing.assert_close(y_short, y_a[:, 5:], atol=1e-6, rtol=1e-5)
 
 
 def test_recurrent_models_do_have_memory():
