@@ -71,6 +71,37 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike, timeout_s: float = 0.0) -> Iterator[Path]:
+    """Hold an exclusive lock on an output folder (``FOLDER/.drive.lock``, via filelock) while writing.
+
+    A second writer waits up to ``timeout_s`` (``-1``: forever) and then fails with a one-line
+    :class:`~drive.errors.UserError` naming the folder. The lock is released when the holder exits or
+    dies (it is an OS-level lock), so a killed writer never blocks the next one.
+    """
+    from filelock import FileLock, Timeout
+
+    from drive.errors import UserError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".drive.lock"), mode=0o666 & ~_umask())
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise UserError(f"{folder}: another drive process is writing to this folder") from None
+    try:
+        yield folder
+    finally:
+        lock.release()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     """Parse a JSON file; FileNotFoundError (``what`` says what was expected) or ValueError naming the file."""
     path = Path(path)
