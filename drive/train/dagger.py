@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from drive.data import layout
 from drive.data.importers import DatasetWriter
+from drive.errors import UserError
 from drive.eval.rollout import Step, make_env, run_episode
 from drive.io import atomic_dir, atomic_write_json
 from drive.policy.checkpoint import TRAIN_STATE_DIR, load_policy
@@ -128,17 +129,17 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
     from drive.world.scenario import as_scenario
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("--dagger-rounds: DAgger runs in one process; do not start it under torchrun")
+        raise UserError("--dagger-rounds: DAgger runs in one process; do not start it under torchrun")
     out, data = Path(cfg.out), Path(cfg.data)
     scenario = as_scenario(cfg.scenario)
     if cfg.dagger_duration_s:
         scenario = dataclasses.replace(scenario, duration_s=float(cfg.dagger_duration_s))
     info = layout.read_info(data)
     if (scenario.camera.height, scenario.camera.width) != (info.image_height, info.image_width):
-        raise ValueError(f"--scenario {cfg.scenario}: camera {scenario.camera.height}x{scenario.camera.width} differs "
+        raise UserError(f"--scenario {cfg.scenario}: camera {scenario.camera.height}x{scenario.camera.width} differs "
                          f"from the dataset's {info.image_height}x{info.image_width} ({layout.info_path(data)})")
     if abs(scenario.control_hz - info.fps) > 1e-9:
-        raise ValueError(f"--scenario {cfg.scenario}: control_hz {scenario.control_hz} differs from the dataset's "
+        raise UserError(f"--scenario {cfg.scenario}: control_hz {scenario.control_hz} differs from the dataset's "
                          f"fps {info.fps} ({layout.info_path(data)})")
     aggregate = out / AGGREGATE_DIR
     if not (aggregate / "meta" / "info.json").exists():
