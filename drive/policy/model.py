@@ -4,7 +4,8 @@
 feed-forward ``cnn``, a recurrent controller (:mod:`drive.core.controllers`). It owns the conventions
 every caller shares:
 
-* frames are RGB uint8 (B, T, H, W, 3), exactly ``image_height`` x ``image_width``;
+* frames are RGB uint8 (B, T, H, W, 3), exactly ``image_height`` x ``image_width`` (:meth:`DrivingPolicy.step`
+  also takes float32 pixel values on the same [0, 255] scale; its docstring states the input contract);
 * steering is normalised to [-1, 1]; radians = steering * ``max_steer_rad``;
 * time: ``dt_s`` (s) is the time since the previous frame; the controller sees
   ``dt_s / frame_period_s``, so one nominal frame is one unit of controller time. Without ``dt_s``
