@@ -19,9 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("drive.data.recorder", "record expert driving (camera video + steering) into a dataset"),
     "import": ("drive.data.importers", "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset"),
     "train": ("drive.train.loop", "train a driver by imitation from a dataset"),
-    "simulate": ("drive.eval.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
-    "stress": ("drive.eval.stress", "sweep models x perturbations x levels x seeds"),
-    "explain": ("drive.eval.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
+    "simulate": ("drive.commands.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
+    "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),
+    "explain": ("drive.commands.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
 }
 
 

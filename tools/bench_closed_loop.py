@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drive.eval.simulate import ExpertPolicy, clamp_steering, make_env, run_episode
+from drive.eval.rollout import clamp_steering, make_env, run_episode
+from drive.policy.reference import ExpertPolicy
 from drive.world.scenario import Scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Baseline controllers the NCP is compared against: feedforward, LSTM, GRU, CT-RNN and CfC.
 
-All implement :class:`drive.core.controllers.Controller` (state packed in one tensor). Each is a
+All implement :class:`drive.core.controller_base.Controller` (state packed in one tensor). Each is a
 recurrent (or feedforward) core on the features plus a linear read-out to ``out_features``.
 
 * :class:`FeedforwardController` - no memory: one hidden layer per frame; ignores timespans.
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from drive.core.controllers import Controller
+from drive.core.controller_base import Controller
 
 
 def _check_hidden(name: str, value: Any) -> int:

@@ -1,154 +1,48 @@
-"""The controller interface every recurrent core implements, and the registry that builds them.
-
-A controller maps a sequence of feature vectors (B, T, F) to outputs (B, T, out) and carries
-its whole memory in one tensor (B, state_size), so callers can run a sequence whole, in pieces,
-or one frame at a time (:meth:`Controller.step`) and get the same result.
-
-``timespans`` (B, T) are elapsed times in model units (1.0 = one nominal frame period; None =
-all ones). Continuous-time models (the LTC variants, CT-RNN, CfC) integrate over them;
-discrete-time models (LSTM, GRU, feedforward) ignore them.
+"""The controller registry: every controller name, and :func:`build_controller` /
+:func:`controller_from_config` that build them.
 
 Registry names: ``ncp19`` (the 19-neuron LTC NCP), ``ltc-fc`` and ``ltc-random`` (the NCP
 paper's ablations: LTC with fully connected or randomly placed synapses), ``lstm``, ``gru``,
 ``ctrnn``, ``cfc`` and ``feedforward``. ``controller.config`` is JSON-able and rebuilds the
 same architecture with :func:`controller_from_config`.
+
+Layout (no import circles): :mod:`drive.core.controller_base` (the :class:`Controller` interface)
+<- :mod:`drive.core.ltc_controller` and :mod:`drive.core.baselines` (the concrete controllers)
+<- this module (the names and the builders). The driving models' names
+(:data:`drive.policy.perception.MODEL_NAMES`) are these controller names plus ``cnn``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-
-from drive.core.ltc import LTC, check_sequence, check_timespans
-from drive.core.wirings import NCP, NCP19_FANOUTS, FullyConnected, Random, Wiring
+from drive.core.baselines import (
+    CfCController,
+    CTRNNController,
+    FeedforwardController,
+    GRUController,
+    LSTMController,
+)
+from drive.core.controller_base import Controller
+from drive.core.ltc_controller import LTCController, ltc_wiring
+from drive.core.wirings import Wiring
 
 CONTROLLER_NAMES = ("ncp19", "lstm", "gru", "ctrnn", "cfc", "feedforward")
+"""The controllers a driving model is built on (the NCP and the baselines it is compared with)."""
 ABLATION_NAMES = ("ltc-fc", "ltc-random")
+"""The NCP paper's ablations of the wiring."""
 ALL_CONTROLLER_NAMES = CONTROLLER_NAMES + ABLATION_NAMES
 LTC_NAMES = ("ncp19",) + ABLATION_NAMES
+BASELINE_CLASSES: dict[str, type[Controller]] = {
+    "lstm": LSTMController,
+    "gru": GRUController,
+    "ctrnn": CTRNNController,
+    "cfc": CfCController,
+    "feedforward": FeedforwardController,
+}
 
-
-class Controller(nn.Module):
-    """Base class: input checks, the one-frame :meth:`step`, and the shared attributes.
-
-    Subclasses set ``name``, ``in_features``, ``out_features``, ``state_size``, ``config``,
-    ``neuron_labels`` and implement :meth:`_forward` (inputs already checked) and
-    :meth:`neuron_activity`.
-    """
-
-    name: str
-    in_features: int
-    out_features: int
-    state_size: int
-    config: dict[str, Any]
-    neuron_labels: list[str]
-    #: Whether ``timespans`` change the result.
-    uses_timespans: bool = False
-
-    def initial_state(self, batch: int, device=None, dtype=None) -> Tensor:
-        """The state before any frame: zeros of shape (batch, state_size)."""
-        ref = next(self.parameters())
-        return torch.zeros(batch, self.state_size, device=device or ref.device, dtype=dtype or ref.dtype)
-
-    def forward(self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Run a sequence: ``x`` (B, T, F), ``state`` (B, S) or None (zeros), ``timespans``
-        (B, T) or None (ones). Returns outputs (B, T, out) and the final state (B, S)."""
-        state, timespans = check_sequence(x, state, timespans, self.in_features, self.state_size, self.initial_state)
-        return self._forward(x, state, timespans)
-
-    def step(self, x: Tensor, state: Tensor | None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One frame: ``x`` (B, F), ``state`` (B, S), ``timespans`` (B,) or None.
-        Returns output (B, out) and the new state (B, S)."""
-        if not isinstance(x, Tensor) or x.dim() != 2:
-            raise ValueError(f"x must be a tensor of shape (batch, {self.in_features}), got {_shape(x)}")
-        if timespans is not None:
-            timespans = check_timespans(timespans, (x.shape[0],)).unsqueeze(1)
-        y, state = self.forward(x.unsqueeze(1), state, timespans)
-        return y[:, 0], state
-
-    def _forward(self, x: Tensor, state: Tensor, timespans: Tensor | None) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
-
-    def neuron_activity(self, state: Tensor) -> Tensor:
-        """Per-neuron activity to plot, (B, len(neuron_labels))."""
-        raise NotImplementedError
-
-
-def _shape(x: Any) -> Any:
-    return tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-
-
-class LTCController(Controller):
-    """An LTC network (:class:`drive.core.ltc.LTC`) on a wiring. The state is the neuron
-    potentials (B, units); outputs are the affine-mapped motor neurons. Uses timespans."""
-
-    uses_timespans = True
-
-    def __init__(
-        self,
-        name: str,
-        wiring: Wiring,
-        in_features: int,
-        out_features: int,
-        ode_unfolds: int = 6,
-        solver: str = "fused",
-        adjoint: bool = False,
-        epsilon: float = 1e-8,
-        rtol: float = 1e-6,
-        atol: float = 1e-8,
-        seed: int | None = 0,
-    ) -> None:
-        super().__init__()
-        if wiring.output_dim != out_features:
-            raise ValueError(f"out_features={out_features} does not match the wiring's {wiring.output_dim} motor neurons")
-        self.core = LTC(wiring, in_features, ode_unfolds=ode_unfolds, epsilon=epsilon, seed=seed,
-                        solver=solver, adjoint=adjoint, rtol=rtol, atol=atol)
-        self.name = name
-        self.in_features, self.out_features = in_features, out_features
-        self.state_size = wiring.units
-        self.neuron_labels = wiring.neuron_labels
-        self.config = {
-            "name": name,
-            "in_features": in_features,
-            "out_features": out_features,
-            "ode_unfolds": ode_unfolds,
-            "solver": solver,
-            "adjoint": bool(adjoint),
-            "epsilon": epsilon,
-            "rtol": rtol,
-            "atol": atol,
-            "seed": seed,
-            "wiring": wiring.to_dict(),
-        }
-
-    @property
-    def wiring(self) -> Wiring:
-        return self.core.wiring
-
-    def _forward(self, x: Tensor, state: Tensor, timespans: Tensor | None) -> tuple[Tensor, Tensor]:
-        states = self.core.solve(x, state, timespans)
-        return self.core.map_outputs(states), states[:, -1]
-
-    def neuron_activity(self, state: Tensor) -> Tensor:
-        """The neuron potentials themselves (B, units)."""
-        return state
-
-
-def _ltc_wiring(name: str, in_features: int, out_features: int, seed: int) -> Wiring:
-    if name == "ncp19":
-        if out_features == 1:
-            from drive.core.wirings import ncp19
-
-            return ncp19(seed=seed, input_dim=in_features)
-        fan = dict(NCP19_FANOUTS)
-        return NCP(12, 6, out_features, seed=seed, input_dim=in_features, **fan)
-    if name == "ltc-fc":
-        return FullyConnected(units=18 + out_features, output_dim=out_features, input_dim=in_features, seed=seed)
-    if name == "ltc-random":
-        return Random(like=_ltc_wiring("ncp19", in_features, out_features, seed), seed=seed)
-    raise ValueError(f"unknown LTC controller name={name!r}")
+__all__ = ["ABLATION_NAMES", "ALL_CONTROLLER_NAMES", "BASELINE_CLASSES", "CONTROLLER_NAMES", "Controller",
+           "LTCController", "LTC_NAMES", "build_controller", "controller_from_config"]
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -169,21 +63,12 @@ def build_controller(name: str, in_features: int = 32, out_features: int = 1, **
     out_features = _check_positive_int("out_features", out_features)
     if name in LTC_NAMES:
         seed = overrides.pop("seed", 0)
-        wiring = _ltc_wiring(name, in_features, out_features, seed)
+        wiring = ltc_wiring(name, in_features, out_features, seed)
         return _construct(LTCController, name, dict(name=name, wiring=wiring, in_features=in_features,
                                                     out_features=out_features, seed=seed), overrides)
-    from drive.core import baselines
-
-    classes = {
-        "lstm": baselines.LSTMController,
-        "gru": baselines.GRUController,
-        "ctrnn": baselines.CTRNNController,
-        "cfc": baselines.CfCController,
-        "feedforward": baselines.FeedforwardController,
-    }
-    if name not in classes:
+    if name not in BASELINE_CLASSES:
         raise ValueError(f"unknown controller name={name!r}; choose one of {', '.join(ALL_CONTROLLER_NAMES)}")
-    return _construct(classes[name], name, dict(in_features=in_features, out_features=out_features), overrides)
+    return _construct(BASELINE_CLASSES[name], name, dict(in_features=in_features, out_features=out_features), overrides)
 
 
 def _construct(cls: type, name: str, kwargs: dict[str, Any], overrides: dict[str, Any]) -> Controller:

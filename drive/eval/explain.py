@@ -13,12 +13,12 @@
 
 Outputs in ``DIR``: ``saliency/frame_XXXX.png`` (camera | map | overlay), ``saliency.mp4`` (overlay
 for every step), ``explain.json`` (mean SSIM per noise level and more), ``neuron_traces.png``,
-``wiring.png`` (when the controller has a wiring).
+``wiring.png`` (when the controller has a wiring). The episode is driven by the rollout
+(:func:`drive.eval.rollout.run_episode`); the command line is :mod:`drive.commands.explain`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +30,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 from torch.nn import functional as F
 
+from drive.errors import UserError
 from drive.io import atomic_path, atomic_write_json
 
 
@@ -258,14 +259,15 @@ class _Collector:
 def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, variances: Sequence[float] = (0.1, 0.2, 0.3),
             images: int = 6, ssim_frames: int = 40, duration_s: float | None = None, video: bool = True) -> dict[str, Any]:
     """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring."""
-    from drive.eval.simulate import check_compatible, load_driver, make_env, resolve_scenario, run_episode
+    from drive.eval.rollout import make_env, run_episode
+    from drive.eval.simulate import check_compatible, load_driver, resolve_scenario
     from drive.eval.video import video_writer
 
     for v in variances:
         if not (math.isfinite(v) and 0 < v <= 1):
-            raise ValueError(f"--noise: each Gaussian variance must be in (0, 1], got {v!r}")
+            raise UserError(f"--noise: each Gaussian variance must be in (0, 1], got {v!r}")
     if images < 0 or ssim_frames < 1:
-        raise ValueError(f"--images must be >= 0 and --ssim-frames >= 1, got {images!r} and {ssim_frames!r}")
+        raise UserError(f"--images must be >= 0 and --ssim-frames >= 1, got {images!r} and {ssim_frames!r}")
     sc = resolve_scenario(scenario, duration_s)
     policy = load_driver(checkpoint)
     check_compatible(policy, sc)
@@ -295,8 +297,8 @@ def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, vari
             for f, m in zip(frames, maps):
                 vw.write(cv2.resize(overlay(f, m), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
     activity = np.stack(collector.activity) if collector.activity else np.zeros((0, 0))
-    name = getattr(policy, "model_name", "policy")
-    plot_neuron_traces(np.asarray(collector.t_s), activity, getattr(policy, "neuron_labels", []),
+    name = policy.model_name
+    plot_neuron_traces(np.asarray(collector.t_s), activity, policy.neuron_labels,
                        np.asarray(collector.steering), np.asarray(collector.expert), out / "neuron_traces.png",
                        title=f"{name}: neuron traces, scenario {sc.name}, seed {seed}")
     has_wiring = write_wiring(policy, out / "wiring.png")
@@ -316,40 +318,3 @@ def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, vari
     }
     atomic_write_json(out / "explain.json", result)
     return result
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def _variances(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected variances like 0.1,0.2,0.3, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected variances like 0.1,0.2,0.3, got {text!r}")
-    return values
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default="checkpoints/ncp19", help="checkpoint folder (default: checkpoints/ncp19)")
-    parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
-    parser.add_argument("--out", default="runs/explain", help="output folder (default: runs/explain)")
-    parser.add_argument("--seed", type=int, default=0, help="reset seed of the episode (default: 0)")
-    parser.add_argument("--noise", type=_variances, default=[0.1, 0.2, 0.3],
-                        help="Gaussian noise variances sigma^2 for the SSIM (default: 0.1,0.2,0.3)")
-    parser.add_argument("--images", type=int, default=6, help="saliency PNGs to write (default: 6)")
-    parser.add_argument("--ssim-frames", type=int, default=40, help="frames the SSIM is averaged over (default: 40)")
-    parser.add_argument("--duration-s", type=float, default=20.0, help="episode length, s (default: 20)")
-    parser.add_argument("--no-video", action="store_true", help="skip the saliency overlay video")
-
-
-def run(args: argparse.Namespace) -> int:
-    result = explain(args.checkpoint, args.scenario, args.out, seed=args.seed, variances=args.noise,
-                     images=args.images, ssim_frames=args.ssim_frames, duration_s=args.duration_s,
-                     video=not args.no_video)
-    print("mean SSIM of saliency maps, clean vs Gaussian noise (1 = same attention):")
-    for level, value in result["mean_ssim"].items():
-        print(f"  sigma^2 = {level:>5s}: {value:.3f}")
-    print(f"wrote {Path(args.out) / 'explain.json'}")
-    return 0

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from drive.errors import UserError
+
 
 class Perturbation:
     """One perturbation at one level. Subclasses override the stage(s) they act at.
@@ -331,7 +333,7 @@ class Kind:
         if bad:
             bracket = "]" if self.high_inclusive else ")"
             kind = "a whole number in" if self.integer else "in"
-            raise ValueError(f"{where}: {self.name} level must be {kind} [{self.low:g}, {self.high:g}{bracket}, got {level!r}")
+            raise UserError(f"{where}: {self.name} level must be {kind} [{self.low:g}, {self.high:g}{bracket}, got {level!r}")
         return level
 
 
@@ -355,9 +357,9 @@ KINDS: dict[str, Kind] = {
 
 
 def make(kind: str, level: float, where: str = "perturbation") -> Perturbation:
-    """One perturbation of a registered kind at one level; bad names and levels raise ValueError."""
+    """One perturbation of a registered kind at one level; bad names and levels raise UserError."""
     if kind not in KINDS:
-        raise ValueError(f"{where}: unknown perturbation kind {kind!r}; known: {', '.join(KINDS)}")
+        raise UserError(f"{where}: unknown perturbation kind {kind!r}; known: {', '.join(KINDS)}")
     spec = KINDS[kind]
     return spec.cls(spec.check(level, where=f"{where} {kind!r}"))
 
@@ -367,15 +369,15 @@ def parse_spec(text: str, where: str = "--perturb") -> tuple[str, list[float]]:
     kind, sep, levels_text = text.strip().partition(":")
     kind = kind.strip()
     if kind not in KINDS:
-        raise ValueError(f"{where}: unknown perturbation kind {kind!r} in {text!r}; known: {', '.join(KINDS)}")
+        raise UserError(f"{where}: unknown perturbation kind {kind!r} in {text!r}; known: {', '.join(KINDS)}")
     if not sep or not levels_text.strip():
-        raise ValueError(f"{where}: expected KIND:LEVEL[,LEVEL…], got {text!r}")
+        raise UserError(f"{where}: expected KIND:LEVEL[,LEVEL…], got {text!r}")
     levels = []
     for part in levels_text.split(","):
         try:
             level = float(part)
         except ValueError:
-            raise ValueError(f"{where}: level {part.strip()!r} in {text!r} is not a number") from None
+            raise UserError(f"{where}: level {part.strip()!r} in {text!r} is not a number") from None
         levels.append(KINDS[kind].check(level, where=f"{where} {text!r}"))
     return kind, levels
 
@@ -384,7 +386,7 @@ def parse_single(text: str, where: str = "--perturb") -> Perturbation:
     """Parse ``KIND:LEVEL`` (exactly one level) into a perturbation."""
     kind, levels = parse_spec(text, where)
     if len(levels) != 1:
-        raise ValueError(f"{where}: expected one level in {text!r}, got {len(levels)}")
+        raise UserError(f"{where}: expected one level in {text!r}, got {len(levels)}")
     return make(kind, levels[0], where)
 
 

@@ -1,13 +1,10 @@
-"""`drive simulate`: drive a checkpoint (or the expert) closed loop and write metrics.json and videos.
+"""`drive simulate` as a library: drive a checkpoint (or the expert) closed loop over several episodes.
 
-One control step, top to bottom (``run_episode``)::
-
-    env obs ─▶ camera perturbations ─▶ frame delivery (drop / latency) ─▶ policy.step (if a frame came)
-        ─▶ clamp non-finite ─▶ actuator noise ─▶ push ─▶ env.step ─▶ record
-
-The recurrent state is carried from frame to frame. Continuous-time controllers are told the real
-time since the last frame they saw (``dt_s``): one control period normally, more after dropped
-frames. A dropped frame means the policy is not called and its previous action is held.
+Each episode is one call of the rollout, :func:`drive.eval.rollout.run_episode` (env -> perturbation ->
+driver -> action; read that module for one control step top to bottom). This module adds what a run of
+several episodes needs: the driver and scenario resolved from names, observers that write a video or
+show a live window, the expert's reference run, and ``metrics.json``. The command line is
+:mod:`drive.commands.simulate`.
 
 Leaving the road: with ``off_road="recover"`` (the default) the env counts the event, puts the car
 back on the lane centre and the episode goes on; ``off_road="terminate"`` (``--end-on-off-road``)
@@ -17,184 +14,30 @@ perturbations) for reference. Figures are defined in :mod:`drive.eval.metrics`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import itertools
 import math
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
+from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Perturbation, parse_single
+from drive.eval.rollout import Step, make_env, run_episode
 from drive.io import atomic_write_json
+from drive.policy.protocol import Driver
+from drive.policy.reference import ExpertPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = "checkpoints/ncp19"
 DEFAULT_SCENARIO = "default"
 
-
-# ------------------------------------------------------------------------- reference drivers
-
-
-class ExpertPolicy:
-    """The scripted expert as a policy: returns ``info["expert_steering"]`` of the frame it is shown.
-
-    Same ``step`` interface as ``DrivingPolicy``; the loop hands it the env's ``info`` that came with
-    each delivered frame (so latency and dropped frames delay the expert too).
-    """
-
-    reads_info = True
-    model_name = "expert"
-    neuron_labels: list[str] = []
-    max_steer_rad: float | None = None  # already in the env's normalisation
-
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, 0)
-
-    def step(self, frames, state, dt_s=None, infos: Sequence[dict] | None = None):
-        if infos is None:
-            raise ValueError("ExpertPolicy.step: needs the env's info of each frame (infos=...)")
-        return np.array([float(i["expert_steering"]) for i in infos], dtype=np.float64), state
-
-    def neuron_activity(self, state: torch.Tensor) -> np.ndarray:
-        return np.zeros((state.shape[0], 0), np.float32)
-
-
-class ConstantPolicy:
-    """Always commands the same normalised steering (NaN and ±inf allowed: for tests of the clamp)."""
-
-    reads_info = False
-    neuron_labels: list[str] = []
-    max_steer_rad: float | None = None
-
-    def __init__(self, steering: float = 0.0):
-        self.steering = float(steering)
-        self.model_name = f"constant({self.steering:g})"
-
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, 0)
-
-    def step(self, frames, state, dt_s=None):
-        return np.full(len(frames), self.steering, dtype=np.float64), state
-
-    def neuron_activity(self, state: torch.Tensor) -> np.ndarray:
-        return np.zeros((state.shape[0], 0), np.float32)
-
-
-def policy_step(policy: Any, frame: np.ndarray, info: dict, state: torch.Tensor, dt_s: float) -> tuple[float, torch.Tensor]:
-    """One call of ``policy.step`` for a single env (batch of one); returns the raw steering."""
-    frames = frame[None]
-    dt = np.array([dt_s], dtype=np.float32)
-    if getattr(policy, "reads_info", False):
-        steering, state = policy.step(frames, state, dt, infos=[info])
-    else:
-        steering, state = policy.step(frames, state, dt)
-    return float(np.asarray(steering).reshape(-1)[0]), state
-
-
-def clamp_steering(raw: float) -> tuple[float, bool]:
-    """A steering command made safe for the env: NaN -> 0, ±inf -> ±1, clipped to [-1, 1]; and whether it was non-finite."""
-    if math.isnan(raw):
-        return 0.0, True
-    if math.isinf(raw):
-        return math.copysign(1.0, raw), True
-    return float(min(1.0, max(-1.0, raw))), False
-
-
-# ------------------------------------------------------------------------------------ episode
-
-
-@dataclasses.dataclass
-class Step:
-    """What an observer (video writer, live window, explain's collector) sees after each control step."""
-
-    index: int
-    """Control step number, from 0."""
-    t_s: float
-    """Sim time at the end of the step, s."""
-    seen_frame: np.ndarray
-    """The camera frame as the policy last saw it (perturbed, maybe delayed), RGB uint8."""
-    clean_frame: np.ndarray
-    """The unperturbed camera frame of this step (before the step), RGB uint8."""
-    dropped: bool
-    """True when no frame reached the policy this step (the previous action was held)."""
-    steering: float
-    """Commanded normalised steering (env units, clamped)."""
-    applied: float
-    """Steering the car received (after actuator noise)."""
-    expert_steering: float
-    """What the expert would command in the state before the step."""
-    activity: np.ndarray
-    """Controller neuron activity after the step (N,), empty for feed-forward drivers."""
-    state: torch.Tensor
-    """The policy's recurrent state after the step, (1, S)."""
-    info: dict
-    """The env's info after the step."""
-
-
-def run_episode(policy: Any, env: Any, seed: int, perturbations: Chain | None = None,
-                observers: Sequence[Callable[[Step], None]] = (), episode: int = 0) -> M.EpisodeLog:
-    """Drive one episode closed loop; returns its log (see :func:`drive.eval.metrics.episode_metrics`)."""
-    scenario = env.unwrapped.scenario
-    control_period_s = 1.0 / scenario.control_hz
-    perturb = perturbations or Chain()
-    steer_scale = (policy.max_steer_rad / scenario.max_steer_rad) if getattr(policy, "max_steer_rad", None) else 1.0
-    log = M.EpisodeLog(planned_steps=int(round(scenario.duration_s * scenario.control_hz)),
-                       control_period_s=control_period_s)
-
-    obs, info = env.reset(seed=seed)
-    perturb.reset((seed, episode), obs.shape)
-    state = policy.initial_state(1)
-    steering, seen_frame = 0.0, obs
-    since_seen_s = control_period_s  # real time since the policy last saw a frame
-    t_s, warned = 0.0, False
-
-    for index in itertools.count():
-        # 1. the camera frame, corrupted by the camera perturbations
-        frame = perturb.camera(obs)
-        # 2. delivery: the frame (with its info) may be delayed or lost
-        delivered = perturb.deliver((frame, info))
-        # 3. the policy acts only on a frame that arrives; otherwise the previous action is held
-        if delivered is not None:
-            seen_frame, seen_info = delivered
-            raw, state = policy_step(policy, seen_frame, seen_info, state, since_seen_s)
-            steering, nonfinite = clamp_steering(raw * steer_scale)
-            since_seen_s = 0.0
-            if nonfinite:
-                log.nonfinite_actions += 1
-                if not warned:
-                    warnings.warn(f"episode {episode}: the policy returned a non-finite steering {raw!r} at step {index}; "
-                                  "clamped (NaN -> 0) and counted", RuntimeWarning, stacklevel=2)
-                    warned = True
-        else:
-            log.dropped_frames += 1
-        # 4. what reaches the car (actuator noise) and what the world does to it (pushes)
-        applied = perturb.actuate(steering)
-        perturb.disturb(env, t_s)
-        expert_steering, frame_before = float(info["expert_steering"]), obs
-        obs, _, terminated, truncated, info = env.step(np.array([applied], dtype=np.float32))
-        # 5. bookkeeping: time, figures, observers
-        dt = float(info["dt_s"])
-        t_s += dt
-        since_seen_s += dt
-        log.add_step(steering, info)
-        # recover mode: the env counts exits (and crashes); terminate mode: the exit or crash that ended the episode
-        log.off_road_events = int(info["off_road_events"]) + int(terminated)
-        if observers:
-            activity = np.asarray(policy.neuron_activity(state))[0]
-            record = Step(index, t_s, seen_frame, frame_before, delivered is None, steering, applied,
-                          expert_steering, activity, state, info)
-            for observe in observers:
-                observe(record)
-        if terminated or truncated:
-            break
-    return log
+__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_SCENARIO", "LiveWindow", "VideoObserver", "check_compatible", "check_display",
+           "drive_episodes", "load_driver", "make_env", "resolve_checkpoint", "resolve_scenario", "run_episode",
+           "simulate", "summary_table"]
 
 
 # ---------------------------------------------------------------------------------- observers
@@ -211,7 +54,7 @@ class VideoObserver:
 
         self.env, self.path, self.fps, self.title = env, path, fps, title
         cam = env.unwrapped.scenario.camera
-        self.compositor = Compositor((cam.height, cam.width), getattr(policy, "neuron_labels", []) or [])
+        self.compositor = Compositor((cam.height, cam.width), policy.neuron_labels)
         self.path_xy: list[tuple[float, float]] = []
         self.writer = None
         self.last: np.ndarray | None = None
@@ -243,9 +86,9 @@ class VideoObserver:
 
 
 def check_display() -> None:
-    """Raise ValueError when there is no display to open a window on."""
+    """Raise UserError when there is no display to open a window on."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise ValueError("--show: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are not set); "
+        raise UserError("--show: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are not set); "
                          "drop --show and watch the video written with --video instead")
 
 
@@ -262,7 +105,7 @@ class LiveWindow:
         try:
             cv2.namedWindow(self.NAME, cv2.WINDOW_AUTOSIZE)
         except cv2.error as exc:
-            raise ValueError(f"--show: OpenCV cannot open a window here: {exc}") from None
+            raise UserError(f"--show: OpenCV cannot open a window here: {exc}") from None
 
     def __call__(self, step: Step) -> None:
         import cv2
@@ -280,18 +123,6 @@ class LiveWindow:
 # ------------------------------------------------------------------------------------ simulate
 
 
-def make_env(scenario: Any, off_road: str = "recover", render_camera: bool = True) -> Any:
-    """A ``DriveEnv`` for a scenario (``off_road``: ``recover`` or ``terminate``).
-
-    ``render_camera=False`` gives black frames, for drivers that do not look (the expert).
-    """
-    from drive.world.env import DriveEnv
-
-    if off_road not in ("recover", "terminate"):
-        raise ValueError(f"off_road: expected 'recover' or 'terminate', got {off_road!r}")
-    return DriveEnv(scenario, render_mode=None, off_road=off_road, render_camera=render_camera)
-
-
 def resolve_scenario(scenario: Any, duration_s: float | None = None) -> Any:
     """A ``Scenario`` from a scenario, path or shipped name, with ``duration_s`` overridden if given."""
     from drive.world.scenario import as_scenario
@@ -299,7 +130,7 @@ def resolve_scenario(scenario: Any, duration_s: float | None = None) -> Any:
     sc = as_scenario(scenario)
     if duration_s is not None:
         if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
-            raise ValueError(f"--duration-s: must be a positive number of seconds, got {duration_s!r}")
+            raise UserError(f"--duration-s: must be a positive number of seconds, got {duration_s!r}")
         sc = dataclasses.replace(sc, duration_s=float(duration_s))
     return sc
 
@@ -310,12 +141,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if not p.exists() and not p.is_absolute() and (REPO_ROOT / p).exists():
         return REPO_ROOT / p
     if not (p / "config.json").is_file():
-        raise FileNotFoundError(f"{p}: no checkpoint here (no config.json); train one with `drive train` "
+        raise UserError(f"--checkpoint: {p}: no checkpoint here (no config.json); train one with `drive train` "
                                 "or pass --checkpoint")
     return p
 
 
-def load_driver(checkpoint: Any) -> Any:
+def load_driver(checkpoint: Driver | str | os.PathLike) -> Driver:
     """A driver from a checkpoint path, the word ``expert``, or a policy object (returned as is)."""
     if isinstance(checkpoint, (str, os.PathLike)):
         if str(checkpoint) == "expert":
@@ -326,15 +157,15 @@ def load_driver(checkpoint: Any) -> Any:
     return checkpoint
 
 
-def check_compatible(policy: Any, scenario: Any, where: str = "--checkpoint") -> None:
+def check_compatible(policy: Driver, scenario: Any, where: str = "--checkpoint") -> None:
     """The policy must take frames of the scenario's camera size."""
     h, w = getattr(policy, "image_height", None), getattr(policy, "image_width", None)
     if h is not None and (h, w) != (scenario.camera.height, scenario.camera.width):
-        raise ValueError(f"{where}: the policy takes {h}x{w} frames but scenario {scenario.name!r} renders "
+        raise UserError(f"{where}: the policy takes {h}x{w} frames but scenario {scenario.name!r} renders "
                          f"{scenario.camera.height}x{scenario.camera.width} (camera.height x camera.width)")
 
 
-def drive_episodes(policy: Any, scenario: Any, seeds: Sequence[int], perturbations: Sequence[Perturbation] = (),
+def drive_episodes(policy: Driver, scenario: Any, seeds: Sequence[int], perturbations: Sequence[Perturbation] = (),
                    off_road: str = "recover", video_dir: Path | None = None, video_prefix: str = "episode",
                    show: bool = False, title: str = "", progress: bool = True) -> tuple[list[dict], list[str]]:
     """Run one episode per reset seed; returns the per-episode figures and the video paths written."""
@@ -374,32 +205,38 @@ def drive_episodes(policy: Any, scenario: Any, seeds: Sequence[int], perturbatio
     return results, videos
 
 
-def simulate(policy_or_expert: Any, scenario: Any = DEFAULT_SCENARIO, episodes: int = 1, seed: int = 0,
+def simulate(driver: Driver | str | os.PathLike, scenario: Any = DEFAULT_SCENARIO, episodes: int = 1, seed: int = 0,
              perturbations: Sequence[Perturbation | str] = (), out: str | os.PathLike | None = None, video: bool = False,
              off_road: str = "recover", expert_reference: bool = True, duration_s: float | None = None,
-             show: bool = False, progress: bool = True) -> dict[str, Any]:
+             show: bool = False, progress: bool = True, checkpoint: str | None = None) -> dict[str, Any]:
     """Drive ``episodes`` episodes (reset seeds ``seed, seed+1, …``) and return (and write) the figures.
 
-    ``policy_or_expert``: a ``DrivingPolicy``, a checkpoint path, ``"expert"`` or any object with the
-    policy step interface. ``perturbations``: ``Perturbation`` objects or ``KIND:LEVEL`` strings.
-    With ``out``, writes ``out/metrics.json`` and (``video=True``) ``out/videos/*.mp4``.
+    ``driver``: a :class:`~drive.policy.protocol.Driver` (a ``DrivingPolicy``, the expert, …), a
+    checkpoint path or ``"expert"``; ``checkpoint`` names the checkpoint of a driver passed as an
+    object, for ``metrics.json``. ``scenario``: a ``Scenario``, a YAML path or a shipped name.
+    ``perturbations``: ``Perturbation`` objects or ``KIND:LEVEL`` strings. With ``out``, writes
+    ``out/metrics.json`` and (``video=True``) ``out/videos/*.mp4``; the folder is made before any driving.
     """
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise UserError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     sc = resolve_scenario(scenario, duration_s)
-    policy = load_driver(policy_or_expert)
+    policy = load_driver(driver)
     check_compatible(policy, sc)
     chain = [parse_single(p) if isinstance(p, str) else p for p in perturbations]
     seeds = [int(seed) + i for i in range(episodes)]
     out_dir = Path(out) if out is not None else None
     video_dir = out_dir / "videos" if (out_dir is not None and video) else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)  # fail before driving, not after
 
-    name = getattr(policy, "model_name", type(policy).__name__)
+    name = policy.model_name
     drivers = [("policy", policy, name)]
     if expert_reference and not isinstance(policy, ExpertPolicy):
         drivers.append(("expert", ExpertPolicy(), "expert"))
+    if checkpoint is None and isinstance(driver, (str, os.PathLike)):
+        checkpoint = str(driver)
     result: dict[str, Any] = {
-        "checkpoint": str(policy_or_expert) if isinstance(policy_or_expert, (str, os.PathLike)) else None,
+        "checkpoint": checkpoint,
         "model": name,
         "scenario": sc.to_dict(),
         "seed": int(seed),
@@ -434,44 +271,3 @@ def summary_table(result: dict[str, Any]) -> str:
             label = result["model"] if role == "policy" else "expert"
             rows.append({"driver": label, **result[role]["aggregate"]})
     return M.format_table(rows, SUMMARY_COLUMNS)
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help=f"checkpoint folder, or 'expert' (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                        help="scenario YAML file or shipped scenario name (default: scenarios/default.yaml)")
-    parser.add_argument("--episodes", type=int, default=1, help="episodes to drive (default: 1)")
-    parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode; episode i uses seed+i")
-    parser.add_argument("--out", default="runs/simulate", help="output folder (default: runs/simulate)")
-    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
-                        help="write one mp4 per episode to OUT/videos (default: on)")
-    parser.add_argument("--show", action="store_true", help="show the driving live in a window (needs a display)")
-    parser.add_argument("--end-on-off-road", action="store_true",
-                        help="end an episode when the car leaves the road (default: count it, recentre, go on)")
-    parser.add_argument("--perturb", action="append", default=[], metavar="KIND:LEVEL",
-                        help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)")
-    parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
-    parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default 0: torch's own, one per core; on a busy machine 1 is "
-                             "faster, since threads waiting for a core cost milliseconds a step)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.threads < 0:
-        raise ValueError(f"--threads {args.threads}: must be >= 0")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.show:
-        check_display()
-    result = simulate(args.checkpoint, scenario=args.scenario, episodes=args.episodes, seed=args.seed,
-                      perturbations=[parse_single(p, "--perturb") for p in args.perturb], out=args.out,
-                      video=args.video, off_road="terminate" if args.end_on_off_road else "recover",
-                      expert_reference=not args.no_expert, duration_s=args.duration_s, show=args.show)
-    print(summary_table(result))
-    print(f"wrote {Path(args.out) / 'metrics.json'}" + (f" and {len(result.get('videos', []))} video(s)" if args.video else ""))
-    return 0

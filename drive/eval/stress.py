@@ -6,7 +6,9 @@ episode). A clean cell (no perturbation, level 0) per model and seed is always r
 level 0 of every kind. Cells run in worker processes (spawned, one torch thread each) and each
 finished cell is written atomically to ``DIR/cells/<cell>.json``; a rerun reads those back and
 computes only the missing ones (a cell whose inputs changed — checkpoint weights, scenario,
-episodes — is recomputed).
+episodes — is recomputed). Each episode of a cell is one call of the rollout
+(:func:`drive.eval.rollout.run_episode`), as in ``drive simulate``. The command line is
+:mod:`drive.commands.stress`.
 
 Outputs in ``DIR``:
 
@@ -20,7 +22,6 @@ Outputs in ``DIR``:
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import dataclasses
 import hashlib
@@ -31,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from drive.errors import UserError
 from drive.eval import metrics as M
-from drive.eval.perturb import KINDS, describe, make, parse_spec
+from drive.eval.perturb import KINDS, make, parse_spec
 from drive.io import atomic_path, atomic_write_json, atomic_write_text
 
 CLEAN = "clean"
@@ -107,15 +109,15 @@ def parse_seeds(text: str) -> list[int]:
     try:
         parts = [int(p) for p in str(text).split(",") if p.strip()]
     except ValueError:
-        raise ValueError(f"--seeds: expected a count (3) or a list (0,1,2), got {text!r}") from None
+        raise UserError(f"--seeds: expected a count (3) or a list (0,1,2), got {text!r}") from None
     if not parts:
-        raise ValueError(f"--seeds: expected a count (3) or a list (0,1,2), got {text!r}")
+        raise UserError(f"--seeds: expected a count (3) or a list (0,1,2), got {text!r}")
     if "," not in str(text):
         if parts[0] < 1:
-            raise ValueError(f"--seeds: a count must be >= 1, got {text!r}")
+            raise UserError(f"--seeds: a count must be >= 1, got {text!r}")
         return list(range(parts[0]))
     if any(p < 0 for p in parts) or len(set(parts)) != len(parts):
-        raise ValueError(f"--seeds: seeds must be distinct and >= 0, got {text!r}")
+        raise UserError(f"--seeds: seeds must be distinct and >= 0, got {text!r}")
     return parts
 
 
@@ -301,13 +303,13 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
     from drive.eval.simulate import resolve_scenario
 
     if not checkpoints and not with_expert:
-        raise ValueError("--checkpoint: give at least one checkpoint (or keep the expert)")
+        raise UserError("--checkpoint: give at least one checkpoint (or keep the expert)")
     if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
+        raise UserError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     if not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"--workers: must be a whole number >= 0, got {workers!r}")
+        raise UserError(f"--workers: must be a whole number >= 0, got {workers!r}")
     if off_road not in ("recover", "terminate"):
-        raise ValueError(f"off_road: expected 'recover' or 'terminate', got {off_road!r}")
+        raise UserError(f"off_road: expected 'recover' or 'terminate', got {off_road!r}")
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
     sweeps = [parse_spec(p) if isinstance(p, str) else (p[0], [KINDS[p[0]].check(v) for v in p[1]]) for p in perturb]
     sc = resolve_scenario(scenario, duration_s)
@@ -356,36 +358,3 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
     }
     write_results(out_dir, rows, config)
     return {"rows": rows, "computed": len(todo), "reused": reused, "cells": len(cells)}
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "perturbation kinds (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
-        "  " + line for line in describe().splitlines())
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                        help="checkpoint folder (repeatable; default: checkpoints/ncp19)")
-    parser.add_argument("--perturb", action="append", default=[], metavar="KIND:LEVEL,LEVEL…",
-                        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)")
-    parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
-    parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default: 1)")
-    parser.add_argument("--seeds", default="3", help="seeds: a count (3 = 0,1,2) or a list (0,1,2; one seed s: 's,') (default: 3)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process)")
-    parser.add_argument("--out", default="runs/stress", help="output folder (default: runs/stress)")
-    parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
-    parser.add_argument("--end-on-off-road", action="store_true", help="end episodes on leaving the road")
-    parser.add_argument("--no-expert", action="store_true", help="leave the expert out of the sweep")
-
-
-def run(args: argparse.Namespace) -> int:
-    from drive.eval.simulate import DEFAULT_CHECKPOINT
-
-    result = stress(args.checkpoint or [DEFAULT_CHECKPOINT], args.perturb, args.out, scenario=args.scenario,
-                    episodes=args.episodes, seeds=args.seeds, workers=args.workers, duration_s=args.duration_s,
-                    off_road="terminate" if args.end_on_off_road else "recover", with_expert=not args.no_expert)
-    columns = ("model", "kind", "level", "n_seeds", "off_road_per_km", "mean_abs_lateral_m", "completed_fraction")
-    print(M.format_table(result["rows"], columns))
-    print(f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(args.out) / 'report.md'}")
-    return 0

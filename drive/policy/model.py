@@ -4,7 +4,8 @@
 feed-forward ``cnn``, a recurrent controller (:mod:`drive.core.controllers`). It owns the conventions
 every caller shares:
 
-* frames are RGB uint8 (B, T, H, W, 3), exactly ``image_height`` x ``image_width``;
+* frames are RGB uint8 (B, T, H, W, 3), exactly ``image_height`` x ``image_width`` (:meth:`DrivingPolicy.step`
+  also takes float32 pixel values on the same [0, 255] scale; its docstring states the input contract);
 * steering is normalised to [-1, 1]; radians = steering * ``max_steer_rad``;
 * time: ``dt_s`` (s) is the time since the previous frame; the controller sees
   ``dt_s / frame_period_s``, so one nominal frame is one unit of controller time. Without ``dt_s``
@@ -136,15 +137,89 @@ class DrivingPolicy(nn.Module):
         y, state = self.controller(feats.view(b, t, -1), state, timespans)
         return y[..., 0], state
 
-    @torch.inference_mode()
-    def step(self, frames, state: torch.Tensor | None, dt_s=None) -> tuple[np.ndarray, torch.Tensor]:
-        """One closed-loop step for a batch of envs: frames uint8 (B, H, W, 3) (numpy or torch),
-        state (B, S) or None, dt_s (B,) s or None -> (normalised steering as numpy (B,), new state)."""
+    FRAME_DTYPES = ("uint8", "float32")
+    """Frame dtypes :meth:`step` takes: uint8 pixel values, or float32 pixel values on the same [0, 255] scale."""
+
+    def _step_frames(self, frames: Any) -> torch.Tensor:
+        """``frames`` of :meth:`step` checked against the input contract, as a (B, H, W, 3) tensor."""
         if isinstance(frames, np.ndarray):
+            if frames.dtype.name not in self.FRAME_DTYPES:
+                raise ValueError(f"frames: dtype {frames.dtype.name} is not supported; give RGB uint8 (0..255) "
+                                 "or float32 pixel values in [0, 255]")
             if not (frames.flags.writeable and frames.flags.c_contiguous):
                 frames = np.array(frames)  # torch wants writable memory; 47 kB a frame, a few us
             frames = torch.from_numpy(frames)
+        elif not isinstance(frames, torch.Tensor):
+            raise ValueError(f"frames: expected a numpy array or a torch tensor, got {type(frames).__name__}")
+        if frames.dtype not in (torch.uint8, torch.float32):
+            raise ValueError(f"frames: dtype {str(frames.dtype).removeprefix('torch.')} is not supported; give RGB "
+                             "uint8 (0..255) or float32 pixel values in [0, 255]")
         self._check_frames(frames, 4)
+        if frames.dtype == torch.float32:
+            finite = torch.isfinite(frames)
+            if not bool(finite.all()):
+                bad = frames[~finite].flatten()[0].item()
+                raise ValueError(f"frames: float frames must be finite, got {bad} "
+                                 f"({int((~finite).sum())} non-finite value(s))")
+            lo, hi = float(frames.min()), float(frames.max())
+            if lo < 0.0 or hi > 255.0:
+                raise ValueError(f"frames: float32 pixel values must be in [0, 255], got values in [{lo:g}, {hi:g}]")
+        return frames
+
+    def _step_state(self, state: Any, batch: int) -> torch.Tensor:
+        """``state`` of :meth:`step`: None (the initial state) or (B, S), torch or numpy, on the policy's device."""
+        if state is None:
+            return self.initial_state(batch)
+        if isinstance(state, np.ndarray):
+            state = torch.from_numpy(np.asarray(state, dtype=np.float32))
+        if not isinstance(state, torch.Tensor):
+            raise ValueError(f"state: expected a torch tensor (or numpy array) of shape ({batch}, {self.state_size}) "
+                             f"or None, got {type(state).__name__}")
+        if tuple(state.shape) != (batch, self.state_size):
+            raise ValueError(f"state: expected shape ({batch}, {self.state_size}) (batch, state size of "
+                             f"{self.model_name}), got {tuple(state.shape)}")
+        p = self._param()
+        return state.to(device=p.device, dtype=p.dtype)
+
+    def _step_timespans(self, dt_s: Any, batch: int) -> torch.Tensor | None:
+        """``dt_s`` of :meth:`step` (None, a scalar or (B,), s) as controller timespans (B,)."""
+        if dt_s is None:
+            return None
+        p = self._param()
+        dt = torch.as_tensor(np.asarray(dt_s, dtype=np.float64) if not isinstance(dt_s, torch.Tensor) else dt_s)
+        if dt.dim() == 0:
+            dt = dt.expand(batch)
+        elif tuple(dt.shape) != (batch,):
+            raise ValueError(f"dt_s: expected a scalar or shape ({batch},) (one per frame), got shape {tuple(dt.shape)}")
+        ok = torch.isfinite(dt) & (dt > 0)
+        if not bool(ok.all()):
+            raise ValueError(f"dt_s: must be finite and > 0 seconds, got {dt[~ok].flatten()[0].item()}")
+        return dt.to(device=p.device, dtype=p.dtype) / self.frame_period_s
+
+    @torch.inference_mode()
+    def step(self, frames: Any, state: Any = None, dt_s: Any = None,
+             infos: Any = None) -> tuple[np.ndarray, torch.Tensor]:
+        """One closed-loop step for a batch of B envs (the :class:`drive.policy.protocol.Driver` step).
+
+        Input contract (checked; a violation raises one ``ValueError`` naming the argument and value):
+
+        * ``frames``: numpy array or torch tensor (B, H, W, 3), RGB, H x W = ``image_height`` x
+          ``image_width``; dtype **uint8** (0..255), or **float32** pixel values on the same scale,
+          finite and in [0, 255]. Other dtypes (int16, bool, float64, …), NaN/inf and out-of-range
+          floats are refused, so a corrupt frame never becomes a NaN steering silently.
+        * ``state``: None (the initial state), or (B, S) as returned by the previous call; a torch
+          tensor, or a numpy array (converted to the policy's dtype and device).
+        * ``dt_s``: None (every frame is one nominal frame), a scalar (the same for every sample,
+          broadcast to B) or (B,): seconds since each sample's previous frame, finite and > 0.
+        * ``infos``: the env's info per frame; not used (a trained policy sees only the camera).
+
+        Returns the normalised steering as numpy float32 (B,) (radians = steering * ``max_steer_rad``)
+        and the new state (B, S). Computes in float32 unless :meth:`set_inference_precision` chose bfloat16.
+        """
+        frames = self._step_frames(frames)
+        batch = frames.shape[0]
+        state = self._step_state(state, batch)
+        timespans = self._step_timespans(dt_s, batch)
         if self.inference_precision == "bfloat16":
             images = standardize_images(frames.permute(0, 3, 1, 2).to(self._param().device))
             feats = self.head.tail(self._bf16_convs()(images.to(torch.bfloat16)).float())
@@ -152,15 +227,7 @@ class DrivingPolicy(nn.Module):
             feats = self.features(frames)
         if self.controller is None:
             steering = feats[:, 0]
-            if state is None:
-                state = self.initial_state(frames.shape[0])
         else:
-            if state is None:
-                state = self.initial_state(frames.shape[0])
-            timespans = None
-            if dt_s is not None:
-                dt = torch.as_tensor(dt_s, dtype=feats.dtype, device=feats.device).reshape(-1)
-                timespans = dt / self.frame_period_s
             y, state = self.controller.step(feats, state, timespans)
             steering = y[:, 0]
         return steering.float().cpu().numpy(), state

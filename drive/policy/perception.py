@@ -27,8 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-CONTROLLER_MODELS = ("ncp19", "lstm", "gru", "ctrnn", "cfc", "feedforward")
+from drive.core.controllers import CONTROLLER_NAMES as CONTROLLER_MODELS  # the one list of controller names
+
 MODEL_NAMES = CONTROLLER_MODELS + ("cnn",)
+"""Every driving model: a conv head on each registry controller, and ``cnn`` (PilotNet, no controller)."""
 
 
 def standardize_images(x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,9 @@ config round trips, timespans, and bad input — for every registered controller
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,3 +178,80 @@ def test_bad_step_input_and_bad_registry_arguments():
         build_controller("gru", wings=3)
     with pytest.raises(ValueError, match="name"):
         controller_from_config({"in_features": 3})
+
+
+# ------------------------------------------------------------------------ module layout and shipped checkpoints
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted(p.parent.name for p in (REPO / "checkpoints").glob("*/config.json"))
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """drive.core module -> the drive.core modules it imports when it is imported (module-level import
+    statements; those inside functions run later and those under ``if TYPE_CHECKING`` never)."""
+    graph = {}
+    for path in (REPO / "drive" / "core").glob("*.py"):
+        name = "drive.core" if path.stem == "__init__" else f"drive.core.{path.stem}"
+        deps = set()
+        body = [n for n in ast.parse(path.read_text()).body
+                if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+        for node in (n for top in body if not isinstance(top, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(top)):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("drive.core"):
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("drive.core"))
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_controller_modules_have_no_import_circle():
+    graph = _core_imports()
+    assert "drive.core.controllers" not in graph["drive.core.baselines"]
+    assert "drive.core.controllers" not in graph["drive.core.ltc_controller"]
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if dep == "drive.core":  # the package itself is never imported by its modules
+                continue
+            assert state.get(dep) != 1, f"import circle: {' -> '.join(path + [dep])}"
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_model_names_come_from_the_registry():
+    from drive.policy.perception import CONTROLLER_MODELS, MODEL_NAMES
+
+    assert CONTROLLER_MODELS is CONTROLLER_NAMES
+    assert MODEL_NAMES == CONTROLLER_NAMES + ("cnn",)
+
+
+@pytest.mark.skipif(len(SHIPPED) < 6, reason="the shipped checkpoints are not all there")
+def test_all_six_shipped_checkpoints_load_and_drive_a_few_steps():
+    import numpy as np
+
+    from drive.eval.rollout import make_env, policy_step
+    from drive.policy.checkpoint import load_policy
+    from drive.world.scenario import Scenario
+
+    assert SHIPPED == ["cfc", "cnn", "ctrnn", "gru", "lstm", "ncp19"]
+    env = make_env(Scenario(name="ckpt-test", duration_s=1.0))
+    try:
+        for name in SHIPPED:
+            policy = load_policy(REPO / "checkpoints" / name)
+            assert policy.model_name == name
+            obs, info = env.reset(seed=0)
+            state = policy.initial_state(1)
+            for _ in range(4):
+                steering, state = policy_step(policy, obs, info, state, 0.05)
+                assert np.isfinite(steering) and abs(steering) < 5, (name, steering)
+                obs, _, _, _, info = env.step(np.array([np.clip(steering, -1, 1)], np.float32))
+            assert tuple(state.shape) == (1, policy.state_size)
+    finally:
+        env.close()

@@ -52,7 +52,6 @@ def tiny_checkpoint(tmp_path):
 class RecordingPolicy:
     """A fake driver that steers a constant and records every call: frames, dt_s and the call count."""
 
-    reads_info = False
     neuron_labels = ["a", "b"]
     max_steer_rad = None
     model_name = "recording"
@@ -65,7 +64,7 @@ class RecordingPolicy:
     def initial_state(self, batch):
         return torch.zeros(batch, 2)
 
-    def step(self, frames, state, dt_s=None):
+    def step(self, frames, state, dt_s=None, infos=None):
         self.dts.append(float(np.asarray(dt_s).reshape(-1)[0]))
         self.frames.append(np.array(frames[0]))
         return np.full(len(frames), self.steering), state + 1

@@ -10,7 +10,9 @@ import pytest
 
 from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Drop
-from drive.eval.simulate import ConstantPolicy, ExpertPolicy, clamp_steering, drive_episodes, make_env, run_episode
+from drive.eval.rollout import clamp_steering, make_env, run_episode
+from drive.eval.simulate import drive_episodes
+from drive.policy.reference import ConstantPolicy, ExpertPolicy
 
 
 def test_expert_as_policy_never_leaves_the_road(make_scenario):
@@ -86,9 +88,9 @@ def test_dropped_frames_give_the_policy_the_real_elapsed_time(make_scenario, rec
 
 def test_held_action_is_the_last_one_while_frames_are_dropped(make_scenario):
     class Counting(ConstantPolicy):
-        def step(self, frames, state, dt_s=None):
+        def step(self, frames, state, dt_s=None, infos=None):
             self.steering = -self.steering if self.steering else 0.2
-            return super().step(frames, state, dt_s)
+            return super().step(frames, state, dt_s, infos)
 
     sc = make_scenario(duration_s=2.0)
     env = make_env(sc, "recover", render_camera=False)

@@ -10,7 +10,8 @@ import pytest
 
 from drive.cli import main
 from drive.eval import metrics as M
-from drive.eval.simulate import REPO_ROOT, ExpertPolicy, simulate
+from drive.eval.simulate import REPO_ROOT, simulate
+from drive.policy.reference import ExpertPolicy
 from drive.eval.video import read_video
 
 SHIPPED = REPO_ROOT / "checkpoints" / "ncp19"

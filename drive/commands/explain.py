@@ -1,0 +1,60 @@
+"""`drive explain`: saliency maps, attention stability and neuron traces of a checkpoint.
+
+Parses the flags into typed values, checks ``--out`` before any driving, and calls
+:func:`drive.eval.explain.explain` (the library; see its module for the method and outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from drive.commands.common import prepare_out_dir
+from drive.errors import UserError
+
+
+def _variances(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected variances like 0.1,0.2,0.3, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected variances like 0.1,0.2,0.3, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default="checkpoints/ncp19", help="checkpoint folder (default: checkpoints/ncp19)")
+    parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
+    parser.add_argument("--out", default="runs/explain", help="output folder (default: runs/explain)")
+    parser.add_argument("--seed", type=int, default=0, help="reset seed of the episode (default: 0)")
+    parser.add_argument("--noise", type=_variances, default=[0.1, 0.2, 0.3],
+                        help="Gaussian noise variances sigma^2 for the SSIM (default: 0.1,0.2,0.3)")
+    parser.add_argument("--images", type=int, default=6, help="saliency PNGs to write (default: 6)")
+    parser.add_argument("--ssim-frames", type=int, default=40, help="frames the SSIM is averaged over (default: 40)")
+    parser.add_argument("--duration-s", type=float, default=20.0, help="episode length, s (default: 20)")
+    parser.add_argument("--no-video", action="store_true", help="skip the saliency overlay video")
+
+
+def run(args: argparse.Namespace) -> int:
+    from drive.eval.explain import explain
+    from drive.eval.simulate import resolve_checkpoint, resolve_scenario
+
+    # 1. typed values from the flags; nothing is written yet
+    if args.images < 0:
+        raise UserError(f"--images {args.images}: must be >= 0")
+    if args.ssim_frames < 1:
+        raise UserError(f"--ssim-frames {args.ssim_frames}: must be >= 1")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    scenario = resolve_scenario(args.scenario)
+    # 2. the output folder, before any driving
+    out = prepare_out_dir(args.out)
+    # 3. the work
+    result = explain(checkpoint, scenario, out, seed=args.seed, variances=args.noise,
+                     images=args.images, ssim_frames=args.ssim_frames, duration_s=args.duration_s,
+                     video=not args.no_video)
+    print("mean SSIM of saliency maps, clean vs Gaussian noise (1 = same attention):")
+    for level, value in result["mean_ssim"].items():
+        print(f"  sigma^2 = {level:>5s}: {value:.3f}")
+    print(f"wrote {Path(out) / 'explain.json'}")
+    return 0

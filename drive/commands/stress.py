@@ -1,0 +1,63 @@
+"""`drive stress`: sweep models × perturbation kinds × levels × seeds in parallel, resumably.
+
+Parses the flags into typed values, checks ``--out`` before any driving, and calls
+:func:`drive.eval.stress.stress` (the library; see its module for the outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from drive.commands.common import prepare_out_dir
+from drive.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from drive.eval.perturb import describe
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "perturbation kinds (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
+        "  " + line for line in describe().splitlines())
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
+                        help="checkpoint folder (repeatable; default: checkpoints/ncp19)")
+    parser.add_argument("--perturb", action="append", default=[], metavar="KIND:LEVEL,LEVEL…",
+                        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)")
+    parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default: 1)")
+    parser.add_argument("--seeds", default="3", help="seeds: a count (3 = 0,1,2) or a list (0,1,2; one seed s: 's,') (default: 3)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process)")
+    parser.add_argument("--out", default="runs/stress", help="output folder (default: runs/stress)")
+    parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
+    parser.add_argument("--end-on-off-road", action="store_true", help="end episodes on leaving the road")
+    parser.add_argument("--no-expert", action="store_true", help="leave the expert out of the sweep")
+
+
+def run(args: argparse.Namespace) -> int:
+    from drive.eval import metrics as M
+    from drive.eval.perturb import parse_spec
+    from drive.eval.simulate import DEFAULT_CHECKPOINT, resolve_checkpoint, resolve_scenario
+    from drive.eval.stress import parse_seeds, stress
+
+    # 1. typed values from the flags; nothing is written yet
+    if args.episodes < 1:
+        raise UserError(f"--episodes {args.episodes}: must be >= 1")
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: must be >= 0")
+    seeds = parse_seeds(args.seeds)
+    sweeps = [parse_spec(p) for p in args.perturb]
+    checkpoints = args.checkpoint or [DEFAULT_CHECKPOINT]
+    for checkpoint in checkpoints:
+        if checkpoint != "expert":
+            resolve_checkpoint(checkpoint)
+    scenario = resolve_scenario(args.scenario, args.duration_s)
+    # 2. the output folder, before any driving
+    out = prepare_out_dir(args.out)
+    # 3. the work
+    result = stress(checkpoints, sweeps, out, scenario=scenario,
+                    episodes=args.episodes, seeds=seeds, workers=args.workers,
+                    off_road="terminate" if args.end_on_off_road else "recover", with_expert=not args.no_expert)
+    columns = ("model", "kind", "level", "n_seeds", "off_road_per_km", "mean_abs_lateral_m", "completed_fraction")
+    print(M.format_table(result["rows"], columns))
+    print(f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(out) / 'report.md'}")
+    return 0
