@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from drive.data import layout
-from drive.data.importers import DatasetWriter
+from drive.data.writer import DatasetWriter
 from drive.io import atomic_dir, atomic_write_json
 from drive.policy.checkpoint import TRAIN_STATE_DIR, load_policy
 from drive.policy.model import DrivingPolicy
@@ -103,8 +103,7 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
     try:
         for k in range(len(rounds) + 1, len(rounds) + cfg.dagger_rounds + 1):
             policy = load_policy(out).eval()
-            writer = DatasetWriter(aggregate, info.fps, info.image_height, info.image_width, info.max_steer_rad,
-                                   source=info.source)
+            writer = DatasetWriter(aggregate, info)
             stats = []
             for e in tqdm(range(cfg.dagger_episodes), desc=f"dagger round {k}", unit="episode",
                           disable=not cfg.progress):
@@ -113,11 +112,11 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
                 n = len(ep["labels"])
                 index = writer.add_episode(iter(ep["frames"]), ep["labels"], np.arange(n) * ep["dt_s"],
                                            columns={**ep["columns"], layout.STEERING_APPLIED: ep["applied"]},
-                                           source=DAGGER_SOURCE, meta={"split": "train", "dagger_round": k})
+                                           episode_meta={"source": DAGGER_SOURCE, "split": "train", "dagger_round": k})
                 stats.append({"episode": index, "frames": n, "off_road_events": ep["off_road_events"],
                               "distance_m": ep["distance_m"],
                               "mean_abs_error": float(np.mean(np.abs(ep["applied"] - ep["labels"])))})
-            writer.finish()
+            writer.close()
             done = json.loads((out / TRAIN_STATE_DIR / "state.json").read_text())["epoch"]
             round_cfg = dataclasses.replace(cfg, data=str(aggregate), cache_dir="", resume=True, max_steps=0,
                                             epochs=done + cfg.dagger_epochs, dagger_rounds=0)
