@@ -306,5 +306,5 @@ def _read_length_and_stats(path: Path) -> dict[str, Any]:
     for col, value in row.items():
         if isinstance(col, str) and col.startswith("stats/"):
             feature, stat = col[len("stats/"):].rsplit("/", 1)
-            per_feature.setdefault(feature, {})[stat] = [float(x) for x in np.ravel(value)]
+            per_feature.setdefault(feature, {})[stat] = [math.nan if x is None else float(x) for x in np.ravel(value)]
     return {"length": int(row["length"]), "stats": per_feature}
