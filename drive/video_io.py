@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 
 from drive.io import atomic_path
@@ -41,11 +42,13 @@ class VideoWriter:
 
     ``size_hw`` must be even in both directions (yuv420p halves the colour planes). ``gop`` is the
     keyframe interval in frames (None: libx264's default); a short one makes random access (LeRobot's
-    reader) cheaper at some cost in size. ``threads`` is the encoder's thread count (0: FFmpeg decides).
+    reader) cheaper at some cost in size. ``threads`` is the encoder's thread count (0: libx264 decides,
+    about 1.5 per core; with 1 the encoder is ~2x slower than OpenCV's mp4v on 2 cores). RGB becomes
+    yuv420p (BT.601, limited range, as FFmpeg's own conversion) with OpenCV, ~2.5x faster than swscale.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size_hw: tuple[int, int], crf: int = DEFAULT_CRF,
-                 preset: str = DEFAULT_PRESET, gop: int | None = None, threads: int = 1):
+                 preset: str = DEFAULT_PRESET, gop: int | None = None, threads: int = 0):
         import av
 
         self.path = Path(path)
@@ -85,7 +88,7 @@ class VideoWriter:
             raise ValueError(f"{self.path}: frame must be uint8 {(self.h, self.w, 3)}, got {rgb.dtype} {rgb.shape}")
         t = self.frames / self.fps if timestamp_s is None else float(timestamp_s)
         pts = max(int(round(t * CLOCK_HZ)), self._last_pts + 1)
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format=PIX_FMT)
         frame.pts = pts
         self._last_pts = pts
         for packet in self._stream.encode(frame):

@@ -132,6 +132,15 @@ def test_udacity_three_cameras_with_correction(tmp_path):
         assert abs(int(reader.read_frames(episode)[2, 39, 100, 0]) - value) <= 8  # jpeg + mp4v are lossy
 
 
+def test_udacity_header_after_a_utf8_bom_is_recognised(tmp_path):
+    src = tmp_path / "udacity"
+    make_udacity(src, n=4)
+    log = src / "driving_log.csv"
+    log.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())  # as Excel and Notepad save "UTF-8" CSVs
+    info = import_source("udacity", src, tmp_path / "ds", cameras=("center",), progress=False)
+    assert info.total_episodes == 1 and info.total_frames == 4  # the header is not taken for a data line
+
+
 def test_udacity_time_gap_starts_new_episode_and_headerless_log(tmp_path):
     src = tmp_path / "udacity"
     make_udacity(src, n=6, header=False, gap_after=2)
