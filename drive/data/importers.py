@@ -47,7 +47,6 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from drive.data.layout import DatasetInfo

@@ -124,7 +124,7 @@ def test_world_values_are_stored_per_episode_and_read_back(tmp_path, pattern_fra
 
 
 def test_old_datasets_are_read_and_appended_to(make_dataset, pattern_frames):
-    root, episodes = make_dataset(lengths=(8,))  # the layout before v3.0 fields: mp4v, no tasks, no task_index
+    root, _ = make_dataset(lengths=(8,))  # the layout before v3.0 fields: mp4v, no tasks, no task_index
     reader = DatasetReader(root)
     assert len(reader.read_frames(0)) == 8
     writer = DatasetWriter(root, DatasetInfo(fps=10.0, image_height=78, image_width=200, max_steer_rad=0.5))
