@@ -160,3 +160,25 @@ def test_cli_record(tmp_path, capsys):
     assert cli_main(["record", "--scenario", "nope", "--episodes", "1", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
     assert recorder.TASK and layout.complete_episodes(out) == [0]
+
+
+def test_world_values_at_reset_go_into_the_episode_table(tmp_path, monkeypatch):
+    real_reset = DriveEnv.reset
+    drawn = {"lane_width_m": 3.25, "weather": "fog", "parked_cars": 2, "night": True}
+
+    def reset_with_world(self, *, seed=None, options=None):
+        obs, info = real_reset(self, seed=seed, options=options)
+        return obs, {**info, "world": dict(drawn, parked_cars=seed % 5)}  # what a randomized world reports
+
+    monkeypatch.setattr(DriveEnv, "reset", reset_with_world)
+    root = record(_scenario(duration_s=0.25), 2, tmp_path / "ds", seed=4, progress=False)
+    from drive.data.reader import DatasetReader
+
+    reader = DatasetReader(root)
+    for e in reader.episodes:
+        world = reader.world(e)
+        assert world == dict(drawn, parked_cars=episode_reset_seed(4, e) % 5)
+        assert reader.episode_meta(e)["world.weather"] == "fog"
+    monkeypatch.setattr(DriveEnv, "reset", real_reset)
+    plain = record(_scenario(duration_s=0.25), 1, tmp_path / "plain", progress=False)
+    assert DatasetReader(plain).world(0) == {}
