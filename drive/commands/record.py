@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from drive.commands.common import prepare_out_dir
 
@@ -24,9 +25,15 @@ def run(args: argparse.Namespace) -> int:
     from drive.data import layout
     from drive.data.recorder import record
 
+    existed = Path(args.out).exists()
     out = prepare_out_dir(args.out)
-    record(args.scenario, args.episodes, out, seed=args.seed, noise_injection=args.noise_injection,
-           duration_s=args.duration_s, progress=not args.no_progress)
+    try:
+        record(args.scenario, args.episodes, out, seed=args.seed, noise_injection=args.noise_injection,
+               duration_s=args.duration_s, progress=not args.no_progress)
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run refused before its first write leaves no folder behind
+        raise
     info = layout.read_info(out)
     print(f"{out}: {info.total_episodes} episodes, {info.total_frames} frames at {info.fps:g} Hz")
     return 0
