@@ -166,7 +166,9 @@ class DatasetWriter:
         """Write the frames added since the last save as one episode; returns its index.
 
         ``episode_meta``: extra columns of the episode's ``meta/episodes`` row, scalars (``source``,
-        seeds, ``world.<key>`` from :func:`layout.world_meta`, …); None values are left out.
+        seeds, ``world.<key>`` from :func:`layout.world_meta`, …); None values are left out. LeRobot
+        loads the episode rows as one table: give every episode of a dataset the same keys, with the
+        same value types (an int in one episode and a float in the next is a schema clash there).
         """
         n = self.frames_pending
         if n == 0:
