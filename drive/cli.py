@@ -16,8 +16,8 @@ from drive import __version__
 #: verb -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("drive.core.inspect", "print neurons, synapses and parameters of each controller (NCP paper, Table 2)"),
-    "record": ("drive.data.recorder", "record expert driving (camera video + steering) into a dataset"),
-    "import": ("drive.data.importers", "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset"),
+    "record": ("drive.commands.record", "record expert driving (camera video + steering) into a dataset"),
+    "import": ("drive.commands.import", "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset"),
     "train": ("drive.train.loop", "train a driver by imitation from a dataset"),
     "simulate": ("drive.commands.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),

@@ -9,10 +9,63 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+
+TMP_MARK = ".drive-tmp-"
+"""Temporaries are named ``.NAME.drive-tmp-PID-XXXXXXXX``: hidden, and carrying the writer's process id."""
+_TMP_RE = re.compile(r"^\..*\.drive-(?:tmp|old)-(\d+)-")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries in ``folder`` left by writers that died (SIGKILL, power loss).
+
+    A temporary is stale when the process id in its name is not running. Temporaries of live
+    writers are left alone, so a sweep never races a write in progress. Returns what was removed.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        m = _TMP_RE.match(entry.name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _follow_umask(path: Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the result the mode a plain open()/mkdir() would have."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
 @contextlib.contextmanager
@@ -20,15 +73,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
     ``suffix`` defaults to the target's suffix, so writers that pick a format from the
-    extension (OpenCV, pandas) still work.
+    extension (OpenCV, pandas) still work. The file gets the mode the umask gives (0644 under
+    022). Stale temporaries of dead writers in the folder are swept first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix)
+    sweep_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}{os.getpid()}-",
+                               suffix=suffix if suffix is not None else path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _follow_umask(tmp_path, is_dir=False)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -52,15 +109,18 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a folder under a temporary name and move it onto ``path`` only when complete.
 
-    An existing folder at ``path`` is replaced only after the new one is finished.
+    An existing folder at ``path`` is replaced only after the new one is finished. The folder gets
+    the mode the umask gives (0755 under 022). Stale temporaries of dead writers beside it are swept first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    sweep_stale_temporaries(path.parent)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}{os.getpid()}-"))
     try:
         yield tmp
+        _follow_umask(tmp, is_dir=True)
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.drive-old-{os.getpid()}-"))
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from drive.data.layout import read_info
-from drive.io import atomic_write_json, read_json
+from drive.io import TMP_MARK, atomic_dir, atomic_write_json, read_json, sweep_stale_temporaries
 from drive.policy.checkpoint import read_config
 
 
@@ -28,3 +35,45 @@ def test_broken_checkpoint_config_and_dataset_info_name_the_file(tmp_path):
     (tmp_path / "meta" / "info.json").write_text("[")
     with pytest.raises(ValueError, match=r"info\.json: invalid JSON"):
         read_info(tmp_path)
+
+
+@pytest.fixture
+def umask022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_atomic_files_and_folders_follow_the_umask(tmp_path, umask022):
+    atomic_write_json(tmp_path / "m.json", {"a": 1})
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+    with atomic_dir(tmp_path / "d") as d:
+        (d / "f.txt").write_text("x")
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    os.umask(0o027)
+    atomic_write_json(tmp_path / "n.json", {"a": 1})
+    assert stat.S_IMODE((tmp_path / "n.json").stat().st_mode) == 0o640
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from drive.io import atomic_dir, atomic_path
+folder = sys.argv[1]
+with atomic_dir(os.path.join(folder, "sub")) as d:
+    with atomic_path(os.path.join(folder, "out.json")) as tmp:
+        tmp.write_text("half")
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_temporaries_of_a_killed_writer_are_swept_by_the_next_write(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], env=env, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(name.startswith(".") for name in left)  # what SIGKILL leaves behind
+    live = tmp_path / f".other.json{TMP_MARK}{os.getpid()}-abc.json"  # a live writer's temporary: kept
+    live.write_text("in progress")
+    atomic_write_json(tmp_path / "out.json", {"ok": True})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.json", live.name])
+    assert sweep_stale_temporaries(tmp_path) == []

@@ -35,133 +35,87 @@ The dataset is built in a temporary folder beside ``--out`` and moved there only
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as _dt
 import math
+import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
-from drive.data import layout
 from drive.data.layout import DatasetInfo
-from drive.data.reader import iter_video, video_fps
-from drive.io import atomic_dir, atomic_path, atomic_write_json
+from drive.data.writer import DatasetWriter
+from drive.errors import UserError
+from drive.io import atomic_dir
+from drive.video_io import iter_video, video_fps
 
 FORMATS = ("video-csv", "udacity", "sully-chen")
 STEERING_UNITS = ("deg", "rad", "normalized")
 UDACITY_MAX_STEER_RAD = math.radians(25.0)
 """The Udacity simulator's maximum steering angle (25 degrees), rad: what its steering 1.0 stands for."""
+CAMERAS = ("center", "left", "right")
 
 
-# --------------------------------------------------------------------------------------------------
-# Writing a dataset
+@dataclass
+class ImportOptions:
+    """How to read a source and shape the dataset (``drive import``'s options; see the module doc)."""
 
+    height: int = 78
+    """Image height of the dataset, pixels (even: H.264 yuv420p)."""
+    width: int = 200
+    """Image width of the dataset, pixels (even)."""
+    resize: str = "crop"
+    """``crop``: centre-crop to the aspect ratio, then resize; ``stretch``: resize only."""
+    max_steer_rad: float | None = None
+    """Angle, rad, that normalised steering 1.0 stands for (None: the format's default)."""
+    fps: float | None = None
+    """Frame rate, Hz, when the source carries no times (None: from the source)."""
+    max_gap_s: float = 1.0
+    """udacity/sully-chen: a time gap over this, s, starts a new episode."""
+    csv: str | None = None
+    """video-csv: the per-frame steering CSV."""
+    steering_column: str = "steering"
+    """video-csv: the steering column's name."""
+    steering_unit: str = "normalized"
+    """video-csv: ``deg``, ``rad`` or ``normalized``."""
+    frame_column: str | None = None
+    """video-csv: the frame-index column (None: ``frame_index`` or ``frame``)."""
+    time_column: str | None = None
+    """video-csv: the time column, s from the video's first frame (None: ``timestamp``, ``time`` or ``t``)."""
+    time_offset_s: float = 0.0
+    """video-csv: the CSV time of the video's first frame, s."""
+    cameras: tuple[str, ...] = CAMERAS
+    """udacity: the cameras to import, each its own episode."""
+    steering_correction: float = 0.2
+    """udacity: normalised steering added for the left camera, subtracted for the right."""
 
-class DatasetWriter:
-    """Write episodes into a dataset folder in the layout of :mod:`drive.data.layout`.
-
-    Each episode's files are written atomically, its ``meta/episodes`` file last, so an interrupted
-    write leaves every earlier episode readable. Opening an existing dataset appends to it (the image
-    size and fps must match). Call :meth:`finish` to write ``meta/info.json``.
-    """
-
-    def __init__(self, root: str | Path, fps: float, image_height: int, image_width: int,
-                 max_steer_rad: float, source: str, scenario: dict | None = None):
-        self.root = Path(root)
-        if not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"{self.root}: fps must be a positive number, got {fps!r}")
-        if not (math.isfinite(max_steer_rad) and max_steer_rad > 0):
-            raise ValueError(f"{self.root}: max_steer_rad must be a positive number, got {max_steer_rad!r}")
-        self.info = DatasetInfo(fps=float(fps), image_height=int(image_height), image_width=int(image_width),
-                                max_steer_rad=float(max_steer_rad), source=source, scenario=scenario)
-        existing = layout.complete_episodes(self.root)
-        if existing:
-            old = layout.read_info(self.root)
-            if (old.image_height, old.image_width) != (self.info.image_height, self.info.image_width):
-                raise ValueError(f"{layout.info_path(self.root)}: image size {old.image_height}x{old.image_width} "
-                                 f"differs from the appended {image_height}x{image_width}")
-            self.info = old
-        self.next_episode = (max(existing) + 1) if existing else 0
-        self.next_index = sum(len(pd.read_parquet(layout.data_path(self.root, e), columns=[layout.INDEX]))
-                              for e in existing)
-        self.episode_count = len(existing)
-
-    def add_episode(self, frames: Iterable[np.ndarray], steering: np.ndarray, timestamps: np.ndarray,
-                    columns: dict[str, np.ndarray] | None = None, source: str | None = None,
-                    progress: tqdm | None = None, meta: dict | None = None) -> int:
-        """Write one episode; returns its index.
-
-        frames: RGB uint8 (H, W, 3) each, exactly ``len(steering)`` of them (an iterable is consumed
-        lazily, so a long episode is never held in memory). steering: normalised label in [-1, 1].
-        timestamps: s since the episode's first frame. columns: other per-frame columns of
-        :data:`layout.FRAME_COLUMNS` (missing ones are NaN); ``STEERING_APPLIED`` defaults to the label.
-        meta: extra columns of the episode's meta row (e.g. ``split="train"``).
-        """
-        steering = np.asarray(steering, dtype=np.float32)
-        timestamps = np.asarray(timestamps, dtype=np.float32)
-        n = len(steering)
-        if n == 0:
-            raise ValueError(f"{self.root}: an episode needs at least one frame")
-        if timestamps.shape != steering.shape:
-            raise ValueError(f"{self.root}: {len(timestamps)} timestamps for {n} steering values")
-        episode = self.next_episode
-        h, w = self.info.image_height, self.info.image_width
-        video = layout.video_path(self.root, episode)
-        video.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        with atomic_path(video) as tmp:
-            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps, (w, h))
-            if not writer.isOpened():
-                raise ValueError(f"{video}: OpenCV cannot open an mp4v video writer")
-            try:
-                for frame in frames:
-                    if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
-                        raise ValueError(f"{video}: frame {written} is {frame.dtype} {frame.shape}, expected uint8 {(h, w, 3)}")
-                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                    written += 1
-                    if progress is not None:
-                        progress.update(1)
-            finally:
-                writer.release()
-            if written != n:
-                raise ValueError(f"{video}: {written} frame(s) written for {n} steering value(s)")
-        table = {c: np.full(n, np.nan, dtype=np.float32) for c in layout.FRAME_COLUMNS}
-        table[layout.EPISODE_INDEX] = np.full(n, episode, dtype=np.int64)
-        table[layout.FRAME_INDEX] = np.arange(n, dtype=np.int64)
-        table[layout.TIMESTAMP] = timestamps
-        table[layout.INDEX] = np.arange(self.next_index, self.next_index + n, dtype=np.int64)
-        table[layout.STEERING_LABEL] = steering
-        table[layout.STEERING_APPLIED] = steering
-        for name, values in (columns or {}).items():
-            if name not in table:
-                raise ValueError(f"{self.root}: unknown per-frame column {name!r}")
-            table[name] = np.asarray(values, dtype=table[name].dtype)
-        with atomic_path(layout.data_path(self.root, episode)) as tmp:
-            pd.DataFrame(table).to_parquet(tmp, index=False)
-        meta = pd.DataFrame({"episode_index": [episode], "length": [n], "source": [source or self.info.source],
-                             "dataset_from_index": [self.next_index], "dataset_to_index": [self.next_index + n],
-                             **{k: [v] for k, v in (meta or {}).items()}})
-        with atomic_path(layout.episode_meta_path(self.root, episode)) as tmp:
-            meta.to_parquet(tmp, index=False)
-        self.next_episode += 1
-        self.next_index += n
-        self.episode_count += 1
-        return episode
-
-    def finish(self) -> DatasetInfo:
-        """Write ``meta/info.json`` with the episode and frame totals; returns the info written."""
-        self.info.total_episodes = self.episode_count
-        self.info.total_frames = self.next_index
-        atomic_write_json(layout.info_path(self.root), self.info.to_dict())
-        return self.info
+    def check(self) -> None:
+        """One-line :class:`UserError` naming the option and value for a bad option."""
+        if not (isinstance(self.height, int) and isinstance(self.width, int) and self.height > 0 and self.width > 0
+                and self.height % 2 == 0 and self.width % 2 == 0):
+            raise UserError(f"--height/--width: must be positive even integers (H.264 yuv420p), "
+                            f"got {self.height}x{self.width}")
+        if self.resize not in ("crop", "stretch"):
+            raise UserError(f"--resize: must be 'crop' or 'stretch', got {self.resize!r}")
+        if self.steering_unit not in STEERING_UNITS:
+            raise UserError(f"--steering-unit: must be one of {STEERING_UNITS}, got {self.steering_unit!r}")
+        for name in ("max_steer_rad", "fps"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise UserError(f"--{name.replace('_', '-')}: must be a positive number, got {v!r}")
+        if not (math.isfinite(self.max_gap_s) and self.max_gap_s > 0):
+            raise UserError(f"--max-gap-s: must be a positive number, got {self.max_gap_s!r}")
+        for cam in self.cameras:
+            if cam not in CAMERAS:
+                raise UserError(f"--cameras: unknown camera {cam!r} (choose from center, left, right)")
+        if not self.cameras:
+            raise UserError("--cameras: name at least one camera")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +137,7 @@ def fit_frame(rgb: np.ndarray, height: int, width: int, resize: str = "crop") ->
             y0 = (h - ch) // 2
             rgb = rgb[y0:y0 + ch]
     elif resize != "stretch":
-        raise ValueError(f"--resize must be 'crop' or 'stretch', got {resize!r}")
+        raise UserError(f"--resize must be 'crop' or 'stretch', got {resize!r}")
     if rgb.shape[:2] == (height, width):
         return np.ascontiguousarray(rgb)
     shrink = rgb.shape[0] >= height and rgb.shape[1] >= width
@@ -193,10 +147,10 @@ def fit_frame(rgb: np.ndarray, height: int, width: int, resize: str = "crop") ->
 def read_image(path: Path, where: str) -> np.ndarray:
     """Read an image file as RGB uint8; ``where`` (``FILE line N``) is put in front of any error."""
     if not path.is_file():
-        raise FileNotFoundError(f"{where}: image {path} not found")
+        raise UserError(f"{where}: image {path} not found")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"{where}: image {path} is unreadable")
+        raise UserError(f"{where}: image {path} is unreadable")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -209,9 +163,9 @@ def parse_number(text: str, where: str, what: str = "steering") -> float:
     try:
         value = float(str(text).strip())
     except ValueError:
-        raise ValueError(f"{where}: {what} {text!r} is not a number") from None
+        raise UserError(f"{where}: {what} {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{where}: {what} {text!r} is not a finite number")
+        raise UserError(f"{where}: {what} {text!r} is not a finite number")
     return value
 
 
@@ -219,12 +173,12 @@ def to_normalized(values: np.ndarray, unit: str, max_steer_rad: float | None, wh
     """Convert steering in ``unit`` to normalised [-1, 1]; returns (normalised, max_steer_rad used)."""
     values = np.asarray(values, dtype=np.float64)
     if unit not in STEERING_UNITS:
-        raise ValueError(f"--steering-unit must be one of {STEERING_UNITS}, got {unit!r}")
+        raise UserError(f"--steering-unit must be one of {STEERING_UNITS}, got {unit!r}")
     if max_steer_rad is not None and not (math.isfinite(max_steer_rad) and max_steer_rad > 0):
-        raise ValueError(f"--max-steer-rad must be a positive number, got {max_steer_rad!r}")
+        raise UserError(f"--max-steer-rad must be a positive number, got {max_steer_rad!r}")
     if unit == "normalized":
         if max_steer_rad is None:
-            raise ValueError(f"{where}: --max-steer-rad is required with --steering-unit normalized "
+            raise UserError(f"{where}: --max-steer-rad is required with --steering-unit normalized "
                              "(the angle in radians that steering 1.0 stands for)")
         normalized = values
     else:
@@ -232,7 +186,7 @@ def to_normalized(values: np.ndarray, unit: str, max_steer_rad: float | None, wh
         if max_steer_rad is None:
             max_steer_rad = float(np.max(np.abs(radians)))
             if max_steer_rad == 0.0:
-                raise ValueError(f"{where}: every steering value is 0; pass --max-steer-rad")
+                raise UserError(f"{where}: every steering value is 0; pass --max-steer-rad")
         normalized = radians / max_steer_rad
     clipped = int(np.count_nonzero(np.abs(normalized) > 1.0))
     if clipped:
@@ -254,7 +208,7 @@ def fps_from_times(times: np.ndarray, where: str) -> float:
     dt = np.diff(times)
     dt = dt[dt > 0]
     if len(dt) == 0:
-        raise ValueError(f"{where}: cannot tell the frame rate from the timestamps; pass --fps")
+        raise UserError(f"{where}: cannot tell the frame rate from the timestamps; pass --fps")
     return float(1.0 / np.median(dt))
 
 
@@ -282,61 +236,61 @@ def _find_column(columns: list[str], given: str | None, candidates: tuple[str, .
     return None
 
 
-def _video_csv(args: argparse.Namespace, out: Path) -> DatasetInfo:
-    video = Path(args.src)
+def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> DatasetInfo:
+    video = src
     if args.csv is None:
-        raise ValueError("--csv is required with --format video-csv")
+        raise UserError("--csv is required with --format video-csv")
     csv_path = Path(args.csv)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"{csv_path}: CSV not found")
+        raise UserError(f"{csv_path}: CSV not found")
     if not video.is_file():
-        raise FileNotFoundError(f"{video}: video not found")
+        raise UserError(f"{video}: video not found")
     fps_video = video_fps(video)
-    with open(csv_path, newline="") as fh:
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
-            raise ValueError(f"{csv_path}: empty CSV") from None
+            raise UserError(f"{csv_path}: empty CSV") from None
         rows = [(i + 2, row) for i, row in enumerate(reader) if any(cell.strip() for cell in row)]
     if not rows:
-        raise ValueError(f"{csv_path}: no data line after the header")
+        raise UserError(f"{csv_path}: no data line after the header")
     if args.steering_column not in header:
-        raise ValueError(f"{csv_path} line 1: no steering column {args.steering_column!r} (columns: {header})")
+        raise UserError(f"{csv_path} line 1: no steering column {args.steering_column!r} (columns: {header})")
     frame_col = _find_column(header, args.frame_column, ("frame_index", "frame"))
     time_col = None if frame_col is not None else _find_column(header, args.time_column, ("timestamp", "time", "t"))
     if frame_col is None and time_col is None:
-        raise ValueError(f"{csv_path} line 1: needs a frame-index column (frame_index, frame) or a time column "
+        raise UserError(f"{csv_path} line 1: needs a frame-index column (frame_index, frame) or a time column "
                          f"(timestamp, time, t); columns: {header}")
     for col in (frame_col, time_col):
         if col is not None and col not in header:
-            raise ValueError(f"{csv_path} line 1: no column {col!r} (columns: {header})")
+            raise UserError(f"{csv_path} line 1: no column {col!r} (columns: {header})")
     s_i = header.index(args.steering_column)
     k_i = header.index(frame_col or time_col)
     raw, frames_wanted, times = [], [], []
     for line, row in rows:
         where = f"{csv_path} line {line}"
         if len(row) != len(header):
-            raise ValueError(f"{where}: {len(row)} field(s), the header has {len(header)}")
+            raise UserError(f"{where}: {len(row)} field(s), the header has {len(header)}")
         raw.append(parse_number(row[s_i], where))
         if frame_col is not None:
             f = parse_number(row[k_i], where, what=f"frame index ({frame_col})")
             if f != int(f) or f < 0:
-                raise ValueError(f"{where}: frame index {row[k_i]!r} is not a non-negative integer")
+                raise UserError(f"{where}: frame index {row[k_i]!r} is not a non-negative integer")
             frames_wanted.append(int(f))
         else:
             if fps_video <= 0:
-                raise ValueError(f"{video}: the video does not say its frame rate; use a frame-index column")
+                raise UserError(f"{video}: the video does not say its frame rate; use a frame-index column")
             t = parse_number(row[k_i], where, what=f"time ({time_col})") - args.time_offset_s
             if t < 0:
-                raise ValueError(f"{where}: time {row[k_i]!r} is before the video's first frame "
+                raise UserError(f"{where}: time {row[k_i]!r} is before the video's first frame "
                                  f"(--time-offset-s {args.time_offset_s})")
             times.append(t)
             frames_wanted.append(int(round(t * fps_video)))
         if len(frames_wanted) > 1 and (frames_wanted[-1] < frames_wanted[-2]
                                        or (times and times[-1] <= times[-2])
                                        or (not times and frames_wanted[-1] == frames_wanted[-2])):
-            raise ValueError(f"{where}: {'time' if times else 'frame index'} {row[k_i]!r} does not increase")
+            raise UserError(f"{where}: {'time' if times else 'frame index'} {row[k_i]!r} does not increase")
     steering, max_steer = to_normalized(np.array(raw), args.steering_unit, args.max_steer_rad, str(csv_path))
     if times:
         t = np.array(times)
@@ -344,7 +298,7 @@ def _video_csv(args: argparse.Namespace, out: Path) -> DatasetInfo:
         fps = fps_from_times(t, str(csv_path)) if len(t) > 1 else fps_video
     else:
         if fps_video <= 0 and args.fps is None:
-            raise ValueError(f"{video}: the video does not say its frame rate; pass --fps")
+            raise UserError(f"{video}: the video does not say its frame rate; pass --fps")
         fps = args.fps or fps_video
         f = np.array(frames_wanted, dtype=np.float64)
         timestamps = (f - f[0]) / fps
@@ -361,13 +315,13 @@ def _video_csv(args: argparse.Namespace, out: Path) -> DatasetInfo:
                 k += 1
             if k == len(wanted):
                 return
-        raise ValueError(f"{csv_path} line {line_of[k]}: frame {wanted[k]} is beyond the end of video {video} "
+        raise UserError(f"{csv_path} line {line_of[k]}: frame {wanted[k]} is beyond the end of video {video} "
                          f"({last + 1} frame(s)): the video is shorter than its log")
 
-    writer = DatasetWriter(out, fps, args.height, args.width, max_steer, source=f"drive import --format video-csv {video.name}")
-    with tqdm(total=len(steering), desc="import", unit="frame", disable=not args.progress) as bar:
-        writer.add_episode(frames(), steering, timestamps, source=str(video), progress=bar)
-    return writer.finish()
+    writer = DatasetWriter(out, _info(args, fps, max_steer, f"drive import --format video-csv {video.name}"))
+    with tqdm(total=len(steering), desc="import", unit="frame", disable=not progress) as bar:
+        writer.add_episode(frames(), steering, timestamps, episode_meta={"source": str(video)}, progress=bar)
+    return writer.close()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -395,18 +349,14 @@ def _image_beside(base: Path, recorded: str) -> Path:
     return base / "IMG" / name
 
 
-def _udacity(args: argparse.Namespace, out: Path) -> DatasetInfo:
-    src = Path(args.src)
+def _udacity(src: Path, args: ImportOptions, out: Path, progress: bool) -> DatasetInfo:
     log = src / "driving_log.csv" if src.is_dir() else src
     if not log.is_file():
-        raise FileNotFoundError(f"{log}: Udacity driving_log.csv not found")
-    cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
-    for cam in cameras:
-        if cam not in ("center", "left", "right"):
-            raise ValueError(f"--cameras: unknown camera {cam!r} (choose from center, left, right)")
+        raise UserError(f"{log}: Udacity driving_log.csv not found")
+    cameras = list(args.cameras)
     corrections = {"center": 0.0, "left": args.steering_correction, "right": -args.steering_correction}
     rows = []
-    with open(log, newline="") as fh:
+    with open(log, newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of the header
         for line, row in enumerate(csv.reader(fh), start=1):
             if not any(cell.strip() for cell in row):
                 continue
@@ -414,10 +364,10 @@ def _udacity(args: argparse.Namespace, out: Path) -> DatasetInfo:
                 continue  # header line
             where = f"{log} line {line}"
             if len(row) < 4:
-                raise ValueError(f"{where}: {len(row)} field(s), expected center,left,right,steering,...")
+                raise UserError(f"{where}: {len(row)} field(s), expected center,left,right,steering,...")
             rows.append((line, row[0], row[1], row[2], parse_number(row[3], where)))
     if not rows:
-        raise ValueError(f"{log}: no data line")
+        raise UserError(f"{log}: no data line")
     times = [_udacity_time(r[1]) for r in rows]
     if all(t is not None for t in times):
         t = np.array(times)
@@ -426,7 +376,7 @@ def _udacity(args: argparse.Namespace, out: Path) -> DatasetInfo:
     else:
         if args.fps is None:
             line = rows[times.index(None)][0]
-            raise ValueError(f"{log} line {line}: no time in the image name; pass --fps")
+            raise UserError(f"{log} line {line}: no time in the image name; pass --fps")
         fps = args.fps
         t = np.arange(len(rows)) / fps
         runs = [np.arange(len(rows))]
@@ -440,7 +390,7 @@ def _udacity(args: argparse.Namespace, out: Path) -> DatasetInfo:
             episodes.append(_Episode(images=[(rows[i][0], rows[i][col]) for i in run], steering=steering,
                                      times=t[run] - t[run[0]], source=f"{log.name} lines {rows[run[0]][0]}-"
                                      f"{rows[run[-1]][0]} {cam} camera"))
-    return _write_image_episodes(args, out, log, episodes, fps, max_steer, "udacity",
+    return _write_image_episodes(args, progress, out, log, episodes, fps, max_steer, "udacity",
                                  lambda rec: _image_beside(log.parent, rec))
 
 
@@ -452,33 +402,32 @@ def _sully_time(text: str, where: str) -> float:
     try:
         t = _dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S:%f").replace(tzinfo=_dt.timezone.utc)
     except ValueError:
-        raise ValueError(f"{where}: time {text.strip()!r} is not YYYY-MM-DD HH:MM:SS:mmm") from None
+        raise UserError(f"{where}: time {text.strip()!r} is not YYYY-MM-DD HH:MM:SS:mmm") from None
     return t.timestamp()
 
 
-def _sully_chen(args: argparse.Namespace, out: Path) -> DatasetInfo:
-    src = Path(args.src)
+def _sully_chen(src: Path, args: ImportOptions, out: Path, progress: bool) -> DatasetInfo:
     log = src / "data.txt" if src.is_dir() else src
     if not log.is_file():
-        raise FileNotFoundError(f"{log}: Sully Chen data.txt not found")
+        raise UserError(f"{log}: Sully Chen data.txt not found")
     names, angles, times = [], [], []
-    with open(log) as fh:
+    with open(log, encoding="utf-8-sig") as fh:
         for line, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
             where = f"{log} line {line}"
             parts = text.strip().split(None, 1)
             if len(parts) != 2:
-                raise ValueError(f"{where}: expected 'FILENAME ANGLE', got {text.strip()!r}")
+                raise UserError(f"{where}: expected 'FILENAME ANGLE', got {text.strip()!r}")
             angle, _, stamp = parts[1].partition(",")
             angles.append(parse_number(angle, where))
             names.append((line, parts[0]))
             if stamp.strip():
                 times.append(_sully_time(stamp, where))
     if not names:
-        raise ValueError(f"{log}: no data line")
+        raise UserError(f"{log}: no data line")
     if times and len(times) != len(names):
-        raise ValueError(f"{log}: some lines have a time and some do not")
+        raise UserError(f"{log}: some lines have a time and some do not")
     steering, max_steer = to_normalized(np.array(angles), "deg", args.max_steer_rad, str(log))
     if times:
         t = np.array(times)
@@ -486,104 +435,73 @@ def _sully_chen(args: argparse.Namespace, out: Path) -> DatasetInfo:
         fps = args.fps or fps_from_times(t, str(log))
     else:
         if args.fps is None:
-            raise ValueError(f"{log}: the lines carry no time; pass --fps (frames per second of the recording)")
+            raise UserError(f"{log}: the lines carry no time; pass --fps (frames per second of the recording)")
         fps = args.fps
         t = np.arange(len(names)) / fps
         runs = [np.arange(len(names))]
     episodes = [_Episode(images=[names[i] for i in run], steering=steering[run], times=t[run] - t[run[0]],
                          source=f"{log.name} lines {names[run[0]][0]}-{names[run[-1]][0]}") for run in runs]
-    return _write_image_episodes(args, out, log, episodes, fps, max_steer, "sully-chen",
+    return _write_image_episodes(args, progress, out, log, episodes, fps, max_steer, "sully-chen",
                                  lambda name: log.parent / name)
 
 
-def _write_image_episodes(args: argparse.Namespace, out: Path, log: Path, episodes: list[_Episode], fps: float,
+def _write_image_episodes(args: ImportOptions, progress: bool, out: Path, log: Path, episodes: list[_Episode], fps: float,
                           max_steer: float, fmt: str, resolve) -> DatasetInfo:
     # Check every image exists before decoding any, so a missing frame fails fast.
     for ep in episodes:
         for line, rec in ep.images:
             path = resolve(rec)
             if not path.is_file():
-                raise FileNotFoundError(f"{log} line {line}: image {path} not found")
-    writer = DatasetWriter(out, fps, args.height, args.width, max_steer, source=f"drive import --format {fmt} {log}")
+                raise UserError(f"{log} line {line}: image {path} not found")
+    writer = DatasetWriter(out, _info(args, fps, max_steer, f"drive import --format {fmt} {log}"))
 
     def frames(ep: _Episode) -> Iterator[np.ndarray]:
         for line, rec in ep.images:
             yield fit_frame(read_image(resolve(rec), f"{log} line {line}"), args.height, args.width, args.resize)
 
     total = sum(len(ep.images) for ep in episodes)
-    with tqdm(total=total, desc="import", unit="frame", disable=not args.progress) as bar:
+    with tqdm(total=total, desc="import", unit="frame", disable=not progress) as bar:
         for ep in episodes:
-            writer.add_episode(frames(ep), np.asarray(ep.steering, dtype=np.float32),
-                               np.asarray(ep.times, dtype=np.float32), source=ep.source, progress=bar)
-    return writer.finish()
+            writer.add_episode(frames(ep), np.asarray(ep.steering, dtype=np.float64),
+                               np.asarray(ep.times, dtype=np.float64), episode_meta={"source": ep.source}, progress=bar)
+    return writer.close()
+
+
+def _info(args: ImportOptions, fps: float, max_steer_rad: float, source: str) -> DatasetInfo:
+    return DatasetInfo(fps=float(fps), image_height=args.height, image_width=args.width,
+                       max_steer_rad=float(max_steer_rad), source=source)
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line
+# Entry points
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", help="the source: a video (video-csv), driving_log.csv or its folder (udacity), "
-                                    "data.txt or its folder (sully-chen)")
-    parser.add_argument("--format", required=True, choices=FORMATS, help="the source's format")
-    parser.add_argument("--out", required=True, help="the dataset folder to create")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--height", type=int, default=78, help="image height of the dataset, pixels (default 78)")
-    parser.add_argument("--width", type=int, default=200, help="image width of the dataset, pixels (default 200)")
-    parser.add_argument("--resize", choices=("crop", "stretch"), default="crop",
-                        help="crop: centre-crop to the aspect ratio, then resize (default); stretch: resize only")
-    parser.add_argument("--max-steer-rad", type=float, default=None,
-                        help="angle, rad, that normalised steering 1.0 stands for (defaults: see the module doc)")
-    parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate, Hz, when the source does not carry times")
-    parser.add_argument("--max-gap-s", type=float, default=1.0,
-                        help="udacity/sully-chen: a time gap over this, s, starts a new episode (default 1.0)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    g = parser.add_argument_group("video-csv")
-    g.add_argument("--csv", default=None, help="per-frame steering CSV")
-    g.add_argument("--steering-column", default="steering", help="steering column name (default 'steering')")
-    g.add_argument("--steering-unit", choices=STEERING_UNITS, default="normalized", help="steering unit (default normalized)")
-    g.add_argument("--frame-column", default=None, help="frame-index column (default: frame_index or frame)")
-    g.add_argument("--time-column", default=None, help="time column, s from the video's first frame "
-                                                       "(default: timestamp, time or t)")
-    g.add_argument("--time-offset-s", type=float, default=0.0, help="CSV time of the video's first frame, s (default 0)")
-    g = parser.add_argument_group("udacity")
-    g.add_argument("--cameras", default="center,left,right", help="cameras to import (default center,left,right)")
-    g.add_argument("--steering-correction", type=float, default=0.2,
-                   help="normalised steering added for the left camera, subtracted for the right (default 0.2)")
+def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike, options: ImportOptions | None = None,
+                   overwrite: bool = False, progress: bool = True) -> DatasetInfo:
+    """Import ``src`` in format ``fmt`` (one of :data:`FORMATS`) into the folder ``out``, atomically.
 
-
-def import_dataset(args: argparse.Namespace) -> DatasetInfo:
-    """Import ``args.src`` in ``args.format`` into ``args.out``, atomically. Returns the dataset's info."""
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace it)")
-    if args.height <= 0 or args.width <= 0:
-        raise ValueError(f"--height/--width must be positive, got {args.height}x{args.width}")
-    run_format = {"video-csv": _video_csv, "udacity": _udacity, "sully-chen": _sully_chen}[args.format]
+    ``out`` must be absent or empty unless ``overwrite``. Returns the dataset's info. Bad input is a
+    one-line :class:`UserError` naming the file, line or option, and the value.
+    """
+    options = options or ImportOptions()
+    if fmt not in FORMATS:
+        raise UserError(f"--format: must be one of {FORMATS}, got {fmt!r}")
+    options.check()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace it)")
+    run_format = {"video-csv": _video_csv, "udacity": _udacity, "sully-chen": _sully_chen}[fmt]
     with atomic_dir(out) as tmp:
-        info = run_format(args, tmp)
+        info = run_format(Path(src), options, tmp, progress)
     return info
 
 
-def import_source(fmt: str, src: str | Path, out: str | Path, **options) -> DatasetInfo:
-    """Python entry point: ``import_source("udacity", "logs/", "data/udacity", steering_correction=0.25)``.
-
-    ``options`` are the command-line options with underscores (``csv``, ``steering_unit``, ``progress``, ...);
-    the rest take their command-line defaults.
-    """
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args([str(src), "--format", fmt, "--out", str(out)])
-    for key, value in options.items():
-        if not hasattr(args, key):
-            raise ValueError(f"import_source: unknown option {key!r}")
-        setattr(args, key, value)
-    return import_dataset(args)
-
-
-def run(args: argparse.Namespace) -> int:
-    info = import_dataset(args)
-    print(f"drive import: {info.total_episodes} episode(s), {info.total_frames} frame(s) at {info.fps:.3g} Hz "
-          f"-> {args.out}")
-    return 0
+def import_source(fmt: str, src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
+                  progress: bool = True, **options) -> DatasetInfo:
+    """Shorthand: ``import_source("udacity", "logs/", "data/udacity", steering_correction=0.25)``;
+    ``options`` are :class:`ImportOptions` fields."""
+    known = {f.name for f in fields(ImportOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"import_source: unknown option(s) {unknown}; known: {sorted(known)}")
+    return import_dataset(fmt, src, out, ImportOptions(**options), overwrite=overwrite, progress=progress)

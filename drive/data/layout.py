@@ -1,17 +1,22 @@
 """The on-disk dataset layout, shared by the recorder, the importers and the reader.
 
-It follows LeRobot's v3 conventions, one episode per file so that an interrupted recording
-leaves every finished episode readable and a new recording can append::
+It is LeRobot's v3.0 layout (``LeRobotDataset(repo_id, root=DIR)`` loads it; tools/check_lerobot.py
+checks that), with one episode per file so that an interrupted recording leaves every finished
+episode readable and a new recording can append::
 
     DIR/
       meta/info.json                                   typed description (see ``DatasetInfo``)
-      meta/episodes/chunk-000/file-000.parquet         one row per episode (index, length, source)
+      meta/tasks.parquet                               the task: one row, "keep the lane"
+      meta/stats.json                                  per-feature min/max/mean/std/count/quantiles
+      meta/episodes/chunk-000/file-000.parquet         one row per episode: index, length, tasks, file
+                                                       indices, timestamps, stats/…, world.<key>, …
       data/chunk-000/file-000.parquet                  one row per frame (columns below)
-      videos/observation.images.front/chunk-000/file-000.mp4   the camera frames (mp4v)
+      videos/observation.images.front/chunk-000/file-000.mp4   the camera frames (H.264, yuv420p)
 
 Files are numbered by episode; chunk ``c`` holds episodes ``c*1000 .. c*1000+999``.
 An episode is complete when its meta/episodes file exists: that file is written last, and
-every file is written to a temporary name and renamed.
+every file is written to a temporary name and renamed. Datasets written before the v3.0 fields
+(no tasks.parquet, no task_index, mp4v video) are still read by :mod:`drive.data.reader`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from drive.errors import UserError
 from drive.io import read_json
 
 CODEBASE_VERSION = "v3.0"
@@ -38,11 +46,57 @@ CURVATURE = "observation.curvature_inv_m"  # road curvature ahead, 1/m
 SPEED = "observation.speed_mps"  # m/s
 LATERAL_OFFSET = "observation.lateral_offset_m"  # m, positive = left of lane centre
 HEADING_ERROR = "observation.heading_error_rad"  # rad
+TASK_INDEX = "task_index"  # row of meta/tasks.parquet; always 0 (one task)
 
 FRAME_COLUMNS = (
     EPISODE_INDEX, FRAME_INDEX, TIMESTAMP, INDEX, STEERING_LABEL, STEERING_APPLIED,
-    CURVATURE, SPEED, LATERAL_OFFSET, HEADING_ERROR,
+    CURVATURE, SPEED, LATERAL_OFFSET, HEADING_ERROR, TASK_INDEX,
 )
+INT_COLUMNS = (EPISODE_INDEX, FRAME_INDEX, INDEX, TASK_INDEX)
+TASK = "keep the lane"
+"""The one task of every dataset (LeRobot's ``meta/tasks.parquet``)."""
+DATA_FILES_SIZE_IN_MB = 100
+"""LeRobot's bound on a data file's size; ours hold one episode each, far below it."""
+VIDEO_FILES_SIZE_IN_MB = 200
+"""LeRobot's bound on a video file's size."""
+WORLD_PREFIX = "world."
+"""Episode-table columns holding the randomized world's drawn values (``info["world"]`` at reset)."""
+INFO_COLUMNS = {  # per-frame dataset column <- env info key
+    CURVATURE: "curvature_ahead_inv_m",
+    SPEED: "speed_mps",
+    LATERAL_OFFSET: "lateral_offset_m",
+    HEADING_ERROR: "heading_error_rad",
+}
+
+
+def columns_from_info(info: dict[str, Any], applied: float | None = None) -> dict[str, float]:
+    """The per-frame columns of one step, from the env's ``info`` of the frame being stored.
+
+    The label is the expert's clean steering ``info["expert_steering"]``; ``applied`` is the steering
+    actually sent to the env after this frame (DART noise, or the learner's in DAgger), default the label.
+    """
+    label = float(info["expert_steering"])
+    out = {STEERING_LABEL: label, STEERING_APPLIED: label if applied is None else float(applied)}
+    for column, key in INFO_COLUMNS.items():
+        out[column] = float(info[key])
+    return out
+
+
+def world_meta(info: dict[str, Any], where: str = "info['world']") -> dict[str, Any]:
+    """Episode-table columns ``world.<key>`` from the flat dict ``info["world"]`` at reset (absent: none)."""
+    world = info.get("world")
+    if world is None:
+        return {}
+    if not isinstance(world, dict):
+        raise TypeError(f"{where}: must be a flat dict of drawn values, got {type(world).__name__}")
+    out = {}
+    for key, value in world.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, (str, float, int, bool)):
+            raise TypeError(f"{where}[{key!r}]: must be str, float, int or bool, got {type(value).__name__}")
+        out[f"{WORLD_PREFIX}{key}"] = value
+    return out
 # Columns an imported dataset must have; the rest may be NaN when the source lacks them.
 REQUIRED_COLUMNS = (EPISODE_INDEX, FRAME_INDEX, TIMESTAMP, INDEX, STEERING_LABEL)
 
@@ -89,6 +143,8 @@ class DatasetInfo:
     """The scenario used to record (as a plain dict), if recorded in simulation."""
     codebase_version: str = CODEBASE_VERSION
     """Layout version, following LeRobot's numbering."""
+    robot_type: str | None = "car"
+    """LeRobot's ``robot_type``: what was driven."""
 
     def features(self) -> dict[str, Any]:
         """LeRobot-style feature descriptions: dtype, shape and names of every column."""
@@ -98,7 +154,11 @@ class DatasetInfo:
                 "dtype": "video",
                 "shape": [self.image_height, self.image_width, 3],
                 "names": ["height", "width", "channels"],
-                "info": {"video.fps": self.fps, "video.codec": "mp4v", "video.pix_fmt": "bgr24"},
+                "info": {
+                    "video.height": self.image_height, "video.width": self.image_width, "video.codec": "h264",
+                    "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": _number(self.fps),
+                    "video.channels": 3, "has_audio": False,
+                },
             },
             STEERING_LABEL: scalar("steering"),
             STEERING_APPLIED: scalar("steering"),
@@ -110,14 +170,28 @@ class DatasetInfo:
             FRAME_INDEX: {"dtype": "int64", "shape": [1], "names": None},
             EPISODE_INDEX: {"dtype": "int64", "shape": [1], "names": None},
             INDEX: {"dtype": "int64", "shape": [1], "names": None},
+            TASK_INDEX: {"dtype": "int64", "shape": [1], "names": None},
         }
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["chunks_size"] = CHUNK_SIZE
-        d["data_path"] = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-        d["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-        d["features"] = self.features()
+        """``meta/info.json``: LeRobot v3.0's fields first, then ours (max_steer_rad, source, scenario, …)."""
+        d = {
+            "codebase_version": self.codebase_version,
+            "robot_type": self.robot_type,
+            "total_episodes": self.total_episodes,
+            "total_frames": self.total_frames,
+            "total_tasks": 1,
+            "chunks_size": CHUNK_SIZE,
+            "data_files_size_in_mb": DATA_FILES_SIZE_IN_MB,
+            "video_files_size_in_mb": VIDEO_FILES_SIZE_IN_MB,
+            "fps": _number(self.fps),
+            "splits": {"train": f"0:{self.total_episodes}"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": self.features(),
+        }
+        for f in dataclasses.fields(self):
+            d.setdefault(f.name, getattr(self, f.name))
         return d
 
     @classmethod
@@ -126,10 +200,24 @@ class DatasetInfo:
         kwargs = {k: v for k, v in d.items() if k in names}
         for required in ("fps", "image_height", "image_width", "max_steer_rad"):
             if required not in kwargs:
-                raise ValueError(f"{where}: missing field {required!r}")
+                raise UserError(f"{where}: missing field {required!r}")
         if not (isinstance(kwargs["fps"], (int, float)) and kwargs["fps"] > 0):
-            raise ValueError(f"{where}: field 'fps' must be a positive number, got {kwargs['fps']!r}")
+            raise UserError(f"{where}: field 'fps' must be a positive number, got {kwargs['fps']!r}")
+        kwargs["fps"] = float(kwargs["fps"])
         return cls(**kwargs)
+
+
+def _number(x: float) -> int | float:
+    """An integral float as an int (LeRobot's ``fps`` is an int), otherwise the float."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def tasks_path(root: Path) -> Path:
+    return Path(root) / "meta" / "tasks.parquet"
+
+
+def stats_path(root: Path) -> Path:
+    return Path(root) / "meta" / "stats.json"
 
 
 def read_info(root: Path) -> DatasetInfo:

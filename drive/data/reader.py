@@ -1,68 +1,23 @@
 """Read a dataset in the layout of :mod:`drive.data.layout`: its info, its per-frame table, its video frames.
 
 Only complete episodes (those whose ``meta/episodes`` file exists) are read. Frames come back as RGB
-uint8 arrays of shape (H, W, 3); OpenCV decodes BGR, and the conversion happens here, at the video
-boundary. Every error names the file it is about.
+uint8 arrays of shape (H, W, 3), decoded by PyAV (:mod:`drive.video_io`): H.264 and the mp4v videos
+of datasets written before it alike. Every error names the file it is about.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from drive.data import layout
 from drive.data.layout import DatasetInfo
+from drive.video_io import decode_video, iter_video, video_fps
 
-
-def decode_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
-    """Decode a video into an RGB uint8 array (N, H, W, 3), reading at most ``max_frames`` frames.
-
-    Raises FileNotFoundError when the file is missing and ValueError when OpenCV cannot open it or it
-    holds no frame.
-    """
-    return np.stack(list(iter_video(path, max_frames=max_frames)), axis=0)
-
-
-@contextlib.contextmanager
-def open_video(path: str | Path) -> Iterator[cv2.VideoCapture]:
-    """An opened ``cv2.VideoCapture``, released on exit; FileNotFoundError / ValueError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: video not found")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise ValueError(f"{path}: unreadable video (OpenCV cannot open it)")
-        yield cap
-    finally:
-        cap.release()
-
-
-def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video one by one, RGB uint8 (H, W, 3). See :func:`decode_video`."""
-    with open_video(path) as cap:
-        n = 0
-        while max_frames is None or n < max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            n += 1
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if n == 0:
-            raise ValueError(f"{path}: unreadable video (no frame could be decoded)")
-
-
-def video_fps(path: str | Path) -> float:
-    """Frame rate stored in a video's header, Hz (0.0 when the container does not say)."""
-    with open_video(path) as cap:
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-    return fps if math.isfinite(fps) and fps > 0 else 0.0
+__all__ = ["DatasetReader", "decode_video", "iter_video", "video_fps"]
 
 
 class DatasetReader:
@@ -132,8 +87,9 @@ class DatasetReader:
         """Number of frames (table rows) of an episode."""
         return len(self.episode_table(episode))
 
-    def episode_meta(self, episode: int) -> dict:
-        """The row of ``meta/episodes/…/file-NNN.parquet`` of an episode, as a dict (columns vary by source)."""
+    def episode_meta(self, episode: int) -> dict[str, Any]:
+        """The row of ``meta/episodes/…/file-NNN.parquet`` of an episode, as a dict (columns vary by source),
+        without the ``stats/…`` columns (as LeRobot loads it). World values are under ``world.<key>``."""
         path = layout.episode_meta_path(self.root, episode)
         try:
             rows = pd.read_parquet(path).to_dict("records")
@@ -143,7 +99,16 @@ class DatasetReader:
             raise ValueError(f"{path}: unreadable parquet file: {exc}") from exc
         if len(rows) != 1:
             raise ValueError(f"{path}: expected one row, found {len(rows)}")
-        return rows[0]
+        return {k: v for k, v in rows[0].items() if not str(k).startswith("stats/")}
+
+    def world(self, episode: int) -> dict[str, Any]:
+        """The randomized world's drawn values of an episode (``info["world"]`` at reset), ``{}`` if none."""
+        prefix = layout.WORLD_PREFIX
+        return {k[len(prefix):]: v for k, v in self.episode_meta(episode).items() if k.startswith(prefix)}
+
+    def episodes_table(self) -> pd.DataFrame:
+        """One row per complete episode: :meth:`episode_meta` of each, as a DataFrame."""
+        return pd.DataFrame([self.episode_meta(e) for e in self.episodes])
 
     def frames_table(self, episodes: list[int] | None = None) -> pd.DataFrame:
         """The per-frame tables of the given (default: all complete) episodes, concatenated in order."""

@@ -1,4 +1,4 @@
-"""The evaluation video: one composed RGB picture per control step, written as mp4v.
+"""The evaluation video: one composed RGB picture per control step, written as H.264 (yuv420p) MP4.
 
 Each picture shows, left to right and top to bottom::
 
@@ -11,21 +11,22 @@ Each picture shows, left to right and top to bottom::
     │ neuron activity: one row per neuron, time → │
     └─────────────────────────────────────────────┘
 
-Frames are RGB uint8 everywhere here; they become BGR only inside ``VideoWriter.write``.
+Frames are RGB uint8 everywhere here. The writer is :class:`drive.video_io.VideoWriter` (PyAV), which
+browsers play; :class:`Compositor` keeps both picture sizes even, as yuv420p needs.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
-from drive.io import atomic_path
+from drive.video_io import VideoWriter, iter_video, video_writer
+
+__all__ = ["ActivityStrip", "Compositor", "VideoWriter", "fit", "read_video", "steering_panel", "video_writer"]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
@@ -157,52 +158,6 @@ class Compositor:
         return out
 
 
-class VideoWriter:
-    """Writes RGB frames to an mp4v file; the file appears (renamed from a temporary) only on ``close``."""
-
-    def __init__(self, path: str | os.PathLike, fps: float, size_hw: tuple[int, int]):
-        self.path = Path(path)
-        self.fps, (self.h, self.w) = float(fps), size_hw
-        self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
-        self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (self.w, self.h))
-        if not self._writer.isOpened():
-            self._ctx.__exit__(RuntimeError, RuntimeError("open"), None)
-            raise RuntimeError(f"{self.path}: OpenCV could not open an mp4v writer")
-        self.frames = 0
-
-    def write(self, rgb: np.ndarray) -> None:
-        if rgb.shape != (self.h, self.w, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"{self.path}: frame must be uint8 {(self.h, self.w, 3)}, got {rgb.dtype} {rgb.shape}")
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def close(self, keep: bool = True) -> None:
-        """Finish the file and move it into place (or throw it away when ``keep`` is False)."""
-        if self._writer is None:
-            return
-        self._writer.release()
-        self._writer = None
-        if keep:
-            self._ctx.__exit__(None, None, None)
-        else:
-            self._ctx.__exit__(RuntimeError, RuntimeError("discarded"), None)
-
-
-@contextlib.contextmanager
-def video_writer(path: str | os.PathLike, fps: float, size_hw: tuple[int, int]) -> Iterator[VideoWriter]:
-    """A ``VideoWriter`` that is kept when the block ends normally and discarded on an exception."""
-    writer = VideoWriter(path, fps, size_hw)
-    try:
-        yield writer
-    except BaseException:
-        writer.close(keep=False)
-        raise
-    writer.close(keep=True)
-
-
 def read_video(path: str | os.PathLike) -> list[np.ndarray]:
     """All frames of a video as RGB uint8 arrays (for checks and tests)."""
-    from drive.data.reader import iter_video
-
     return list(iter_video(path))

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from drive.data import layout
-from drive.data.importers import DatasetWriter
+from drive.data.writer import DatasetWriter
 from drive.errors import UserError
 from drive.eval.rollout import Step, make_env, run_episode
 from drive.io import atomic_dir, atomic_write_json
@@ -104,7 +104,7 @@ def write_episode(writer: DatasetWriter, ep: dict[str, Any], round_index: int) -
     n = len(ep["labels"])
     return writer.add_episode(iter(ep["frames"]), ep["labels"], np.arange(n) * ep["dt_s"],
                               columns={**ep["columns"], layout.STEERING_APPLIED: ep["applied"]},
-                              source=DAGGER_SOURCE, meta={"split": "train", "dagger_round": round_index})
+                              episode_meta={"source": DAGGER_SOURCE, "split": "train", "dagger_round": round_index})
 
 
 def collect_round(policy: Driver, env, writer: DatasetWriter, round_index: int, episodes: int, seed: int,
@@ -151,11 +151,10 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
     try:
         for k in range(len(rounds) + 1, len(rounds) + cfg.dagger_rounds + 1):
             policy = load_policy(out).eval()
-            writer = DatasetWriter(aggregate, info.fps, info.image_height, info.image_width, info.max_steer_rad,
-                                   source=info.source)
+            writer = DatasetWriter(aggregate, info)
             stats = collect_round(policy, env, writer, k, cfg.dagger_episodes, cfg.seed, info.max_steer_rad,
                                   progress=cfg.progress)
-            writer.finish()
+            writer.close()
             done = json.loads((out / TRAIN_STATE_DIR / "state.json").read_text())["epoch"]
             round_cfg = dataclasses.replace(cfg, data=str(aggregate), cache_dir="", resume=True, max_steps=0,
                                             epochs=done + cfg.dagger_epochs, dagger_rounds=0)

@@ -11,6 +11,7 @@ from drive.cli import main
 from drive.data import layout
 from drive.data.importers import fit_frame, import_source
 from drive.data.reader import DatasetReader
+from drive.errors import UserError
 
 
 def write_video(path, frames, fps=20.0):
@@ -131,10 +132,19 @@ def test_udacity_three_cameras_with_correction(tmp_path):
         assert abs(int(reader.read_frames(episode)[2, 39, 100, 0]) - value) <= 8  # jpeg + mp4v are lossy
 
 
+def test_udacity_header_after_a_utf8_bom_is_recognised(tmp_path):
+    src = tmp_path / "udacity"
+    make_udacity(src, n=4)
+    log = src / "driving_log.csv"
+    log.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())  # as Excel and Notepad save "UTF-8" CSVs
+    info = import_source("udacity", src, tmp_path / "ds", cameras=("center",), progress=False)
+    assert info.total_episodes == 1 and info.total_frames == 4  # the header is not taken for a data line
+
+
 def test_udacity_time_gap_starts_new_episode_and_headerless_log(tmp_path):
     src = tmp_path / "udacity"
     make_udacity(src, n=6, header=False, gap_after=2)
-    info = import_source("udacity", src / "driving_log.csv", tmp_path / "ds", cameras="center", progress=False)
+    info = import_source("udacity", src / "driving_log.csv", tmp_path / "ds", cameras=("center",), progress=False)
     assert info.total_episodes == 2
     reader = DatasetReader(tmp_path / "ds")
     assert [reader.episode_length(e) for e in reader.episodes] == [3, 3]
@@ -145,7 +155,7 @@ def test_udacity_missing_image_names_file_and_line(tmp_path):
     make_udacity(src, n=4)
     victim = sorted((src / "IMG").glob("left_*"))[2]
     victim.unlink()
-    with pytest.raises(FileNotFoundError, match=rf"driving_log.csv line 4: image .*{victim.name} not found"):
+    with pytest.raises(UserError, match=rf"driving_log.csv line 4: image .*{victim.name} not found"):
         import_source("udacity", src, tmp_path / "ds", progress=False)
     assert not (tmp_path / "ds").exists()
 
@@ -199,7 +209,7 @@ def test_sully_chen_2018_format_with_times(tmp_path):
 @pytest.mark.parametrize("bad_line, error, message", [
     ("2.jpg nan", ValueError, r"data.txt line 3: steering 'nan' is not a finite number"),
     ("2.jpg", ValueError, r"data.txt line 3: expected 'FILENAME ANGLE'"),
-    ("9.jpg 1.0", FileNotFoundError, r"data.txt line 3: image .*9.jpg not found"),
+    ("9.jpg 1.0", UserError, r"data.txt line 3: image .*9.jpg not found"),
 ])
 def test_sully_chen_broken_lines(tmp_path, bad_line, error, message):
     src = tmp_path / "sc"

@@ -109,7 +109,7 @@ def test_interrupted_recording_keeps_finished_episodes(tmp_path, monkeypatch):
     assert layout.complete_episodes(root) == [0]
     assert len(pd.read_parquet(layout.data_path(root, 0))) == 20
     assert len(_video_frames(layout.video_path(root, 0))) == 20
-    assert not [p for p in root.rglob("*") if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in root.rglob("*") if p.name.startswith(".") and p.name != ".drive.lock"]  # no temporary files left
     assert not layout.video_path(root, 1).exists()
     # a half-written episode (table and video, no meta file) is not complete ...
     layout.data_path(root, 1).write_bytes(layout.data_path(root, 0).read_bytes())
@@ -128,10 +128,10 @@ def test_mismatched_recording_is_refused(tmp_path):
     root = tmp_path / "ds"
     record(sc, 1, root, progress=False)
     small = dataclasses.replace(sc, camera=dataclasses.replace(sc.camera, width=160))
-    with pytest.raises(ValueError, match=r"image_width: the dataset has 200, this recording 160"):
+    with pytest.raises(ValueError, match=r"image_width: the dataset has 200, this writer 160"):
         record(small, 1, root, progress=False)
     faster = dataclasses.replace(sc, speed_mps=12.0)
-    with pytest.raises(ValueError, match=r"scenario.speed_mps: the dataset has 10.0, this recording 12.0"):
+    with pytest.raises(ValueError, match=r"scenario.speed_mps: the dataset has 10.0, this writer 12.0"):
         record(faster, 1, root, progress=False)
     record(dataclasses.replace(sc, duration_s=0.25), 1, root, progress=False)  # only the length differs: fine
     assert layout.complete_episodes(root) == [0, 1]
@@ -160,3 +160,25 @@ def test_cli_record(tmp_path, capsys):
     assert cli_main(["record", "--scenario", "nope", "--episodes", "1", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
     assert recorder.TASK and layout.complete_episodes(out) == [0]
+
+
+def test_world_values_at_reset_go_into_the_episode_table(tmp_path, monkeypatch):
+    real_reset = DriveEnv.reset
+    drawn = {"lane_width_m": 3.25, "weather": "fog", "parked_cars": 2, "night": True}
+
+    def reset_with_world(self, *, seed=None, options=None):
+        obs, info = real_reset(self, seed=seed, options=options)
+        return obs, {**info, "world": dict(drawn, parked_cars=seed % 5)}  # what a randomized world reports
+
+    monkeypatch.setattr(DriveEnv, "reset", reset_with_world)
+    root = record(_scenario(duration_s=0.25), 2, tmp_path / "ds", seed=4, progress=False)
+    from drive.data.reader import DatasetReader
+
+    reader = DatasetReader(root)
+    for e in reader.episodes:
+        world = reader.world(e)
+        assert world == dict(drawn, parked_cars=episode_reset_seed(4, e) % 5)
+        assert reader.episode_meta(e)["world.weather"] == "fog"
+    monkeypatch.setattr(DriveEnv, "reset", real_reset)
+    plain = record(_scenario(duration_s=0.25), 1, tmp_path / "plain", progress=False)
+    assert DatasetReader(plain).world(0) == {}

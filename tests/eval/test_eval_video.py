@@ -1,4 +1,4 @@
-"""The evaluation video: a fixed-size composed picture, written atomically as mp4v, RGB in and out."""
+"""The evaluation video: a fixed-size composed picture, written atomically as H.264 (yuv420p), RGB in and out."""
 
 from __future__ import annotations
 
@@ -50,4 +50,62 @@ def test_video_is_discarded_on_error(tmp_path):
         with video_writer(path, 10.0, (64, 96)) as vw:
             vw.write(np.zeros((64, 96, 3), np.uint8))
             vw.write(np.zeros((10, 10, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _moving_frames(n: int, h: int = 78, w: int = 200) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([np.stack([np.clip(128 + 70 * np.sin((xx + 4 * i) / (10 + 4 * c)) + 30 * np.cos(yy / 8), 0, 255)
+                               for c in range(3)], axis=-1).astype(np.uint8) for i in range(n)])
+
+
+def test_written_video_is_h264_yuv420p_and_reads_back_frame_exact(tmp_path):
+    import av
+
+    frames = _moving_frames(37)
+    path = tmp_path / "v.mp4"
+    with video_writer(path, 20.0, (78, 200)) as vw:
+        for f in frames:
+            vw.write(f)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.pix_fmt == "yuv420p"
+        assert float(stream.average_rate) == pytest.approx(20.0)
+        times = [float(f.time) for f in container.decode(stream)]
+    assert times == pytest.approx(np.arange(37) / 20.0, abs=1e-4)  # one frame per 1/fps, none dropped or doubled
+    back = np.stack(read_video(path))
+    assert back.shape == frames.shape
+    err = np.abs(back.astype(np.int16) - frames.astype(np.int16))
+    assert err.mean() < 4.0 and np.percentile(err, 99) < 24  # lossy codec, chroma subsampled
+
+
+def test_timestamps_become_the_frames_presentation_times(tmp_path):
+    import av
+
+    path = tmp_path / "vfr.mp4"
+    ts = [0.0, 0.05, 0.12, 0.3, 0.31]
+    with video_writer(path, 20.0, (32, 48)) as vw:
+        for t in ts:
+            vw.write(np.full((32, 48, 3), 100, np.uint8), timestamp_s=t)
+    with av.open(str(path)) as container:
+        assert [float(f.time) for f in container.decode(video=0)] == pytest.approx(ts, abs=1e-4)
+
+
+def test_old_mp4v_videos_still_decode(tmp_path):
+    import cv2
+
+    frames = _moving_frames(12)
+    path = tmp_path / "old.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 20.0, (200, 78))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    back = np.stack(read_video(path))
+    assert back.shape == frames.shape
+    assert np.abs(back.astype(np.int16) - frames.astype(np.int16)).mean() < 6.0
+
+
+def test_odd_sizes_are_refused_before_any_file_is_made(tmp_path):
+    with pytest.raises(ValueError, match="even frame size"):
+        video_writer(tmp_path / "odd.mp4", 10.0, (77, 200)).__enter__()
     assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from drive.data.importers import DatasetWriter
+from drive.data.layout import DatasetInfo
+from drive.data.writer import DatasetWriter
 from drive.train.config import TrainConfig
 
 
@@ -32,11 +33,11 @@ def make_train_dataset(tmp_path):
 
     def factory(lengths=(40, 40, 40), fps: float = 10.0, name: str = "data"):
         root = tmp_path / name
-        writer = DatasetWriter(root, fps=fps, image_height=78, image_width=200, max_steer_rad=0.5, source="test")
+        writer = DatasetWriter(root, DatasetInfo(fps=fps, image_height=78, image_width=200, max_steer_rad=0.5, source="test"))
         for e, n in enumerate(lengths):
             steering = (0.7 * np.sin(np.arange(n) / 4.0 + 1.3 * e)).astype(np.float32)
             writer.add_episode(iter(road_frames(steering, e)), steering, np.arange(n) / fps)
-        writer.finish()
+        writer.close()
         return root
 
     return factory
