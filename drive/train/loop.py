@@ -170,6 +170,19 @@ def dataset_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
     return {"name": root.resolve().name, "sha256": digest.hexdigest(), "files": len(files)}
 
 
+#: TrainConfig fields that hold a path; a checkpoint records only their last component (no machine paths).
+PATH_FIELDS = ("data", "out", "logdir", "cache_dir", "scenario")
+
+
+def recorded_training_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``training`` section of config.json: the config, its paths cut to their last component."""
+    d = cfg.to_dict()
+    for key in PATH_FIELDS:
+        if d.get(key):
+            d[key] = Path(d[key]).name
+    return d
+
+
 def _check_resume(cfg: TrainConfig, out: Path) -> None:
     saved = read_config(out).get("training", {})
     if not isinstance(saved, dict):
@@ -340,7 +353,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
                        "weights": "best validation loss" if val else "latest (no validation set)",
                        "world_size": dist.world_size}
             atomic_write_json(out / CONFIG_FILE, checkpoint_config(
-                policy, {"data": provenance, "training": cfg.to_dict(), "metrics": metrics}))
+                policy, {"data": provenance, "training": recorded_training_config(cfg), "metrics": metrics}))
             save_train_state(out, policy, optimizer, progress)
             if writer is not None:
                 writer.add_scalar("train/epoch_loss", train_loss, progress["step"])
