@@ -35,8 +35,15 @@ from tqdm import tqdm
 from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments
 from drive.errors import UserError
 from drive.io import atomic_write_json
-from drive.policy.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, checkpoint_config, load_train_state, read_config,
-                                     save_train_state, save_weights)
+from drive.policy.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    checkpoint_config,
+    load_train_state,
+    read_config,
+    save_train_state,
+    save_weights,
+)
 from drive.policy.model import DrivingPolicy, build_policy
 from drive.train.augment import Augmenter, batch_generator, slice_params
 from drive.train.config import TrainConfig

@@ -9,8 +9,14 @@ from safetensors.torch import load_file, save_file
 
 import drive
 from drive.errors import UserError
-from drive.policy.checkpoint import (load_policy, load_train_state, optimizer_tensors, read_config, save_checkpoint,
-                                     save_train_state)
+from drive.policy.checkpoint import (
+    load_policy,
+    load_train_state,
+    optimizer_tensors,
+    read_config,
+    save_checkpoint,
+    save_train_state,
+)
 from drive.policy.model import build_policy
 
 
