@@ -83,3 +83,30 @@ def test_user_error_raised_inside_a_command_is_one_line(monkeypatch, capsys):
 def test_every_verb_is_a_thin_command_module():
     for verb, (module, _) in COMMANDS.items():
         assert module == f"drive.commands.{verb}"
+
+
+def test_inspect_refuses_a_bad_plot_path_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["inspect", "--plot-wiring", str(tmp_path / "file" / "w.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plot-wiring" in err and "is a file, not a folder" in err
+    assert main(["inspect", "--plot-wiring", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_prepare_out_dir_refuses_files_and_unwritable_places(tmp_path):
+    import os
+
+    from drive.commands.common import prepare_out_dir
+    from drive.errors import UserError
+
+    assert prepare_out_dir(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match=r"--out: .*/f: exists and is not a folder"):
+        prepare_out_dir(tmp_path / "f")
+    with pytest.raises(UserError, match=r"--dest: .*/f/sub: .*/f is a file, not a folder"):
+        prepare_out_dir(tmp_path / "f" / "sub", "--dest")
+    if os.geteuid() != 0:
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(UserError, match="is not writable"):
+            prepare_out_dir(tmp_path / "ro" / "x")

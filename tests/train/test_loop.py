@@ -222,3 +222,10 @@ def test_bad_out_is_refused_before_the_frame_cache_is_built(make_train_dataset, 
         err = capsys.readouterr().err
         assert code == 2 and "is not writable" in err and err.count("\n") == 1, err
         assert not (data / "cache").exists()
+
+
+def test_bad_device_is_one_line(make_train_dataset, tmp_path, capsys):
+    data = make_train_dataset(lengths=(40, 40))
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "--device", "tpu9", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--device 'tpu9'" in err, err
