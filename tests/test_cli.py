@@ -89,7 +89,7 @@ def test_inspect_refuses_a_bad_plot_path_before_any_work(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["inspect", "--plot-wiring", str(tmp_path / "file" / "w.png")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--plot-wiring" in err and "is a file, not a folder" in err
+    assert err.count("\n") == 1 and "--plot-wiring" in err and "exists and is not a folder" in err
     assert main(["inspect", "--plot-wiring", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
 
