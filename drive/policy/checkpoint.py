@@ -215,7 +215,10 @@ def check_train_state(folder: str | Path) -> None:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"{folder}: nothing to resume: training state not found")
+        left = sorted(folder.parent.glob(f".{folder.name}.old-*"))  # a save killed between its two renames
+        hint = (f" (an interrupted save left the previous state in {left[-1].name}; rename it to {folder.name} "
+                "to resume from there)") if left else ""
+        raise UserError(f"{folder}: nothing to resume: training state not found{hint}")
     manifest_file = folder / MANIFEST_FILE
     if not manifest_file.exists():
         return

@@ -142,3 +142,14 @@ def test_train_state_is_replaced_whole_and_a_torn_one_is_refused(tmp_path):
     (tmp_path / "ckpt" / "train_state" / "state.json").write_text('{"epoch": 1}\n')
     with pytest.raises(UserError, match=r"state\.json: (torn or truncated|corrupt) training state"):
         load_train_state(tmp_path / "ckpt", policy, opt)
+
+
+def test_a_save_killed_between_its_renames_is_refused_with_a_hint(tmp_path):
+    policy = build_policy("cnn")
+    opt = torch.optim.AdamW(policy.parameters())
+    save_checkpoint(policy, tmp_path / "ckpt")
+    save_train_state(tmp_path / "ckpt", policy, opt, {"epoch": 1})
+    # what a kill between atomic_dir's two renames leaves: the old state moved aside, the new one not in place
+    (tmp_path / "ckpt" / "train_state").rename(tmp_path / "ckpt" / ".train_state.old-123")
+    with pytest.raises(UserError, match=r"train_state: nothing to resume.*\.train_state\.old-123"):
+        load_train_state(tmp_path / "ckpt", policy, opt)
