@@ -110,3 +110,15 @@ def test_prepare_out_dir_refuses_files_and_unwritable_places(tmp_path):
         (tmp_path / "ro").mkdir(mode=0o555)
         with pytest.raises(UserError, match="is not writable"):
             prepare_out_dir(tmp_path / "ro" / "x")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "d", "--out", "o", "--epochs", "abc"], "drive train: error: argument --epochs: invalid int value: 'abc'"),
+    (["train"], "drive train: error: the following arguments are required: --data, --out"),
+    (["frobnicate"], "drive: error: argument COMMAND: invalid choice: 'frobnicate'"),
+])
+def test_a_bad_or_missing_flag_is_one_line_with_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith(message), err
