@@ -3,6 +3,7 @@ and the source tree's metadata names the distribution, licence and package data.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,8 +82,9 @@ def test_a_non_editable_install_simulates_from_outside_the_repository(tmp_path):
                            cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert where.returncode == 0, where.stderr
     assert all(line.startswith(str(target)) for line in where.stdout.split()), where.stdout
-    run = subprocess.run([sys.executable, "-m", "drive.cli", "simulate", "--episodes", "1", "--duration-s", "2",
-                          "--no-expert", "--out", "out"], cwd=work, env=env, capture_output=True, text=True,
-                         timeout=600)
+    # no arguments: the shipped default scenario and checkpoint, results under ./runs/simulate (about a minute)
+    run = subprocess.run([str(target / "bin" / "drive"), "simulate"], cwd=work, env=env, capture_output=True,
+                         text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (work / "out" / "metrics.json").is_file()
+    metrics = json.loads((work / "runs" / "simulate" / "metrics.json").read_text())
+    assert metrics["model"] == "ncp19" and metrics["policy"]["episodes"][0]["steps"] > 0
