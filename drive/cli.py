@@ -1,8 +1,11 @@
 """The `drive` command line: one sub-command per verb.
 
-Each verb lives in the module that does the work; that module exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only for the verb
-that is run, so ``drive --help`` stays fast.
+Each verb is a thin module ``drive/commands/<verb>.py`` exposing ``add_arguments(parser)`` and
+``run(args) -> int``: it parses the flags into typed values and calls library functions. Modules are
+imported only for the verb that is run, so ``drive --help`` stays fast (no torch import).
+
+Errors: a :class:`drive.errors.UserError` (bad path, flag value or file content) is printed as one line,
+``drive VERB: error: MESSAGE``, with exit status 2; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,23 +13,32 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from drive import __version__
+from drive.errors import UserError
 
 #: verb -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "inspect": ("drive.core.inspect", "print neurons, synapses and parameters of each controller (NCP paper, Table 2)"),
+    "inspect": ("drive.commands.inspect", "print neurons, synapses and parameters of each controller (NCP paper, Table 2)"),
     "record": ("drive.commands.record", "record expert driving (camera video + steering) into a dataset"),
     "import": ("drive.commands.import", "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset"),
-    "train": ("drive.train.loop", "train a driver by imitation from a dataset"),
+    "train": ("drive.commands.train", "train a driver by imitation from a dataset"),
     "simulate": ("drive.commands.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),
     "explain": ("drive.commands.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad or missing flag reported in one line (exit status 2) like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drive", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="drive", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
@@ -47,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:  # user errors: one clear line, no traceback
-        print(f"drive {args.command}: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # bad user input: one clear line, no traceback; anything else is a bug
+        print(f"drive {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

@@ -162,12 +162,31 @@ def _umask() -> int:
     return mask
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Parse a JSON file; FileNotFoundError (``what`` says what was expected) or ValueError naming the file."""
+def read_json(path: str | os.PathLike, what: str = "file", expect: type | None = None) -> Any:
+    """Parse a UTF-8 JSON file; every failure is a one-line :class:`~drive.errors.UserError` naming the file.
+
+    ``what`` says what was expected when the file is missing; ``expect`` (e.g. ``dict``) is the type the
+    top-level value must have.
+    """
+    from drive.errors import UserError
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found")
+        raise UserError(f"{path}: {what} not found" + (" (it is a folder)" if path.is_dir() else ""))
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON: {exc}") from exc
+        raise UserError(f"{path}: invalid JSON: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if expect is not None and not isinstance(value, expect):
+        names = {dict: "an object", list: "an array"}
+        raise UserError(f"{path}: the top level is {_json_kind(value)}, expected {names.get(expect, expect.__name__)}")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")

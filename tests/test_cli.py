@@ -12,7 +12,9 @@ from drive.cli import COMMANDS, main
 
 
 def test_version_matches_installed_metadata():
-    assert importlib.metadata.version("drive") == drive.__version__
+    # the distribution (drive-ncp on PyPI; an older install may still be called drive) that ships `drive`
+    dist = importlib.metadata.packages_distributions()["drive"][0]
+    assert importlib.metadata.version(dist) == drive.__version__
 
 
 def test_version_flag_prints_package_version(capsys):
@@ -38,3 +40,85 @@ def test_every_verb_prints_help(verb):
 def test_no_verb_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "simulate" in capsys.readouterr().out
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from drive.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_bad_flag_value_is_one_line_with_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "drive.cli", "inspect", "--in-features", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == "drive inspect: error: --in-features must be >= 1, got 0\n"
+
+
+def test_an_unexpected_exception_in_a_command_keeps_its_traceback(monkeypatch, capsys):
+    import drive.commands.inspect as inspect_command
+
+    def broken(args):
+        raise ValueError("a bug, not bad input")  # a plain ValueError is not a UserError
+
+    monkeypatch.setattr(inspect_command, "run", broken)
+    with pytest.raises(ValueError, match="a bug, not bad input"):
+        main(["inspect"])
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_user_error_raised_inside_a_command_is_one_line(monkeypatch, capsys):
+    import drive.commands.inspect as inspect_command
+    from drive.errors import UserError
+
+    def bad_input(args):
+        raise UserError("some.yaml: field 'x' is 'y', expected\na number")
+
+    monkeypatch.setattr(inspect_command, "run", bad_input)
+    assert main(["inspect"]) == 2
+    assert capsys.readouterr().err == "drive inspect: error: some.yaml: field 'x' is 'y', expected a number\n"
+
+
+def test_every_verb_is_a_thin_command_module():
+    for verb, (module, _) in COMMANDS.items():
+        assert module == f"drive.commands.{verb}"
+
+
+def test_inspect_refuses_a_bad_plot_path_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["inspect", "--plot-wiring", str(tmp_path / "file" / "w.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plot-wiring" in err and "exists and is not a folder" in err
+    assert main(["inspect", "--plot-wiring", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_prepare_out_dir_refuses_files_and_unwritable_places(tmp_path):
+    import os
+
+    from drive.commands.common import prepare_out_dir
+    from drive.errors import UserError
+
+    assert prepare_out_dir(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match=r"--out: .*/f: exists and is not a folder"):
+        prepare_out_dir(tmp_path / "f")
+    with pytest.raises(UserError, match=r"--dest: .*/f/sub: .*/f is a file, not a folder"):
+        prepare_out_dir(tmp_path / "f" / "sub", "--dest")
+    if os.geteuid() != 0:
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(UserError, match="is not writable"):
+            prepare_out_dir(tmp_path / "ro" / "x")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "d", "--out", "o", "--epochs", "abc"], "drive train: error: argument --epochs: invalid int value: 'abc'"),
+    (["train"], "drive train: error: the following arguments are required: --data, --out"),
+    (["frobnicate"], "drive: error: argument COMMAND: invalid choice: 'frobnicate'"),
+])
+def test_a_bad_or_missing_flag_is_one_line_with_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith(message), err

@@ -79,7 +79,7 @@ def main() -> int:
             if rc:
                 return rc
             timings[model] = time.perf_counter() - t0
-    summary = {"data": str(data), "models": {}}
+    summary = {"data": data.resolve().name, "models": {}}  # the folder name only: no machine path
     for model in args.models:
         if (out_root / model / "config.json").exists():
             summary["models"][model] = summarise(out_root / model)

@@ -1,9 +1,23 @@
-"""Helpers shared by the command modules: output folders checked before any work starts."""
+"""Helpers shared by the command modules.
+
+* :func:`prepare_out_dir` — every verb that writes calls it on its ``--out`` before any work starts, so
+  an existing file, an unwritable place or an uncreatable folder costs nothing and is one line
+  (:class:`~drive.errors.UserError`, exit status 2) instead of a traceback after the work.
+* :func:`add_dataclass_arguments` / :func:`dataclass_from_args` — one flag per field of a config
+  dataclass, its docstring as the help text (``batch_size`` -> ``--batch-size``; booleans that default to
+  true get a ``--no-...`` flag), so the dataclass stays the one place where an option is described.
+"""
 
 from __future__ import annotations
 
+import argparse
+import ast
+import dataclasses
+import inspect
 import os
+import textwrap
 from pathlib import Path
+from typing import Any
 
 from drive.errors import UserError
 
@@ -30,3 +44,38 @@ def prepare_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     except OSError as exc:
         raise UserError(f"{flag}: {out}: cannot create the folder ({exc.strerror})") from None
     return out
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each dataclass field (read from the source)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
+    """One flag per field of the dataclass ``cls``, help text from the field's docstring."""
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = docs.get(f.name, "").replace("%", "%%")
+        if f.type in ("bool", bool):
+            if f.default:
+                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                    help=f"do not: {help_text}")
+            else:
+                parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, required=f.name in required,
+                            help=f"{help_text} (default: {f.default!r})")
+
+
+def dataclass_from_args(args: argparse.Namespace, cls: type) -> Any:
+    """An instance of ``cls`` from the parsed flags of :func:`add_dataclass_arguments`."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

@@ -1,4 +1,4 @@
-"""`drive inspect`: neurons, synapses and trainable parameters of every controller (NCP paper, Table 2).
+"""Neurons, synapses and trainable parameters of every controller (NCP paper, Table 2).
 
 Counting rules:
 
@@ -9,12 +9,12 @@ Counting rules:
 * **trainable parameters**: parameter entries that can affect the output
   (:func:`count_trainable_parameters`): for an LTC, the per-synapse parameters of synapses the
   mask removes, and the input map of features without a sensory synapse, do not count.
+
+The ``drive inspect`` command (:mod:`drive.commands.inspect`) prints :func:`controller_table`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
 import torch
@@ -80,30 +80,3 @@ def format_table(rows: list[dict]) -> str:
         cells = [str(r[h]) if i == 0 else f"{r[h]:,}" for i, h in enumerate(headers)]
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--in-features", type=int, default=32, help="input features per frame (default 32, the conv head's output)")
-    parser.add_argument("--out-features", type=int, default=1, help="outputs per frame (default 1: steering)")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    parser.add_argument("--plot-wiring", metavar="PNG", default=None, help="also draw the ncp19 wiring to this PNG")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.in_features < 1:
-        raise ValueError(f"--in-features must be >= 1, got {args.in_features}")
-    if args.out_features < 1:
-        raise ValueError(f"--out-features must be >= 1, got {args.out_features}")
-    rows = controller_table(args.in_features, args.out_features)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(f"Controllers for {args.in_features} input features, {args.out_features} output(s):")
-        print(format_table(rows))
-    if args.plot_wiring:
-        from drive.core.controllers import build_controller
-        from drive.core.wirings import plot_wiring
-
-        plot_wiring(build_controller("ncp19", args.in_features, args.out_features).wiring, args.plot_wiring)
-        print(f"wiring drawn to {args.plot_wiring}")
-    return 0

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from drive import resources
 from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Perturbation, parse_single
@@ -31,8 +32,7 @@ from drive.io import atomic_write_json
 from drive.policy.protocol import Driver
 from drive.policy.reference import ExpertPolicy
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = "checkpoints/ncp19"
+DEFAULT_CHECKPOINT = resources.DEFAULT_CHECKPOINT
 DEFAULT_SCENARIO = "default"
 
 __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_SCENARIO", "LiveWindow", "VideoObserver", "check_compatible", "check_display",
@@ -136,10 +136,8 @@ def resolve_scenario(scenario: Any, duration_s: float | None = None) -> Any:
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder: as given, or relative to the repository root (for the default)."""
-    p = Path(path)
-    if not p.exists() and not p.is_absolute() and (REPO_ROOT / p).exists():
-        return REPO_ROOT / p
+    """A checkpoint folder: as given, or the shipped default (``checkpoints/ncp19``) from any directory."""
+    p = resources.resolve_checkpoint_arg(path)
     if not (p / "config.json").is_file():
         raise UserError(f"--checkpoint: {p}: no checkpoint here (no config.json); train one with `drive train` "
                                 "or pass --checkpoint")

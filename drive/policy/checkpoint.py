@@ -5,10 +5,12 @@ Layout::
     CKPT/
       config.json                  what to rebuild and where it came from (see below)
       model.safetensors            the weights (the best by validation loss, when training)
-      train_state/                 for ``drive train --resume`` only
+      train_state/                 for ``drive train --resume`` only, written as ONE unit (built in a
+                                   temporary folder, then renamed into place)
         model.safetensors          the latest weights (end of the last finished epoch)
         optimizer.safetensors      the optimiser's tensors; its hyper-parameters as JSON in the metadata
         state.json                 epoch, global step, losses so far, best validation loss, seed
+        manifest.json              size and SHA-256 of the three files above, checked on ``--resume``
 
 ``config.json`` holds ``format``/``format_version``, ``code_version`` (``drive.__version__``), ``model``,
 ``policy`` (:attr:`DrivingPolicy.config`: model name, head config, controller config with its
@@ -16,11 +18,14 @@ wiring, normalisation, ``frame_period_s``, ``max_steer_rad``, image size) and wh
 (training: ``data`` provenance, ``training`` config, ``metrics``).
 
 :func:`load_policy` rebuilds the policy from ``config.json`` and refuses weights that do not fit it,
-naming the file, the tensor, and the expected and found shapes.
+naming the file, the tensor, and the expected and found shapes. Every problem with a file the user gave
+(missing, not JSON, wrong format, torn or truncated) is a one-line :class:`~drive.errors.UserError`
+naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import drive
-from drive.io import atomic_path, atomic_write_json, read_json
+from drive.errors import UserError
+from drive.io import atomic_dir, atomic_path, atomic_write_json, read_json
 from drive.policy.model import DrivingPolicy, policy_from_config
 
 FORMAT = "drive-checkpoint"
@@ -38,12 +44,28 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAIN_STATE_DIR = "train_state"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "state.json"
+MANIFEST_FILE = "manifest.json"
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def _load_tensors(file: Path, what: str) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise UserError(f"{file}: {what} not found")
+    try:
+        return load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error type for a corrupt or truncated file
+        raise UserError(f"{file}: unreadable safetensors file: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def save_weights(policy: torch.nn.Module, path: str | Path) -> None:
@@ -74,39 +96,35 @@ def save_checkpoint(policy: DrivingPolicy, path: str | Path, extra: dict[str, An
 def read_config(path: str | Path) -> dict[str, Any]:
     """The ``config.json`` of a checkpoint folder, checked for its format."""
     file = Path(path) / CONFIG_FILE
-    config = read_json(file, f"not a checkpoint: {CONFIG_FILE}")
+    config = read_json(file, f"not a checkpoint: {CONFIG_FILE}", expect=dict)
     if config.get("format") != FORMAT:
-        raise ValueError(f"{file}: field 'format' is {config.get('format')!r}, expected {FORMAT!r}")
+        raise UserError(f"{file}: field 'format' is {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{file}: field 'format_version' is {config.get('format_version')!r}, "
+        raise UserError(f"{file}: field 'format_version' is {config.get('format_version')!r}, "
                          f"this code reads {FORMAT_VERSION}")
-    if "policy" not in config:
-        raise ValueError(f"{file}: missing field 'policy'")
+    if not isinstance(config.get("policy"), dict):
+        raise UserError(f"{file}: field 'policy' is " + ("missing" if "policy" not in config else
+                                                         f"{type(config['policy']).__name__}, expected an object"))
     return config
 
 
 def load_weights_into(module: torch.nn.Module, file: str | Path, config_file: str | Path | None = None) -> None:
     """Load safetensors weights into ``module``, refusing missing or unexpected tensors and shape mismatches."""
     file = Path(file)
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: weights not found")
-    try:
-        tensors = load_file(str(file))
-    except Exception as exc:  # safetensors raises its own error type for a corrupt header
-        raise ValueError(f"{file}: unreadable safetensors file: {exc}") from exc
+    tensors = _load_tensors(file, "weights")
     expected = module.state_dict()
     where = f"the config {config_file}" if config_file else "the model"
     missing = [k for k in expected if k not in tensors]
     if missing:
-        raise ValueError(f"{file}: missing tensor {missing[0]!r} that {where} expects, shape "
+        raise UserError(f"{file}: missing tensor {missing[0]!r} that {where} expects, shape "
                          f"{tuple(expected[missing[0]].shape)} ({len(missing)} missing in all)")
     unexpected = [k for k in tensors if k not in expected]
     if unexpected:
-        raise ValueError(f"{file}: unexpected tensor {unexpected[0]!r}, shape {tuple(tensors[unexpected[0]].shape)}, "
+        raise UserError(f"{file}: unexpected tensor {unexpected[0]!r}, shape {tuple(tensors[unexpected[0]].shape)}, "
                          f"that {where} does not have ({len(unexpected)} unexpected in all)")
     for name, value in expected.items():
         if tuple(tensors[name].shape) != tuple(value.shape):
-            raise ValueError(f"{file}: tensor {name!r} has shape {tuple(tensors[name].shape)} but {where} "
+            raise UserError(f"{file}: tensor {name!r} has shape {tuple(tensors[name].shape)} but {where} "
                              f"expects {tuple(value.shape)}")
     module.load_state_dict(tensors, strict=True)
 
@@ -117,10 +135,10 @@ def load_policy(path: str | Path, weights: str | Path | None = None, map_locatio
     config = read_config(path)
     try:
         policy = policy_from_config(config["policy"])
-    except (TypeError, KeyError) as exc:
-        raise ValueError(f"{path / CONFIG_FILE}: field 'policy' cannot be built: {exc}") from exc
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise UserError(f"{path / CONFIG_FILE}: field 'policy' cannot be built: {exc}") from exc
     except ValueError as exc:
-        raise ValueError(f"{path / CONFIG_FILE}: {exc}") from exc
+        raise UserError(f"{path / CONFIG_FILE}: {exc}") from exc
     load_weights_into(policy, path / WEIGHTS_FILE if weights is None else weights, path / CONFIG_FILE)
     return policy.to(map_location).eval()
 
@@ -158,34 +176,89 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
             g["betas"] = tuple(g["betas"])
     current = optimizer.state_dict()["param_groups"]
     if [len(g["params"]) for g in groups] != [len(g["params"]) for g in current]:
-        raise ValueError(f"{where}: optimiser parameter groups {[len(g['params']) for g in groups]} do not match "
+        raise UserError(f"{where}: optimiser parameter groups {[len(g['params']) for g in groups]} do not match "
                          f"the model's {[len(g['params']) for g in current]}")
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def _file_digest(file: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": file.stat().st_size, "sha256": digest.hexdigest()}
+
+
 def save_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
                      state: dict[str, Any]) -> None:
-    """Write ``train_state/`` (latest weights, optimiser, progress) atomically, file by file; state.json last."""
-    folder = Path(path) / TRAIN_STATE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(policy, folder / WEIGHTS_FILE)
-    tensors, meta = optimizer_tensors(optimizer)
-    _save_tensors(folder / "optimizer.safetensors", tensors, metadata={"optimizer": json.dumps(meta)})
-    atomic_write_json(folder / "state.json", state)
+    """Write ``train_state/`` (latest weights, optimiser, progress, manifest) as one unit.
+
+    The folder is built under a temporary name and renamed into place when complete, so a kill at any
+    moment leaves either the previous state or the new one, never a mix; ``manifest.json`` (size and
+    SHA-256 of each file) lets :func:`load_train_state` refuse a state damaged afterwards.
+    """
+    with atomic_dir(Path(path) / TRAIN_STATE_DIR) as tmp:
+        save_weights(policy, tmp / WEIGHTS_FILE)
+        tensors, meta = optimizer_tensors(optimizer)
+        _save_tensors(tmp / OPTIMIZER_FILE, tensors, metadata={"optimizer": json.dumps(meta)})
+        atomic_write_json(tmp / STATE_FILE, state)
+        atomic_write_json(tmp / MANIFEST_FILE, {
+            "format": "drive-train-state", "files": {name: _file_digest(tmp / name)
+                                                     for name in (WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE)}})
+
+
+def check_train_state(folder: str | Path) -> None:
+    """Refuse a torn or corrupt ``train_state/`` with a one-line UserError naming the file.
+
+    Every file listed in ``manifest.json`` must exist with the recorded size and SHA-256. A state written
+    before manifests existed (no ``manifest.json``) is accepted; its files are still checked as they load.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        left = sorted(folder.parent.glob(f".{folder.name}.old-*"))  # a save killed between its two renames
+        hint = (f" (an interrupted save left the previous state in {left[-1].name}; rename it to {folder.name} "
+                "to resume from there)") if left else ""
+        raise UserError(f"{folder}: nothing to resume: training state not found{hint}")
+    manifest_file = folder / MANIFEST_FILE
+    if not manifest_file.exists():
+        return
+    files = read_json(manifest_file, expect=dict).get("files")
+    if not isinstance(files, dict) or not files:
+        raise UserError(f"{manifest_file}: field 'files' is missing or empty")
+    for name, expected in files.items():
+        file = folder / name
+        if not file.is_file():
+            raise UserError(f"{file}: missing from the training state (listed in {MANIFEST_FILE})")
+        found = _file_digest(file)
+        if not isinstance(expected, dict) or found["bytes"] != expected.get("bytes"):
+            raise UserError(f"{file}: torn or truncated training state: {found['bytes']} bytes, "
+                            f"{MANIFEST_FILE} records {expected.get('bytes') if isinstance(expected, dict) else None}")
+        if found["sha256"] != expected.get("sha256"):
+            raise UserError(f"{file}: corrupt training state: SHA-256 differs from the one in {MANIFEST_FILE}")
 
 
 def load_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore the latest weights and optimiser from ``train_state/``; returns the progress dict."""
+    """Restore the latest weights and optimiser from ``train_state/``; returns the progress dict.
+
+    A torn, truncated or corrupt state is refused (:func:`check_train_state`) before anything is loaded.
+    """
     folder = Path(path) / TRAIN_STATE_DIR
-    state_file = folder / "state.json"
-    state = read_json(state_file, "nothing to resume: training state")
+    check_train_state(folder)
+    state = read_json(folder / STATE_FILE, "nothing to resume: training state", expect=dict)
     load_weights_into(policy, folder / WEIGHTS_FILE, Path(path) / CONFIG_FILE)
-    opt_file = folder / "optimizer.safetensors"
-    if not opt_file.is_file():
-        raise FileNotFoundError(f"{opt_file}: optimiser state not found")
-    with safe_open(str(opt_file), "pt") as fh:
-        meta = json.loads((fh.metadata() or {}).get("optimizer", "null") or "null")
-    if meta is None:
-        raise ValueError(f"{opt_file}: no 'optimizer' metadata")
-    load_optimizer_tensors(optimizer, load_file(str(opt_file)), meta, str(opt_file))
+    opt_file = folder / OPTIMIZER_FILE
+    tensors = _load_tensors(opt_file, "optimiser state")
+    try:
+        with safe_open(str(opt_file), "pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get("optimizer", "null") or "null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{opt_file}: metadata 'optimizer' is not valid JSON: {_one_line(exc)}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("param_groups"), list):
+        raise UserError(f"{opt_file}: no 'optimizer' metadata with 'param_groups'")
+    try:
+        load_optimizer_tensors(optimizer, tensors, meta, str(opt_file))
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{opt_file}: optimiser state does not fit the model: {_one_line(exc)}") from exc
     return state

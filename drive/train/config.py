@@ -1,17 +1,16 @@
 """`TrainConfig`: every knob of `drive train`, one dataclass field each, with its docstring as the ``--help`` text.
 
-The command-line flags are generated from the fields (``batch_size`` -> ``--batch-size``; booleans
-that default to true get a ``--no-...`` flag), so the dataclass is the single place to read them.
+The command-line flags are generated from the fields by :mod:`drive.commands.train` (``batch_size`` ->
+``--batch-size``; booleans that default to true get a ``--no-...`` flag), so the dataclass is the single
+place to read them. This module never sees argv.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import inspect
-import textwrap
 from typing import Any
+
+from drive.errors import UserError
 
 
 @dataclasses.dataclass
@@ -93,10 +92,10 @@ class TrainConfig:
     """Length of each DAgger episode, s (0: the scenario's own)."""
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
+        """Raise :class:`~drive.errors.UserError` naming the first bad option (by its flag) and its value."""
         def need(ok: bool, flag: str, value: Any, what: str) -> None:
             if not ok:
-                raise ValueError(f"--{flag} {value!r}: {what}")
+                raise UserError(f"--{flag} {value!r}: {what}")
         need(bool(self.data), "data", self.data, "is required")
         need(bool(self.out), "out", self.out, "is required")
         need(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
@@ -110,6 +109,7 @@ class TrainConfig:
         need(0 <= self.val_fraction < 1, "val-fraction", self.val_fraction, "must be in [0, 1)")
         need(self.max_steps >= 0, "max-steps", self.max_steps, "must be >= 0")
         need(self.workers >= 0, "workers", self.workers, "must be >= 0")
+        need(self.threads >= 0, "threads", self.threads, "must be >= 0")
         need(0 <= self.hue <= 0.5, "hue", self.hue, "must be in [0, 0.5]")
         for flag in ("brightness", "contrast", "saturation"):
             need(0 <= getattr(self, flag) < 1, flag, getattr(self, flag), "must be in [0, 1)")
@@ -124,38 +124,3 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each dataclass field (read from the source)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig,
-                         required: tuple[str, ...] = ("data", "out")) -> None:
-    """One flag per field of ``cls``, help text from the field's docstring."""
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = docs.get(f.name, "").replace("%", "%%")
-        if f.type in ("bool", bool):
-            if f.default:
-                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
-                                    help=f"do not: {help_text}")
-            else:
-                parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
-            continue
-        kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, required=f.name in required,
-                            help=f"{help_text} (default: {f.default!r})")
-
-
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

@@ -20,9 +20,8 @@ where the uninterrupted one would be.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import math
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -34,12 +33,20 @@ import torch
 from tqdm import tqdm
 
 from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments
+from drive.errors import UserError
 from drive.io import atomic_write_json
-from drive.policy.checkpoint import (CONFIG_FILE, TRAIN_STATE_DIR, WEIGHTS_FILE, checkpoint_config, load_train_state,
-                                     read_config, save_train_state, save_weights)
+from drive.policy.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    checkpoint_config,
+    load_train_state,
+    read_config,
+    save_train_state,
+    save_weights,
+)
 from drive.policy.model import DrivingPolicy, build_policy
 from drive.train.augment import Augmenter, batch_generator, slice_params
-from drive.train.config import TrainConfig, add_config_arguments, config_from_args
+from drive.train.config import TrainConfig
 from drive.train.distributed import Distributed, init_distributed
 from drive.train.figures import plot_validation
 
@@ -154,11 +161,42 @@ def predict_segment(policy: DrivingPolicy, cache: FrameCache, segment: Segment, 
     return np.concatenate(out)
 
 
+def dataset_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
+    """Where a checkpoint's data came from, without a machine path: the dataset folder's name and a SHA-256
+    of its content (every file under it, by relative path, size and bytes; the frame cache ``cache/`` and
+    hidden files such as the lock excluded)."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
+        part.startswith(".") or (i == 0 and part == "cache") for i, part in enumerate(p.relative_to(root).parts)))
+    for p in files:
+        digest.update(f"{p.relative_to(root).as_posix()}\0{p.stat().st_size}\0".encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return {"name": root.resolve().name, "sha256": digest.hexdigest(), "files": len(files)}
+
+
+#: TrainConfig fields that hold a path; a checkpoint records only their last component (no machine paths).
+PATH_FIELDS = ("data", "out", "logdir", "cache_dir", "scenario")
+
+
+def recorded_training_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``training`` section of config.json: the config, its paths cut to their last component."""
+    d = cfg.to_dict()
+    for key in PATH_FIELDS:
+        if d.get(key):
+            d[key] = Path(d[key]).name
+    return d
+
+
 def _check_resume(cfg: TrainConfig, out: Path) -> None:
     saved = read_config(out).get("training", {})
+    if not isinstance(saved, dict):
+        raise UserError(f"{out / CONFIG_FILE}: field 'training' is {type(saved).__name__}, expected an object")
     for key in RESUME_FIXED:
         if key in saved and saved[key] != getattr(cfg, key):
-            raise ValueError(f"--resume: --{key.replace('_', '-')} {getattr(cfg, key)!r} differs from "
+            raise UserError(f"--resume: --{key.replace('_', '-')} {getattr(cfg, key)!r} differs from "
                              f"{out / CONFIG_FILE}'s {saved[key]!r}")
 
 
@@ -183,6 +221,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():  # before any work (the frame cache can take minutes)
+        raise UserError(f"--out: {out}: exists and is not a folder")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if dist.device.type == "cuda":
@@ -191,7 +231,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     if cfg.resume:
         _check_resume(cfg, out)
     elif (out / CONFIG_FILE).exists():
-        raise ValueError(f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder")
+        raise UserError(f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder")
     show = cfg.progress and dist.is_main
 
     # ---- 1. data: decode once into the cache (rank 0 builds it, the others wait and open it)
@@ -206,10 +246,10 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
     val_data = SequenceDataset(cache, val_segments, cfg.seq_len, cfg.seq_len)
     if len(train_data) < cfg.batch_size:
-        raise ValueError(f"--data {cfg.data}: {len(train_data)} training window(s) of {cfg.seq_len} frames, fewer than "
+        raise UserError(f"--data {cfg.data}: {len(train_data)} training window(s) of {cfg.seq_len} frames, fewer than "
                          f"--batch-size {cfg.batch_size}; use shorter --seq-len, a smaller --batch-size or more data")
     if cfg.batch_size % dist.world_size:
-        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the number of processes ({dist.world_size})")
+        raise UserError(f"--batch-size {cfg.batch_size} must be a multiple of the number of processes ({dist.world_size})")
     batches_per_epoch = len(train_data) // cfg.batch_size
     frames_per_batch = cfg.batch_size * cfg.seq_len
 
@@ -233,7 +273,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
             policy, device_ids=[dist.device] if dist.device.type == "cuda" else None)
 
     provenance = {
-        "path": str(Path(cfg.data).resolve()), "episodes": cache.episodes, "frames": cache.num_frames,
+        **(dataset_fingerprint(cfg.data) if dist.is_main else {}), "episodes": cache.episodes, "frames": cache.num_frames,
         "train_segments": [[s.episode, s.start, s.stop] for s in train_segments],
         "val_segments": [[s.episode, s.start, s.stop] for s in val_segments],
         "train_windows": len(train_data), "val_windows": len(val_data), "info": info.to_dict(),
@@ -320,7 +360,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
                        "weights": "best validation loss" if val else "latest (no validation set)",
                        "world_size": dist.world_size}
             atomic_write_json(out / CONFIG_FILE, checkpoint_config(
-                policy, {"data": provenance, "training": cfg.to_dict(), "metrics": metrics}))
+                policy, {"data": provenance, "training": recorded_training_config(cfg), "metrics": metrics}))
             save_train_state(out, policy, optimizer, progress)
             if writer is not None:
                 writer.add_scalar("train/epoch_loss", train_loss, progress["step"])
@@ -335,26 +375,3 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     if writer is not None:
         writer.close()
     return TrainResult(progress, policy)
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    cfg.validate()
-    progress = train(cfg).progress
-    if cfg.dagger_rounds:
-        from drive.train.dagger import run_dagger
-
-        progress = run_dagger(cfg).progress
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = progress.get("best_val_loss")
-        print(f"drive train: {progress['step']} step(s), {progress['train_time_s']:.1f} s"
-              + (f", best validation loss {best:.4f}" if best is not None and math.isfinite(best) else "")
-              + f" -> {cfg.out}")
-    return 0

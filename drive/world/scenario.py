@@ -43,11 +43,9 @@ from typing import Any
 
 import yaml
 
+from drive import resources
 from drive.world.camera import CameraConfig
 from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
-
-#: Folder of the shipped scenario files (``scenarios/`` at the repository root).
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 TRACK_KINDS = ("procedural", "racetrack")
 SPLITS = ("train", "test")
@@ -164,15 +162,15 @@ def scenario_path(name_or_path: str | os.PathLike) -> Path:
     p = Path(name_or_path)
     if p.exists():
         return p
-    shipped = SCENARIOS_DIR / f"{p.name}.yaml" if p.suffix == "" else SCENARIOS_DIR / p.name
-    if len(p.parts) == 1 and shipped.exists():
+    shipped = resources.scenario_path(p.name) if len(p.parts) == 1 else None
+    if shipped is not None:
         return shipped
     raise FileNotFoundError(f"{name_or_path}: no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})")
 
 
 def shipped_scenarios() -> list[str]:
-    """Names of the scenarios shipped under ``scenarios/``."""
-    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
+    """Names of the scenarios shipped under ``scenarios/`` (package data ``drive.scenarios`` once installed)."""
+    return resources.shipped_scenarios()
 
 
 def load_scenario(path: str | os.PathLike) -> Scenario:

@@ -6,6 +6,7 @@ import pytest
 
 from drive.data import layout
 from drive.data.reader import DatasetReader, decode_video
+from drive.errors import UserError
 
 
 def test_reads_tables_and_rgb_frames_close_to_what_was_written(make_dataset):
@@ -67,5 +68,5 @@ def test_missing_info_and_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset folder not found"):
         DatasetReader(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="meta/info.json"):
+    with pytest.raises(UserError, match="meta/info.json"):  # drive.io.read_json: a one-line user error
         DatasetReader(tmp_path / "empty")

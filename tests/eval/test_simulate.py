@@ -10,11 +10,11 @@ import pytest
 
 from drive.cli import main
 from drive.eval import metrics as M
-from drive.eval.simulate import REPO_ROOT, simulate
+from drive.eval.simulate import simulate
 from drive.policy.reference import ExpertPolicy
 from drive.eval.video import read_video
 
-SHIPPED = REPO_ROOT / "checkpoints" / "ncp19"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "ncp19"
 
 
 def check_metrics_file(path: Path, episodes: int) -> dict:
@@ -59,7 +59,24 @@ def test_same_seed_gives_the_same_figures(tiny_checkpoint, make_scenario):
     ckpt = str(tiny_checkpoint("ncp19"))
     a = simulate(ckpt, make_scenario(2.0), seed=5, perturbations=["gaussian:0.1"], expert_reference=False, progress=False)
     b = simulate(ckpt, make_scenario(2.0), seed=5, perturbations=["gaussian:0.1"], expert_reference=False, progress=False)
-    assert a["policy"] == b["policy"]
+    assert_same_figures(a["policy"], b["policy"])
+
+
+def assert_same_figures(a, b, where="policy"):
+    """Equal structure, counts and strings; floats within float32 rounding of the policy (the camera noise and
+    the road are seeded NumPy and identical, the network's kernels may round differently per call)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            assert_same_figures(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_figures(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-6, nan_ok=True), where
+    else:
+        assert a == b, where
 
 
 def test_expert_policy_needs_the_info():

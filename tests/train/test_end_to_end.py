@@ -26,10 +26,13 @@ def test_record_train_reload_gives_the_same_outputs(tmp_path, small_config):
     with torch.no_grad():
         before, state_before = result.policy.eval()(frames, None, dt)
     latest = load_policy(out, weights=out / "train_state" / "model.safetensors")
+    for name, value in result.policy.state_dict().items():  # a safetensors round trip keeps every bit
+        torch.testing.assert_close(latest.state_dict()[name], value, rtol=0, atol=0, msg=name)
     with torch.no_grad():
         after, state_after = latest(frames, None, dt)
-    torch.testing.assert_close(after, before, rtol=0, atol=0)
-    torch.testing.assert_close(state_after, state_before, rtol=0, atol=0)
+    # same weights, same input: equal up to float32 rounding (kernels may block differently per call)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(state_after, state_before, rtol=1e-5, atol=1e-6)
     # closed-loop stepping of the reloaded policy matches too
     y, _ = latest.step(frames[:, 0].numpy(), None, dt[:, 0].numpy())
     np.testing.assert_allclose(y, before[:, 0].numpy(), atol=1e-6)

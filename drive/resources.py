@@ -1,0 +1,81 @@
+"""Files shipped with the package: the scenario YAML files and the default checkpoint.
+
+In the repository they live at the top (``scenarios/``, ``checkpoints/ncp19/``); ``pyproject.toml`` maps
+them into the installed package as ``drive.scenarios`` and ``drive.checkpoints`` (package data), so an
+installed ``drive`` (``pip install .``, not only ``pip install -e .``) finds them from any working
+directory. Lookup order:
+
+1. a source checkout: the folder beside the imported ``drive`` package, when that package sits next to
+   its ``pyproject.toml`` (so a worktree always reads its own files);
+2. otherwise the installed package data, through :mod:`importlib.resources`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+
+from drive.errors import UserError
+
+#: The checkpoint that ``drive simulate``, ``drive stress`` and ``drive explain`` drive by default.
+DEFAULT_CHECKPOINT_NAME = "ncp19"
+#: How the default checkpoint is written on the command line (``--checkpoint`` default).
+DEFAULT_CHECKPOINT = f"checkpoints/{DEFAULT_CHECKPOINT_NAME}"
+
+
+def _source_root() -> Path | None:
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _shipped(package: str, folder: str, name: str) -> Path | None:
+    """``name`` inside the shipped ``folder`` of a source checkout, else inside the package data ``package``."""
+    root = _source_root()
+    if root is not None and (root / folder).is_dir():
+        return root / folder / name
+    try:
+        files = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        return None
+    entry = files.joinpath(name)  # an installed package on disk gives a pathlib.Path
+    return entry if isinstance(entry, Path) else Path(str(entry))
+
+
+def shipped_scenarios() -> list[str]:
+    """Names of the shipped scenarios (``default``, ``train``, ...)."""
+    root = _source_root()
+    if root is not None and (root / "scenarios").is_dir():
+        entries = list((root / "scenarios").iterdir())
+    else:
+        try:
+            entries = list(importlib.resources.files("drive.scenarios").iterdir())
+        except ModuleNotFoundError:
+            return []
+    return sorted(Path(str(e)).stem for e in entries if str(e).endswith(".yaml"))
+
+
+def scenario_path(name: str) -> Path | None:
+    """The shipped scenario called ``name`` (``train`` or ``train.yaml``), or None if there is none."""
+    if not name or Path(name).name != name:
+        return None
+    path = _shipped("drive.scenarios", "scenarios", name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return path if path is not None and path.is_file() else None
+
+
+def default_checkpoint() -> Path:
+    """The shipped default checkpoint folder (``checkpoints/ncp19``); a UserError if this install lacks it."""
+    path = _shipped("drive.checkpoints", "checkpoints", DEFAULT_CHECKPOINT_NAME)
+    if path is None or not (path / "config.json").is_file():
+        raise UserError(f"--checkpoint: the default {DEFAULT_CHECKPOINT} is not shipped with this install; "
+                        "train one with `drive train` and pass --checkpoint")
+    return path
+
+
+def resolve_checkpoint_arg(path: str | os.PathLike) -> Path:
+    """``path`` as given when it exists; the shipped default when ``path`` is the default's name
+    (``checkpoints/ncp19``) and there is no such folder here."""
+    p = Path(path)
+    if not p.exists() and os.fspath(path) in (DEFAULT_CHECKPOINT, DEFAULT_CHECKPOINT + "/"):
+        return default_checkpoint()
+    return p
