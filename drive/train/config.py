@@ -41,7 +41,10 @@ class TrainConfig:
     """Loss weighting: each sample's squared error is weighted by exp(alpha * |label|) (NCP paper), so rare
     sharp steering counts more; 2.0 weights full lock 7.4 times a straight-ahead frame; 0 = plain MSE."""
     seed: int = 0
-    """Seed of everything random: initialisation, the split, the window order, augmentation."""
+    """Training seed: initialisation, the window order and augmentation (not the split: see split_seed)."""
+    split_seed: int = 0
+    """Seed of the train/validation split by episode; kept fixed across training seeds, so every seed of a
+    study validates on the same episodes."""
     val_fraction: float = 0.2
     """Share of the episodes kept for validation (one-episode datasets: share of its last frames)."""
     augment: bool = True

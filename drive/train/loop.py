@@ -51,7 +51,7 @@ from drive.train.distributed import Distributed, init_distributed
 from drive.train.figures import plot_validation
 
 # Options that must not change when resuming: they decide which batches and which model.
-RESUME_FIXED = ("model", "batch_size", "seq_len", "stride", "seed", "val_fraction")
+RESUME_FIXED = ("model", "batch_size", "seq_len", "stride", "seed", "split_seed", "val_fraction")
 
 
 def weighted_mse(prediction: torch.Tensor, label: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -242,7 +242,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     if not dist.is_main:
         cache = FrameCache(cfg.data, cache_dir, build=False, progress=False)
     info = cache.info
-    train_segments, val_segments = split_segments(cache.lengths, cfg.val_fraction, cfg.seed, cache.train_only)
+    train_segments, val_segments = split_segments(cache.lengths, cfg.val_fraction, cfg.split_seed, cache.train_only)
     train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
     val_data = SequenceDataset(cache, val_segments, cfg.seq_len, cfg.seq_len)
     if len(train_data) < cfg.batch_size:

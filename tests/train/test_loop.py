@@ -229,3 +229,22 @@ def test_bad_device_is_one_line(make_train_dataset, tmp_path, capsys):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "--device", "tpu9", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--device 'tpu9'" in err, err
+
+
+def test_training_seeds_change_initialisation_and_order_but_not_the_validation_episodes(make_train_dataset, small_config,
+                                                                                        tmp_path):
+    data = make_train_dataset(lengths=(20, 20, 20, 20, 20))
+    runs = {}
+    for seed in (0, 1):
+        cfg = small_config(data, epochs=1, max_steps=3, val_fraction=0.4, augment=False, seed=seed,
+                           out=f"s{seed}")
+        result = train(cfg)
+        runs[seed] = (read_config(cfg.out)["data"]["val_segments"], result.progress["losses"],
+                      load_policy(cfg.out).state_dict())
+    assert runs[0][0] == runs[1][0]  # the same held-out episodes
+    assert runs[0][1] != runs[1][1]  # another batch order and initialisation: other losses
+    assert any(not torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
+    moved = small_config(data, epochs=1, max_steps=1, val_fraction=0.4, augment=False, split_seed=7,
+                         out="split7")
+    train(moved)
+    assert read_config(moved.out)["data"]["val_segments"] != runs[0][0]  # split_seed moves it
