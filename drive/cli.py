@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("drive.train.loop", "train a driver by imitation from a dataset"),
     "simulate": ("drive.eval.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.eval.stress", "sweep models x perturbations x levels x seeds"),
+    "evaluate": ("drive.commands.evaluate", "open-loop steering error of checkpoints on a recorded dataset, under camera noise"),
     "explain": ("drive.eval.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
 }
 
