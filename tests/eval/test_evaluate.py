@@ -223,3 +223,35 @@ def test_physical_perturbations_are_refused(recorded, tmp_path):
         evaluate(["expert"], recorded, tmp_path / "out", perturb=["push:0.5"], progress=False)
     with pytest.raises(UserError, match="--episodes: episode 9"):
         evaluate(["expert"], recorded, tmp_path / "out", episodes="0,9", progress=False)
+
+
+def test_rank_agreement():
+    from drive.eval.evaluate import rank_agreement
+
+    x = [0.1, 0.4, 0.2, 0.8, 0.5, 0.3]
+    same = rank_agreement(x, [1, 4, 2, 8, 5, 3])
+    assert same["rho"] == pytest.approx(1.0) and same["ci_low"] <= 1.0 <= same["ci_high"] + 1e-12
+    opposite = rank_agreement(x, [-v for v in x])
+    assert opposite["rho"] == pytest.approx(-1.0)
+    assert rank_agreement(x, [0, 0, 0, 0, 0, 0])["rho"] is None  # a constant side: undefined, not 0
+
+
+@pytest.mark.parametrize("model", ["ncp19", "cnn"])
+def test_batched_run_equals_one_step_per_frame(recorded, tiny_checkpoint, model):
+    from drive.data.reader import DatasetReader
+    from drive.eval.evaluate import run_open_loop
+    from drive.policy.checkpoint import load_policy
+
+    policy = load_policy(tiny_checkpoint(model))
+    reader = DatasetReader(recorded)
+    table = reader.episode_table(1)
+    frames = reader.read_frames(1)
+    y, t = table[layout.STEERING_LABEL].to_numpy(np.float64), table[layout.TIMESTAMP].to_numpy(np.float64)
+    t[10:] += 0.05  # one long gap: the controller must be told the true elapsed time in both paths
+    args = (policy, frames, y, t, reader.info.fps, reader.info.max_steer_rad, "gaussian", 0.1, 0, 1)
+    stepped = run_open_loop(*args, activity=True)
+    batched = run_open_loop(*args, activity=False, chunk=7)
+    assert stepped.activity.shape[0] == len(frames)
+    np.testing.assert_allclose(batched.prediction, stepped.prediction, rtol=1e-4, atol=1e-5)
+    for a, b in zip(batched.seen, stepped.seen):
+        np.testing.assert_array_equal(a, b)
