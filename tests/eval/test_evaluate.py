@@ -167,6 +167,7 @@ def test_rerun_skips_finished_work(recorded, tiny_checkpoint, tmp_path):
     assert rows[("expert", "gaussian", 0.3)]["mse"] == 0  # the labels do not look at the picture
 
 
+@pytest.mark.slow
 def test_parallel_workers_match_in_process(recorded, tiny_checkpoint, tmp_path):
     ckpt = tiny_checkpoint("ncp19")
     kwargs = {"perturb": ["gaussian:0.1"], "episodes": "0,1", "video": False, "progress": False}
@@ -229,9 +230,9 @@ def test_rank_agreement():
     from drive.eval.evaluate import rank_agreement
 
     x = [0.1, 0.4, 0.2, 0.8, 0.5, 0.3]
-    same = rank_agreement(x, [1, 4, 2, 8, 5, 3])
+    same = rank_agreement(x, [1, 4, 2, 8, 5, 3], n_resamples=300)
     assert same["rho"] == pytest.approx(1.0) and same["ci_low"] <= 1.0 <= same["ci_high"] + 1e-12
-    opposite = rank_agreement(x, [-v for v in x])
+    opposite = rank_agreement(x, [-v for v in x], n_resamples=300)
     assert opposite["rho"] == pytest.approx(-1.0)
     assert rank_agreement(x, [0, 0, 0, 0, 0, 0])["rho"] is None  # a constant side: undefined, not 0
 
