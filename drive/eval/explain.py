@@ -356,7 +356,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Gaussian noise variances sigma^2 for the SSIM (default: 0.1,0.2,0.3)")
     parser.add_argument("--images", type=int, default=6, help="saliency PNGs to write (default: 6)")
     parser.add_argument("--ssim-frames", type=int, default=40, help="frames the SSIM is averaged over (default: 40)")
-    parser.add_argument("--duration-s", type=float, default=20.0, help="episode length, s (default: 20)")
+    parser.add_argument("--duration-s", type=float, default=20.0,
+                        help="episode length, s (default: 20; with --data: the first seconds of the episode)")
     parser.add_argument("--no-video", action="store_true", help="skip the saliency overlay video")
 
 
