@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("drive.commands.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),
     "explain": ("drive.commands.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
+    "evaluate": ("drive.commands.evaluate", "open-loop steering error of checkpoints on a recorded dataset, under camera noise"),
 }
 
 

@@ -12,6 +12,13 @@ Steps, all through the ``drive`` CLI:
    images scaled to [0, 1]) over ``--seeds`` seeds, one episode per seed and cell.
 3. ``drive explain`` of each model: mean SSIM between VisualBackProp saliency maps of clean and
    noisy frames at the same variances.
+4. Passive against active: ``drive record --scenario default`` records ``--passive-episodes`` expert
+   episodes on the test-split tracks, ``drive evaluate`` gives each model's offline steering error on
+   them (clean and at the same variances), and the tool states how well the offline error ranks the
+   models like closed-loop off-road events per km: Spearman's rho (scipy.stats) with a paired
+   bootstrap 95 % interval, per level across models and pooled over models x levels.
+   ``--active-from checkpoints/results/results.json`` takes the closed-loop figures of an earlier run
+   and runs this step only.
 
 Writes ``checkpoints/results/``: ``results.md`` (the tables the README shows), ``results.json``,
 ``stress.csv`` and ``robustness_gaussian.png`` (copied from the stress run); the working folders go to
@@ -49,6 +56,10 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--work", default=str(ROOT / "runs" / "results"))
     p.add_argument("--publish", default=str(ROOT / "checkpoints" / "results"))
+    p.add_argument("--passive-episodes", type=int, default=10, help="test-split episodes recorded for the passive test")
+    p.add_argument("--passive-duration-s", type=float, default=30.0, help="length of each of those episodes, s")
+    p.add_argument("--active-from", default=None,
+                   help="results.json of an earlier run: reuse its closed-loop figures and run only the passive test")
     args = p.parse_args()
 
     ckroot, work, publish = ROOT / "checkpoints", Path(args.work), Path(args.publish)
@@ -59,6 +70,14 @@ def main() -> int:
         raise SystemExit(f"no checkpoint for {missing} under {ckroot}")
     summary = json.loads((ckroot / "summary.json").read_text()).get("models", {}) if (ckroot / "summary.json").exists() else {}
     t0 = time.perf_counter()
+    if args.active_from:
+        result = json.loads(Path(args.active_from).read_text())
+        missing = [m for m in models if m not in result.get("models", {})]
+        if missing:
+            raise SystemExit(f"{args.active_from}: no closed-loop figures for {missing}")
+        old = (publish / "results.md").read_text() if (publish / "results.md").exists() else ""
+        lines = old.split(PASSIVE_HEADING)[0].rstrip("\n").splitlines() + [""]
+        return _finish(args, models, ckroot, work, publish, result, lines, None, t0)
 
     clean = {}
     for m in models:
@@ -129,17 +148,109 @@ def main() -> int:
         lines.append(f"| {m} | {'–' if params is None else f'{params:,}'} | " + " | ".join(cells) +
                      f" | {_fmt(lat)} | " + " | ".join(_fmt(ssim[m].get(str(lv)), '.2f') for lv in LEVELS) + " |")
     lines.append("")
-    result["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    return _finish(args, models, ckroot, work, publish, result, lines, stress_out, t0)
+
+
+def _finish(args, models, ckroot: Path, work: Path, publish: Path, result: dict, lines: list[str],
+            stress_out: Path | None, t0: float) -> int:
+    t1 = time.perf_counter()
+    passive = passive_vs_active(models, ckroot, work, args, result)
+    if passive is None:
+        return 1
+    result["passive"], passive_lines = passive
+    lines += passive_lines
+    result["passive"]["elapsed_s"] = round(time.perf_counter() - t1, 1)
+    if stress_out is not None:  # a full run; with --active-from the closed-loop figures keep their own time
+        result["elapsed_s"] = round(time.perf_counter() - t0, 1)
 
     publish.mkdir(parents=True, exist_ok=True)
     atomic_write_text(publish / "results.md", "\n".join(lines))
     atomic_write_json(publish / "results.json", result)
     for name, dest in (("results.csv", "stress.csv"), ("robustness_gaussian.png", "robustness_gaussian.png")):
-        if (stress_out / name).exists():
+        if stress_out is not None and (stress_out / name).exists():
             shutil.copyfile(stress_out / name, publish / dest)
     print("\n".join(lines))
     print(json.dumps(result))
     return 0
+
+
+PASSIVE_HEADING = "### Passive against active"
+
+
+def _rho(r: dict) -> str:
+    if r["rho"] is None:
+        return f"undefined (a constant side), n = {r['n']}"
+    ci = "" if r["ci_low"] is None else f", 95 % CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+    return f"rho = {r['rho']:+.2f}{ci} (p = {r['p_value']:.2g}, n = {r['n']})"
+
+
+def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> tuple[dict, list[str]] | None:
+    """Offline error on recorded test-split data beside closed-loop off-road per km, and their rank agreement."""
+    from drive.data.layout import complete_episodes
+    from drive.eval.evaluate import rank_agreement
+
+    data = work / "passive" / "data"
+    have = len(complete_episodes(data)) if (data / "meta" / "info.json").exists() else 0
+    if have < args.passive_episodes:
+        rc = drive(["record", "--scenario", "default", "--episodes", str(args.passive_episodes - have),
+                    "--duration-s", str(args.passive_duration_s), "--out", str(data), "--no-progress"])
+        if rc:
+            return None
+    out = work / "passive" / "evaluate"
+    rc = drive(["evaluate", *sum((["--checkpoint", str(ckroot / m)] for m in models), []), "--data", str(data),
+                "--perturb", "gaussian:" + ",".join(map(str, LEVELS)), "--episodes", "all", "--workers",
+                str(args.workers), "--no-video", "--out", str(out)])
+    if rc:
+        return None
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    levels = (0.0, *LEVELS)
+
+    def offline(model: str, level: float) -> dict:
+        return next(r for r in rows if r["model"] == model and r["kind"] == "gaussian" and abs(r["level"] - level) < 1e-9)
+
+    table = {m: {f"{lv:g}": {"mse": offline(m, lv)["mse"], "mse_ci": [offline(m, lv)["mse_ci_low"],
+                                                                       offline(m, lv)["mse_ci_high"]],
+                             "mae_rad": offline(m, lv)["mae_rad"],
+                             "off_road_per_km": result["models"][m].get(f"off_road_per_km_gaussian_{lv:g}")}
+                 for lv in levels} for m in models}
+    agreement = {}
+    for lv in levels:
+        x = [table[m][f"{lv:g}"]["mse"] for m in models]
+        y = [table[m][f"{lv:g}"]["off_road_per_km"] for m in models]
+        agreement[f"{lv:g}"] = rank_agreement(x, y)
+    pairs = [(table[m][f"{lv:g}"]["mse"], table[m][f"{lv:g}"]["off_road_per_km"]) for m in models for lv in levels]
+    agreement["pooled"] = rank_agreement([p[0] for p in pairs], [p[1] for p in pairs])
+    lateral = [result["models"][m]["clean"]["mean_abs_lateral_m"] for m in models]
+    agreement["clean_mse_vs_clean_lateral"] = rank_agreement([table[m]["0"]["mse"] for m in models], lateral)
+    info = json.loads((data / "meta" / "info.json").read_text())
+    lines = [PASSIVE_HEADING, "",
+             f"`drive record --scenario default --episodes {args.passive_episodes} --duration-s {args.passive_duration_s:g}` "
+             f"records the expert on the test-split tracks ({info['total_frames']} frames at {info['fps']:g} Hz); "
+             "`drive evaluate --episodes all --perturb gaussian:0.1,0.2,0.3` runs each model open loop over it. "
+             "Offline: steering MSE (normalised, mean over episodes, 95 % bootstrap CI over episodes). Active: "
+             "closed-loop off-road events per km from the stress table above.", "",
+             "| model | offline MSE σ²=0 | σ²=0.1 | σ²=0.2 | σ²=0.3 | off-road/km σ²=0 | σ²=0.1 | σ²=0.2 | σ²=0.3 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        cells = []
+        for lv in levels:
+            c = table[m][f"{lv:g}"]
+            lo, hi = c["mse_ci"]
+            cells.append(f"{c['mse']:.4f}" + ("" if lo is None else f" [{lo:.4f}, {hi:.4f}]"))
+        cells += [_fmt(table[m][f"{lv:g}"]["off_road_per_km"], ".2f") for lv in levels]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "How well the offline error predicts the closed-loop ranking (Spearman's rank correlation of "
+              "offline MSE with off-road events per km across models; interval: paired bootstrap over models):", ""]
+    for lv in levels:
+        lines.append(f"- σ² = {lv:g}: {_rho(agreement[f'{lv:g}'])}")
+    lines.append(f"- pooled over models × levels: {_rho(agreement['pooled'])}")
+    lines.append(f"- clean offline MSE against clean closed-loop mean |lateral| (m): "
+                 f"{_rho(agreement['clean_mse_vs_clean_lateral'])}")
+    lines.append("")
+    passive = {"data": {"episodes": args.passive_episodes, "duration_s": args.passive_duration_s,
+                        "frames": info["total_frames"], "scenario": "default"},
+               "models": table, "spearman": agreement}
+    return passive, lines
 
 
 if __name__ == "__main__":

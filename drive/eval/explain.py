@@ -257,8 +257,13 @@ class _Collector:
 
 
 def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, variances: Sequence[float] = (0.1, 0.2, 0.3),
-            images: int = 6, ssim_frames: int = 40, duration_s: float | None = None, video: bool = True) -> dict[str, Any]:
-    """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring."""
+            images: int = 6, ssim_frames: int = 40, duration_s: float | None = None, video: bool = True,
+            data: str | Path | None = None, episode: int | None = None) -> dict[str, Any]:
+    """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring.
+
+    With ``data`` (a dataset folder), the frames are those of a recorded ``episode`` (default: the first)
+    instead, run open loop (:func:`drive.eval.evaluate.recorded_trace`); the traces show the recorded label.
+    """
     from drive.eval.rollout import make_env, run_episode
     from drive.eval.simulate import check_compatible, load_driver, resolve_scenario
     from drive.eval.video import video_writer
@@ -268,18 +273,26 @@ def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, vari
             raise UserError(f"--noise: each Gaussian variance must be in (0, 1], got {v!r}")
     if images < 0 or ssim_frames < 1:
         raise UserError(f"--images must be >= 0 and --ssim-frames >= 1, got {images!r} and {ssim_frames!r}")
-    sc = resolve_scenario(scenario, duration_s)
     policy = load_driver(checkpoint)
-    check_compatible(policy, sc)
+    if data is not None:  # recorded frames, open loop
+        from drive.eval.evaluate import recorded_trace
+
+        collector = recorded_trace(policy, data, episode, duration_s)
+        fps, source, log = collector.fps, collector.name, None
+    else:
+        sc = resolve_scenario(scenario, duration_s)
+        check_compatible(policy, sc)
+        fps, source = sc.control_hz, f"scenario {sc.name}, seed {seed}"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    env = make_env(sc, "recover")
-    collector = _Collector()
-    try:
-        log = run_episode(policy, env, seed, observers=[collector])
-    finally:
-        env.close()
+    if data is None:
+        env = make_env(sc, "recover")
+        collector = _Collector()
+        try:
+            log = run_episode(policy, env, seed, observers=[collector])
+        finally:
+            env.close()
     frames = np.stack(collector.frames)
     maps = saliency_maps(policy, frames)
 
@@ -293,25 +306,26 @@ def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, vari
         written.append(str(path))
     if video:
         h, w = frames.shape[1:3]
-        with video_writer(out / "saliency.mp4", sc.control_hz, (2 * h, 2 * w)) as vw:
+        with video_writer(out / "saliency.mp4", fps, (2 * h, 2 * w)) as vw:
             for f, m in zip(frames, maps):
                 vw.write(cv2.resize(overlay(f, m), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
     activity = np.stack(collector.activity) if collector.activity else np.zeros((0, 0))
     name = policy.model_name
     plot_neuron_traces(np.asarray(collector.t_s), activity, policy.neuron_labels,
                        np.asarray(collector.steering), np.asarray(collector.expert), out / "neuron_traces.png",
-                       title=f"{name}: neuron traces, scenario {sc.name}, seed {seed}")
+                       title=f"{name}: neuron traces, {source}")
     has_wiring = write_wiring(policy, out / "wiring.png")
 
     result = {
         "checkpoint": str(checkpoint) if isinstance(checkpoint, (str, Path)) else None,
-        "model": name, "scenario": sc.name, "seed": seed, "steps": len(frames),
+        "model": name, "scenario": None if data is not None else sc.name, "source": source, "seed": seed,
+        "steps": len(frames),
         "method": "VisualBackProp (Bojarski et al. 2018) on policy.head.convs; SSIM (scikit-image) between maps of "
                   "clean frames and the same frames with Gaussian noise of variance sigma^2 on [0, 1] images",
         "ssim_frames": int(len(pick)),
         "mean_ssim": {k: v["mean"] for k, v in stability.items()},
         "ssim": stability,
-        "off_road_events": log.off_road_events,
+        "off_road_events": None if log is None else log.off_road_events,
         "files": {"saliency_images": written, "saliency_video": str(out / "saliency.mp4") if video else None,
                   "neuron_traces": str(out / "neuron_traces.png"),
                   "wiring": str(out / "wiring.png") if has_wiring else None},
