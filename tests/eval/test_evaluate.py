@@ -21,7 +21,8 @@ from drive.eval.evaluate import (
     steering_metrics,
 )
 from drive.eval.perturb import Chain, make
-from drive.eval.simulate import ConstantPolicy, make_env, run_episode
+from drive.eval.rollout import make_env, run_episode
+from drive.policy.reference import ConstantPolicy
 
 TESTS = Path(__file__).resolve().parents[1]
 
