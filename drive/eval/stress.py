@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.backends import BACKENDS, CellJob, run_cells
 from drive.eval.perturb import KINDS, describe, make, parse_spec
-from drive.errors import UserError
 from drive.io import atomic_path, atomic_write_json, atomic_write_text
 
 CLEAN = "clean"
