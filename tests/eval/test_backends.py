@@ -104,6 +104,35 @@ def test_local_workers_die_with_their_parent_on_sigkill(tmp_path, tiny_checkpoin
     assert survivors, f"still alive after the parent's SIGKILL: {[(p, _cmdline(p)) for p in everyone if _alive(p)]}"
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_local_worker_killed_mid_sweep_costs_no_cell(tmp_path, tiny_checkpoint):
+    """The pool broken by a dead worker is restarted for the unfinished cells."""
+    ckpt = tiny_checkpoint("ncp19")
+    out = tmp_path / "local"
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer() -> None:  # kill a worker once the first cell is written (the others are mid-sweep)
+        while not stop.is_set() and not killed:
+            workers = [p for p in _descendants(os.getpid()) if "spawn_main" in _cmdline(p)]
+            if workers and list((out / "cells").glob("*.json")):
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        result = _sweep(tmp_path, ckpt, "local", "local")
+    finally:
+        stop.set()
+        thread.join()
+    assert killed, "no worker was killed"
+    assert result["computed"] == result["cells"] == 8 and result["failed"] == []
+    assert len(list((out / "cells").glob("*.json"))) == 8
+
+
 def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpoint):
     ckpt = tiny_checkpoint("cnn")
     base = Scenario(name="eval-test")
