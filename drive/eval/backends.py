@@ -90,8 +90,10 @@ def run_cells(cells: Sequence[Cell], job: CellJob, on_result: Callable[[Cell, di
         raise UserError(f"--address: only used with --backend ray, got --backend {backend}")
     if not isinstance(max_retries, int) or max_retries < 0:
         raise UserError(f"max_retries: must be a whole number >= 0, got {max_retries!r}")
-    if backend == "ray":
+    started = False
+    if backend == "ray" and cells:
         ray = import_ray()
+        started = connect_ray(ray, address, max(1, workers) if address is None else None)
     bar = tqdm(total=len(cells), desc="stress cells", unit="cell", disable=not progress or not cells)
 
     def done(cell: Cell, result: dict[str, Any]) -> None:
@@ -102,12 +104,14 @@ def run_cells(cells: Sequence[Cell], job: CellJob, on_result: Callable[[Cell, di
         if not cells:
             return []
         if backend == "ray":
-            return _run_ray(ray, cells, job, done, workers, address, max_retries)
+            return _run_ray(ray, cells, job, done, max_retries)
         if workers <= 1 or len(cells) <= 1:
             return _run_here(cells, job, done)
         return _run_local(cells, job, done, workers, max_retries)
     finally:
         bar.close()
+        if started:
+            ray.shutdown()
 
 
 # ----------------------------------------------------------------------------------- in process
@@ -274,39 +278,33 @@ def ray_cell(cell: Cell, job: CellJob, files: dict[str, bytes] | None) -> dict[s
     return compute_cell(cell, job)
 
 
-def _run_ray(ray: Any, cells: Sequence[Cell], job: CellJob, done: Callable, workers: int, address: str | None,
-             max_retries: int) -> list[CellFailure]:
-    started = connect_ray(ray, address, max(1, workers) if address is None else None)
+def _run_ray(ray: Any, cells: Sequence[Cell], job: CellJob, done: Callable, max_retries: int) -> list[CellFailure]:
     failures: list[CellFailure] = []
+    task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(ray_cell)
+    refs: dict[str, Any] = {}
+    for model in dict.fromkeys(c.model for c in cells):
+        if model.checkpoint != "expert":
+            refs[model.checkpoint] = ray.put(checkpoint_bytes(model.checkpoint))
+    job_ref = ray.put(job)
+    pending = {task.remote(cell, job_ref, refs.get(cell.model.checkpoint)): cell for cell in cells}
     try:
-        task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(ray_cell)
-        refs: dict[str, Any] = {}
-        for model in dict.fromkeys(c.model for c in cells):
-            if model.checkpoint != "expert":
-                refs[model.checkpoint] = ray.put(checkpoint_bytes(model.checkpoint))
-        job_ref = ray.put(job)
-        pending = {task.remote(cell, job_ref, refs.get(cell.model.checkpoint)): cell for cell in cells}
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)  # and all others ready
-                for ref in ready:
-                    cell = pending.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except ray.exceptions.RayTaskError as exc:  # the cell raised: report it, go on
-                        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                        failures.append(CellFailure(cell, one_line(cause)))
-                        continue
-                    except ray.exceptions.RayError as exc:  # worker or node lost after every retry
-                        failures.append(CellFailure(cell, f"{one_line(exc)} (after {max_retries} retries)"))
-                        continue
-                    done(cell, result)
-        except BaseException:  # Ctrl-C: cancel what is outstanding; finished cells are already written
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-    finally:
-        if started:
-            ray.shutdown()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)  # and all others ready
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # the cell raised: report it, go on
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    failures.append(CellFailure(cell, one_line(cause)))
+                    continue
+                except ray.exceptions.RayError as exc:  # worker or node lost after every retry
+                    failures.append(CellFailure(cell, f"{one_line(exc)} (after {max_retries} retries)"))
+                    continue
+                done(cell, result)
+    except BaseException:  # Ctrl-C: cancel what is outstanding; finished cells are already written
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     return failures
