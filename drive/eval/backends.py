@@ -184,26 +184,21 @@ def _run_local(cells: Sequence[Cell], job: CellJob, done: Callable, workers: int
                                       initializer=init_local_worker, initargs=(os.getpid(),))
         futures = {pool.submit(compute_cell, cell, job): cell for cell in todo}
         handled: set[cf.Future] = set()
-
-        def collect(fut: cf.Future) -> None:
-            handled.add(fut)
-            cell = futures[fut]
-            exc = fut.exception()
-            if exc is None:
-                done(cell, fut.result())
-            elif isinstance(exc, cf.process.BrokenProcessPool):
-                broken.append(cell)
-            else:
-                failures.append(CellFailure(cell, one_line(exc)))
-
         try:
             for fut in cf.as_completed(futures):
-                collect(fut)
+                handled.add(fut)
+                exc = fut.exception()
+                if exc is None:
+                    done(futures[fut], fut.result())
+                elif isinstance(exc, cf.process.BrokenProcessPool):  # a worker died: retry in a new pool
+                    broken.append(futures[fut])
+                else:  # the cell raised: report it, go on
+                    failures.append(CellFailure(futures[fut], one_line(exc)))
         except BaseException:  # Ctrl-C: cancel the queue, keep the cells that finish meanwhile
             pool.shutdown(wait=True, cancel_futures=True)
-            for fut in futures:
+            for fut, cell in futures.items():
                 if fut not in handled and fut.done() and not fut.cancelled() and fut.exception() is None:
-                    done(futures[fut], fut.result())
+                    done(cell, fut.result())
             raise
         pool.shutdown(wait=True)
         if broken and restarts >= max_retries:
