@@ -7,6 +7,7 @@ Parses the flags into typed values, checks ``--out`` before any driving, and cal
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from drive.commands.common import prepare_out_dir
@@ -26,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default: 1)")
     parser.add_argument("--seeds", default="3", help="seeds: a count (3 = 0,1,2) or a list (0,1,2; one seed s: 's,') (default: 3)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process); "
+                        "with --backend ray and no --address, the CPUs of the local Ray instance")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where cells run: local processes or a Ray cluster (default: local)")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="with --backend ray: the cluster to join (auto = the running one; default: start a local one)")
     parser.add_argument("--out", default="runs/stress", help="output folder (default: runs/stress)")
     parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
     parser.add_argument("--end-on-off-road", action="store_true", help="end episodes on leaving the road")
@@ -51,13 +57,22 @@ def run(args: argparse.Namespace) -> int:
         if checkpoint != "expert":
             resolve_checkpoint(checkpoint)
     scenario = resolve_scenario(args.scenario, args.duration_s)
+    if args.address is not None and args.backend != "ray":
+        raise UserError(f"--address: only used with --backend ray, got --backend {args.backend}")
+    if args.backend == "ray":
+        from drive.eval.backends import import_ray
+
+        import_ray()  # fail before any work if the extra is missing
     # 2. the output folder, before any driving
     out = prepare_out_dir(args.out)
     # 3. the work
     result = stress(checkpoints, sweeps, out, scenario=scenario,
                     episodes=args.episodes, seeds=seeds, workers=args.workers,
-                    off_road="terminate" if args.end_on_off_road else "recover", with_expert=not args.no_expert)
+                    off_road="terminate" if args.end_on_off_road else "recover", with_expert=not args.no_expert,
+                    backend=args.backend, address=args.address)
     columns = ("model", "kind", "level", "n_seeds", "off_road_per_km", "mean_abs_lateral_m", "completed_fraction")
     print(M.format_table(result["rows"], columns))
     print(f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(out) / 'report.md'}")
-    return 0
+    for f in result["failed"]:
+        print(f"failed: {f['model']} {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}", file=sys.stderr)
+    return 1 if result["failed"] else 0

@@ -3,8 +3,9 @@
 Each *cell* is one model driving ``--episodes`` episodes under one perturbation at one level with
 one seed (seed s uses reset seeds ``s*episodes … s*episodes+episodes-1``, so seeds never share an
 episode). A clean cell (no perturbation, level 0) per model and seed is always run, and stands as
-level 0 of every kind. Cells run in worker processes (spawned, one torch thread each) and each
-finished cell is written atomically to ``DIR/cells/<cell>.json``; a rerun reads those back and
+level 0 of every kind. Cells run in worker processes (spawned, one torch thread each) or as Ray tasks
+on a cluster (:mod:`drive.eval.backends`); the driver writes each finished cell atomically to
+``DIR/cells/<cell>.json``; a rerun reads those back and
 computes only the missing ones (a cell whose inputs changed — checkpoint weights, scenario,
 episodes — is recomputed). Each episode of a cell is one call of the rollout
 (:func:`drive.eval.rollout.run_episode`), as in ``drive simulate``. The command line is
@@ -22,18 +23,18 @@ Outputs in ``DIR``:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from drive.errors import UserError
 from drive.eval import metrics as M
+from drive.eval.backends import BACKENDS, CellJob, run_cells
 from drive.eval.perturb import KINDS, make, parse_spec
 from drive.io import atomic_path, atomic_write_json, atomic_write_text
 
@@ -158,12 +159,6 @@ def load_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 _POLICIES: dict[str, Any] = {}
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _driver(model: Model) -> Any:
     if model.checkpoint not in _POLICIES:
         from drive.eval.simulate import load_driver
@@ -239,6 +234,12 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
         M.format_table(table_rows, columns),
         "",
     ]
+    failed = config.get("failed", [])
+    if failed:
+        lines += ["## Failed cells", "",
+                  f"{len(failed)} cell(s) gave no result (a rerun computes them again):", ""]
+        lines += [f"- `{f['model']}` {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}" for f in failed]
+        lines += [""]
     plots = config.get("plots", [])
     if plots:
         lines += ["## Robustness curves", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
@@ -296,10 +297,15 @@ def write_results(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, A
 def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequence[float]]], out: str | Path,
            scenario: Any = "default", episodes: int = 1, seeds: Sequence[int] | str = (0,), workers: int = 1,
            duration_s: float | None = None, off_road: str = "recover", with_expert: bool = True,
-           progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) a sweep and write its results. Returns ``{"rows", "computed", "reused", "cells"}``."""
-    from tqdm.auto import tqdm
+           progress: bool = True, backend: str = "local", address: str | None = None,
+           max_retries: int = 3) -> dict[str, Any]:
+    """Run (or resume) a sweep and write its results. Returns ``{"rows", "computed", "reused", "cells",
+    "failed"}``; ``failed`` lists the cells that raised (model, kind, level, seed, error), which are also
+    reported in ``report.md`` and recomputed by a rerun.
 
+    ``backend``: ``local`` (``workers`` processes on this machine) or ``ray`` (Ray tasks on the cluster at
+    ``address``, ``auto`` for the running one; none starts a local Ray with ``workers`` CPUs); see
+    :mod:`drive.eval.backends`. ``max_retries``: times a cell whose worker died is tried again."""
     from drive.eval.simulate import resolve_scenario
 
     if not checkpoints and not with_expert:
@@ -308,6 +314,14 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
         raise UserError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     if not isinstance(workers, int) or workers < 0:
         raise UserError(f"--workers: must be a whole number >= 0, got {workers!r}")
+    if backend not in BACKENDS:
+        raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise UserError(f"--address: only used with --backend ray, got --backend {backend}")
+    if backend == "ray":
+        from drive.eval.backends import import_ray
+
+        import_ray()  # fail before any work if the extra is missing
     if off_road not in ("recover", "terminate"):
         raise UserError(f"off_road: expected 'recover' or 'terminate', got {off_road!r}")
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
@@ -327,34 +341,25 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
         (done.append(stored) if stored is not None else todo.append(cell))
     reused = len(done)
 
-    bar = tqdm(total=len(cells), initial=reused, desc="stress cells", unit="cell", disable=not progress)
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            _init_worker()
-            for cell in todo:
-                done.append(run_cell(cell, scenario_dict, episodes, off_road, str(cell_dir / cell.file_name)))
-                bar.update()
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-                futures = [pool.submit(run_cell, cell, scenario_dict, episodes, off_road, str(cell_dir / cell.file_name))
-                           for cell in todo]
-                try:
-                    for fut in cf.as_completed(futures):
-                        done.append(fut.result())
-                        bar.update()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)  # finished cells stay on disk for a rerun
-                    raise
-    finally:
-        bar.close()
+    def keep(cell: Cell, result: dict[str, Any]) -> None:  # the driver alone writes the resume files
+        atomic_write_json(cell_dir / cell.file_name, result)
+        done.append(result)
+
+    if reused and progress:
+        print(f"stress: {reused} of {len(cells)} cell(s) already done in {cell_dir}", file=sys.stderr)
+    failures = run_cells(todo, CellJob(scenario_dict, episodes, off_road), keep, backend=backend, workers=workers,
+                         address=address, max_retries=max_retries, progress=progress)
+    failed = [{"model": f.cell.model.name, "kind": f.cell.kind, "level": f.cell.level, "seed": f.cell.seed,
+               "error": f.error} for f in failures]
 
     rows = result_rows(done, sweeps, models)
     config = {
         "models": [dataclasses.asdict(m) for m in models], "perturbations": [[k, list(v)] for k, v in sweeps],
         "seeds": seeds, "episodes": episodes, "off_road": off_road, "scenario_name": sc.name,
         "duration_s": sc.duration_s, "scenario": scenario_dict,
-        "cells": len(cells), "computed": len(todo), "reused": reused,
+        "cells": len(cells), "computed": len(todo) - len(failed), "reused": reused,
+        "failed": failed,
     }
     write_results(out_dir, rows, config)
-    return {"rows": rows, "computed": len(todo), "reused": reused, "cells": len(cells)}
+    return {"rows": rows, "computed": len(todo) - len(failed), "reused": reused, "cells": len(cells),
+            "failed": failed}
