@@ -153,7 +153,7 @@ def test_backend_ray_without_ray_names_the_extra(tmp_path, tiny_checkpoint, monk
     code = main(["stress", "--checkpoint", str(tiny_checkpoint()), "--backend", "ray", "--out", str(tmp_path / "o")])
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "pip install 'drive[ray]'" in err
+    assert len(err.splitlines()) == 1 and "pip install 'drive-ncp[ray]'" in err
     assert not (tmp_path / "o" / "cells").exists()  # no work started
 
 
