@@ -66,7 +66,7 @@ def test_same_seed_same_observations_and_infos_different_seeds_differ():
 def test_info_keys_and_values_describe_the_state():
     env = DriveEnv(None)
     obs, info = env.reset(seed=0, options={"track_seed": 1002, "lateral_offset_m": 0.4, "heading_offset_rad": -0.05})
-    assert set(info) == INFO_KEYS
+    assert set(info) == INFO_KEYS | {"world"}  # the reset info also holds the drawn world
     assert env.track.seed == 1002 and env.track_seed == 1002
     assert info["lateral_offset_m"] == pytest.approx(0.4, abs=0.01)
     assert info["heading_error_rad"] == pytest.approx(-0.05, abs=1e-3)
