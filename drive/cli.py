@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("drive.eval.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.eval.stress", "sweep models x perturbations x levels x seeds"),
     "explain": ("drive.eval.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
+    "suite": ("drive.commands.suite", "generalization suite: every scenarios/suite case on every test track, per model"),
 }
 
 

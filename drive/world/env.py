@@ -123,6 +123,8 @@ class DriveEnv(gym.Env):
         self.vehicle: _Ego | None = None
         self.lane = 0
         self.world: World | None = None
+        #: the episode's drawn world as returned in the reset info's ``world`` (empty before the first reset)
+        self.world_info: dict[str, Any] = {}
         self._scenery = None
 
     # --- gymnasium API --------------------------------------------------------------------
@@ -175,7 +177,8 @@ class DriveEnv(gym.Env):
         self._scenery = scenery_for(t, world=w) if self.render_camera else None
         obs = self._observe()
         info = self._info(on_road=abs(self._d) <= t.half_width_m, crashed=False)
-        info["world"] = {**w.as_dict(), "ego_lane": self.lane, "track_seed": -1 if track_seed is None else track_seed}
+        self.world_info = {**w.as_dict(), "ego_lane": self.lane, "track_seed": -1 if track_seed is None else track_seed}
+        info["world"] = dict(self.world_info)
         return obs, info
 
     def step(self, action):
