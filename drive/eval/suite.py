@@ -17,8 +17,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from drive.errors import UserError
 from drive.world.scenario import SCENARIOS_DIR
@@ -49,7 +50,12 @@ def _drive_case(case: str, driver: str, seeds: list[int], duration_s: float | No
     import torch
 
     from drive.eval import metrics as M
-    from drive.eval.simulate import check_compatible, drive_episodes, load_driver, resolve_scenario
+    from drive.eval.simulate import (
+        check_compatible,
+        drive_episodes,
+        load_driver,
+        resolve_scenario,
+    )
 
     torch.set_num_threads(1)
     scenario = resolve_scenario(SUITE_DIR / f"{case}.yaml", duration_s)

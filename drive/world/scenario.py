@@ -165,7 +165,7 @@ class CameraSpec:
     def config(self, height_m: float | None = None, pitch_rad: float | None = None, yaw_rad: float | None = None,
                fov_deg: float | None = None) -> CameraConfig:
         """A concrete ``CameraConfig``: the drawn values given, else each spec's first value."""
-        first = lambda v: float(spec_values(v)[0])  # noqa: E731
+        first = lambda v: float(spec_values(v)[0])
         return CameraConfig(
             height_m=first(self.height_m) if height_m is None else float(height_m),
             pitch_rad=first(self.pitch_rad) if pitch_rad is None else float(pitch_rad),
@@ -277,7 +277,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     except OSError as exc:
         raise UserError(f"{p}: cannot read the scenario file: {exc.strerror or exc}") from None
     try:
-        d = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        d = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise UserError(f"{p}: invalid YAML: {_yaml_error_line(exc)}") from None
     if d is not None and not isinstance(d, dict):

@@ -9,7 +9,14 @@ import pytest
 
 from drive.errors import UserError
 from drive.world import camera as camera_mod
-from drive.world.appearance import KEYS, draw_world, get_spec, haze_distance_m, spec_kind, spec_values
+from drive.world.appearance import (
+    KEYS,
+    draw_world,
+    get_spec,
+    haze_distance_m,
+    spec_kind,
+    spec_values,
+)
 from drive.world.camera import Camera, Scenery
 from drive.world.env import DriveEnv
 from drive.world.scenario import Scenario, load_scenario
@@ -154,8 +161,8 @@ def test_light_fog_sky_and_shadows_change_the_picture(small_track):
     overcast, _, _ = _frame(small_track, light={"sky": "overcast"})
     sky_b, sky_o = base[:10].reshape(-1, 3).mean(0), overcast[:10].reshape(-1, 3).mean(0)
     assert (sky_b[2] - sky_b[0]) > (sky_o[2] - sky_o[0]) + 20  # the clear sky is bluer
-    shade, _, shade_scenery = _frame(small_track, light={"sun_elevation_rad": 0.2, "shadows_per_100m": 15.0})
-    plain_lit, _, lit_scenery = _frame(small_track, light={"sun_elevation_rad": 0.2})
+    _, _, shade_scenery = _frame(small_track, light={"sun_elevation_rad": 0.2, "shadows_per_100m": 15.0})
+    _, _, lit_scenery = _frame(small_track, light={"sun_elevation_rad": 0.2})
     assert shade_scenery.levels[0].mean() < lit_scenery.levels[0].mean() - 2
     assert (np.abs(shade_scenery.levels[0].astype(int) - lit_scenery.levels[0]).max(-1) > 30).mean() > 0.01
 
