@@ -58,3 +58,16 @@ def test_cli_suite_bad_out_is_one_line_exit_2(tmp_path, capsys):
     assert main(["suite", "--out", str(f), "--no-expert"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and str(f) in err
+
+
+def test_simulate_records_each_episodes_world():
+    import dataclasses
+
+    from drive.eval.simulate import simulate
+    from drive.world.scenario import load_scenario
+
+    sc = dataclasses.replace(load_scenario("train"), duration_s=0.5)
+    result = simulate("expert", sc, episodes=2, seed=4, progress=False)
+    worlds = [e["world"] for e in result["policy"]["episodes"]]
+    assert [w["world_seed"] for w in worlds] == [4, 5] and worlds[0] != worlds[1]
+    assert all(isinstance(v, (str, int, float, bool)) for w in worlds for v in w.values())
