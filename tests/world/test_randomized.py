@@ -236,3 +236,23 @@ def test_suite_cases_load_on_the_test_tracks():
         sc = load_scenario(SUITE_DIR / f"{case}.yaml")
         assert sc.track.seed_list() == list(TEST_SEEDS)
         assert not any(isinstance(v, list) for v in draw_world(sc, 0).as_dict().values())
+
+
+def test_default_and_traffic_frames_unchanged_by_randomized_worlds():
+    """Frames rendered before randomized worlds existed (commit 146baaf), stored: the plain look is unchanged.
+
+    Same code path, so on the machine that stored them they are bit-identical; the tolerance only
+    allows for another CPU's OpenCV rounding.
+    """
+    from pathlib import Path
+
+    ref = np.load(Path(__file__).parent / "data" / "plain_frames_before_randomization.npz")
+    for name, scenario, seed in (("default_seed0", "default", 0), ("traffic_seed3", "traffic", 3)):
+        env = DriveEnv(scenario)
+        obs, info = env.reset(seed=seed)
+        frames = [obs.copy()]
+        for _ in range(30):
+            obs, _, _, _, info = env.step(np.array([info["expert_steering"]], np.float32))
+        frames.append(obs.copy())
+        diff = np.abs(np.stack(frames).astype(int) - ref[name])
+        assert diff.mean() < 0.05 and diff.max() <= 3, (name, diff.mean(), diff.max())
