@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),
     "explain": ("drive.commands.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
     "evaluate": ("drive.commands.evaluate", "open-loop steering error of checkpoints on a recorded dataset, under camera noise"),
+    "suite": ("drive.commands.suite", "generalization suite: every scenarios/suite case on every test track, per model"),
 }
 
 

@@ -63,6 +63,14 @@ def scenario_path(name: str) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
+def suite_dir() -> Path:
+    """The shipped generalization suite's folder (``scenarios/suite``: one YAML file per case)."""
+    path = _shipped("drive.scenarios", "scenarios", "suite")
+    if path is None or not path.is_dir():
+        raise UserError("the generalization suite (scenarios/suite) is not shipped with this install")
+    return path
+
+
 def default_checkpoint() -> Path:
     """The shipped default checkpoint folder (``checkpoints/ncp19``); a UserError if this install lacks it."""
     path = _shipped("drive.checkpoints", "checkpoints", DEFAULT_CHECKPOINT_NAME)

@@ -197,7 +197,8 @@ def drive_episodes(policy: Driver, scenario: Any, seeds: Sequence[int], perturba
             written = video.close(keep=True) if video is not None else None
             if written:
                 videos.append(written)
-            results.append({"seed": int(seed), **M.episode_metrics(log)})
+            world = getattr(env.unwrapped, "world_info", None)  # the episode's drawn world (drive.world.appearance)
+            results.append({"seed": int(seed), **M.episode_metrics(log), **({"world": dict(world)} if world else {})})
     finally:
         env.close()
     return results, videos

@@ -12,4 +12,6 @@ from gymnasium.envs.registration import register, registry
 ENV_ID = "drive/Drive-v0"
 
 if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="drive.world.env:DriveEnv")
+    # 1200 steps: scenarios/default.yaml's 60 s at 20 Hz (the env also truncates at its scenario's
+    # duration_s; pass max_episode_steps= to gymnasium.make for longer scenarios)
+    register(id=ENV_ID, entry_point="drive.world.env:DriveEnv", max_episode_steps=1200)

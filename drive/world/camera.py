@@ -60,6 +60,8 @@ class CameraConfig:
     """Downward pitch of the optical axis, rad (0 = level, positive looks down)."""
     fov_deg: float = 80.0
     """Horizontal field of view, deg."""
+    yaw_rad: float = 0.0
+    """Mount yaw relative to the car's heading, rad (positive looks left)."""
     width: int = 200
     """Image width, px (the NCP paper's input is 200)."""
     height: int = 78
@@ -114,30 +116,62 @@ def _shade(color: Sequence[float], factor: float) -> tuple[int, int, int]:
     return tuple(int(np.clip(c * factor, 0, 255)) for c in color)  # type: ignore[return-value]
 
 
-class Scenery:
-    """The painted world of one track: raster pyramid, panorama and colours (seeded)."""
+#: Base ground colours (RGB) of ``surface.ground``: (grass, dry patches).
+GROUND_COLOURS = {"grass": ((78, 112, 52), (150, 140, 88)), "dry": ((150, 138, 80), (178, 160, 104)),
+                  "dirt": ((118, 94, 68), (146, 122, 92))}
+#: Base colours (RGB) of ``markings.line_colour``.
+LINE_COLOURS_RGB = {"white": (232, 232, 226), "yellow": (236, 186, 40)}
+KERB_RGB = (188, 188, 182)
+KERB_WIDTH_M = 0.3
 
-    def __init__(self, track: Track, seed: int = 0):
+
+class Scenery:
+    """The painted world of one track: raster pyramid, panorama and colours (seeded).
+
+    ``world`` (a drawn ``drive.world.appearance.World``) changes markings, surfaces, light, fog
+    and roadside shadows; all of it is painted here, once per episode, never per frame. Without a
+    world, or with the plain look, the scenery is painted exactly as it always was.
+    """
+
+    def __init__(self, track: Track, seed: int = 0, world=None):
         self.track = track
+        self.world = w = world if world is not None and not world.plain_scenery else None
         rng = np.random.default_rng([int(seed), 0x5CE])
         # colours (RGB), varied a little per track
-        self.grass = np.array([78, 112, 52]) * rng.uniform(0.85, 1.15, 3)
-        self.dry_grass = np.array([150, 140, 88]) * rng.uniform(0.9, 1.1)
+        grass, dry_grass = GROUND_COLOURS[w.ground] if w is not None else GROUND_COLOURS["grass"]
+        self.grass = np.array(grass) * rng.uniform(0.85, 1.15, 3)
+        self.dry_grass = np.array(dry_grass) * rng.uniform(0.9, 1.1)
         self.asphalt = np.array([92, 92, 96]) * rng.uniform(0.8, 1.2)
         self.shoulder = np.array([128, 116, 98]) * rng.uniform(0.85, 1.1)
-        self.line = np.array([232, 232, 226]) * rng.uniform(0.9, 1.0)
+        line_factor = rng.uniform(0.9, 1.0)
+        self.line = np.array([232, 232, 226]) * line_factor
         self.haze = np.array([196, 206, 216]) * rng.uniform(0.92, 1.04)
         self.zenith = np.array([96, 140, 204]) * rng.uniform(0.85, 1.1)
         self.hills = np.array([92, 112, 108]) * rng.uniform(0.8, 1.1)
+        self.centre_line_rgb = self.line
+        if w is not None:
+            from drive.world.appearance import sun_light
+
+            self.asphalt = self.asphalt * w.asphalt_tone
+            self.centre_line_rgb = np.array(LINE_COLOURS_RGB[w.line_colour]) * line_factor
+            fog = min(1.0, 1.5 * w.fog_density)
+            self.haze = self.haze * (1 - 0.6 * fog) + 205.0 * 0.6 * fog
+            if w.sky == "overcast":
+                self.zenith = np.array([150.0, 156.0, 164.0]) * rng.uniform(0.9, 1.05)
+            self.light, self.tint, _ = sun_light(w.sun_elevation_rad, w.sky)
         x0, y0, x1, y1 = track.bounds(RASTER_MARGIN_M)
         extent = max(x1 - x0, y1 - y0)
         self.m_per_px = max(MIN_RASTER_M_PER_PX, extent / MAX_RASTER_PX)
         self.x_min, self.y_max = x0, y1
-        w = int(math.ceil((x1 - x0) / self.m_per_px))
-        h = int(math.ceil((y1 - y0) / self.m_per_px))
-        self.levels = self._paint(rng, w, h)
+        w_px = int(math.ceil((x1 - x0) / self.m_per_px))
+        h_px = int(math.ceil((y1 - y0) / self.m_per_px))
+        self.levels = self._paint(rng, w_px, h_px)
         self.border = tuple(float(c) for c in self.grass)
         self.panorama = self._panorama(rng)
+        if w is not None:
+            gain = self.light * self.tint
+            self.border = tuple(float(c) for c in np.clip(np.array(self.border) * gain, 0, 255))
+            self.haze = np.clip(self.haze * gain, 0, 255)
 
     def world_to_px(self, xy: np.ndarray, level: int = 0) -> np.ndarray:
         """World points (…, 2) m -> raster pixel coordinates (col, row) at a mip level."""
@@ -145,13 +179,19 @@ class Scenery:
         return np.stack([(xy[..., 0] - self.x_min) / k - 0.5, (self.y_max - xy[..., 1]) / k - 0.5], axis=-1)
 
     def _paint(self, rng: np.random.Generator, w: int, h: int) -> list[np.ndarray]:
+        world = self.world
         tile = 1024
         n1 = _periodic_noise(rng, tile, 8)
         n2 = _periodic_noise(rng, tile, 32)
         n3 = _periodic_noise(rng, tile, 128)
         n4 = _periodic_noise(rng, tile, 512)
-        dry = np.clip(0.5 + 0.9 * n1, 0, 1)[..., None] * 0.45
-        lum = (1 + 0.10 * n2 + 0.10 * n3 + 0.08 * n4)[..., None]
+        if world is None or world.ground_texture == 1.0:
+            dry = np.clip(0.5 + 0.9 * n1, 0, 1)[..., None] * 0.45
+            lum = (1 + 0.10 * n2 + 0.10 * n3 + 0.08 * n4)[..., None]
+        else:
+            gt = world.ground_texture
+            dry = np.clip(0.5 + 0.9 * gt * n1, 0, 1)[..., None] * 0.45
+            lum = (1 + gt * (0.10 * n2 + 0.10 * n3 + 0.08 * n4))[..., None]
         grass_tile = ((self.grass * (1 - dry) + self.dry_grass * dry) * lum).clip(0, 255).astype(np.uint8)
         reps = (math.ceil(h / tile), math.ceil(w / tile), 1)
         img = np.ascontiguousarray(np.tile(grass_tile, reps)[:h, :w])
@@ -167,8 +207,13 @@ class Scenery:
 
         centre = pts(t.offset_polyline(0.0))
         aa = cv2.LINE_AA
-        cv2.polylines(img, [centre], True, _shade(self.shoulder, 1.0), px(t.road_width_m + 1.6), aa, shift)
+        shoulder = "gravel" if world is None else world.shoulder
+        if shoulder == "gravel":
+            cv2.polylines(img, [centre], True, _shade(self.shoulder, 1.0), px(t.road_width_m + 1.6), aa, shift)
+        elif shoulder == "kerb":
+            cv2.polylines(img, [centre], True, KERB_RGB, px(t.road_width_m + 2 * KERB_WIDTH_M), aa, shift)
         cv2.polylines(img, [centre], True, _shade(self.asphalt, 1.0), px(t.road_width_m), aa, shift)
+        texture = 1.0 if world is None else world.asphalt_texture
         # repair patches: darker or lighter rectangles of asphalt along the road
         n_patches = int(t.length_m / 25)
         for s in rng.uniform(0, t.length_m, n_patches):
@@ -178,33 +223,122 @@ class Scenery:
             c, sn = math.cos(hd), math.sin(hd)
             corners = np.array([[cx + a * c * L / 2 - b * sn * W / 2, cy + a * sn * L / 2 + b * c * W / 2]
                                 for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
-            cv2.fillPoly(img, [pts(corners)], _shade(self.asphalt, rng.uniform(0.8, 1.15)), aa, shift)
+            f = rng.uniform(0.8, 1.15)
+            if texture != 1.0:
+                f = 1.0 + (f - 1.0) * texture
+            cv2.fillPoly(img, [pts(corners)], _shade(self.asphalt, f), aa, shift)
         # tyre-wear bands, slightly darker, in each lane
-        for o in t.lane_offsets_m:
-            for side in (-0.85, 0.85):
-                cv2.polylines(img, [pts(t.offset_polyline(o + side))], True, _shade(self.asphalt, 0.9), px(0.5), aa, shift)
+        if texture > 0:
+            band = 0.9 if texture == 1.0 else 1.0 - 0.1 * texture
+            for o in t.lane_offsets_m:
+                for side in (-0.85, 0.85):
+                    cv2.polylines(img, [pts(t.offset_polyline(o + side))], True, _shade(self.asphalt, band), px(0.5), aa, shift)
         # painted lines: solid edges, dashed lane dividers
-        line = _shade(self.line, 1.0)
+        edges = "both" if world is None else world.edge_lines
+        centre_kind = "dashed" if world is None else world.centre_line
+        worn = world is not None and world.line_wear > 0
+        layers = [(self.line, np.zeros((h, w), np.uint8) if worn else img),
+                  (self.centre_line_rgb, np.zeros((h, w), np.uint8) if worn else img)]
         lw = px(LINE_WIDTH_M)
         for side in (-1, 1):
-            cv2.polylines(img, [pts(t.offset_polyline(side * (t.half_width_m - EDGE_LINE_INSET_M)))], True, line, lw, aa, shift)
-        dash = t.dash_mask()
-        starts = np.flatnonzero(dash & ~np.roll(dash, 1))
-        ends = np.flatnonzero(dash & ~np.roll(dash, -1))
-        if len(starts) and ends[0] < starts[0]:
-            ends = np.roll(ends, -1)
-        for o in t.lane_offsets_m[:-1] + t.lane_width_m / 2:
-            poly = pts(t.offset_polyline(o))
-            runs = [poly[np.arange(a, (b if b >= a else b + t.n) + 1) % t.n] for a, b in zip(starts, ends)]
-            cv2.polylines(img, runs, False, line, lw, aa, shift)
+            if edges == "both" or (edges == "left" and side == 1) or (edges == "right" and side == -1):
+                colour, target = layers[0]
+                cv2.polylines(target, [pts(t.offset_polyline(side * (t.half_width_m - EDGE_LINE_INSET_M)))], True,
+                              255 if worn else _shade(colour, 1.0), lw, aa, shift)
+        colour, target = layers[1]
+        ink = 255 if worn else _shade(colour, 1.0)
+        if centre_kind == "dashed":
+            dash = t.dash_mask()
+            starts = np.flatnonzero(dash & ~np.roll(dash, 1))
+            ends = np.flatnonzero(dash & ~np.roll(dash, -1))
+            if len(starts) and ends[0] < starts[0]:
+                ends = np.roll(ends, -1)
+            for o in t.lane_offsets_m[:-1] + t.lane_width_m / 2:
+                poly = pts(t.offset_polyline(o))
+                runs = [poly[np.arange(a, (b if b >= a else b + t.n) + 1) % t.n] for a, b in zip(starts, ends)]
+                cv2.polylines(target, runs, False, ink, lw, aa, shift)
+        elif centre_kind == "solid":
+            for o in t.lane_offsets_m[:-1] + t.lane_width_m / 2:
+                cv2.polylines(target, [pts(t.offset_polyline(o))], True, ink, lw, aa, shift)
+        if worn:
+            self._blend_worn_paint(img, layers, world.line_wear, reps, tile)
+        if world is not None and world.shadows_per_100m > 0:
+            self._paint_shadows(img, pts, px)
         # fine grain everywhere
         grain = (128 + 10 * _periodic_noise(rng, tile, 512)).astype(np.uint8)
         grain = np.ascontiguousarray(np.tile(grain, reps[:2])[:h, :w])
         img = cv2.multiply(img, cv2.merge([grain, grain, grain]), scale=1 / 128)
+        if world is not None and (self.light != 1.0 or np.any(self.tint != 1.0)):
+            img = cv2.multiply(img, tuple(float(g) for g in self.light * self.tint) + (0.0,))
         levels = [img]
         while len(levels) < 7 and min(levels[-1].shape[:2]) > 16:
             levels.append(cv2.pyrDown(levels[-1]))
         return levels
+
+    def _blend_worn_paint(self, img: np.ndarray, layers, wear: float, reps, tile: int) -> None:
+        """Blend the line masks into the raster: ``wear`` of the paint gone in blotches, the rest faded."""
+        wrng = np.random.default_rng([self.world.world_seed, 0x3EA2])
+        blotch = _periodic_noise(wrng, tile, 256) * 0.6 + _periodic_noise(wrng, tile, 64) * 0.4
+        keep = np.clip((blotch - (2 * wear - 1.0)) * 4.0, 0, 1) * (1.0 - 0.6 * wear)  # paint left, 0..1
+        for colour, mask in layers:
+            rows, cols = np.nonzero(mask)  # the lines cover a few % of the raster: blend only there
+            alpha = (mask[rows, cols] / 255.0 * keep[rows % tile, cols % tile])[:, None]
+            img[rows, cols] = (img[rows, cols] * (1 - alpha) + np.array(_shade(colour, 1.0)) * alpha).round().astype(np.uint8)
+
+    def _paint_shadows(self, img: np.ndarray, pts, px) -> None:
+        """Shadows of roadside trees, poles and buildings, cast away from the sun onto ground and road."""
+        world, t = self.world, self.track
+        srng = np.random.default_rng([world.world_seed, 0x5AD0])
+        elev = max(world.sun_elevation_rad, 0.05)
+        reach = 1.0 / math.tan(elev)  # shadow length per metre of height
+        away = -np.array([math.cos(world.sun_azimuth_rad), math.sin(world.sun_azimuth_rad)])
+        n = int(round(t.length_m / 100.0 * world.shadows_per_100m))
+        mask = np.zeros(img.shape[:2], np.uint8)
+        bases: list[tuple[np.ndarray, tuple[int, int, int]]] = []
+        edge = t.half_width_m + 0.8
+        for _ in range(n):
+            s = float(srng.uniform(0, t.length_m))
+            side = 1.0 if srng.random() < 0.5 else -1.0
+            kind = srng.choice(["tree", "tree", "pole", "building"])
+            if kind == "building":
+                lat = side * (edge + srng.uniform(8.0, 20.0))
+                height, length, depth = srng.uniform(6, 15), srng.uniform(10, 20), srng.uniform(8, 14)
+                cx, cy, hd = t.pose_at(s, lat + side * depth / 2)
+                c, sn = math.cos(hd), math.sin(hd)
+                foot = np.array([[cx + a * c * length / 2 - b * sn * depth / 2, cy + a * sn * length / 2 + b * c * depth / 2]
+                                 for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+                cast = foot + away * min(height * reach, 80.0)
+                hull = cv2.convexHull(np.concatenate([pts(foot), pts(cast)]).astype(np.int32))
+                cv2.fillPoly(mask, [hull], 255, cv2.LINE_AA, 4)
+                bases.append((pts(foot), (120, 112, 106)))
+                continue
+            lat = side * (edge + srng.uniform(1.0, 7.0))
+            bx, by, _ = t.pose_at(s, lat)
+            base = np.array([bx, by])
+            height = srng.uniform(5, 10) if kind == "tree" else srng.uniform(6, 9)
+            thick = 0.3 if kind == "tree" else 0.22
+            trunk_len = min(height * (0.55 if kind == "tree" else 1.0) * reach, 80.0)
+            normal = np.array([-away[1], away[0]]) * thick / 2
+            quad = np.array([base - normal, base + normal, base + away * trunk_len + normal, base + away * trunk_len - normal])
+            cv2.fillPoly(mask, [pts(quad)], 255, cv2.LINE_AA, 4)
+            if kind == "tree":
+                r = srng.uniform(1.5, 3.0)
+                centre = base + away * min(height * 0.75 * reach, 80.0)
+                along = min(r / math.sin(elev), 4 * r)
+                ang = math.degrees(math.atan2(-away[1], away[0]))  # raster rows grow southwards
+                cpx = pts(centre[None])[0] / 16.0
+                cv2.ellipse(mask, (int(cpx[0]), int(cpx[1])), (px(along), px(r)), ang, 0, 360, 255, -1, cv2.LINE_AA)
+            bases.append((pts(np.array([base + normal * 2 + away * 0, base - normal * 2])), (70, 60, 50)))
+        blur = max(1, px(0.6 if world.sky == "overcast" else 0.25))
+        mask = cv2.GaussianBlur(mask, (0, 0), blur)
+        strength = 0.25 if world.sky == "overcast" else 0.5
+        gain = 255 - (mask.astype(np.uint16) * int(255 * strength) // 255).astype(np.uint8)
+        img[:] = cv2.multiply(img, cv2.merge([gain, gain, gain]), scale=1 / 255)
+        for poly, colour in bases:
+            if len(poly) > 2:
+                cv2.fillPoly(img, [poly], colour, cv2.LINE_AA, 4)
+            else:
+                cv2.polylines(img, [poly], False, colour, px(0.3), cv2.LINE_AA, 4)
 
     def _panorama(self, rng: np.random.Generator) -> np.ndarray:
         """360° strip: columns = world azimuth (0..2π, counter-clockwise), rows = elevation (top = max)."""
@@ -215,7 +349,11 @@ class Scenery:
         # soft clouds
         clouds = np.clip(_periodic_noise(rng, PANORAMA_W, 16), 0, 1)
         clouds = cv2.resize(clouds, (PANORAMA_W, PANORAMA_H))
-        clouds *= np.clip((el[:, 0] - 0.03) / 0.3, 0, 1)[:, None] * rng.uniform(0.2, 0.8)
+        amount = rng.uniform(0.2, 0.8)
+        if self.world is not None and self.world.sky != "clear":
+            amount = 1.0
+            clouds = np.clip(clouds * 1.5 + (0.35 if self.world.sky == "overcast" else 0.1), 0, 1)
+        clouds *= np.clip((el[:, 0] - 0.03) / 0.3, 0, 1)[:, None] * amount
         sky = sky * (1 - clouds[..., None]) + 245.0 * clouds[..., None]
         # distant hills: silhouette up to a few degrees
         az = np.linspace(0, 2 * np.pi, PANORAMA_W, endpoint=False)
@@ -228,19 +366,24 @@ class Scenery:
         depth = np.clip(row_el / np.maximum(prof[None, :], 1e-6), 0, 1)[..., None]
         hill = self.hills * (0.85 + 0.15 * depth) * 0.6 + self.haze * 0.4
         sky = np.where(below[..., None], hill, sky)
+        if self.world is not None:
+            fog = min(1.0, 1.5 * self.world.fog_density)
+            sky = sky * (1 - fog) + self.haze * fog
+            sky = sky * (self.light * self.tint)
         return np.ascontiguousarray(sky.clip(0, 255).astype(np.uint8))
 
 
 _SCENERY: "collections.OrderedDict[tuple, Scenery]" = collections.OrderedDict()
 
 
-def scenery_for(track: Track, seed: int | None = None) -> Scenery:
-    """The (cached, a few at a time) scenery of a track; ``seed`` defaults to the track's seed."""
+def scenery_for(track: Track, seed: int | None = None, world=None) -> Scenery:
+    """The (cached, a few at a time) scenery of a track and drawn world; ``seed`` defaults to the track's seed."""
     seed = (track.seed or 0) if seed is None else seed
-    key = (track.name, track.n, round(track.length_m, 3), track.lanes, track.lane_width_m, seed)
+    key = (track.name, track.n, round(track.length_m, 3), track.lanes, track.lane_width_m, seed,
+           world.appearance_key() if world is not None else ())
     sc = _SCENERY.get(key)
     if sc is None:
-        sc = Scenery(track, seed)
+        sc = Scenery(track, seed, world)
         _SCENERY[key] = sc
         while len(_SCENERY) > _SCENERY_CACHE_SIZE:
             _SCENERY.popitem(last=False)
@@ -255,8 +398,10 @@ def scenery_for(track: Track, seed: int | None = None) -> Scenery:
 class Camera:
     """Forward-facing pinhole camera: ``render(scenery, x, y, yaw, boxes)`` -> RGB uint8 (H, W, 3)."""
 
-    def __init__(self, config: CameraConfig | None = None):
+    def __init__(self, config: CameraConfig | None = None, haze_distance_m: float = HAZE_DISTANCE_M):
+        """``haze_distance_m``: distance at which haze covers 63 % of the ground (fog shortens it), m."""
         self.config = c = config or CameraConfig()
+        self.haze_distance_m = float(haze_distance_m)
         H, W, f = c.height, c.width, c.focal_px
         self.shape = (H, W, 3)
         u = np.arange(W, dtype=np.float64)[None, :]
@@ -275,18 +420,23 @@ class Camera:
         rng_m = t * np.sqrt(Xw[g] ** 2 + Y[g] ** 2 + Zw[g] ** 2)
         far = np.minimum(1.0, FAR_M / np.maximum(rng_m, 1e-6))
         F, L, rng_m = F * far, L * far, rng_m * far
+        if c.yaw_rad != 0.0:  # the mount's yaw turns the ground rays about the vertical axis
+            cy_, sy_ = math.cos(c.yaw_rad), math.sin(c.yaw_rad)
+            F, L = F * cy_ - L * sy_, F * sy_ + L * cy_
         self._ground_range = rng_m
         # mip level per row: footprint ~ range / f / sqrt(sin(grazing angle))
         graze = np.maximum(-Zw[g] / np.sqrt(Xw[g] ** 2 + Y[g] ** 2 + Zw[g] ** 2), 1e-3)
         self._footprint_m = (rng_m / f / np.sqrt(graze)).min(axis=1)
         self._FL = np.ascontiguousarray(np.stack([F, L], axis=-1).astype(np.float32))
-        haze = 1 - np.exp(-rng_m / HAZE_DISTANCE_M)
+        haze = 1 - np.exp(-rng_m / self.haze_distance_m)
         haze[rng_m >= FAR_M * 0.999] = 1.0
         self._w_haze = np.ascontiguousarray(haze.astype(np.float32))
         self._w_ground = np.ascontiguousarray((1 - haze).astype(np.float32))
         # sky: panorama coordinates (azimuth px before the yaw shift, elevation row)
         s = slice(0, self.ground_start)
         az = np.arctan2(Y[s], Xw[s])
+        if c.yaw_rad != 0.0:
+            az = az + c.yaw_rad
         el = np.arctan2(Zw[s], np.hypot(Xw[s], Y[s]))
         el = np.clip(el, 0, PANORAMA_MAX_ELEVATION_RAD)
         self._sky_map = np.ascontiguousarray(np.stack([
@@ -339,6 +489,9 @@ class Camera:
     def project(self, forward: np.ndarray, left: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vehicle-frame points (m; up from the ground) -> pixel (u, v) and depth along the optical axis (m)."""
         c = self.config
+        if c.yaw_rad != 0.0:
+            cy_, sy_ = math.cos(c.yaw_rad), math.sin(c.yaw_rad)
+            forward, left = forward * cy_ + left * sy_, -forward * sy_ + left * cy_
         zc = np.asarray(up, float) - c.height_m
         cp, sp = math.cos(c.pitch_rad), math.sin(c.pitch_rad)
         X = forward * cp - zc * sp
@@ -353,8 +506,9 @@ class Camera:
                     boxes: Sequence[VehicleBox]) -> None:
         arr = np.array([b[:6] for b in boxes], float)  # (B, 6): x, y, heading, length, width, height
         dx, dy = arr[:, 0] - x, arr[:, 1] - y
+        cam_yaw = yaw + self.config.yaw_rad  # cull in the camera's own heading
+        fwd_c, lft_c = dx * math.cos(cam_yaw) + dy * math.sin(cam_yaw), -dx * math.sin(cam_yaw) + dy * math.cos(cam_yaw)
         c, s = math.cos(yaw), math.sin(yaw)
-        fwd_c, lft_c = dx * c + dy * s, -dx * s + dy * c
         dist = np.hypot(dx, dy)
         radius = 0.5 * np.hypot(arr[:, 3], arr[:, 4])
         # in front, within the field of view (with the box's size as margin), not too far to see
@@ -382,7 +536,7 @@ class Camera:
         seen = (cam_b @ _FACE_NORMALS.T) > ext[:, _FACE_AXES]  # (B, faces)
         seen &= ok[:, _FACE_IDX].all(-1)
         win_ok = ok[:, _WINDOW_IDX].all(-1)  # (B, side faces)
-        haze = 1.0 - np.exp(-dist[order] / HAZE_DISTANCE_M)[:, None, None]
+        haze = 1.0 - np.exp(-dist[order] / self.haze_distance_m)[:, None, None]
         colors = np.array([boxes[i].color for i in order], float)
         face_col = (colors[:, None, :] * _FACE_SHADES[None, :, None] * (1 - haze) + scenery.haze * haze).clip(0, 255)
         win_col = _WINDOW_COLOR * (1 - haze[:, 0]) + scenery.haze * haze[:, 0]

@@ -22,6 +22,13 @@ Track choice at ``reset``: the ``track_seed`` option if given; else, for a reset
 ``seeds[s % n]`` of the scenario's ``n`` track seeds (so seeds 0..n-1 drive every track once);
 else (no seed) a track drawn with the env's generator.
 
+Seeding follows Gymnasium: the first ``reset()`` without a seed seeds the env from entropy (unless
+the scenario sets ``seed``); later unseeded resets continue the env's generator. The episode's
+world (``drive.world.appearance``: lanes, lane width, speed, markings, surfaces, light, fog,
+shadows, camera mount) is drawn from the reset seed (on an unseeded reset, from a seed drawn
+with the env's generator), so a seed always gives the same world; the reset info holds it as
+``info["world"]``, a flat dict (``world_seed``, ``lanes``, ``lane_width_m``, ``centre_line``, …).
+
 ``info`` keys (all describe the state of the returned observation):
 
 =========================  ==============================================================
@@ -55,7 +62,8 @@ from highway_env import utils as hw_utils
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
-from drive.world.camera import Camera, TopDownCamera, VehicleBox, scenery_for
+from drive.world.appearance import World, draw_world, haze_distance_m
+from drive.world.camera import HAZE_DISTANCE_M, Camera, TopDownCamera, VehicleBox, scenery_for
 from drive.world.expert import EgoState, Expert, steer_to_curvature
 from drive.world.scenario import Scenario, as_scenario
 from drive.world.tracks import Track, curvature_limit, track_for, wrap_angle
@@ -97,7 +105,8 @@ class DriveEnv(gym.Env):
         self.off_road = off_road
         self.render_camera = bool(render_camera)
         self.metadata = {**self.metadata, "render_fps": sc.control_hz}
-        self.camera = Camera(sc.camera)
+        self._cameras: dict[tuple, Camera] = {}
+        self.camera = self._camera_for(draw_world(sc, 0))
         self.topdown = TopDownCamera()
         self.observation_space = spaces.Box(0, 255, (sc.camera.height, sc.camera.width, 3), np.uint8)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -107,19 +116,22 @@ class DriveEnv(gym.Env):
         self._dt_sim = 1.0 / sc.sim_hz
         self._substeps = sc.substeps
         self._max_steps = max(1, int(round(sc.duration_s * sc.control_hz)))
-        self._max_curvature = curvature_limit(sc.speed_mps, steer_to_curvature(sc.max_steer_rad))
         self._track_seeds = sc.track.seed_list()
         self.track: Track | None = None
         self.track_seed: int | None = None
         self.expert: Expert | None = None
         self.vehicle: _Ego | None = None
         self.lane = 0
+        self.world: World | None = None
+        #: the episode's drawn world as returned in the reset info's ``world`` (empty before the first reset)
+        self.world_info: dict[str, Any] = {}
+        self._scenery = None
 
     # --- gymnasium API --------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is None and self._np_random is None:
-            seed = self.scenario.seed
+        if seed is None and self._np_random is None and self.scenario.seed is not None:
+            seed = self.scenario.seed  # asked for by the scenario; otherwise Gymnasium seeds from entropy
         super().reset(seed=seed)
         opts = dict(options or {})
         for k in opts:
@@ -129,6 +141,8 @@ class DriveEnv(gym.Env):
             if k in opts and not (isinstance(opts[k], (int, float, np.floating, np.integer)) and math.isfinite(float(opts[k]))):
                 raise ValueError(f"reset: option {k} must be a finite number, got {opts[k]!r}")
         sc, rng = self.scenario, self.np_random
+        world_seed = int(seed) if seed is not None else int(rng.integers(2**31 - 1))
+        self.world = w = draw_world(sc, world_seed)
         if self._track_seeds is None:
             if opts.get("track_seed") is not None:
                 raise ValueError(f"reset: option track_seed: the racetrack has no seeds, got {opts['track_seed']!r}")
@@ -144,13 +158,14 @@ class DriveEnv(gym.Env):
         else:
             track_seed = int(self._track_seeds[int(rng.integers(len(self._track_seeds)))])
         self.track_seed = track_seed
-        self.track = t = track_for(sc.track.kind, track_seed, sc.track.n_lanes, sc.track.width_m, self._max_curvature)
+        max_curvature = curvature_limit(w.speed_mps, steer_to_curvature(sc.max_steer_rad)) * w.curvature_fraction
+        self.track = t = track_for(sc.track.kind, track_seed, w.lanes, w.lane_width_m, max_curvature)
         self.expert = Expert(t, sc.max_steer_rad, sim_dt_s=self._dt_sim)
-        self.lane = int(sc.track.ego_lane) if sc.track.ego_lane is not None else int(rng.integers(t.lanes))
+        self.lane = int(w.ego_lane) if w.ego_lane >= 0 else int(rng.integers(t.lanes))
         s0 = float(opts["start_s_m"]) if "start_s_m" in opts else float(rng.uniform(0, t.length_m))
         lat = float(opts.get("lateral_offset_m", 0.0))
         x, y, h = t.pose_at(s0, float(t.lane_offsets_m[self.lane]) + lat)
-        self.vehicle = _Ego(None, [x, y], wrap_angle(h + float(opts.get("heading_offset_rad", 0.0))), sc.speed_mps)
+        self.vehicle = _Ego(None, [x, y], wrap_angle(h + float(opts.get("heading_offset_rad", 0.0))), w.speed_mps)
         self._s, self._d, self._hint = t.project(x, y, None)
         self._s_prev = self._s
         self._distance = 0.0
@@ -158,9 +173,13 @@ class DriveEnv(gym.Env):
         self._steps = 0
         self._steering = 0.0
         self._init_traffic(rng)
-        self._scenery = scenery_for(t) if self.render_camera else None
+        self.camera = self._camera_for(w)
+        self._scenery = scenery_for(t, world=w) if self.render_camera else None
         obs = self._observe()
-        return obs, self._info(on_road=abs(self._d) <= t.half_width_m, crashed=False)
+        info = self._info(on_road=abs(self._d) <= t.half_width_m, crashed=False)
+        self.world_info = {**w.as_dict(), "ego_lane": self.lane, "track_seed": -1 if track_seed is None else track_seed}
+        info["world"] = dict(self.world_info)
+        return obs, info
 
     def step(self, action):
         if self.vehicle is None:
@@ -220,7 +239,8 @@ class DriveEnv(gym.Env):
         self._require_reset()
         ego = self.vehicle
         x, y, yaw = float(ego.position[0]), float(ego.position[1]), float(ego.heading)
-        return self.topdown.render(scenery_for(self.track), x, y, yaw, self._boxes(),
+        scenery = self._scenery if self._scenery is not None else scenery_for(self.track, world=self.world)
+        return self.topdown.render(scenery, x, y, yaw, self._boxes(),
                                    ego=VehicleBox(x, y, yaw, Vehicle.LENGTH, Vehicle.WIDTH, 1.5, EGO_COLOR),
                                    path_xy=path_xy)
 
@@ -232,6 +252,18 @@ class DriveEnv(gym.Env):
         return EgoState(float(ego.position[0]), float(ego.position[1]), float(ego.heading), float(ego.speed), self.lane, self._hint)
 
     # --- internals --------------------------------------------------------------------------
+
+    def _camera_for(self, w: World) -> Camera:
+        """The camera of a drawn mount and fog (a few kept: building one costs a few ms)."""
+        cfg = self.scenario.camera.config(w.camera_height_m, w.camera_pitch_rad, w.camera_yaw_rad, w.camera_fov_deg)
+        haze = haze_distance_m(w.fog_density, HAZE_DISTANCE_M)
+        key = (cfg.height_m, cfg.pitch_rad, cfg.yaw_rad, cfg.fov_deg, haze)
+        cam = self._cameras.get(key)
+        if cam is None:
+            if len(self._cameras) >= 8:
+                self._cameras.pop(next(iter(self._cameras)))
+            cam = self._cameras[key] = Camera(cfg, haze)
+        return cam
 
     def _require_reset(self) -> None:
         if self.vehicle is None:

@@ -8,27 +8,48 @@ Schema (every key optional; a missing key takes the dataclass default, which are
       kind: procedural            # procedural | racetrack (highway-env's racetrack layout)
       split: test                 # train | test: the track seeds of drive.world.tracks
       seeds: null                 # or an explicit list of track seeds (not with racetrack)
-      lanes: 2                    # 1..3; null = the kind's own (procedural 2, racetrack 2)
-      lane_width_m: 3.5           # 2.5..6 m; null = the kind's own (procedural 3.5, racetrack 5)
-      ego_lane: 0                 # lane the ego drives in, 0 = rightmost; null = random per reset
-    speed_mps: 10.0               # ego speed, held constant, m/s (0 < v <= 40)
+      lanes: 2                    # *1..3; null = the kind's own (procedural 2, racetrack 2)
+      lane_width_m: 3.5           # *2.5..6 m; null = the kind's own (procedural 3.5, racetrack 5)
+      ego_lane: 0                 # *lane the ego drives in, 0 = rightmost; null = random per reset
+      curvature_fraction: 1.0     # *0.05..1: the tightest bend, as a fraction of the drivable bound
+    speed_mps: 10.0               # *ego speed, held constant, m/s (0 < v <= 40)
     traffic:
       vehicles: 0                 # other vehicles, in lanes other than the ego's
       speed_mps: 8.0              # their cruise speed, m/s
     camera:
-      height_m: 1.2               # camera height above the ground, m
-      pitch_rad: 0.12             # downward pitch, rad
-      fov_deg: 80.0               # horizontal field of view, deg
+      height_m: 1.2               # *camera height above the ground, m
+      pitch_rad: 0.12             # *downward pitch, rad
+      yaw_rad: 0.0                # *mount yaw, rad, positive looks left (-0.5..0.5)
+      fov_deg: 80.0               # *horizontal field of view, deg
       width: 200                  # pixels
       height: 78                  # pixels
+    markings:
+      centre_line: dashed         # *lines between lanes: dashed | solid | none
+      line_colour: white          # *their colour: white | yellow
+      wear: 0.0                   # *worn, faded paint: 0..0.9
+      edge_lines: both            # *edge lines painted: both | left | right | none
+    surface:
+      asphalt_tone: 1.0           # *asphalt brightness factor, 0.4..1.8
+      asphalt_texture: 1.0        # *patches and wear bands, 0..2
+      shoulder: gravel            # *gravel | grass | kerb
+      ground: grass               # *grass | dry | dirt
+      ground_texture: 1.0         # *patchiness of the ground, 0..2
+    light:
+      sun_elevation_rad: 0.8      # *0..1.5; below 0.6 the light dims and warms (dusk near 0)
+      sun_azimuth_rad: 0.0        # *-pi..pi, world frame; shadows point away from the sun
+      fog_density: 0.0            # *0..1: haze distance 220 m / (1 + 15 fog)
+      sky: clear                  # *clear | cloudy | overcast
+      shadows_per_100m: 0.0       # *roadside trees, poles, buildings casting shadows, 0..20
     control_hz: 20.0              # policy / camera frequency, Hz
     sim_hz: 40.0                  # simulation frequency, Hz, an integer multiple of control_hz
     duration_s: 60.0              # episode length before truncation, s
-    seed: 0                       # seed of the first reset() when none is given
+    seed: null                    # seed of the first reset() when none is given (null: entropy)
     max_steer_rad: 0.35           # front-wheel angle that normalised steering 1.0 stands for, rad
 
-An unknown key, a value of the wrong type or an impossible value raises ``ValueError`` naming
-the file, the dotted key (``camera.fov_deg``) and the value.
+Keys marked * are drawn per episode (``drive.world.appearance``): a single value is fixed,
+``[lo, hi]`` is a range (integers inclusive), a list of three or more numbers or of words is a
+choice. An unknown key, a value of the wrong type or an impossible value raises
+``drive.errors.UserError`` naming the file, the dotted key (``camera.fov_deg``) and the value.
 """
 
 from __future__ import annotations
@@ -44,6 +65,10 @@ from typing import Any
 import yaml
 
 from drive import resources
+from drive.errors import UserError
+from drive.world.appearance import (
+    KEYS, LightSpec, MarkingsSpec, SurfaceSpec, spec_kind, spec_values,
+)
 from drive.world.camera import CameraConfig
 from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
 
@@ -66,12 +91,14 @@ class TrackSpec:
     """``train`` or ``test``: take the track seeds from ``drive.world.tracks.TRAIN_SEEDS`` / ``TEST_SEEDS`` (racetrack: ignored)."""
     seeds: list[int] | None = None
     """Explicit list of procedural track seeds; replaces ``split`` (give one or the other)."""
-    lanes: int | None = None
-    """Number of lanes, all in the driving direction, 1..3; ``None`` = the kind's own (2); resolved on construction."""
-    lane_width_m: float | None = None
-    """Lane width, m; ``None`` = the kind's own (procedural 3.5 m, racetrack 5 m); resolved on construction."""
-    ego_lane: int | None = 0
-    """Lane the ego starts in and the expert keeps, 0 = rightmost; ``None`` = random at each reset."""
+    lanes: int | list[int] | None = None
+    """Number of lanes (drawn), all in the driving direction, 1..3; ``None`` = the kind's own (2); resolved on construction."""
+    lane_width_m: float | list[float] | None = None
+    """Lane width (drawn), m; ``None`` = the kind's own (procedural 3.5 m, racetrack 5 m); resolved on construction."""
+    ego_lane: int | list[int] | None = 0
+    """Lane the ego starts in and the expert keeps (drawn), 0 = rightmost; ``None`` = random at each reset."""
+    curvature_fraction: float | list[float] = 1.0
+    """Procedural tracks' tightest bend (drawn), as a fraction 0.05..1 of the bound the speed and steering allow."""
 
     def __post_init__(self) -> None:
         # ``None`` lanes / lane width resolve to the kind's own values
@@ -82,8 +109,13 @@ class TrackSpec:
 
     @property
     def n_lanes(self) -> int:
-        """The lane count in effect."""
-        return self.lanes if self.lanes is not None else 2
+        """The largest lane count this spec can draw."""
+        return max(spec_values(self.lanes)) if self.lanes is not None else 2
+
+    @property
+    def min_lanes(self) -> int:
+        """The smallest lane count this spec can draw."""
+        return min(spec_values(self.lanes)) if self.lanes is not None else 2
 
     def seed_list(self) -> list[int] | None:
         """The procedural track seeds this spec draws from (``None`` for the racetrack)."""
@@ -95,9 +127,9 @@ class TrackSpec:
 
     @property
     def width_m(self) -> float:
-        """The lane width in effect, m."""
+        """The lane width in effect, m (a drawn width: its first value)."""
         if self.lane_width_m is not None:
-            return float(self.lane_width_m)
+            return float(spec_values(self.lane_width_m)[0])
         return RACETRACK_LANE_WIDTH_M if self.kind == "racetrack" else 3.5
 
 
@@ -112,6 +144,35 @@ class TrafficSpec:
 
 
 @dataclasses.dataclass
+class CameraSpec:
+    """The forward camera; its mount (height, pitch, yaw, field of view) may be drawn per episode."""
+
+    height_m: float | list[float] = 1.2
+    """Height of the optical centre above the ground, m (drawn)."""
+    pitch_rad: float | list[float] = 0.12
+    """Downward pitch of the optical axis, rad (drawn; 0 = level, positive looks down)."""
+    yaw_rad: float | list[float] = 0.0
+    """Mount yaw, rad (drawn; positive looks left), -0.5..0.5."""
+    fov_deg: float | list[float] = 80.0
+    """Horizontal field of view, deg (drawn)."""
+    width: int = 200
+    """Image width, px (fixed: the observation size)."""
+    height: int = 78
+    """Image height, px (fixed: the observation size)."""
+
+    def config(self, height_m: float | None = None, pitch_rad: float | None = None, yaw_rad: float | None = None,
+               fov_deg: float | None = None) -> CameraConfig:
+        """A concrete ``CameraConfig``: the drawn values given, else each spec's first value."""
+        first = lambda v: float(spec_values(v)[0])
+        return CameraConfig(
+            height_m=first(self.height_m) if height_m is None else float(height_m),
+            pitch_rad=first(self.pitch_rad) if pitch_rad is None else float(pitch_rad),
+            yaw_rad=first(self.yaw_rad) if yaw_rad is None else float(yaw_rad),
+            fov_deg=first(self.fov_deg) if fov_deg is None else float(fov_deg),
+            width=self.width, height=self.height)
+
+
+@dataclasses.dataclass
 class Scenario:
     """Everything that defines an episode of ``drive/Drive-v0``."""
 
@@ -119,20 +180,26 @@ class Scenario:
     """Name of the scenario, stored with recorded datasets and evaluation reports."""
     track: TrackSpec = dataclasses.field(default_factory=TrackSpec)
     """The road."""
-    speed_mps: float = 10.0
-    """Ego speed, m/s, held constant (the policy only steers)."""
+    speed_mps: float | list[float] = 10.0
+    """Ego speed (drawn), m/s, held constant (the policy only steers)."""
     traffic: TrafficSpec = dataclasses.field(default_factory=TrafficSpec)
     """Other vehicles."""
-    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    camera: CameraSpec = dataclasses.field(default_factory=CameraSpec)
     """The forward-facing camera that makes the observation."""
+    markings: MarkingsSpec = dataclasses.field(default_factory=MarkingsSpec)
+    """Painted lines (drawn)."""
+    surface: SurfaceSpec = dataclasses.field(default_factory=SurfaceSpec)
+    """Asphalt, shoulder and ground (drawn)."""
+    light: LightSpec = dataclasses.field(default_factory=LightSpec)
+    """Sun, sky, fog and shadows (drawn)."""
     control_hz: float = 20.0
     """Control (and camera) frequency, Hz: one ``step()`` lasts ``1/control_hz`` s."""
     sim_hz: float = 40.0
     """Simulation frequency, Hz; an integer multiple of ``control_hz``."""
     duration_s: float = 60.0
     """Episode length, s, after which the episode is truncated."""
-    seed: int = 0
-    """Seed of the first ``reset()`` when no seed is given."""
+    seed: int | None = None
+    """Seed of the first ``reset()`` when none is given; ``None`` (the default) draws it from entropy, as Gymnasium's envs do."""
     max_steer_rad: float = 0.35
     """Front-wheel steering angle, rad, that a normalised steering of 1.0 stands for."""
 
@@ -160,12 +227,15 @@ class Scenario:
 def scenario_path(name_or_path: str | os.PathLike) -> Path:
     """A scenario file: an existing path, or the name of a shipped one (``train`` -> scenarios/train.yaml)."""
     p = Path(name_or_path)
+    if p.is_dir():
+        raise UserError(f"{name_or_path}: is a folder, not a scenario file (give a .yaml file or a shipped name: "
+                        f"{', '.join(shipped_scenarios())})")
     if p.exists():
         return p
     shipped = resources.scenario_path(p.name) if len(p.parts) == 1 else None
     if shipped is not None:
         return shipped
-    raise FileNotFoundError(f"{name_or_path}: no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})")
+    raise UserError(f"{name_or_path}: no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})")
 
 
 def shipped_scenarios() -> list[str]:
@@ -173,15 +243,43 @@ def shipped_scenarios() -> list[str]:
     return resources.shipped_scenarios()
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (instead of keeping the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error_line(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong, and where."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
 def load_scenario(path: str | os.PathLike) -> Scenario:
     """Read a scenario YAML file (or a shipped scenario's name) into a validated ``Scenario``."""
     p = scenario_path(path)
     try:
-        d = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read the scenario file: {exc.strerror or exc}") from None
+    try:
+        d = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ValueError(f"{p}: invalid YAML: {exc}") from exc
+        raise UserError(f"{p}: invalid YAML: {_yaml_error_line(exc)}") from None
     if d is not None and not isinstance(d, dict):
-        raise ValueError(f"{p}: the top level must be a mapping of keys, got {type(d).__name__}")
+        raise UserError(f"{p}: the top level must be a mapping of keys, got {type(d).__name__}")
     return Scenario.from_dict(d, source=str(p))
 
 
@@ -195,7 +293,7 @@ def as_scenario(scenario: "Scenario | str | os.PathLike | None") -> Scenario:
         return Scenario.from_dict(scenario)
     if isinstance(scenario, (str, os.PathLike)):
         return load_scenario(scenario)
-    raise ValueError(f"scenario: expected a Scenario, a path or None, got {type(scenario).__name__}")
+    raise UserError(f"scenario: expected a Scenario, a path or None, got {type(scenario).__name__}")
 
 
 # --- building and type checking ------------------------------------------------------------
@@ -222,15 +320,15 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _convert(value, arg, key, source)
             except ValueError:
                 continue
-        raise ValueError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+        raise UserError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise ValueError(f"{source}: {key}: expected a list, got {value!r}")
+            raise UserError(f"{source}: {key}: expected a list, got {value!r}")
         return [_convert(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ValueError(f"{source}: {key}: expected a mapping of keys, got {value!r}")
+            raise UserError(f"{source}: {key}: expected a mapping of keys, got {value!r}")
         return _build(tp, value, key + ".", source)
     if tp is bool:
         if isinstance(value, bool):
@@ -241,12 +339,12 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ValueError(f"{source}: {key}: must be a finite number, got {value!r}")
+                raise UserError(f"{source}: {key}: must be a finite number, got {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise ValueError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+    raise UserError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
 
 
 def _build(cls: type, d: dict[str, Any], prefix: str, source: str) -> Any:
@@ -254,18 +352,19 @@ def _build(cls: type, d: dict[str, Any], prefix: str, source: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for k in d:
         if k not in names:
-            raise ValueError(f"{source}: {prefix}{k}: unknown key (value {d[k]!r}); known keys: {', '.join(names)}")
+            raise UserError(f"{source}: {prefix}{k}: unknown key (value {d[k]!r}); known keys: {', '.join(names)}")
     kwargs = {k: _convert(v, hints[k], prefix + k, source) for k, v in d.items()}
     return cls(**kwargs)
 
 
 def _validate(s: Scenario, source: str) -> None:
     def bad(key: str, value: Any, why: str) -> None:
-        raise ValueError(f"{source}: {key}: {why}, got {value!r}")
+        raise UserError(f"{source}: {key}: {why}, got {value!r}")
 
     t = s.track
     if t.kind not in TRACK_KINDS:
         bad("track.kind", t.kind, f"must be one of {', '.join(TRACK_KINDS)}")
+    _validate_draws(s, source)
     if t.kind == "racetrack":
         if t.seeds is not None:
             bad("track.seeds", t.seeds, "racetrack is one fixed layout and takes no seeds")
@@ -273,6 +372,8 @@ def _validate(s: Scenario, source: str) -> None:
             bad("track.lanes", t.lanes, f"racetrack has {RACETRACK_LANES} lanes")
         if t.lane_width_m is not None and t.lane_width_m != RACETRACK_LANE_WIDTH_M:
             bad("track.lane_width_m", t.lane_width_m, f"racetrack lanes are {RACETRACK_LANE_WIDTH_M} m wide")
+        if t.curvature_fraction != 1.0:
+            bad("track.curvature_fraction", t.curvature_fraction, "racetrack is one fixed layout: leave it at 1.0")
     else:
         if t.seeds is not None and t.split is not None:
             bad("track.split", t.split, "give either track.split or track.seeds, not both (set split: null)")
@@ -286,34 +387,28 @@ def _validate(s: Scenario, source: str) -> None:
                     bad(f"track.seeds[{i}]", sd, "must be >= 0")
     if t.split is not None and t.split not in SPLITS:
         bad("track.split", t.split, f"must be one of {', '.join(SPLITS)}")
-    if t.lanes is not None and not 1 <= t.lanes <= 3:
-        bad("track.lanes", t.lanes, "must be 1, 2 or 3")
-    if t.lane_width_m is not None and not 2.5 <= t.lane_width_m <= 6.0:
-        bad("track.lane_width_m", t.lane_width_m, "must be between 2.5 and 6 m")
-    if t.ego_lane is not None and not 0 <= t.ego_lane < t.n_lanes:
-        bad("track.ego_lane", t.ego_lane, f"must be a lane index in 0..{t.n_lanes - 1} or null")
-    if not 0 < s.speed_mps <= MAX_SPEED_MPS:
-        bad("speed_mps", s.speed_mps, f"must be > 0 and <= {MAX_SPEED_MPS} m/s")
+    if t.ego_lane is not None and max(spec_values(t.ego_lane)) >= t.min_lanes:
+        bad("track.ego_lane", t.ego_lane, f"must be a lane index in 0..{t.min_lanes - 1} (every drawn lane count has it) or null")
     if s.traffic.vehicles < 0:
         bad("traffic.vehicles", s.traffic.vehicles, "must be >= 0")
-    if s.traffic.vehicles > 0 and t.n_lanes < 2:
+    if s.traffic.vehicles > 0 and t.min_lanes < 2:
         bad("traffic.vehicles", s.traffic.vehicles, "traffic drives in the lanes beside the ego's: needs track.lanes >= 2")
     if s.traffic.vehicles > 40:
         bad("traffic.vehicles", s.traffic.vehicles, "must be <= 40")
     if not 0 < s.traffic.speed_mps <= MAX_SPEED_MPS:
         bad("traffic.speed_mps", s.traffic.speed_mps, f"must be > 0 and <= {MAX_SPEED_MPS} m/s")
     c = s.camera
-    if not 0.2 <= c.height_m <= 10:
-        bad("camera.height_m", c.height_m, "must be between 0.2 and 10 m")
-    half_vfov = math.atan((c.height / 2) / ((c.width / 2) / math.tan(math.radians(c.fov_deg) / 2))) if 0 < c.fov_deg < 180 else 0
-    if not 0 < c.fov_deg < 170:
-        bad("camera.fov_deg", c.fov_deg, "must be > 0 and < 170 deg")
-    if not -half_vfov < c.pitch_rad < math.pi / 2 - 0.05:
-        bad("camera.pitch_rad", c.pitch_rad, f"must keep the horizon below the image top (> {-half_vfov:.3f}) and be < {math.pi / 2 - 0.05:.3f} rad")
     if not 8 <= c.width <= 2048:
         bad("camera.width", c.width, "must be between 8 and 2048 pixels")
     if not 8 <= c.height <= 2048:
         bad("camera.height", c.height, "must be between 8 and 2048 pixels")
+    # the horizon must stay in the image for every drawn field of view and pitch
+    half_vfov = min(math.atan((c.height / 2) / ((c.width / 2) / math.tan(math.radians(f) / 2)))
+                    for f in spec_values(c.fov_deg))
+    for pitch in spec_values(c.pitch_rad):
+        if not -half_vfov < pitch < math.pi / 2 - 0.05:
+            bad("camera.pitch_rad", c.pitch_rad, f"must keep the horizon below the image top (> {-half_vfov:.3f}) "
+                f"and be < {math.pi / 2 - 0.05:.3f} rad")
     if not 0 < s.control_hz <= 1000:
         bad("control_hz", s.control_hz, "must be > 0 and <= 1000 Hz")
     if not 0 < s.sim_hz <= 10000:
@@ -323,9 +418,31 @@ def _validate(s: Scenario, source: str) -> None:
         bad("sim_hz", s.sim_hz, f"must be an integer multiple of control_hz ({s.control_hz})")
     if not 0 < s.duration_s <= 24 * 3600:
         bad("duration_s", s.duration_s, "must be > 0 and <= 86400 s")
-    if s.seed < 0:
-        bad("seed", s.seed, "must be >= 0")
+    if s.seed is not None and s.seed < 0:
+        bad("seed", s.seed, "must be >= 0 or null")
     if not 0 < s.max_steer_rad <= 1.0:
         bad("max_steer_rad", s.max_steer_rad, "must be > 0 and <= 1.0 rad")
     if not s.name:
         bad("name", s.name, "must not be empty")
+
+
+def _validate_draws(s: Scenario, source: str) -> None:
+    """Every drawn key: a fixed value, a ``[lo, hi]`` range or a choice, each value in its bounds."""
+    from drive.world.appearance import get_spec
+
+    for path, _key, kind, lo, hi in KEYS:
+        spec = get_spec(s, path)
+        if spec is None:
+            continue
+        form = spec_kind(spec)
+        if isinstance(spec, list) and len(spec) == 0:
+            raise UserError(f"{source}: {path}: an empty list draws nothing (give a value, [lo, hi] or choices), got []")
+        if form == "range" and spec[0] > spec[1]:
+            raise UserError(f"{source}: {path}: a range [lo, hi] needs lo <= hi, got {spec!r}")
+        for v in spec_values(spec):
+            if isinstance(kind, tuple):
+                if v not in kind:
+                    raise UserError(f"{source}: {path}: must be one of {', '.join(kind)} (or a list of them), got {v!r}")
+            elif lo is not None and not lo <= v <= hi:
+                lo_s = "0" if lo == 1e-9 else f"{lo:g}"
+                raise UserError(f"{source}: {path}: must be between {lo_s} and {hi:g}, got {v!r}")

@@ -18,7 +18,8 @@ from drive.world.scenario import Scenario, load_scenario
 
 
 def _scenario(duration_s: float = 1.5, **kw) -> Scenario:
-    """A short training scenario (a second or two per episode)."""
+    """A short training scenario (a second or two per episode), at one speed (train.yaml draws 7..14 m/s)."""
+    kw.setdefault("speed_mps", 10.0)
     return dataclasses.replace(load_scenario("train"), duration_s=duration_s, **kw)
 
 
@@ -144,7 +145,7 @@ def test_bad_arguments(tmp_path):
         record(_scenario(), 1, tmp_path / "a", noise_injection=float("nan"), progress=False)
     with pytest.raises(ValueError, match="--duration-s"):
         record(_scenario(), 1, tmp_path / "a", duration_s=-1, progress=False)
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(ValueError, match="nope"):  # drive.errors.UserError
         record("nope", 1, tmp_path / "a", progress=False)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")

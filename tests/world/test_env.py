@@ -66,7 +66,7 @@ def test_same_seed_same_observations_and_infos_different_seeds_differ():
 def test_info_keys_and_values_describe_the_state():
     env = DriveEnv(None)
     obs, info = env.reset(seed=0, options={"track_seed": 1002, "lateral_offset_m": 0.4, "heading_offset_rad": -0.05})
-    assert set(info) == INFO_KEYS
+    assert set(info) == INFO_KEYS | {"world"}  # the reset info also holds the drawn world
     assert env.track.seed == 1002 and env.track_seed == 1002
     assert info["lateral_offset_m"] == pytest.approx(0.4, abs=0.01)
     assert info["heading_error_rad"] == pytest.approx(-0.05, abs=1e-3)
@@ -232,3 +232,58 @@ def test_reset_seeds_take_the_tracks_in_turn_and_the_option_overrides():
     assert taken[len(seeds):] == seeds[:2]  # and then wrap around
     env.reset(seed=3, options={"track_seed": 1007})
     assert env.track_seed == 1007
+
+
+# --- Gymnasium conventions: seeding, registration, fresh infos, vector envs ---------------------------
+
+
+def test_unseeded_reset_draws_from_entropy_and_the_scenario_seed_only_when_asked():
+    a, b = DriveEnv(None, render_camera=False), DriveEnv(None, render_camera=False)
+    starts = {(a.reset()[1]["x_m"], a.track_seed), (b.reset()[1]["x_m"], b.track_seed)}
+    assert len(starts) == 2  # two fresh envs do not repeat each other
+    asked = load_scenario("default")
+    asked.seed = 5
+    c, d = DriveEnv(asked, render_camera=False), DriveEnv(None, render_camera=False)
+    assert c.reset()[1]["x_m"] == d.reset(seed=5)[1]["x_m"]
+    # after a seeded reset the unseeded ones continue the env's generator (reproducibly)
+    e, f = DriveEnv(None, render_camera=False), DriveEnv(None, render_camera=False)
+    e.reset(seed=3)
+    f.reset(seed=3)
+    assert e.reset()[1]["world"] == f.reset()[1]["world"]
+
+
+def test_registered_with_max_episode_steps_and_check_env_gives_no_warnings():
+    import warnings
+
+    env = gym.make("drive/Drive-v0", scenario="default", render_mode="rgb_array")
+    assert env.spec.max_episode_steps == 1200
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    assert not [str(w.message) for w in caught]
+    obs, info = env.reset(seed=0)
+    _, _, _, _, i1 = env.step(np.zeros(1, np.float32))
+    _, _, _, _, i2 = env.step(np.zeros(1, np.float32))
+    assert i1 is not i2 and i1 is not info
+    env.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec_distinct_after_unseeded_reset_reproducible_after_seeded(mode):
+    def rollout(seed):
+        envs = gym.make_vec("drive/Drive-v0", num_envs=2, vectorization_mode=mode, scenario="default")
+        try:
+            obs, info = envs.reset(seed=seed)
+            obs, _, _, _, info2 = envs.step(np.zeros((2, 1), np.float32))
+            return obs, info["x_m"], info2["x_m"]
+        finally:
+            envs.close()
+
+    obs, x0, _ = rollout(None)
+    assert obs.shape == (2, 78, 200, 3) and x0[0] != x0[1]
+    assert np.abs(obs[0].astype(int) - obs[1]).mean() > 1  # distinct sub-envs
+    a, b = rollout(11), rollout(11)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2], b[2])
+    assert a[1][0] != a[1][1]  # seeds 11 and 12: different sub-envs

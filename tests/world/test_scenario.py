@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from drive.errors import UserError
 from drive.world.scenario import Scenario, load_scenario, shipped_scenarios
 from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
 
@@ -61,13 +62,38 @@ def test_bad_scenario_file_names_file_key_and_value(tmp_path, text, key, value):
     assert str(p) in msg and f"{key}:" in msg and value in msg, msg
 
 
+def _one_line_error(path) -> str:
+    with pytest.raises(UserError) as exc:
+        load_scenario(path)
+    msg = str(exc.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
 def test_missing_and_malformed_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
-        load_scenario(tmp_path / "nope.yaml")
+    assert "nope.yaml" in _one_line_error(tmp_path / "nope.yaml")
     p = tmp_path / "list.yaml"
     p.write_text("- 1\n- 2\n")
-    with pytest.raises(ValueError, match="list.yaml"):
-        load_scenario(p)
+    assert "list.yaml" in _one_line_error(p)
     p.write_text("name: [unclosed\n")
-    with pytest.raises(ValueError, match="invalid YAML"):
-        load_scenario(p)
+    msg = _one_line_error(p)
+    assert "list.yaml" in msg and "invalid YAML" in msg and "line" in msg
+
+
+def test_a_folder_given_as_the_scenario_is_a_one_line_error(tmp_path):
+    msg = _one_line_error(tmp_path)
+    assert str(tmp_path) in msg and "folder" in msg
+
+
+def test_a_non_utf8_scenario_names_the_file(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    msg = _one_line_error(p)
+    assert "latin1.yaml" in msg and "UTF-8" in msg
+
+
+def test_duplicate_keys_are_an_error_not_last_wins(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("speed_mps: 10\ncamera:\n  fov_deg: 80\n  fov_deg: 90\n")
+    msg = _one_line_error(p)
+    assert "dup.yaml" in msg and "duplicate key 'fov_deg'" in msg and "line 4" in msg

@@ -1,0 +1,176 @@
+"""The generalization suite: every case of ``scenarios/suite/`` on every test track, per driver.
+
+Each case is a scenario on the held-out test tracks (``drive.world.tracks.TEST_SEEDS``) that
+changes one thing of the plain test road: the lanes, the ego's lane, the lane width, the
+markings, the light, fog, the camera mount, the speed, traffic. ``run_suite`` drives every case
+with every checkpoint and the expert, one episode per track (reset seed ``i`` drives track
+``1000 + i``), in parallel worker processes, with ``drive.eval.simulate.drive_episodes``, and
+writes:
+
+- ``results.csv``: one row per case and driver (off-road events per km, mean and max |lateral|, …);
+- ``report.md``: the same as a table, each model's figures with the expert's beside them;
+- ``suite.png``: off-road per km, mean and max |lateral| per case, one bar per driver.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from drive import resources
+from drive.errors import UserError
+
+EXPERT = "expert"
+COLUMNS = ("case", "driver", "episodes", "distance_km", "off_road_events", "off_road_per_km", "mean_abs_lateral_m",
+           "max_abs_lateral_m", "mean_abs_heading_error_rad", "completed_fraction")
+
+
+def suite_cases(names: Sequence[str] | None = None) -> list[str]:
+    """The suite's case names (file stems under ``scenarios/suite/``), sorted; ``names`` picks some."""
+    cases = sorted(p.stem for p in resources.suite_dir().glob("*.yaml"))
+    if names:
+        unknown = [n for n in names if n not in cases]
+        if unknown:
+            raise UserError(f"--case: unknown suite case {unknown[0]!r} (cases: {', '.join(cases)})")
+        return [c for c in cases if c in names]
+    return cases
+
+
+def _driver_label(driver: str) -> str:
+    return EXPERT if driver == EXPERT else Path(driver).name
+
+
+def _drive_case(case: str, driver: str, seeds: list[int], duration_s: float | None) -> dict[str, Any]:
+    """Worker: one driver on one case over the given reset seeds; returns the aggregate row."""
+    import torch
+
+    from drive.eval import metrics as M
+    from drive.eval.simulate import (
+        check_compatible,
+        drive_episodes,
+        load_driver,
+        resolve_scenario,
+    )
+
+    torch.set_num_threads(1)
+    scenario = resolve_scenario(resources.suite_dir() / f"{case}.yaml", duration_s)
+    policy = load_driver(driver)
+    check_compatible(policy, scenario)
+    episodes, _ = drive_episodes(policy, scenario, seeds, progress=False)
+    agg = M.aggregate(episodes)
+    row = {"case": case, "driver": _driver_label(driver), "episodes": agg["episodes"],
+           "distance_km": agg["distance_m"] / 1000.0}
+    row.update({k: agg[k] for k in COLUMNS if k in agg})
+    return row
+
+
+def run_suite(checkpoints: Sequence[str | os.PathLike], out: str | os.PathLike, tracks: int = 10, workers: int = 2,
+              cases: Sequence[str] | None = None, duration_s: float | None = None, expert: bool = True,
+              progress: bool = True) -> list[dict[str, Any]]:
+    """Drive every suite case with every checkpoint (and the expert) on ``tracks`` test tracks; write the results.
+
+    ``out`` must exist (``drive.commands.common.prepare_out_dir``). Returns the rows of results.csv.
+    """
+    from tqdm.auto import tqdm
+
+    from drive.eval.simulate import resolve_checkpoint
+    from drive.world.tracks import TEST_SEEDS
+
+    if not 1 <= tracks <= len(TEST_SEEDS):
+        raise UserError(f"--tracks: must be between 1 and {len(TEST_SEEDS)} (the test tracks), got {tracks}")
+    if workers < 1:
+        raise UserError(f"--workers: must be >= 1, got {workers}")
+    drivers = [str(resolve_checkpoint(c)) for c in checkpoints] + ([EXPERT] if expert else [])
+    if not drivers:
+        raise UserError("--checkpoint: give at least one checkpoint (or leave the expert on)")
+    names = suite_cases(cases)
+    seeds = list(range(tracks))
+    jobs = [(case, driver) for case in names for driver in drivers]
+    rows: list[dict[str, Any]] = []
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        futures = {pool.submit(_drive_case, case, driver, seeds, duration_s): (case, driver) for case, driver in jobs}
+        try:
+            for fut in tqdm(cf.as_completed(futures), total=len(futures), desc="suite", unit="case", disable=not progress):
+                rows.append(fut.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    order = {c: i for i, c in enumerate(names)}
+    labels = [_driver_label(d) for d in drivers]
+    rows.sort(key=lambda r: (order[r["case"]], labels.index(r["driver"])))
+    write_results(rows, Path(out), labels)
+    return rows
+
+
+def write_results(rows: list[dict[str, Any]], out: Path, drivers: Sequence[str]) -> None:
+    """results.csv, report.md and suite.png from the suite's rows."""
+    import pandas as pd
+
+    from drive.io import atomic_path
+
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    with atomic_path(out / "results.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.4g")
+    with atomic_path(out / "report.md") as tmp:
+        Path(tmp).write_text(report_markdown(df, drivers))
+    plot_results(df, drivers, out / "suite.png")
+
+
+def report_markdown(df, drivers: Sequence[str]) -> str:
+    """One table: per case, each driver's off-road/km, mean |lateral| and max |lateral| (expert last)."""
+    header = ["case"]
+    for d in drivers:
+        header += [f"{d} off-road/km", f"{d} mean abs lat (m)", f"{d} max abs lat (m)"]
+    lines = ["# Generalization suite", "",
+             f"{int(df['episodes'].max()) if len(df) else 0} test tracks per case; "
+             f"{df.groupby('driver')['distance_km'].sum().round(1).to_dict()} km driven per driver.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for case, group in df.groupby("case", sort=False):
+        cells = [case]
+        for d in drivers:
+            r = group[group["driver"] == d]
+            if r.empty:
+                cells += ["–"] * 3
+            else:
+                r = r.iloc[0]
+                cells += [f"{r['off_road_per_km']:.2f}", f"{r['mean_abs_lateral_m']:.3f}", f"{r['max_abs_lateral_m']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(df, drivers: Sequence[str], path: Path) -> None:
+    """Three panels (off-road per km, mean |lateral|, max |lateral|), one bar per driver per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from drive.io import atomic_path
+
+    cases = list(dict.fromkeys(df["case"]))
+    y = np.arange(len(cases))
+    height = 0.8 / max(1, len(drivers))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 0.45 * len(cases) + 1.8), sharey=True)
+    for ax, (col, title) in zip(axes, [("off_road_per_km", "off-road events per km"),
+                                       ("mean_abs_lateral_m", "mean |lateral| (m)"),
+                                       ("max_abs_lateral_m", "max |lateral| (m)")]):
+        for k, d in enumerate(drivers):
+            sub = df[df["driver"] == d].set_index("case").reindex(cases)
+            ax.barh(y + (k - (len(drivers) - 1) / 2) * height, sub[col].to_numpy(float), height, label=d)
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, cases)
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="lower right", fontsize="small")
+    fig.suptitle("Generalization suite: test tracks, one change per case")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
