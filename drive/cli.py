@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("drive.eval.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.eval.stress", "sweep models x perturbations x levels x seeds"),
     "explain": ("drive.eval.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
+    "export": ("drive.commands.export", "write a checkpoint's policy as ONNX (uint8 frames, state, dt_s -> steering, state)"),
 }
 
 

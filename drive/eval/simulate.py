@@ -315,14 +315,15 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_driver(checkpoint: Any) -> Any:
-    """A driver from a checkpoint path, the word ``expert``, or a policy object (returned as is)."""
+def load_driver(checkpoint: Any, runtime: str = "torch") -> Any:
+    """A driver from a checkpoint path (run by ``runtime``: ``torch`` or ``onnx``), the word ``expert``,
+    or a policy object (returned as is)."""
     if isinstance(checkpoint, (str, os.PathLike)):
         if str(checkpoint) == "expert":
             return ExpertPolicy()
-        from drive.policy.checkpoint import load_policy
+        from drive.policy.export import load_driver_for_runtime
 
-        return load_policy(resolve_checkpoint(checkpoint))
+        return load_driver_for_runtime(resolve_checkpoint(checkpoint), runtime)
     return checkpoint
 
 
@@ -377,7 +378,7 @@ def drive_episodes(policy: Any, scenario: Any, seeds: Sequence[int], perturbatio
 def simulate(policy_or_expert: Any, scenario: Any = DEFAULT_SCENARIO, episodes: int = 1, seed: int = 0,
              perturbations: Sequence[Perturbation | str] = (), out: str | os.PathLike | None = None, video: bool = False,
              off_road: str = "recover", expert_reference: bool = True, duration_s: float | None = None,
-             show: bool = False, progress: bool = True) -> dict[str, Any]:
+             show: bool = False, progress: bool = True, runtime: str = "torch") -> dict[str, Any]:
     """Drive ``episodes`` episodes (reset seeds ``seed, seed+1, …``) and return (and write) the figures.
 
     ``policy_or_expert``: a ``DrivingPolicy``, a checkpoint path, ``"expert"`` or any object with the
@@ -387,7 +388,7 @@ def simulate(policy_or_expert: Any, scenario: Any = DEFAULT_SCENARIO, episodes: 
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     sc = resolve_scenario(scenario, duration_s)
-    policy = load_driver(policy_or_expert)
+    policy = load_driver(policy_or_expert, runtime)
     check_compatible(policy, sc)
     chain = [parse_single(p) if isinstance(p, str) else p for p in perturbations]
     seeds = [int(seed) + i for i in range(episodes)]
@@ -456,6 +457,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)")
     parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
     parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                        help="run the checkpoint with onnxruntime (exported once, cached) or torch (default: onnx, "
+                             "the faster at batch 1)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default 0: torch's own, one per core; on a busy machine 1 is "
                              "faster, since threads waiting for a core cost milliseconds a step)")
@@ -471,7 +475,8 @@ def run(args: argparse.Namespace) -> int:
     result = simulate(args.checkpoint, scenario=args.scenario, episodes=args.episodes, seed=args.seed,
                       perturbations=[parse_single(p, "--perturb") for p in args.perturb], out=args.out,
                       video=args.video, off_road="terminate" if args.end_on_off_road else "recover",
-                      expert_reference=not args.no_expert, duration_s=args.duration_s, show=args.show)
+                      expert_reference=not args.no_expert, duration_s=args.duration_s, show=args.show,
+                      runtime=args.runtime)
     print(summary_table(result))
     print(f"wrote {Path(args.out) / 'metrics.json'}" + (f" and {len(result.get('videos', []))} video(s)" if args.video else ""))
     return 0
