@@ -378,14 +378,16 @@ class LTCBase(nn.Module):
                 and state.dtype == dtype and state.device.type == "cpu"):
             return reference_sequence(self, x, state, timespans)
         B, T, _ = x.shape
-        ts = x.new_ones(B, T) if timespans is None else timespans.to(dtype)
-        if torch.is_grad_enabled() and (x.requires_grad or state.requires_grad or ts.requires_grad
+        if torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
+                                        or (timespans is not None and timespans.requires_grad)
                                         or any(p.requires_grad for p in self._parameters.values())):
+            ts = x.new_ones(B, T) if timespans is None else timespans.to(dtype)
             return LTCKernel.apply(state, x, ts, *self.edge_params(), self._index, self.ode_unfolds)
         from drive.core import kernels
 
         p = self._numpy_edge_params()
-        out, _ = kernels.forward(_np(state), _np(x), _np(ts), *p, *self._index, self.ode_unfolds, save=False)
+        ts = np.ones((B, T), dtype=p[0].dtype) if timespans is None else _np(timespans.to(dtype))
+        out, _ = kernels.forward(_np(state), _np(x), ts, *p, *self._index, self.ode_unfolds, save=False)
         return torch.from_numpy(out)
 
     def edge_params(self) -> tuple[Tensor, Tensor, Tensor]:
