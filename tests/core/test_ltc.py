@@ -299,3 +299,15 @@ def test_numba_cache_falls_back_when_no_location_is_writable(monkeypatch):
     with pytest.warns(UserWarning, match="numba cache unavailable"):
         f = kernels._jit(False)(lambda a: a + 1)
     assert calls == [True, False] and f(1) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_take_the_torch_reference_path_and_agree_with_the_cpu_kernel(randomise):
+    model = randomise(LTC(ncp19(seed=3), in_features=32, seed=3), seed=4).double()
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 6, 32, generator=g, dtype=torch.float64)
+    ts = 0.3 + torch.rand(3, 6, generator=g, dtype=torch.float64)
+    y_cpu, h_cpu = model(x, None, ts)
+    y_gpu, h_gpu = model.cuda()(x.cuda(), None, ts.cuda())
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(h_gpu.cpu(), h_cpu, atol=1e-10, rtol=1e-8)
