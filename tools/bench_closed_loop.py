@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import subprocess
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,13 +41,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drive.eval.simulate import ExpertPolicy, clamp_steering, make_env, run_episode
+from drive.eval.simulate import ExpertPolicy, make_env, run_episode
 from drive.policy.export import DEFAULT_RUNTIME, load_driver_for_runtime
 from drive.world.scenario import Scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sim import bench_highway_gray  # noqa: E402  (the same highway-env measurement as tools/bench_sim.py)
+from bench_sim import bench_highway_gray
 
 
 def load_ncp19(checkpoint: Path, runtime: str):

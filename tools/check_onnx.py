@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drive.policy.export import closed_loop_compare, export_onnx  # noqa: E402
+from drive.policy.export import closed_loop_compare, export_onnx
 
 TARGET = 1e-4
 

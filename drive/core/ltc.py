@@ -108,7 +108,7 @@ def check_sequence(x: Tensor, state: Tensor | None, timespans: Tensor | None, in
     return state, timespans
 
 
-def reference_step(core: "LTCBase", x: Tensor, num_in: Tensor, den_in: Tensor, cm_dt: Tensor) -> Tensor:
+def reference_step(core: LTCBase, x: Tensor, num_in: Tensor, den_in: Tensor, cm_dt: Tensor) -> Tensor:
     """One fused unfold, written as the paper writes it (LTC paper, Eq. 3), with dense masked
     matrices: the readable reference every fast path is tested against.
 
@@ -123,7 +123,7 @@ def reference_step(core: "LTCBase", x: Tensor, num_in: Tensor, den_in: Tensor, c
     return num / (den + core.epsilon)
 
 
-def reference_sensory(core: "LTCBase", features: Tensor) -> tuple[Tensor, Tensor]:
+def reference_sensory(core: LTCBase, features: Tensor) -> tuple[Tensor, Tensor]:
     """Sensory numerator and denominator (..., N) of features (..., K), through the affine input map."""
     u = features * core.input_w + core.input_b
     w = F.softplus(core.sensory_w) * core.sensory_sparsity_mask  # (K, N)
@@ -131,7 +131,7 @@ def reference_sensory(core: "LTCBase", features: Tensor) -> tuple[Tensor, Tensor
     return (w * s * core.sensory_erev).sum(-2), (w * s).sum(-2)
 
 
-def reference_sequence(core: "LTCBase", x: Tensor, state: Tensor, timespans: Tensor | None) -> Tensor:
+def reference_sequence(core: LTCBase, x: Tensor, state: Tensor, timespans: Tensor | None) -> Tensor:
     """Potentials after each frame (B, T, N) by :func:`reference_step`, in plain torch ops
     (autograd, any device and dtype, exportable to ONNX with the loops unrolled)."""
     num_in, den_in = reference_sensory(core, x)

@@ -273,7 +273,7 @@ def test_kernel_equals_the_reference_step_forward_and_gradients(name, unfolds, b
     ts = 0.2 + 2.0 * torch.rand(batch, 5, generator=g, dtype=dtype)
     out_k, grads_k = _grads(model, x, h0, ts, model.solve)
     out_r, grads_r = _grads(model, x, h0, ts, lambda *a: reference_sequence(model, *a))
-    tol = dict(atol=2e-5, rtol=2e-4) if dtype == torch.float32 else dict(atol=1e-10, rtol=1e-8)
+    tol = {"atol": 2e-5, "rtol": 2e-4} if dtype == torch.float32 else {"atol": 1e-10, "rtol": 1e-8}
     torch.testing.assert_close(out_k, out_r, **tol)
     for key in grads_r:
         torch.testing.assert_close(grads_k[key], grads_r[key], **tol, msg=key)

@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from drive.policy.checkpoint import load_policy, save_checkpoint
-from drive.policy.export import OnnxPolicy, closed_loop_compare, export_onnx, load_driver_for_runtime
+from drive.policy.export import (
+    OnnxPolicy,
+    closed_loop_compare,
+    export_onnx,
+    load_driver_for_runtime,
+)
 from drive.policy.model import build_policy
 from drive.policy.protocol import Driver
 
