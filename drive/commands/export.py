@@ -13,8 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from drive.policy.export import check_checkpoint, export_onnx
+
+    check_checkpoint(args.checkpoint)  # a bad checkpoint leaves no output folder behind
     out = prepare_out_dir(args.out)
-    from drive.policy.export import export_onnx
 
     path = export_onnx(args.checkpoint, out)
     print(f"wrote {path} and {out / 'config.json'}")

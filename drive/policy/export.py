@@ -79,15 +79,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     from drive.policy.checkpoint import load_policy
 
     checkpoint, out = Path(checkpoint), Path(out)
-    try:
-        policy = load_policy(checkpoint)
-    except UserError:
-        raise
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if str(checkpoint) not in msg:
-            msg = f"{checkpoint}: {msg}"
-        raise UserError(f"--checkpoint: {msg}") from None
+    policy = _user_errors(checkpoint, load_policy, checkpoint)
     policy = policy.float().eval()
     module = _export_module(policy)
     h, w = policy.image_height, policy.image_width
@@ -124,6 +116,26 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     atomic_write_json(out / CONFIG_FILE, config)
     return target
+
+
+def _user_errors(checkpoint: Path, fn, *args):
+    """``fn(*args)``, with a bad checkpoint turned into a one-line :class:`UserError` naming the file."""
+    try:
+        return fn(*args)
+    except UserError:
+        raise
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if str(checkpoint) not in msg:
+            msg = f"{checkpoint}: {msg}"
+        raise UserError(f"--checkpoint: {msg}") from None
+
+
+def check_checkpoint(checkpoint: str | os.PathLike) -> None:
+    """A one-line :class:`UserError` naming the file unless ``checkpoint`` holds a readable checkpoint config."""
+    from drive.policy.checkpoint import read_config
+
+    _user_errors(Path(checkpoint), read_config, Path(checkpoint))
 
 
 def _umask() -> int:

@@ -77,7 +77,7 @@ def test_export_command_on_a_bad_checkpoint_is_one_line_naming_the_file(tmp_path
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and str(bad / "config.json") in err
-    assert not (tmp_path / "out" / "policy.onnx").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_command_writes_onnx_and_config(tmp_path, capsys):
