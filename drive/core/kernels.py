@@ -121,7 +121,7 @@ def _backward_impl(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, u
     for b in _range(B):
         gx = gfinal[b].copy()
         gxn = np.empty_like(gx)
-        a_ = np.empty_like(gx)  # unused numerator base; kept for symmetry of shapes
+        a_ = np.empty_like(gx)  # holds dQ of the current unfold (gx holds dP meanwhile)
         q0 = np.empty_like(gx)
         q = np.empty_like(gx)
         cmt = np.empty_like(gx)
