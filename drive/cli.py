@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("drive.commands.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
     "evaluate": ("drive.commands.evaluate", "open-loop steering error of checkpoints on a recorded dataset, under camera noise"),
     "suite": ("drive.commands.suite", "generalization suite: every scenarios/suite case on every test track, per model"),
+    "export": ("drive.commands.export", "write a checkpoint's policy as ONNX (uint8 frames, state, dt_s -> steering, state)"),
 }
 
 

@@ -16,6 +16,9 @@ What it measures (all on CPU unless ``--device`` says otherwise, frames = images
   batch of ``batch x seq_len`` = 256 frames (NHWC memory viewed as NCHW, exactly as
   ``DrivingPolicy.features`` feeds it), loss = mean of the squared features. No controller, no data
   loading, no augmentation.
+- ``conv_only_channels_last_frames_per_s``: the same conv-only step with the head in channels_last
+  memory (timed in the same rounds); ``conv_head_speedup_channels_last`` its ratio to the plain head
+  (issue 10's target for a faster head: >= 1.5).
 - ``overhead_ratio`` = conv_only_frames_per_s / frames_per_s: what loading, augmentation, the LTC
   controller, the loss and clipping add over the conv head itself. Target: <= 1.25.
 
@@ -194,9 +197,11 @@ class EndToEnd:
 class ConvOnly:
     """The conv head alone: forward + backward + AdamW step on one fixed random uint8 batch."""
 
-    def __init__(self, cfg: TrainConfig, height: int, width: int, device: torch.device):
+    def __init__(self, cfg: TrainConfig, height: int, width: int, device: torch.device, channels_last: bool = False):
         torch.manual_seed(cfg.seed)
         self.head = build_head(cfg.model, image_height=height, image_width=width).to(device)
+        if channels_last:  # the candidate faster layout: weights (and so activations) in NHWC memory
+            self.head = self.head.to(memory_format=torch.channels_last)
         self.head.train()
         self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=cfg.lr_head, weight_decay=cfg.weight_decay)
         g = torch.Generator().manual_seed(cfg.seed)
@@ -317,6 +322,7 @@ def main() -> None:
         t_cache = time.perf_counter() - t0
         info = e2e.cache.info
         conv = ConvOnly(cfg, info.image_height, info.image_width, device)
+        conv_cl = ConvOnly(cfg, info.image_height, info.image_width, device, channels_last=True)
         frames_per_step = cfg.batch_size * cfg.seq_len
         print(f"dataset: {e2e.cache.num_frames} frames in {len(e2e.cache.episodes)} episodes "
               f"({'given' if args.data else f'recorded in {t_record:.1f} s'}), cache ready in {t_cache:.1f} s, "
@@ -328,12 +334,14 @@ def main() -> None:
         for _ in range(warmup):  # first steps allocate and pick kernels: untimed
             e2e.step()
             conv.step()
+            conv_cl.step()
         sync()
 
         # timed: alternate single steps in an ABBA pattern (e2e, conv, conv, e2e, e2e, conv, ...), so load
         # from other processes, which changes on the scale of seconds, falls on both kinds alike
         e2e_times: list[float] = []
         conv_times: list[float] = []
+        cl_times: list[float] = []
         pair_ratios: list[float] = []
         report_every, last = max(1, steps // 6), 0
         for i in range(steps):
@@ -343,6 +351,7 @@ def main() -> None:
             else:
                 b = timed_block(conv.step, 1, sync)[0]
                 a = timed_block(e2e.step, 1, sync)[0]
+            cl_times.append(timed_block(conv_cl.step, 1, sync)[0])
             e2e_times.append(a)
             conv_times.append(b)
             pair_ratios.append(a / b)
@@ -355,6 +364,9 @@ def main() -> None:
         fps = frames_per_step * len(e2e_times) / sum(e2e_times)
         conv_fps = frames_per_step * len(conv_times) / sum(conv_times)
         ratio = conv_fps / fps
+        cl_fps = frames_per_step * len(cl_times) / sum(cl_times)
+        print(f"conv only, channels_last: {cl_fps:.1f} frames/s = {cl_fps / conv_fps:.2f}x the plain head "
+              f"(target >= 1.5)")
         median_ratio = statistics.median(e2e_times) / statistics.median(conv_times)
         pair_median = statistics.median(pair_ratios)
         print(f"end-to-end: {fps:.1f} frames/s ({1e3 * statistics.median(e2e_times):.0f} ms/step median); "
@@ -410,6 +422,8 @@ def main() -> None:
         "frames_per_s": round(fps, 1),
         "conv_only_frames_per_s": round(conv_fps, 1),
         "overhead_ratio": round(ratio, 3),
+        "conv_only_channels_last_frames_per_s": round(cl_fps, 1),
+        "conv_head_speedup_channels_last": round(cl_fps / conv_fps, 2),
         "overhead_ratio_of_medians": round(median_ratio, 3),
         "overhead_ratio_median_of_pairs": round(pair_median, 3),
         "target_ratio": TARGET_RATIO,

@@ -32,14 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)")
     parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
     parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                        help="run the checkpoint with onnxruntime (exported once, cached) or torch (default: onnx, "
+                             "the faster at batch 1)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default 0: torch's own, one per core; on a busy machine 1 is "
                              "faster, since threads waiting for a core cost milliseconds a step)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from drive.eval.perturb import parse_single
     from drive.eval.simulate import check_compatible, check_display, load_driver, resolve_scenario, simulate, summary_table
 
@@ -52,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
         check_display()
     perturbations = [parse_single(p, "--perturb") for p in args.perturb]
     scenario = resolve_scenario(args.scenario, args.duration_s)
-    driver = load_driver(args.checkpoint)
+    driver = load_driver(args.checkpoint, args.runtime)
     check_compatible(driver, scenario)
     # 2. the output folder, before any driving
     out = prepare_out_dir(args.out)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     # 3. the work
     result = simulate(driver, scenario, episodes=args.episodes, seed=args.seed, perturbations=perturbations, out=out,

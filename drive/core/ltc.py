@@ -24,10 +24,11 @@ Each update is a convex combination of ``x``, ``vleak`` and the reversal potenti
 potentials stay within their range (Theorem 2) for any ``dt``. Time is in model units: 1.0 is
 one nominal frame period; ``timespans`` of shape (B, T) give each sample its own elapsed time.
 
-Speed: the synapses are handled as edge lists folded into small dense matrices so one unfold is
-five BLAS/elementwise calls, the sensory terms of all frames are computed in one batched call
-before the time loop, the sequence runs in one ``torch.autograd.Function`` with an analytic
-backward (:class:`FusedLTCSequence`), and inference caches the derived parameter tensors.
+Two implementations of the fused step, and only two: :func:`reference_step`, the equation in
+plain torch with dense masked matrices (CUDA, other dtypes, ONNX export, and the reference every
+test compares with), and the compiled CPU kernel of :mod:`drive.core.kernels` (numba; forward and
+analytic backward of a whole sequence over edge lists), which serves every float32/float64 CPU
+call, training and inference, through :class:`LTCKernel`. Inference caches its parameters.
 The continuous solvers (euler/rk4/dopri5, adjoint) live in :mod:`drive.core.ode`.
 """
 
@@ -39,7 +40,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import expit as _expit
 from torch import Tensor, nn
 
 from drive.core.wirings import Wiring
@@ -108,94 +108,76 @@ def check_sequence(x: Tensor, state: Tensor | None, timespans: Tensor | None, in
     return state, timespans
 
 
-class FusedLTCSequence(torch.autograd.Function):
-    """The fused semi-implicit Euler unfolds of a whole sequence, with an analytic backward.
+def reference_step(core: LTCBase, x: Tensor, num_in: Tensor, den_in: Tensor, cm_dt: Tensor) -> Tensor:
+    """One fused unfold, written as the paper writes it (LTC paper, Eq. 3), with dense masked
+    matrices: the readable reference every fast path is tested against.
 
-    Inputs (``N`` neurons, ``E`` internal synapses, ``U`` unfolds per frame):
+    ``x`` (B, N) potentials; ``num_in``/``den_in`` (B, N) the sensory synapses' numerator
+    ``sum sensory_w s erev`` and denominator ``sum sensory_w s`` of this frame (see
+    :func:`reference_sensory`); ``cm_dt`` (B, N) = ``cm / dt``."""
+    w = F.softplus(core.w) * core.sparsity_mask  # (pre, post)
+    s = torch.sigmoid(core.sigma * (x.unsqueeze(-1) - core.mu))  # (B, pre, post)
+    gleak = F.softplus(core.gleak)
+    num = cm_dt * x + gleak * core.vleak + num_in + (w * s * core.erev).sum(-2)
+    den = cm_dt + gleak + den_in + (w * s).sum(-2)
+    return num / (den + core.epsilon)
 
-    * ``x0`` (B, N): initial potentials;
-    * ``aq`` (B, T, 2N): per frame ``[A | Q0]`` with ``A = gleak*vleak + sensory numerator``
-      and ``Q0 = cm/dt + gleak + sensory denominator``;
-    * ``cmt`` (B, T, N): ``cm/dt``;
-    * ``ps`` (N, E): gathers the presynaptic potential of each synapse, scaled by its ``sigma``;
-    * ``nsm`` (E,): ``-sigma*mu`` per synapse;
-    * ``m`` (E, 2N): scatters ``[w*erev | w]`` of each synapse onto its postsynaptic neuron.
 
-    One unfold: ``s = sigmoid(x @ ps + nsm)``; ``[P | Q] = aq_t + s @ m``;
-    ``x = (P + cmt_t*x) / Q``. Returns the potentials after each frame, (B, T, N).
-    The backward walks the unfolds in reverse with the saved ``x``, ``s`` and ``Q``; parameter
-    gradients are accumulated in single matrix products at the end.
-    """
+def reference_sensory(core: LTCBase, features: Tensor) -> tuple[Tensor, Tensor]:
+    """Sensory numerator and denominator (..., N) of features (..., K), through the affine input map."""
+    u = features * core.input_w + core.input_b
+    w = F.softplus(core.sensory_w) * core.sensory_sparsity_mask  # (K, N)
+    s = torch.sigmoid(core.sensory_sigma * (u.unsqueeze(-1) - core.sensory_mu))  # (..., K, N)
+    return (w * s * core.sensory_erev).sum(-2), (w * s).sum(-2)
+
+
+def reference_sequence(core: LTCBase, x: Tensor, state: Tensor, timespans: Tensor | None) -> Tensor:
+    """Potentials after each frame (B, T, N) by :func:`reference_step`, in plain torch ops
+    (autograd, any device and dtype, exportable to ONNX with the loops unrolled)."""
+    num_in, den_in = reference_sensory(core, x)
+    cm = F.softplus(core.cm)
+    out = []
+    for t in range(x.shape[1]):
+        span = 1.0 if timespans is None else timespans[:, t : t + 1].to(x.dtype)
+        cm_dt = cm * core.ode_unfolds / span  # dt = timespan / ode_unfolds
+        cm_dt = cm_dt.expand_as(state)
+        for _ in range(core.ode_unfolds):
+            state = reference_step(core, state, num_in[:, t], den_in[:, t], cm_dt)
+        out.append(state)
+    return torch.stack(out, 1)
+
+
+class LTCKernel(torch.autograd.Function):
+    """The compiled kernel (:mod:`drive.core.kernels`) of a whole sequence as an autograd Function.
+
+    Inputs: ``x0`` (B, N), features ``u`` (B, T, K), timespans ``ts`` (B, T), the edge parameters
+    ``pint`` (4, E), ``psen`` (4, Es), ``pneu`` (3, N) of :meth:`LTCBase.edge_params`, the edge
+    index arrays and the number of unfolds. Returns the potentials after each frame (B, T, N)."""
 
     @staticmethod
-    def forward(ctx, x0: Tensor, aq: Tensor, cmt: Tensor, ps: Tensor, nsm: Tensor, m: Tensor, unfolds: int) -> Tensor:
-        B, T, N = cmt.shape
-        E = ps.shape[1]
-        K = T * unfolds
-        xs = x0.new_empty(K + 1, B, N)
-        ss = x0.new_empty(K, B, E)
-        pqs = x0.new_empty(K, B, 2 * N)
-        xs[0].copy_(x0)
-        xl, sl, pql = xs.unbind(0), ss.unbind(0), pqs.unbind(0)
-        pl, ql = pqs[:, :, :N].unbind(0), pqs[:, :, N:].unbind(0)
-        aqt, cmtt = aq.unbind(1), cmt.unbind(1)
-        nsm_b = nsm.expand(B, E).contiguous()
-        k = 0
-        x = xl[0]
-        for t in range(T):
-            a, c = aqt[t], cmtt[t]
-            for _ in range(unfolds):
-                s = torch.addmm(nsm_b, x, ps, out=sl[k])
-                s.sigmoid_()
-                torch.addmm(a, s, m, out=pql[k])
-                x = torch.div(pl[k].addcmul_(c, x), ql[k], out=xl[k + 1])
-                k += 1
-        ctx.save_for_backward(xs, ss, pqs, cmt, ps, m)
-        ctx.unfolds = unfolds
-        return xs[unfolds::unfolds].transpose(0, 1).contiguous()
+    def forward(ctx, x0, u, ts, pint, psen, pneu, index, unfolds):
+        from drive.core import kernels
+
+        arrays = [_np(t) for t in (x0, u, ts, pint, psen, pneu)]
+        out, saved = kernels.forward(*arrays, *index, unfolds, save=True)
+        ctx.arrays, ctx.saved, ctx.index, ctx.unfolds = arrays[1:], saved, index, unfolds
+        return torch.from_numpy(out)
 
     @staticmethod
-    def backward(ctx, g: Tensor):
-        xs, ss, pqs, cmt, ps, m = ctx.saved_tensors
-        U = ctx.unfolds
-        B, T, N = cmt.shape
-        K = T * U
-        # dpq[k] = [dP | -dQ] of unfold k: dP = g/Q and dQ = -g*x'/Q = -dP*x'.
-        dpq = torch.empty_like(pqs)
-        dz = torch.empty_like(ss)
-        xl, sl, ql, dzl = xs.unbind(0), ss.unbind(0), pqs[:, :, N:].unbind(0), dz.unbind(0)
-        dpql, dpl, dqnl = dpq.unbind(0), dpq[:, :, :N].unbind(0), dpq[:, :, N:].unbind(0)
-        gt = g.unbind(1)
-        cmtt = cmt.unbind(1)
-        # ds = dP @ Mn^T + dQ @ Md^T = [dP | -dQ] @ [Mn | -Md]^T
-        m2t = torch.cat([m[:, :N], -m[:, N:]], 1).t().contiguous()
-        pst = ps.t().contiguous()
-        gx = torch.zeros_like(xl[0])
-        k = K
-        for t in range(T - 1, -1, -1):
-            gx = gx + gt[t]
-            c = cmtt[t]
-            for _ in range(U):
-                k -= 1
-                dp = torch.div(gx, ql[k], out=dpl[k])
-                torch.mul(dp, xl[k + 1], out=dqnl[k])
-                ds = torch.mm(dpql[k], m2t)
-                dzk = torch.ops.aten.sigmoid_backward.grad_input(ds, sl[k], grad_input=dzl[k])
-                gx = torch.addmm(c * dp, dzk, pst)
-        grads: list[Tensor | None] = [gx, None, None, None, None, None, None]
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        from drive.core import kernels
+
+        u, ts, pint, psen, pneu = ctx.arrays
+        g = _np(g)
+        gfinal = np.zeros((g.shape[0], g.shape[2]), dtype=g.dtype)
+        grads = kernels.backward(g, gfinal, u, ts, pint, psen, pneu, *ctx.index, ctx.unfolds, ctx.saved)
         need = ctx.needs_input_grad
-        sign = torch.cat([dpq.new_ones(N), -dpq.new_ones(N)])
-        if need[1]:
-            grads[1] = dpq.view(T, U, B, 2 * N).sum(1).transpose(0, 1) * sign
-        if need[2]:
-            grads[2] = (dpq[:, :, :N] * xs[:-1]).view(T, U, B, N).sum(1).transpose(0, 1)
-        if need[3]:
-            grads[3] = xs[:-1].reshape(K * B, N).t().mm(dz.view(K * B, -1))
-        if need[4]:
-            grads[4] = dz.sum((0, 1))
-        if need[5]:
-            grads[5] = ss.view(K * B, -1).t().mm(dpq.view(K * B, 2 * N)) * sign
-        return tuple(grads)
+        return tuple(torch.from_numpy(a) if need[i] else None for i, a in enumerate(grads)) + (None, None)
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
 
 
 class LTCBase(nn.Module):
@@ -280,7 +262,8 @@ class LTCBase(nn.Module):
         self.register_buffer("_spre_onehot", F.one_hot(self._spre, K).t().float(), persistent=False)  # (K, Es)
         self.register_buffer("_spost_onehot", F.one_hot(self._spost, N).float(), persistent=False)  # (Es, N)
         self._cache: tuple[Any, dict[str, Tensor]] | None = None
-        self._folds: dict[Any, Any] = {}  # per timespan: torch fold; per ("numpy", timespan): NumPy fold
+        self._edge_cache: tuple[Any, tuple[np.ndarray, ...]] | None = None
+        self._index = (pre.astype(np.int64), post.astype(np.int64), spre.astype(np.int64), spost.astype(np.int64))
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -304,10 +287,13 @@ class LTCBase(nn.Module):
         return F.softplus(getattr(self, name))
 
     def derived(self) -> dict[str, Tensor]:
-        """Tensors the solvers use, built from the parameters (differentiable).
+        """Tensors the continuous solvers (:mod:`drive.core.ode`) use, built from the parameters
+        (differentiable).
 
-        ``ps`` (N, E), ``nsm`` (E,), ``m`` (E, 2N): the internal synapses (see
-        :class:`FusedLTCSequence`); ``sps`` (K, Es), ``sb`` (Es,), ``sm`` (Es, 2N): the same
+        ``ps`` (N, E) gathers the presynaptic potential of each synapse scaled by its ``sigma``,
+        ``nsm`` (E,) = ``-sigma*mu``, ``m`` (E, 2N) scatters ``[w*erev | w]`` onto the
+        postsynaptic neurons (so ``sigmoid(x @ ps + nsm) @ m`` is the synaptic numerator and
+        denominator); ``sps`` (K, Es), ``sb`` (Es,), ``sm`` (Es, 2N): the same
         for the sensory synapses with the affine input map folded in (``sigmoid(x @ sps + sb)``
         are the sensory synapse activations, ``@ sm`` gives the sensory numerator and
         denominator); ``a0 = gleak*vleak``, ``gleak``, ``cm``, ``vleak``.
@@ -315,13 +301,16 @@ class LTCBase(nn.Module):
         """
         if torch.is_grad_enabled():
             return self._derive()
-        params = tuple(self._parameters.values())
-        key = (tuple(map(id, params)), tuple(p._version for p in params), self.cm.dtype, self.cm.device)
+        key = self._param_key()
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, self._derive())
-            self._folds = {}
         return self._cache[1]
+
+    def _param_key(self) -> tuple:
+        """Changes whenever a parameter is replaced, updated in place, or moved."""
+        params = tuple(self._parameters.values())
+        return (tuple(map(id, params)), tuple(p._version for p in params), self.cm.dtype, self.cm.device)
 
     def _derive(self) -> dict[str, Tensor]:
         pre, post, spre, spost = self._pre, self._post, self._spre, self._spost
@@ -350,14 +339,6 @@ class LTCBase(nn.Module):
         }
 
     # ------------------------------------------------------------------ pieces
-    def sensory_terms(self, x: Tensor, d: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """``A = gleak*vleak + sum sensory w*s*erev`` and ``Bd = gleak + sum sensory w*s`` for
-        features ``x`` of shape (..., K); both (..., N)."""
-        lead = x.shape[:-1]
-        s = torch.sigmoid(torch.addmm(d["sb"], x.reshape(-1, self.in_features), d["sps"]))
-        ab = s.mm(d["sm"]).view(*lead, 2 * self.units)
-        return ab[..., : self.units] + d["a0"], ab[..., self.units :] + d["gleak"]
-
     def map_outputs(self, states: Tensor) -> Tensor:
         """Affine map of the motor potentials (the first ``motor_size`` neurons)."""
         return torch.addcmul(self.output_b, states[..., : self.motor_size], self.output_w)
@@ -383,124 +364,56 @@ class LTCBase(nn.Module):
         return check_sequence(x, state, timespans, self.in_features, self.units, self.initial_state)
 
     def solve(self, x: Tensor, state: Tensor, timespans: Tensor | None) -> Tensor:
-        """Potentials after each frame, (B, T, N), by the configured solver (no input checks)."""
+        """Potentials after each frame, (B, T, N), by the configured solver (no input checks).
+
+        The fused step runs in the compiled kernel (:mod:`drive.core.kernels`) for float32/float64
+        CPU tensors, and in :func:`reference_sequence` (plain torch, autograd) elsewhere (CUDA,
+        other dtypes)."""
         if self.solver != "fused":
             from drive.core.ode import solve_ode
 
             return solve_ode(self, x, state, timespans, self.solver, self.adjoint, self.rtol, self.atol)
+        dtype = self.cm.dtype
+        if not (x.device.type == "cpu" and dtype in (torch.float32, torch.float64) and x.dtype == dtype
+                and state.dtype == dtype and state.device.type == "cpu"):
+            return reference_sequence(self, x, state, timespans)
         B, T, _ = x.shape
-        if not torch.is_grad_enabled():
-            if timespans is None:
-                return self._infer_folded(x, state, 1.0)
-            if B == 1 and T == 1:
-                return self._infer_folded(x, state, float(timespans))
-        d = self.derived()
-        a, bd = self.sensory_terms(x, d)
-        if timespans is None:
-            cmt = (d["cm"] * self.ode_unfolds).expand(B, T, self.units)
-        else:
-            cmt = d["cm"] * (self.ode_unfolds / timespans.to(x.dtype)).unsqueeze(-1)
-        q0 = cmt + bd
-        if self.epsilon:
-            q0 = q0 + self.epsilon
-        aq = torch.cat([a, q0], -1)
-        if torch.is_grad_enabled():
-            return FusedLTCSequence.apply(state, aq, cmt, d["ps"], d["nsm"], d["m"], self.ode_unfolds)
-        return _fused_inference(state, aq, cmt, d["ps"], d["nsm"], d["m"], self.ode_unfolds)
+        if torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
+                                        or (timespans is not None and timespans.requires_grad)
+                                        or any(p.requires_grad for p in self._parameters.values())):
+            ts = x.new_ones(B, T) if timespans is None else timespans.to(dtype)
+            return LTCKernel.apply(state, x, ts, *self.edge_params(), self._index, self.ode_unfolds)
+        from drive.core import kernels
 
-    def _fold(self, d: dict[str, Tensor], timespan: float) -> tuple[Tensor, Tensor]:
-        """For one timespan shared by the whole batch: ``maug`` ((E+N), 2N) = ``[m ; [diag(cm/dt) | 0]]``
-        so that ``[s | x] @ maug = [sum w s erev + cm/dt x | sum w s]``, and ``aq0`` (2N,) =
-        ``[gleak*vleak | cm/dt + gleak + epsilon]``. Cached per timespan until a parameter changes."""
-        fold = self._folds.get(timespan)
-        if fold is None:
-            cmt = d["cm"] * (self.ode_unfolds / timespan)
-            n = self.units
-            lower = torch.cat([torch.diag(cmt), cmt.new_zeros(n, n)], 1)
-            maug = torch.cat([d["m"], lower], 0)
-            aq0 = torch.cat([d["a0"], cmt + d["gleak"] + self.epsilon])
-            fold = self._folds[timespan] = (maug, aq0)
-        return fold
-
-    def _infer_folded(self, x: Tensor, state: Tensor, timespan: float) -> Tensor:
-        """Inference (no autograd) when every sample and frame has the same ``timespan``.
-
-        Same arithmetic as the fused step, with ``cm/dt * x`` folded into the matrix product:
-        ``[s | x]`` share one buffer, so an unfold is four calls
-        (``s = x@ps + nsm``; ``sigmoid``; ``[P|Q] = aq + [s|x] @ maug``; ``x = P/Q``).
-        On the CPU these tiny products cost less in NumPy than in torch (about 1 µs a call
-        against 3–4 µs), so CPU tensors take :meth:`_infer_folded_numpy`."""
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and self.cm.dtype == x.dtype:
-            return self._infer_folded_numpy(x, state, timespan)
-        d = self.derived()
-        maug, aq0 = self._fold(d, timespan)
-        B, T, K = x.shape
-        N, E = self.units, d["nsm"].shape[0]
-        s_in = torch.addmm(d["sb"], x.reshape(B * T, K), d["sps"]).sigmoid_()
-        aq = torch.addmm(aq0, s_in, d["sm"]).view(B, T, 2 * N)
-        buf = x.new_empty(B, E + N)
-        s, h = buf[:, :E], buf[:, E:]
-        h.copy_(state)
-        pq = x.new_empty(B, 2 * N)
-        p, q = pq[:, :N], pq[:, N:]
-        ps, nsm = d["ps"], d["nsm"]
-        out = x.new_empty(B, T, N)
-        for t, a in enumerate(aq.unbind(1)):
-            for _ in range(self.ode_unfolds):
-                torch.addmm(nsm, h, ps, out=s).sigmoid_()
-                torch.addmm(a, buf, maug, out=pq)
-                torch.div(p, q, out=h)
-            out[:, t] = h
-        return out
-
-    def _numpy_fold(self, timespan: float) -> dict[str, np.ndarray]:
-        """The tensors of :meth:`_fold` as NumPy arrays, with ``nsm`` appended to ``ps`` as a last
-        row (it multiplies a constant 1 kept beside the potentials). Cached like :meth:`_fold`."""
-        d = self.derived()
-        key = ("numpy", timespan)
-        fold = self._folds.get(key)
-        if fold is None:
-            maug, aq0 = self._fold(d, timespan)
-            fold = self._folds[key] = {
-                "ps1": torch.cat([d["ps"], d["nsm"][None]], 0).numpy(),
-                "maug": maug.numpy(),
-                "aq0": aq0.numpy(),
-                "sps": d["sps"].numpy(),
-                "sb": d["sb"].numpy(),
-                "sm": d["sm"].numpy(),
-            }
-        return fold
-
-    def _infer_folded_numpy(self, x: Tensor, state: Tensor, timespan: float) -> Tensor:
-        """:meth:`_infer_folded` in NumPy: one buffer ``[s | x | 1]`` per batch, five calls an unfold."""
-        f = self._numpy_fold(timespan)
-        B, T, K = x.shape
-        N, E = self.units, f["ps1"].shape[1]
-        xn = x.detach().numpy().reshape(B * T, K)
-        s_in = xn @ f["sps"]
-        s_in += f["sb"]
-        _expit(s_in, out=s_in)
-        aq = s_in @ f["sm"]
-        aq += f["aq0"]
-        aq = aq.reshape(B, T, 2 * N)
-        buf = np.empty((B, E + N + 1), dtype=xn.dtype)
-        s, h, sx, h1 = buf[:, :E], buf[:, E : E + N], buf[:, : E + N], buf[:, E:]
-        h[:] = state.detach().numpy()
-        buf[:, -1] = 1.0
-        pq = np.empty((B, 2 * N), dtype=xn.dtype)
-        p, q = pq[:, :N], pq[:, N:]
-        ps1, maug = f["ps1"], f["maug"]
-        out = np.empty((B, T, N), dtype=xn.dtype)
-        for t in range(T):
-            a = aq[:, t]
-            for _ in range(self.ode_unfolds):
-                np.matmul(h1, ps1, out=s)
-                _expit(s, out=s)
-                np.matmul(sx, maug, out=pq)
-                pq += a
-                np.divide(p, q, out=h)
-            out[:, t] = h
+        p = self._numpy_edge_params()
+        ts = np.ones((B, T), dtype=p[0].dtype) if timespans is None else _np(timespans.to(dtype))
+        out, _ = kernels.forward(_np(state), _np(x), ts, *p, *self._index, self.ode_unfolds, save=False)
         return torch.from_numpy(out)
+
+    def edge_params(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The kernel's parameters (differentiable), see :mod:`drive.core.kernels`: ``pint`` (4, E)
+        = [sigma, -sigma*mu, w*erev, w] of the internal synapses, ``psen`` (4, Es) = [sigma*input_w,
+        sigma*(input_b - mu), w*erev, w] of the sensory synapses, ``pneu`` (3, N) = [gleak*vleak,
+        gleak + epsilon, cm] (w, gleak, cm through softplus)."""
+        pre, post, spre, spost = self._pre, self._post, self._spre, self._spost
+        sig = self.sigma[pre, post]
+        w = F.softplus(self.w[pre, post])
+        pint = torch.stack([sig, -sig * self.mu[pre, post], w * self.erev[pre, post], w])
+        ssig = self.sensory_sigma[spre, spost]
+        sw = F.softplus(self.sensory_w[spre, spost])
+        psen = torch.stack([ssig * self.input_w[spre], ssig * (self.input_b[spre] - self.sensory_mu[spre, spost]),
+                            sw * self.sensory_erev[spre, spost], sw])
+        gleak = F.softplus(self.gleak)
+        pneu = torch.stack([gleak * self.vleak, gleak + self.epsilon, F.softplus(self.cm)])
+        return pint, psen, pneu
+
+    def _numpy_edge_params(self) -> tuple[np.ndarray, ...]:
+        """:meth:`edge_params` as NumPy arrays, cached until a parameter changes (inference)."""
+        key = self._param_key()
+        if self._edge_cache is None or self._edge_cache[0] != key:
+            with torch.no_grad():
+                self._edge_cache = (key, tuple(_np(t) for t in self.edge_params()))
+        return self._edge_cache[1]
 
     def run_sequence(self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
         state, timespans = self._prepare(x, state, timespans)
@@ -513,26 +426,6 @@ class LTCBase(nn.Module):
             f"synapses={self.wiring.synapse_count}+{self.wiring.sensory_synapse_count} sensory, "
             f"ode_unfolds={self.ode_unfolds}, solver={self.solver}, adjoint={self.adjoint}"
         )
-
-
-def _fused_inference(x: Tensor, aq: Tensor, cmt: Tensor, ps: Tensor, nsm: Tensor, m: Tensor, unfolds: int) -> Tensor:
-    """The forward of :class:`FusedLTCSequence` without saving anything for a backward."""
-    B, T, N = cmt.shape
-    out = x.new_empty(T, B, N)
-    outl = out.unbind(0)
-    aqt, cmtt = aq.unbind(1), cmt.unbind(1)
-    s = x.new_empty(B, ps.shape[1])
-    pq = x.new_empty(B, 2 * N)
-    p, q = pq[:, :N], pq[:, N:]
-    for t in range(T):
-        a, c = aqt[t], cmtt[t]
-        for u in range(unfolds):
-            torch.addmm(nsm, x, ps, out=s)
-            s.sigmoid_()
-            torch.addmm(a, s, m, out=pq)
-            p.addcmul_(c, x)
-            x = torch.div(p, q, out=outl[t]) if u == unfolds - 1 else torch.div(p, q)
-    return out.transpose(0, 1)
 
 
 class LTC(LTCBase):

@@ -29,7 +29,6 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from drive.errors import UserError
 
@@ -159,6 +158,8 @@ class Contrast(Perturbation):
     def camera(self, frame):
         if self.is_identity:
             return frame
+        import torchvision.transforms.v2.functional as TF  # lazy: it imports torch._dynamo (~1 s)
+
         return _to_frame(TF.adjust_contrast(_to_tensor(frame), 1.0 - self.level))
 
 
@@ -190,6 +191,8 @@ class Occlusion(Perturbation):
         if self.box is None:
             self.box = self._place(frame.shape[0], frame.shape[1])
         top, left, bh, bw = self.box
+        import torchvision.transforms.v2.functional as TF
+
         return _to_frame(TF.erase(_to_tensor(frame), top, left, bh, bw, torch.zeros((), dtype=torch.uint8)))
 
 

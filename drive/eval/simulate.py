@@ -144,14 +144,15 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_driver(checkpoint: Driver | str | os.PathLike) -> Driver:
-    """A driver from a checkpoint path, the word ``expert``, or a policy object (returned as is)."""
+def load_driver(checkpoint: Driver | str | os.PathLike, runtime: str = "torch") -> Driver:
+    """A driver from a checkpoint path (run by ``runtime``: ``torch`` or ``onnx``), the word ``expert``,
+    or a policy object (returned as is)."""
     if isinstance(checkpoint, (str, os.PathLike)):
         if str(checkpoint) == "expert":
             return ExpertPolicy()
-        from drive.policy.checkpoint import load_policy
+        from drive.policy.export import load_driver_for_runtime
 
-        return load_policy(resolve_checkpoint(checkpoint))
+        return load_driver_for_runtime(resolve_checkpoint(checkpoint), runtime)
     return checkpoint
 
 
@@ -207,7 +208,8 @@ def drive_episodes(policy: Driver, scenario: Any, seeds: Sequence[int], perturba
 def simulate(driver: Driver | str | os.PathLike, scenario: Any = DEFAULT_SCENARIO, episodes: int = 1, seed: int = 0,
              perturbations: Sequence[Perturbation | str] = (), out: str | os.PathLike | None = None, video: bool = False,
              off_road: str = "recover", expert_reference: bool = True, duration_s: float | None = None,
-             show: bool = False, progress: bool = True, checkpoint: str | None = None) -> dict[str, Any]:
+             show: bool = False, progress: bool = True, checkpoint: str | None = None,
+             runtime: str = "torch") -> dict[str, Any]:
     """Drive ``episodes`` episodes (reset seeds ``seed, seed+1, …``) and return (and write) the figures.
 
     ``driver``: a :class:`~drive.policy.protocol.Driver` (a ``DrivingPolicy``, the expert, …), a
@@ -219,7 +221,7 @@ def simulate(driver: Driver | str | os.PathLike, scenario: Any = DEFAULT_SCENARI
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise UserError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     sc = resolve_scenario(scenario, duration_s)
-    policy = load_driver(driver)
+    policy = load_driver(driver, runtime)
     check_compatible(policy, sc)
     chain = [parse_single(p) if isinstance(p, str) else p for p in perturbations]
     seeds = [int(seed) + i for i in range(episodes)]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as F
 
 
 def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
@@ -70,6 +69,8 @@ class Augmenter:
         Works in float [0, 1] on channels-last views (the fast layout for these ops on CPU) and rounds
         back to uint8 once at the end, as a camera would quantise.
         """
+        from torchvision.transforms.v2 import functional as F  # lazy: it imports torch._dynamo (~1 s)
+
         b, t, h, w, _ = frames.shape
         out = torch.empty_like(frames)
         for i in range(b):

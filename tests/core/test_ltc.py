@@ -222,9 +222,10 @@ def test_bad_constructor_arguments():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("timespan", [1.0, 0.37])
-def test_numpy_inference_path_equals_the_autograd_path(dtype, timespan, randomise):
-    # no-grad CPU inference with one timespan for the whole batch runs in NumPy; it must give the
-    # numbers of the differentiable fused path, in both precisions and for a non-default timespan
+def test_inference_path_equals_the_autograd_path(dtype, timespan, randomise):
+    # no-grad CPU inference calls the kernel without saving anything for a backward (and with
+    # cached parameters); it must give the numbers of the differentiable path, in both precisions
+    # and for a non-default timespan
     model = randomise(LTC(ncp19(seed=3), in_features=32, seed=3), seed=4).to(dtype)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(4, 7, 32, generator=g, dtype=dtype)
@@ -241,3 +242,72 @@ def test_numpy_inference_path_equals_the_autograd_path(dtype, timespan, randomis
     torch.testing.assert_close(h_np, h_ag.detach(), atol=tol, rtol=0)
     torch.testing.assert_close(y1, y_ag.detach()[:1, 0], atol=tol, rtol=0)
     assert y_np.dtype == dtype
+
+
+def _grads(model, x, h0, ts, solve):
+    x, h0 = x.clone().requires_grad_(), h0.clone().requires_grad_()
+    ts = ts.clone().requires_grad_()
+    model.zero_grad(set_to_none=True)
+    states = solve(x, h0, ts)
+    weights = torch.linspace(-1.0, 1.0, states.numel(), dtype=states.dtype).view_as(states)
+    (states * weights).sum().backward()
+    # solve() gives potentials, so the output map (output_w, output_b) gets no gradient
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if not name.startswith("output_")}
+    grads.update(x=x.grad, h0=h0.grad, ts=ts.grad)
+    return states.detach(), grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("batch", [1, 9])
+@pytest.mark.parametrize("name,unfolds", [("ncp19", 6), ("ncp-small", 1), ("fully-connected", 3), ("random", 2)])
+def test_kernel_equals_the_reference_step_forward_and_gradients(name, unfolds, batch, dtype, make_wirings, randomise):
+    # the compiled kernel (every float CPU call) against the paper's equation in plain torch,
+    # with irregular per-sample, per-frame timespans; batch 9 runs the parallel variant
+    from drive.core.ltc import reference_sequence
+
+    wiring = _wirings(make_wirings)[name]
+    model = randomise(LTC(wiring, ode_unfolds=unfolds, seed=1), seed=2).to(dtype)
+    g = torch.Generator().manual_seed(batch + unfolds)
+    x = torch.randn(batch, 5, wiring.input_dim, generator=g, dtype=dtype)
+    h0 = 0.5 * torch.randn(batch, wiring.units, generator=g, dtype=dtype)
+    ts = 0.2 + 2.0 * torch.rand(batch, 5, generator=g, dtype=dtype)
+    out_k, grads_k = _grads(model, x, h0, ts, model.solve)
+    out_r, grads_r = _grads(model, x, h0, ts, lambda *a: reference_sequence(model, *a))
+    tol = {"atol": 2e-5, "rtol": 2e-4} if dtype == torch.float32 else {"atol": 1e-10, "rtol": 1e-8}
+    torch.testing.assert_close(out_k, out_r, **tol)
+    for key in grads_r:
+        torch.testing.assert_close(grads_k[key], grads_r[key], **tol, msg=key)
+    with torch.no_grad():  # the inference call (no saved potentials) gives the same numbers
+        torch.testing.assert_close(model.solve(x, h0, ts), out_k, atol=0, rtol=0)
+
+
+def test_numba_cache_falls_back_when_no_location_is_writable(monkeypatch):
+    import numba
+
+    from drive.core import kernels
+
+    calls = []
+    real = numba.njit
+
+    def njit(**kw):
+        calls.append(kw["cache"])
+        if kw["cache"]:
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
+        return real(**kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    with pytest.warns(UserWarning, match="numba cache unavailable"):
+        f = kernels._jit(False)(lambda a: a + 1)
+    assert calls == [True, False] and f(1) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_take_the_torch_reference_path_and_agree_with_the_cpu_kernel(randomise):
+    model = randomise(LTC(ncp19(seed=3), in_features=32, seed=3), seed=4).double()
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 6, 32, generator=g, dtype=torch.float64)
+    ts = 0.3 + torch.rand(3, 6, generator=g, dtype=torch.float64)
+    y_cpu, h_cpu = model(x, None, ts)
+    y_gpu, h_gpu = model.cuda()(x.cuda(), None, ts.cuda())
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(h_gpu.cpu(), h_cpu, atol=1e-10, rtol=1e-8)

@@ -1,0 +1,281 @@
+"""Export a trained policy to ONNX, and drive with the exported file (onnxruntime).
+
+:func:`export_onnx` writes a checkpoint's stateful policy as one ONNX graph::
+
+    (frames uint8 (B, H, W, 3) RGB, state float32 (B, S), dt_s float32 (B,)) -> (steering (B,), new_state (B, S))
+
+with everything inside it: the per-image standardisation, the conv head, the controller (for the
+LTC, its ``ode_unfolds`` fused unfolds unrolled in the plain-torch reference step of
+:mod:`drive.core.ltc`, so no compiled kernel is needed by the runtime) and the output map. The
+batch size is dynamic. Beside it goes ``config.json``: the policy's own config (model, frame period,
+max steering angle, image size, state size, neuron labels) plus the graph's input and output names.
+``dt_s`` is the time since each sample's previous frame in seconds (``frame_period_s`` is a nominal
+frame); the steering is normalised (radians = steering * ``max_steer_rad``).
+
+:class:`OnnxPolicy` runs that file with onnxruntime and implements :class:`drive.policy.protocol.Driver`,
+so any rollout can drive with it. :func:`load_driver_for_runtime` loads a checkpoint for either
+runtime (``torch`` or ``onnx``; the ONNX file is exported into a cache folder beside the checkpoint's
+temporary copy when needed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drive.errors import UserError
+
+ONNX_FILE = "policy.onnx"
+CONFIG_FILE = "config.json"
+OPSET = 17
+INPUTS = ("frames", "state", "dt_s")
+OUTPUTS = ("steering", "new_state")
+RUNTIMES = ("onnx", "torch")
+#: The runtime ``drive simulate`` uses when none is asked for (the faster at batch 1, see the README).
+DEFAULT_RUNTIME = "onnx"
+
+
+def _export_module(policy):
+    """The policy as one ``nn.Module`` of (frames, state, dt_s) -> (steering, new_state), in plain torch ops."""
+    import torch
+
+    from drive.core.controllers import LTCController
+    from drive.core.ltc import reference_sequence
+
+    class Exported(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, frames, state, dt_s):
+            p = self.policy
+            feats = p.head(frames.permute(0, 3, 1, 2).float())
+            if p.controller is None:
+                return feats[:, 0], state
+            timespans = (dt_s / p.frame_period_s).unsqueeze(1)
+            c = p.controller
+            if isinstance(c, LTCController):
+                states = reference_sequence(c.core, feats.unsqueeze(1), state, timespans)
+                y, new_state = c.core.map_outputs(states), states[:, -1]
+            else:
+                y, new_state = c._forward(feats.unsqueeze(1), state, timespans)
+            return y[:, 0, 0], new_state
+
+    return Exported().eval()
+
+
+def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Export the policy of checkpoint folder ``checkpoint`` into folder ``out`` (``policy.onnx`` and
+    ``config.json``). A checkpoint that cannot be read is a one-line :class:`UserError` naming the file.
+    Returns the ONNX file's path."""
+    import torch
+
+    from drive.policy.checkpoint import load_policy
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    policy = _user_errors(checkpoint, load_policy, checkpoint)
+    policy = policy.float().eval()
+    module = _export_module(policy)
+    h, w = policy.image_height, policy.image_width
+    frames = torch.zeros(2, h, w, 3, dtype=torch.uint8)
+    state = policy.initial_state(2).float()
+    dt = torch.full((2,), policy.frame_period_s)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / ONNX_FILE
+    with tempfile.TemporaryDirectory(dir=out) as tmp:  # nothing partial left behind
+        tmp_file = Path(tmp) / ONNX_FILE
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on Python scalars, constant in this graph
+            torch.onnx.export(module, (frames, state, dt), str(tmp_file), input_names=list(INPUTS),
+                              output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False,
+                              dynamic_axes={n: {0: "batch"} for n in INPUTS + OUTPUTS})
+        os.chmod(tmp_file, 0o666 & ~_umask())
+        os.replace(tmp_file, target)
+    config = {
+        "format": "drive-onnx-policy",
+        "format_version": 1,
+        "onnx_file": ONNX_FILE,
+        "opset": OPSET,
+        "inputs": {"frames": f"uint8 (B, {h}, {w}, 3) RGB", "state": f"float32 (B, {policy.state_size})",
+                   "dt_s": "float32 (B,) seconds since each sample's previous frame"},
+        "outputs": {"steering": "float32 (B,) normalised; radians = steering * max_steer_rad",
+                    "new_state": f"float32 (B, {policy.state_size})"},
+        "neuron_labels": policy.neuron_labels,
+        "source_checkpoint": checkpoint.name,
+        "policy": policy.config,
+    }
+    from drive.io import atomic_write_json
+
+    atomic_write_json(out / CONFIG_FILE, config)
+    return target
+
+
+def _user_errors(checkpoint: Path, fn, *args):
+    """``fn(*args)``, with a bad checkpoint turned into a one-line :class:`UserError` naming the file."""
+    try:
+        return fn(*args)
+    except UserError:
+        raise
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if str(checkpoint) not in msg:
+            msg = f"{checkpoint}: {msg}"
+        raise UserError(f"--checkpoint: {msg}") from None
+
+
+def check_checkpoint(checkpoint: str | os.PathLike) -> None:
+    """A one-line :class:`UserError` naming the file unless ``checkpoint`` holds a readable checkpoint config."""
+    from drive.policy.checkpoint import read_config
+
+    _user_errors(Path(checkpoint), read_config, Path(checkpoint))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class OnnxPolicy:
+    """An exported policy run by onnxruntime; implements :class:`drive.policy.protocol.Driver`.
+
+    ``folder`` holds ``policy.onnx`` and ``config.json`` as written by :func:`export_onnx`. The state
+    is a float32 NumPy array (B, S)."""
+
+    def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        file = folder / CONFIG_FILE
+        try:
+            config = json.loads(file.read_text())
+            policy = config["policy"]
+            self.model_name = str(policy["model"])
+            self.max_steer_rad = float(policy["max_steer_rad"])
+            self.frame_period_s = float(policy["frame_period_s"])
+            self.image_height, self.image_width = int(policy["image_height"]), int(policy["image_width"])
+            self.state_size = int(policy["state_size"])
+            self.neuron_labels = list(config["neuron_labels"])
+        except FileNotFoundError:
+            raise UserError(f"{file}: not found (export a policy with `drive export`)") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{file}: not an exported policy config ({type(exc).__name__}: {exc})") from None
+        self.config = config
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 1  # batch-1 graphs of small ops: one thread is fastest
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(folder / config.get("onnx_file", ONNX_FILE)), options,
+                                            providers=["CPUExecutionProvider"])
+        # a graph drops inputs it does not use (dt_s for discrete-time controllers, state for cnn)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, self.state_size), dtype=np.float32)
+
+    def step(self, frames, state, dt_s: Any = None, infos: Sequence[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        frames = np.ascontiguousarray(np.asarray(frames, dtype=np.uint8))
+        b = frames.shape[0]
+        if state is None:
+            state = self.initial_state(b)
+        state = np.ascontiguousarray(np.asarray(state, dtype=np.float32))
+        if dt_s is None:
+            dt = np.full(b, self.frame_period_s, dtype=np.float32)
+        else:
+            dt = np.broadcast_to(np.asarray(dt_s, dtype=np.float32).reshape(-1), (b,)).copy()
+        feed = {"frames": frames, "state": state, "dt_s": dt}
+        steering, new_state = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+        return steering, new_state
+
+    def neuron_activity(self, state) -> np.ndarray:
+        return np.asarray(state, dtype=np.float32)[:, : len(self.neuron_labels)]
+
+
+def closed_loop_compare(checkpoint: str | os.PathLike, onnx_folder: str | os.PathLike, steps: int = 1000,
+                        scenario: Any = "default", seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Drive ``steps`` closed-loop control steps with the torch policy of ``checkpoint`` (steering the
+    car) and feed every frame and elapsed time also to the exported :class:`OnnxPolicy`, each with its
+    own state. Returns the largest |steering difference| and |state difference| over the run."""
+    from drive.eval.simulate import make_env, resolve_scenario
+    from drive.policy.checkpoint import load_policy
+
+    torch_policy = load_policy(checkpoint)
+    onnx_policy = OnnxPolicy(onnx_folder)
+    sc = resolve_scenario(scenario)
+    env = make_env(sc)
+    dt = 1.0 / sc.control_hz
+    max_d_steer = max_d_state = 0.0
+    try:
+        obs, _ = env.reset(seed=seed)
+        s_t, s_o = torch_policy.initial_state(1), onnx_policy.initial_state(1)
+        it = range(steps)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc="closed loop torch vs onnx")
+        for _ in it:
+            frames = obs[None]
+            a_t, s_t = torch_policy.step(frames, s_t, np.array([dt]))
+            a_o, s_o = onnx_policy.step(frames, s_o, np.array([dt]))
+            max_d_steer = max(max_d_steer, float(np.abs(a_t - a_o).max()))
+            max_d_state = max(max_d_state, float(np.abs(s_t.numpy() - s_o).max()) if s_o.size else 0.0)
+            steer = float(np.clip(a_t[0] * torch_policy.max_steer_rad / sc.max_steer_rad, -1.0, 1.0))
+            obs, _, terminated, truncated, _ = env.step(np.array([steer], dtype=np.float32))
+            if terminated or truncated:
+                obs, _ = env.reset(seed=seed + 1)
+                s_t, s_o = torch_policy.initial_state(1), onnx_policy.initial_state(1)
+    finally:
+        env.close()
+    return {"steps": steps, "max_abs_steering_diff": max_d_steer, "max_abs_state_diff": max_d_state}
+
+
+def _cache_folder(checkpoint: Path) -> Path | None:
+    """A per-checkpoint cache folder for its ONNX export, keyed by the content of its config and
+    weights (``$DRIVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/drive``, else ``~/.cache/drive``); None
+    when the checkpoint's files cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        for name in ("config.json", "model.safetensors"):
+            digest.update((checkpoint / name).read_bytes())
+    except OSError:
+        return None
+    root = os.environ.get("DRIVE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drive"
+    return Path(root) / "onnx" / digest.hexdigest()[:20]
+
+
+def load_driver_for_runtime(checkpoint: str | os.PathLike, runtime: str = DEFAULT_RUNTIME):
+    """A driver for a checkpoint folder on ``runtime``: ``torch`` (the :class:`DrivingPolicy`) or
+    ``onnx`` (an :class:`OnnxPolicy`, exported on first use into a cache folder keyed by the
+    checkpoint's content, see :func:`_cache_folder`; into a temporary folder when that is not writable)."""
+    if runtime not in RUNTIMES:
+        raise UserError(f"--runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "torch":
+        from drive.policy.checkpoint import load_policy
+
+        return load_policy(checkpoint)
+    checkpoint = Path(checkpoint)
+    cache = _cache_folder(checkpoint)
+    if cache is not None and (cache / ONNX_FILE).is_file() and (cache / CONFIG_FILE).is_file():
+        return OnnxPolicy(cache)
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            export_onnx(checkpoint, cache)
+            return OnnxPolicy(cache)
+        except OSError:
+            pass
+    tmp = tempfile.TemporaryDirectory(prefix="drive-onnx-")
+    export_onnx(checkpoint, tmp.name)
+    policy = OnnxPolicy(tmp.name)
+    policy._tmp = tmp  # removed with the policy
+    return policy
