@@ -182,4 +182,5 @@ def test_world_values_at_reset_go_into_the_episode_table(tmp_path, monkeypatch):
         assert reader.episode_meta(e)["world.weather"] == "fog"
     monkeypatch.setattr(DriveEnv, "reset", real_reset)
     plain = record(_scenario(duration_s=0.25), 1, tmp_path / "plain", progress=False)
-    assert DatasetReader(plain).world(0) == {}
+    world = DatasetReader(plain).world(0)  # the real env reports its drawn world (train.yaml randomizes it)
+    assert 3.0 <= world["lane_width_m"] <= 4.5 and world["lanes"] in (1, 2, 3)
