@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-
 TMP_MARK = ".drive-tmp-"
 """Temporaries are named ``.NAME.drive-tmp-PID-XXXXXXXX``: hidden, and carrying the writer's process id."""
 _TMP_RE = re.compile(r"^\..*\.drive-(?:tmp|old)-(\d+)-")

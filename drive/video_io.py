@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from drive.errors import UserError
 from drive.io import atomic_path
 
 CODEC = "h264"
@@ -139,14 +140,14 @@ def _open(path: str | os.PathLike):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: video not found")
+        raise UserError(f"{path}: video not found")
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise ValueError(f"{path}: unreadable video ({exc})") from None
+        raise UserError(f"{path}: unreadable video ({exc})") from None
     try:
         if not container.streams.video:
-            raise ValueError(f"{path}: unreadable video (no video stream)")
+            raise UserError(f"{path}: unreadable video (no video stream)")
         yield container
     finally:
         container.close()
@@ -174,10 +175,10 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
                     return
         except av.error.FFmpegError as exc:
             if n == 0:
-                raise ValueError(f"{path}: unreadable video ({exc})") from None
+                raise UserError(f"{path}: unreadable video ({exc})") from None
             return  # a truncated file: keep the frames that decoded
     if n == 0:
-        raise ValueError(f"{path}: unreadable video (no frame could be decoded)")
+        raise UserError(f"{path}: unreadable video (no frame could be decoded)")
 
 
 def decode_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:

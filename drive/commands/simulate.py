@@ -42,7 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from drive.eval.perturb import parse_single
-    from drive.eval.simulate import check_compatible, check_display, load_driver, resolve_scenario, simulate, summary_table
+    from drive.eval.simulate import (
+        check_compatible,
+        check_display,
+        load_driver,
+        resolve_scenario,
+        simulate,
+        summary_table,
+    )
 
     # 1. typed values from the flags (cheap checks first; nothing is written yet)
     if args.threads < 0:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from drive.data import layout
 from drive.data.layout import DatasetInfo
+from drive.errors import UserError
 from drive.video_io import decode_video, iter_video, video_fps
 
 __all__ = ["DatasetReader", "decode_video", "iter_video", "video_fps"]
@@ -32,7 +33,7 @@ class DatasetReader:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: dataset folder not found")
+            raise UserError(f"{self.root}: dataset folder not found")
         self.info: DatasetInfo = layout.read_info(self.root)
         self.episodes: list[int] = layout.complete_episodes(self.root)
         self._tables: dict[int, pd.DataFrame] = {}
@@ -50,24 +51,24 @@ class DatasetReader:
             return self._tables[episode]
         path = layout.data_path(self.root, episode)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: per-frame table of episode {episode} not found")
+            raise UserError(f"{path}: per-frame table of episode {episode} not found")
         try:
             table = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a broken file
-            raise ValueError(f"{path}: unreadable parquet file: {exc}") from exc
+            raise UserError(f"{path}: unreadable parquet file: {exc}") from exc
         missing = [c for c in layout.REQUIRED_COLUMNS if c not in table.columns]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}")
+            raise UserError(f"{path}: missing column(s) {missing}")
         table = table.sort_values(layout.FRAME_INDEX, kind="stable").reset_index(drop=True)
         if len(table) == 0:
-            raise ValueError(f"{path}: episode {episode} has no rows")
+            raise UserError(f"{path}: episode {episode} has no rows")
         if (table[layout.EPISODE_INDEX] != episode).any():
             bad = table.loc[table[layout.EPISODE_INDEX] != episode, layout.EPISODE_INDEX].iloc[0]
-            raise ValueError(f"{path}: column {layout.EPISODE_INDEX!r} holds {bad}, expected {episode}")
+            raise UserError(f"{path}: column {layout.EPISODE_INDEX!r} holds {bad}, expected {episode}")
         frame_index = table[layout.FRAME_INDEX].to_numpy()
         if not np.array_equal(frame_index, np.arange(len(table))):
             first = int(np.nonzero(frame_index != np.arange(len(table)))[0][0])
-            raise ValueError(
+            raise UserError(
                 f"{path}: column {layout.FRAME_INDEX!r} must run 0..{len(table) - 1}; "
                 f"row {first} holds {frame_index[first]}"
             )
@@ -76,7 +77,7 @@ class DatasetReader:
             bad = np.nonzero(~np.isfinite(values))[0]
             if len(bad):
                 row = int(bad[0])
-                raise ValueError(
+                raise UserError(
                     f"{path}: column {column!r} is not a finite number at frame {row} "
                     f"(value {table[column].iloc[row]!r}); {len(bad)} bad row(s)"
                 )
@@ -94,11 +95,11 @@ class DatasetReader:
         try:
             rows = pd.read_parquet(path).to_dict("records")
         except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: episode {episode} has no meta file") from None
+            raise UserError(f"{path}: episode {episode} has no meta file") from None
         except Exception as exc:
-            raise ValueError(f"{path}: unreadable parquet file: {exc}") from exc
+            raise UserError(f"{path}: unreadable parquet file: {exc}") from exc
         if len(rows) != 1:
-            raise ValueError(f"{path}: expected one row, found {len(rows)}")
+            raise UserError(f"{path}: expected one row, found {len(rows)}")
         return {k: v for k, v in rows[0].items() if not str(k).startswith("stats/")}
 
     def world(self, episode: int) -> dict[str, Any]:
@@ -114,7 +115,7 @@ class DatasetReader:
         """The per-frame tables of the given (default: all complete) episodes, concatenated in order."""
         episodes = self.episodes if episodes is None else episodes
         if not episodes:
-            raise ValueError(f"{self.root}: dataset has no complete episode")
+            raise UserError(f"{self.root}: dataset has no complete episode")
         return pd.concat([self.episode_table(e) for e in episodes], ignore_index=True)
 
     def video_path(self, episode: int) -> Path:
@@ -130,13 +131,13 @@ class DatasetReader:
         path = self.video_path(episode)
         frames = decode_video(path, max_frames=n)
         if len(frames) < n:
-            raise ValueError(
+            raise UserError(
                 f"{path}: video has {len(frames)} frame(s) but its table "
                 f"{layout.data_path(self.root, episode)} has {n} row(s)"
             )
         expected = (self.info.image_height, self.info.image_width)
         if frames.shape[1:3] != expected:
-            raise ValueError(
+            raise UserError(
                 f"{path}: frames are {frames.shape[1]}x{frames.shape[2]} (HxW) but "
                 f"{layout.info_path(self.root)} says {expected[0]}x{expected[1]}"
             )

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from drive.data import layout
 from drive.data.reader import DatasetReader
+from drive.errors import UserError
 from drive.io import atomic_path, atomic_write_json
 
 CACHE_VERSION = 1
@@ -61,7 +62,7 @@ class FrameCache:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / "cache"
         self.episodes = list(self.reader.episodes)
         if not self.episodes:
-            raise ValueError(f"{self.root}: dataset has no complete episode")
+            raise UserError(f"{self.root}: dataset has no complete episode")
         table = self.reader.frames_table(self.episodes)
         self.lengths = {e: self.reader.episode_length(e) for e in self.episodes}
         offsets, o = {}, 0
@@ -93,7 +94,7 @@ class FrameCache:
             d = np.diff(t)
             if len(d) and d.min() <= 0:
                 k = int(np.argmin(d)) + 1
-                raise ValueError(f"{layout.data_path(self.root, e)}: column {layout.TIMESTAMP!r} does not increase "
+                raise UserError(f"{layout.data_path(self.root, e)}: column {layout.TIMESTAMP!r} does not increase "
                                  f"at frame {k} ({t[k - 1]} then {t[k]})")
             dt[o] = nominal
             dt[o + 1:o + n] = d
@@ -149,10 +150,10 @@ def split_segments(lengths: dict[int, int], val_fraction: float, seed: int,
     validate. ``val_fraction == 0``: everything trains.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+        raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     episodes = sorted(lengths)
     if not episodes:
-        raise ValueError("no episode to split")
+        raise UserError("no episode to split")
     whole = {e: Segment(e, 0, lengths[e]) for e in episodes}
     forced = set(train_only)
     eligible = [e for e in episodes if e not in forced]
@@ -162,7 +163,7 @@ def split_segments(lengths: dict[int, int], val_fraction: float, seed: int,
         e = eligible[0]
         n_val = math.ceil(val_fraction * lengths[e])
         if n_val >= lengths[e]:
-            raise ValueError(f"episode {e} has {lengths[e]} frame(s): too short to split by time")
+            raise UserError(f"episode {e} has {lengths[e]} frame(s): too short to split by time")
         cut = lengths[e] - n_val
         train = [Segment(e, 0, cut) if x == e else whole[x] for x in episodes]
         return train, [Segment(e, cut, lengths[e])]
@@ -180,7 +181,7 @@ def window_starts(segments: list[Segment], offsets: dict[int, int], seq_len: int
     covered. Segments shorter than ``seq_len`` give no window.
     """
     if seq_len < 1 or stride < 1:
-        raise ValueError(f"sequence length and stride must be >= 1, got {seq_len} and {stride}")
+        raise UserError(f"sequence length and stride must be >= 1, got {seq_len} and {stride}")
     out = []
     for s in segments:
         if len(s) < seq_len:

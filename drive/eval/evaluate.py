@@ -241,7 +241,7 @@ def make_models(sources: Sequence[Any]) -> list[EvalModel]:
         elif isinstance(src, (str, Path)):
             try:
                 path = resolve_checkpoint(src)
-            except FileNotFoundError as exc:
+            except (FileNotFoundError, UserError) as exc:
                 raise UserError(f"--checkpoint: {exc}") from None
             base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name) or "model"
             source, fp = str(path), fingerprint(path)
@@ -745,7 +745,7 @@ def evaluate(models: Sequence[Any], data: str | Path, out: str | Path,
     root = Path(data)
     try:
         reader = DatasetReader(root)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, UserError) as exc:
         raise UserError(f"--data: {exc}") from None
     episode_spec = parse_episodes(episodes)
     eval_models = make_models(models)
@@ -870,7 +870,7 @@ def recorded_trace(policy: Any, data: str | Path, episode: int | None = None,
     root = Path(data)
     try:
         reader = DatasetReader(root)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, UserError) as exc:
         raise UserError(f"--data: {exc}") from None
     if not reader.episodes:
         raise UserError(f"--data {root}: the dataset has no complete episode")

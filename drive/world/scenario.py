@@ -67,7 +67,12 @@ import yaml
 from drive import resources
 from drive.errors import UserError
 from drive.world.appearance import (
-    KEYS, LightSpec, MarkingsSpec, SurfaceSpec, spec_kind, spec_values,
+    KEYS,
+    LightSpec,
+    MarkingsSpec,
+    SurfaceSpec,
+    spec_kind,
+    spec_values,
 )
 from drive.world.camera import CameraConfig
 from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
@@ -163,7 +168,8 @@ class CameraSpec:
     def config(self, height_m: float | None = None, pitch_rad: float | None = None, yaw_rad: float | None = None,
                fov_deg: float | None = None) -> CameraConfig:
         """A concrete ``CameraConfig``: the drawn values given, else each spec's first value."""
-        first = lambda v: float(spec_values(v)[0])
+        def first(v):
+            return float(spec_values(v)[0])
         return CameraConfig(
             height_m=first(self.height_m) if height_m is None else float(height_m),
             pitch_rad=first(self.pitch_rad) if pitch_rad is None else float(pitch_rad),

@@ -34,7 +34,7 @@ def test_incomplete_episode_is_skipped(make_dataset):
 def test_missing_video_names_the_file(make_dataset):
     root, _ = make_dataset(lengths=(10,))
     layout.video_path(root, 0).unlink()
-    with pytest.raises(FileNotFoundError, match="file-000.mp4"):
+    with pytest.raises(UserError, match="file-000.mp4"):
         DatasetReader(root).read_frames(0)
 
 
@@ -65,7 +65,7 @@ def test_nan_steering_names_file_column_and_frame(make_dataset):
 
 
 def test_missing_info_and_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+    with pytest.raises(UserError, match="dataset folder not found"):
         DatasetReader(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="meta/info.json"):  # drive.io.read_json: a one-line user error

@@ -142,9 +142,9 @@ def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpo
     # the cnn cannot take the wider frames (a real error); the expert's cells still run
     assert result["cells"] == 4 and result["computed"] == 2
     assert sorted((f["model"], f["kind"]) for f in result["failed"]) == [("cnn", "clean"), ("cnn", "gaussian")]
-    assert all("ValueError" in f["error"] and "frames" in f["error"] for f in result["failed"])
+    assert all("UserError" in f["error"] and "frames" in f["error"] for f in result["failed"])
     report = (tmp_path / "s" / "report.md").read_text()
-    assert "## Failed cells" in report and "`cnn` gaussian 0.2 seed 0: ValueError" in report
+    assert "## Failed cells" in report and "`cnn` gaussian 0.2 seed 0: UserError" in report
     assert len(list((tmp_path / "s" / "cells").glob("*.json"))) == 2  # a failed cell leaves no resume file
 
 

@@ -11,8 +11,8 @@ import pytest
 from drive.cli import main
 from drive.eval import metrics as M
 from drive.eval.simulate import simulate
-from drive.policy.reference import ExpertPolicy
 from drive.eval.video import read_video
+from drive.policy.reference import ExpertPolicy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "ncp19"
 

@@ -14,8 +14,8 @@ from drive.data.recorder import record
 from drive.eval.rollout import make_env, run_episode
 from drive.policy.checkpoint import load_policy
 from drive.train.dagger import AGGREGATE_DIR, DAGGER_SOURCE, drive_episode, run_dagger
-from drive.world.scenario import as_scenario
 from drive.train.loop import train
+from drive.world.scenario import as_scenario
 
 
 def test_one_dagger_round_aggregates_labelled_learner_episodes(tmp_path, small_config):
