@@ -138,9 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def checkpoint_name(model: str, seed: int, variant: str = "") -> str:
     """Folder under the checkpoint root: seed 0 of a plain model is the shipped ``<model>``."""
-    if not variant and seed == 0:
-        return model
-    return f"zoo/{model}{'-' + variant if variant else ''}-s{seed}"
+    return mk.checkpoint_name(model, seed) if not variant else f"zoo/{model}-{variant}-s{seed}"
 
 
 def zoo(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -237,9 +235,7 @@ def stage_train(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[st
         if timings.pop("__failed__", 0):
             raise SystemExit(1)
     for r in todo if args.backend == "local" else []:
-        argv = list(r["argv"])
-        if (r["path"] / "config.json").is_file() and (r["path"] / "train_state").is_dir():
-            argv.append("--resume")  # an interrupted training continues where it stopped
+        argv = r["argv"] + mk.resume_flag(r["path"])  # an interrupted training continues where it stopped
         t0 = time.perf_counter()
         rc = drive(argv)
         if rc:
