@@ -23,7 +23,8 @@ Steps, all through the ``drive`` CLI:
    and runs this step only.
 
 Writes ``checkpoints/results/``: ``results.md`` (the tables the README shows), ``results.json``,
-``stress.csv`` and ``robustness_gaussian.png`` (copied from the stress run); the working folders go to
+``stress.csv``, ``stats.csv`` (per model and level, the mean with its 95 % bootstrap interval and the paired
+tests against ncp19; see ``drive stress``) and ``robustness_gaussian.png`` (copied from the stress run); the working folders go to
 ``--work`` (default ``runs/results``). The last printed line is one JSON object.
 """
 
@@ -160,6 +161,13 @@ def main() -> int:
         lines.append(f"| {m} | {'–' if params is None else f'{params:,}'} | " + " | ".join(cells) +
                      f" | {_fmt(lat)} | " + " | ".join(_fmt(ssim[m].get(f"{lv:g}"), '.2f') for lv in LEVELS) + " |")
     lines.append("")
+    if (stress_out / "stats.csv").exists():  # the checkpoints carry a family and a training seed
+        import pandas as pd
+
+        from drive.eval.stress import stats_markdown
+
+        lines += [line.replace("## ", "#### ", 1) if line.startswith("## ") else line
+                  for line in stats_markdown(pd.read_csv(stress_out / "stats.csv"))]
     return _finish(args, models, ckroot, work, publish, result, lines, stress_out, t0)
 
 
@@ -178,7 +186,8 @@ def _finish(args, models, ckroot: Path, work: Path, publish: Path, result: dict,
     publish.mkdir(parents=True, exist_ok=True)
     atomic_write_text(publish / "results.md", "\n".join(lines))
     atomic_write_json(publish / "results.json", result)
-    for name, dest in (("results.csv", "stress.csv"), ("robustness_gaussian.png", "robustness_gaussian.png")):
+    for name, dest in (("results.csv", "stress.csv"), ("robustness_gaussian.png", "robustness_gaussian.png"),
+                       ("stats.csv", "stats.csv")):
         if stress_out is not None and (stress_out / name).exists():
             shutil.copyfile(stress_out / name, publish / dest)
     print("\n".join(lines))

@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--record-duration-s", type=float, default=None, help="length of each recorded episode, s")
     p.add_argument("--noise-injection", type=float, default=0.25, help="DART noise level while recording")
     p.add_argument("--record-seed", type=int, default=0, help="seed of the recording")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=8, help="epochs per training (8: the shipped checkpoints' protocol)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-args", default="", help="extra arguments for every drive train, e.g. '--burn-in 4'")
     p.add_argument("--lr-controller", type=parse_lr_controller, default={}, metavar="MODEL=RATE,…",
