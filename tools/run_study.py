@@ -255,7 +255,7 @@ def stage_stress(args: argparse.Namespace, runs: list[dict[str, Any]], variant: 
     out = Path(args.out) / ("stress" if not variant else f"stress-{variant}-augmented")
     result = stress(ckpts, [("gaussian", args.levels)], out, scenario="default", episodes=1,
                     seeds=stress_seeds(args.tracks, args.noise_seeds), workers=args.workers, duration_s=args.duration_s,
-                    progress=not args.no_progress, backend=args.backend, address=args.address,
+                    progress=not args.no_progress, backend=args.backend, address=args.address, with_expert=not variant,
                     reference="ncp19" + (f"+{variant}" if variant else ""))
     if result["failed"]:
         raise SystemExit(f"run_study: {len(result['failed'])} stress cell(s) failed (see {out / 'report.md'}); rerun")
