@@ -7,9 +7,13 @@
 3. Loop: for each global batch of sequences, augment (seeded from seed, epoch and batch), run the policy
    over the whole sequence from a zero state (backpropagation through time), loss = mean of
    exp(alpha*|y|) * (prediction - y)^2, clip the gradient, step. A progress bar shows loss and frames/s;
-   TensorBoard gets train and validation losses.
+   TensorBoard gets train and validation losses. Protocol options, all off by default: ``burn_in`` leaves
+   the first frames of each window unscored (:func:`window_loss`), ``lr_schedule`` scales the rates per
+   step (:func:`lr_factor`), ``ema_decay`` keeps an EMA of the weights (:func:`make_ema`) that is then
+   validated and saved, ``augment_noise`` adds Gaussian pixel noise (:mod:`drive.train.augment`).
 4. Each epoch: validate, plot predicted against label steering on a validation episode
-   (``figures/validation-epoch-NNN.png``), keep the best weights by validation loss as
+   (``figures/validation-epoch-NNN.png``), keep the best weights by validation loss (smoothed over
+   epochs with ``val_smoothing``) as
    ``model.safetensors``, write ``config.json`` and the resumable ``train_state/`` (all atomically).
 
 Under ``torchrun --nproc-per-node N`` the same code runs DistributedDataParallel: every process draws the
