@@ -9,9 +9,10 @@ Steps:
 1. ``drive record`` on the training-split tracks (``scenarios/train.yaml``) with DART noise injection,
    at least 30 minutes of driving (``--episodes`` × the scenario's ``duration_s``).
 2. ``drive train`` for each model into ``checkpoints/<model>/`` (same seed, data and budget for every model);
-   with ``--seeds`` one training per (model, seed) into ``checkpoints/<model>-s<seed>/``. A training whose
-   checkpoint is already finished (its config.json has the seed and all the epochs) is skipped, so a rerun
-   resumes. ``--backend ray`` runs one Ray task per (model, seed), each declaring ``--cpus-per-task`` CPUs
+   with ``--seeds`` one training per (model, seed): seed 0 is the shipped ``checkpoints/<model>/``, seed k > 0
+   goes to ``checkpoints/zoo/<model>-s<k>/``. A training whose checkpoint is already finished (its
+   config.json has the seed and all the epochs) is skipped and an interrupted one continues (``--resume``),
+   so a rerun resumes. ``--backend ray`` runs one Ray task per (model, seed), each declaring ``--cpus-per-task`` CPUs
    and a GPU when the cluster has one; a task trains into a temporary folder on its node and sends the
    checkpoint's files back, which this process writes into ``--out-root``. The dataset must be at the same
    path on every node (its frame cache is built there once per node).
@@ -79,6 +80,16 @@ def is_finished(ckpt: Path, seed: int, epochs: int) -> bool:
     return (isinstance(config, dict) and (ckpt / "model.safetensors").is_file()
             and config.get("training", {}).get("seed") == seed
             and (config.get("metrics", {}).get("epochs_done") or 0) >= epochs)
+
+
+def checkpoint_name(model: str, seed: int) -> str:
+    """Folder of a (model, seed) under the checkpoint root: seed 0 is the shipped ``<model>``, others ``zoo/<model>-s<k>``."""
+    return model if seed == 0 else f"zoo/{model}-s{seed}"
+
+
+def resume_flag(ckpt: Path) -> list[str]:
+    """``--resume`` when ``ckpt`` holds an unfinished training (its config.json and train_state/)."""
+    return ["--resume"] if (ckpt / "config.json").is_file() and (ckpt / "train_state").is_dir() else []
 
 
 def train_argv(data: Path, model: str, out: Path, seed: int, args: argparse.Namespace) -> list[str]:
@@ -161,7 +172,8 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the recording, and of training without --seeds")
     p.add_argument("--seeds", type=parse_seed_list, default=None, metavar="0,1,2",
-                   help="train each model once per seed into <out-root>/<model>-s<seed>/")
+                   help="train each model once per seed: seed 0 into <out-root>/<model>/, seed k into "
+                   "<out-root>/zoo/<model>-s<k>/")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="run the trainings one after another here, or as Ray tasks (default: local)")
     p.add_argument("--address", default=None, help="with --backend ray: the cluster to join (auto = the running one)")
@@ -179,7 +191,7 @@ def main() -> int:
                     "--out", str(data), "--seed", str(args.seed), "--noise-injection", str(args.noise_injection)])
         if rc:
             return rc
-    runs = [(model if args.seeds is None else f"{model}-s{seed}", model, seed)
+    runs = [(model if args.seeds is None else checkpoint_name(model, seed), model, seed)
             for model in args.models for seed in (args.seeds if args.seeds is not None else [args.seed])]
     timings = {}
     if not args.skip_train:
@@ -195,7 +207,7 @@ def main() -> int:
                 return 1
         for name, argv in todo if args.backend == "local" else []:
             t0 = time.perf_counter()
-            rc = drive(argv)
+            rc = drive(argv + resume_flag(out_root / name))
             if rc:
                 return rc
             timings[name] = time.perf_counter() - t0

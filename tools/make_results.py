@@ -8,8 +8,10 @@ Steps, all through the ``drive`` CLI:
 
 1. ``drive simulate`` of each model on the default scenario (test-split tracks, never used for
    training) for ``--episodes`` episodes, clean input: distance, off-road events, lateral error.
-2. ``drive stress`` of all models with ``gaussian:0.1,0.2,0.3`` (the NCP paper's variances σ² on
-   images scaled to [0, 1]) over ``--seeds`` seeds, one episode per seed and cell.
+2. ``drive stress`` of all models with ``gaussian:0.01,0.04,0.09,0.1,0.2,0.3`` (variances σ² on images
+   scaled to [0, 1]; both readings of the NCP paper: standard deviations σ 0.1, 0.2, 0.3 as in its replay
+   scripts, and variances 0.1, 0.2, 0.3 as in its text; tables label both) over ``--seeds`` seeds, one
+   episode per seed and cell.
 3. ``drive explain`` of each model: mean SSIM between VisualBackProp saliency maps of clean and
    noisy frames at the same variances.
 4. Passive against active: ``drive record --scenario default`` records ``--passive-episodes`` expert
@@ -21,7 +23,8 @@ Steps, all through the ``drive`` CLI:
    and runs this step only.
 
 Writes ``checkpoints/results/``: ``results.md`` (the tables the README shows), ``results.json``,
-``stress.csv`` and ``robustness_gaussian.png`` (copied from the stress run); the working folders go to
+``stress.csv``, ``stats.csv`` (per model and level, the mean with its 95 % bootstrap interval and the paired
+tests against ncp19; see ``drive stress``) and ``robustness_gaussian.png`` (copied from the stress run); the working folders go to
 ``--work`` (default ``runs/results``). The last printed line is one JSON object.
 """
 
@@ -41,7 +44,14 @@ from drive.cli import main as drive  # noqa: E402
 from drive.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 ORDER = ("ncp19", "cnn", "lstm", "gru", "ctrnn", "cfc", "feedforward")
-LEVELS = (0.1, 0.2, 0.3)
+LEVELS = (0.01, 0.04, 0.09, 0.1, 0.2, 0.3)
+"""Gaussian noise variances σ²; σ = 0.1, 0.2, 0.3, 0.32, 0.45, 0.55."""
+SPEC = "gaussian:" + ",".join(map(str, LEVELS))
+
+
+def level_header(level: float) -> str:
+    """A column header with both readings of a noise level: ``σ²=0.04 (σ=0.2)``."""
+    return "σ²=0" if level == 0 else f"σ²={level:g} (σ={level ** 0.5:.2g})"
 
 
 def _fmt(value, spec: str = ".3g") -> str:
@@ -90,7 +100,7 @@ def main() -> int:
 
     stress_out = work / "stress"
     rc = drive(["stress", *sum((["--checkpoint", str(ckroot / m)] for m in models), []),
-                "--perturb", "gaussian:" + ",".join(map(str, LEVELS)), "--seeds", str(args.seeds),
+                "--perturb", SPEC, "--seeds", str(args.seeds),
                 "--episodes", "1", "--workers", str(args.workers), "--out", str(stress_out)])
     if rc:
         return rc
@@ -99,7 +109,8 @@ def main() -> int:
     ssim = {}
     for m in models:
         out = work / "explain" / m
-        rc = drive(["explain", "--checkpoint", str(ckroot / m), "--out", str(out), "--no-video", "--images", "2"])
+        rc = drive(["explain", "--checkpoint", str(ckroot / m), "--out", str(out), "--no-video", "--images", "2",
+                    "--noise", ",".join(map(str, LEVELS))])
         if rc:
             return rc
         ssim[m] = json.loads((out / "explain.json").read_text())["mean_ssim"]
@@ -128,26 +139,35 @@ def main() -> int:
                      f"{_fmt(expert['off_road_per_km'])} | {_fmt(expert['mean_abs_lateral_m'])} | "
                      f"{_fmt(expert['max_abs_lateral_m'])} | {_fmt(expert['steering_jerk'])} |")
     lines += ["", "### Gaussian camera noise (the NCP paper's comparison)", "",
-              f"`drive stress --perturb gaussian:0.1,0.2,0.3 --seeds {args.seeds}`: off-road events per km, mean ± std "
+              f"`drive stress --perturb {SPEC} --seeds {args.seeds}`: off-road events per km, mean ± std "
               f"over {args.seeds} seeds (one 60 s episode each, test-split tracks); level 0 is clean input. SSIM: mean "
               "structural similarity of VisualBackProp saliency maps, clean vs noisy frame (`drive explain`, 40 frames; "
               "1 = attention unchanged by the noise).", "",
-              "| model | parameters | off-road/km σ²=0 | σ²=0.1 | σ²=0.2 | σ²=0.3 | mean abs lateral (m) σ²=0.3 | SSIM 0.1 | SSIM 0.2 | SSIM 0.3 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | parameters | off-road/km " + " | ".join(level_header(lv) for lv in (0.0, *LEVELS))
+              + f" | mean abs lateral (m) {level_header(LEVELS[-1])} | "
+              + " | ".join(f"SSIM {level_header(lv)}" for lv in LEVELS) + " |",
+              "|---|---|" + "---|" * (len(LEVELS) + 2 + len(LEVELS))]
     for m in models:
         cells = []
         for level in (0.0, *LEVELS):
             mean, std = stress_figure(m, level, "off_road_per_km")
             cells.append("–" if mean is None else f"{mean:.2f} ± {std:.2f}")
             result["models"][m][f"off_road_per_km_gaussian_{level:g}"] = mean
-        lat, lat_std = stress_figure(m, 0.3, "mean_abs_lateral_m")
-        result["models"][m]["mean_abs_lateral_m_gaussian_0.3"] = lat
+        lat, lat_std = stress_figure(m, LEVELS[-1], "mean_abs_lateral_m")
+        result["models"][m][f"mean_abs_lateral_m_gaussian_{LEVELS[-1]:g}"] = lat
         result["models"][m]["ssim"] = ssim[m]
         params = summary.get(m, {}).get("parameters")
         result["models"][m]["parameters"] = params
         lines.append(f"| {m} | {'–' if params is None else f'{params:,}'} | " + " | ".join(cells) +
-                     f" | {_fmt(lat)} | " + " | ".join(_fmt(ssim[m].get(str(lv)), '.2f') for lv in LEVELS) + " |")
+                     f" | {_fmt(lat)} | " + " | ".join(_fmt(ssim[m].get(f"{lv:g}"), '.2f') for lv in LEVELS) + " |")
     lines.append("")
+    if (stress_out / "stats.csv").exists():  # the checkpoints carry a family and a training seed
+        import pandas as pd
+
+        from drive.eval.stress import stats_markdown
+
+        lines += [line.replace("## ", "#### ", 1) if line.startswith("## ") else line
+                  for line in stats_markdown(pd.read_csv(stress_out / "stats.csv"))]
     return _finish(args, models, ckroot, work, publish, result, lines, stress_out, t0)
 
 
@@ -166,7 +186,8 @@ def _finish(args, models, ckroot: Path, work: Path, publish: Path, result: dict,
     publish.mkdir(parents=True, exist_ok=True)
     atomic_write_text(publish / "results.md", "\n".join(lines))
     atomic_write_json(publish / "results.json", result)
-    for name, dest in (("results.csv", "stress.csv"), ("robustness_gaussian.png", "robustness_gaussian.png")):
+    for name, dest in (("results.csv", "stress.csv"), ("robustness_gaussian.png", "robustness_gaussian.png"),
+                       ("stats.csv", "stats.csv")):
         if stress_out is not None and (stress_out / name).exists():
             shutil.copyfile(stress_out / name, publish / dest)
     print("\n".join(lines))
@@ -198,7 +219,7 @@ def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> t
             return None
     out = work / "passive" / "evaluate"
     rc = drive(["evaluate", *sum((["--checkpoint", str(ckroot / m)] for m in models), []), "--data", str(data),
-                "--perturb", "gaussian:" + ",".join(map(str, LEVELS)), "--episodes", "all", "--workers",
+                "--perturb", SPEC, "--episodes", "all", "--workers",
                 str(args.workers), "--no-video", "--out", str(out)])
     if rc:
         return None
@@ -226,11 +247,12 @@ def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> t
     lines = [PASSIVE_HEADING, "",
              f"`drive record --scenario default --episodes {args.passive_episodes} --duration-s {args.passive_duration_s:g}` "
              f"records the expert on the test-split tracks ({info['total_frames']} frames at {info['fps']:g} Hz); "
-             "`drive evaluate --episodes all --perturb gaussian:0.1,0.2,0.3` runs each model open loop over it. "
+             f"`drive evaluate --episodes all --perturb {SPEC}` runs each model open loop over it. "
              "Offline: steering MSE (normalised, mean over episodes, 95 % bootstrap CI over episodes). Active: "
              "closed-loop off-road events per km from the stress table above.", "",
-             "| model | offline MSE σ²=0 | σ²=0.1 | σ²=0.2 | σ²=0.3 | off-road/km σ²=0 | σ²=0.1 | σ²=0.2 | σ²=0.3 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | offline MSE " + " | ".join(level_header(lv) for lv in levels) + " | off-road/km "
+             + " | ".join(level_header(lv) for lv in levels) + " |",
+             "|---|" + "---|" * (2 * len(levels))]
     for m in models:
         cells = []
         for lv in levels:
@@ -242,7 +264,7 @@ def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> t
     lines += ["", "How well the offline error predicts the closed-loop ranking (Spearman's rank correlation of "
               "offline MSE with off-road events per km across models; interval: paired bootstrap over models):", ""]
     for lv in levels:
-        lines.append(f"- σ² = {lv:g}: {_rho(agreement[f'{lv:g}'])}")
+        lines.append(f"- {level_header(lv)}: {_rho(agreement[f'{lv:g}'])}")
     lines.append(f"- pooled over models × levels: {_rho(agreement['pooled'])}")
     lines.append(f"- clean offline MSE against clean closed-loop mean |lateral| (m): "
                  f"{_rho(agreement['clean_mse_vs_clean_lateral'])}")

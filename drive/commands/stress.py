@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                     backend=args.backend, address=args.address)
     columns = ("model", "kind", "level", "n_seeds", "off_road_per_km", "mean_abs_lateral_m", "completed_fraction")
     print(M.format_table(result["rows"], columns))
-    print(f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(out) / 'report.md'}")
+    print(f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(out) / 'report.md'}"
+          + (f" and {Path(out) / 'stats.csv'}" if result.get("stats") is not None else ""))
     for f in result["failed"]:
         print(f"failed: {f['model']} {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}", file=sys.stderr)
     return 1 if result["failed"] else 0

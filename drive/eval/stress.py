@@ -16,9 +16,21 @@ Outputs in ``DIR``:
 - ``results.csv`` / ``results.json``: one row per model × kind × level, every figure of
   :mod:`drive.eval.metrics` (the cell's aggregate over its episodes) summarised over seeds:
   ``<figure>`` (mean), ``<figure>_std``, ``<figure>_min``, ``<figure>_max``, and ``n_seeds``;
-- ``report.md``: a markdown table of the main figures;
-- ``robustness_<kind>.png``: off-road events per km and mean |lateral offset| against level, one
-  line per model (mean over seeds, bars = std).
+- ``cells.csv``: one row per finished cell and kind-level (the clean cells stand as level 0 of every
+  kind): model, ``family`` and ``train_seed`` (the checkpoint's config.json ``model`` and
+  ``training.seed``; empty for the expert and for checkpoints without them), kind, level, ``sigma``
+  (the noise standard deviation √level for ``gaussian``, whose level is the variance σ²),
+  ``condition`` (the stress seed) and every figure of the cell;
+- ``stats.csv`` (when the checkpoints carry a family and a training seed): per kind, figure, family and
+  level the mean and 95 % two-stage bootstrap interval (training seeds, then conditions) and the
+  reference family's (``ncp19``) paired test against each other family, Holm-corrected per level
+  (:func:`drive.eval.stats.compare_families`). The primary figure is ``PRIMARY_FIGURE`` (mean |lateral
+  offset|, informative even when no run leaves the road); off-road events per km stand beside it;
+- ``report.md``: a markdown table of the main figures, and the statistics when there are some;
+- ``robustness_<kind>.png``: off-road events per km and mean |lateral offset| against level: with
+  statistics one line per family (mean over training seeds) with its 95 % confidence band; otherwise
+  one line per model (mean over seeds, bars = std). For ``gaussian`` the top axis reads the level as a
+  standard deviation σ.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import sys
 import time
@@ -40,6 +53,12 @@ from drive.io import atomic_path, atomic_write_json, atomic_write_text
 
 CLEAN = "clean"
 CELL_FORMAT = 1
+PRIMARY_FIGURE = "mean_abs_lateral_m"
+"""The figure the study's claims rest on: mean |lateral offset| (m), informative even when off-road counts are 0."""
+STATS_FIGURES = (PRIMARY_FIGURE, "off_road_per_km")
+REFERENCE_FAMILY = "ncp19"
+TABLE_LABELS = {"mean_abs_lateral_m": "mean abs lateral (m)", "off_road_per_km": "off-road/km"}
+FIGURE_LABELS = {"mean_abs_lateral_m": "mean |lateral offset| (m)", "off_road_per_km": "off-road events per km"}
 MAIN_FIGURES = ("off_road_per_km", "mean_abs_lateral_m", "max_abs_lateral_m", "mean_abs_heading_error_rad",
                 "steering_jerk", "completed_fraction", "nonfinite_actions")
 
@@ -214,11 +233,12 @@ def result_rows(cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Seq
     return rows
 
 
-def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:
-    """``report.md``: what was run and a table of the main figures (mean ± std over seeds)."""
+def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stats: Any = None) -> str:
+    """``report.md``: what was run, a table of the main figures (mean ± std over seeds), the statistics."""
     table_rows = []
     for r in rows:
-        row = {"model": r["model"], "kind": r["kind"], "level": f"{r['level']:g}", "n_seeds": r["n_seeds"]}
+        row = {"model": r["model"], "kind": r["kind"], "level": level_label(r["kind"], r["level"]),
+               "n_seeds": r["n_seeds"]}
         for f in MAIN_FIGURES:
             mean, std = r.get(f), r.get(f"{f}_std")
             row[f] = "–" if mean is None else f"{mean:.3g} ± {std:.2g}"
@@ -234,6 +254,10 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
         M.format_table(table_rows, columns),
         "",
     ]
+    if stats is not None:
+        lines += stats_markdown(stats, config.get("reference", REFERENCE_FAMILY))
+    elif config.get("stats_note"):
+        lines += [config["stats_note"], ""]
     failed = config.get("failed", [])
     if failed:
         lines += ["## Failed cells", "",
@@ -246,29 +270,53 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
     return "\n".join(lines)
 
 
-def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
-    """One PNG per kind: off-road per km and mean |lateral| against level, one line per model."""
+def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None,
+                stats_models: Sequence[str] = ()) -> list[str]:
+    """One PNG per kind: off-road per km and mean |lateral| against level: one line per family with its 95 %
+    confidence band when there are statistics (models outside them, e.g. the expert, as plain lines), else one
+    line per model with std bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     written = []
     kinds = sorted({r["kind"] for r in rows if r["kind"] != CLEAN})
     for kind in kinds:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        at_kind = stats[stats["kind"] == kind] if stats is not None else None
+        in_stats = set()
+        if at_kind is not None and len(at_kind):
+            for family in dict.fromkeys(at_kind["family"]):
+                for ax, figure in zip(axes, ("off_road_per_km", "mean_abs_lateral_m")):
+                    sel = at_kind[(at_kind["family"] == family) & (at_kind["figure"] == figure)].sort_values("level")
+                    sel = sel[sel["mean"].notna()]
+                    if len(sel):
+                        line, = ax.plot(sel["level"], sel["mean"], marker="o", label=family)
+                        ax.fill_between(sel["level"], sel["ci_low"], sel["ci_high"], color=line.get_color(), alpha=0.2)
+            in_stats = set(stats_models)
         for model in dict.fromkeys(r["model"] for r in rows):
+            if model in in_stats:
+                continue
             sel = sorted((r for r in rows if r["kind"] == kind and r["model"] == model), key=lambda r: r["level"])
             for ax, figure in zip(axes, ("off_road_per_km", "mean_abs_lateral_m")):
                 pts = [(r["level"], r[figure], r[f"{figure}_std"]) for r in sel if r[figure] is not None]
                 if pts:
                     x, y, e = zip(*pts)
-                    ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model)
+                    style = {"color": "k", "linestyle": "--"} if model == "expert" and in_stats else {}
+                    ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model, **style)
         for ax, ylabel in zip(axes, ("off-road events per km", "mean |lateral offset| (m)")):
-            ax.set_xlabel(f"{kind}: {KINDS[kind].axis}")
+            ax.set_xlabel(f"{kind}: {KINDS[kind].axis}" + (" (bands: 95 % CI over training seeds and conditions)"
+                                                           if in_stats else ""), fontsize=8 if in_stats else None)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             ax.set_ylim(bottom=0)
+            if kind == "gaussian":
+                top = ax.secondary_xaxis("top", functions=(lambda v: np.sqrt(np.clip(v, 0, None)), np.square))
+                top_level = max((r["level"] for r in rows if r["kind"] == kind), default=0.0)
+                top.set_xticks(np.arange(0.1, math.sqrt(top_level) + 1e-9, 0.1))  # σ 0.1, 0.2, … (σ² 0.01, 0.04, …)
+                top.set_xlabel("noise standard deviation σ")
         axes[0].legend(fontsize=8)
         fig.suptitle(f"Robustness to {kind}")
         fig.tight_layout()
@@ -280,15 +328,151 @@ def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
     return written
 
 
-def write_results(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any]) -> None:
-    """``results.csv``, ``results.json``, the plots and ``report.md``."""
+def write_results(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None,
+                  stats: Any = None) -> None:
+    """``results.csv``, ``results.json``, ``cells.csv``, ``stats.csv``, the plots and ``report.md``."""
     import pandas as pd
 
     with atomic_path(out_dir / "results.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    config = {**config, "plots": plot_curves(rows, out_dir)}
+    if cells is not None:
+        with atomic_path(out_dir / "cells.csv") as tmp:
+            cells.to_csv(tmp, index=False)
+    if stats is not None:
+        with atomic_path(out_dir / "stats.csv") as tmp:
+            stats.to_csv(tmp, index=False)
+    elif (out_dir / "stats.csv").exists():  # an earlier sweep's statistics no longer describe this one
+        (out_dir / "stats.csv").unlink()
+    stats_models = sorted(cells.loc[cells["family"].notna(), "model"].unique()) if stats is not None else []
+    config = {**config, "plots": plot_curves(rows, out_dir, stats, stats_models)}
     atomic_write_json(out_dir / "results.json", {"config": config, "rows": rows})
-    atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
+    atomic_write_text(out_dir / "report.md", report_markdown(rows, config, stats))
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+
+def noise_sigma(kind: str, level: float) -> float | None:
+    """The standard deviation σ = √level of a ``gaussian`` level (a variance σ²); None for other kinds."""
+    return math.sqrt(level) if kind == "gaussian" and level >= 0 else None
+
+
+def level_label(kind: str, level: float) -> str:
+    """A level as tables show it: ``gaussian`` levels in both readings, ``σ²=0.04 (σ=0.2)``; 0 is ``0 (clean)``."""
+    sigma = noise_sigma(kind, level)
+    if level == 0:
+        return "0 (clean)"
+    return f"{level:g}" if sigma is None else f"σ²={level:g} (σ={sigma:.2g})"
+
+
+def model_identity(model: Model) -> tuple[str, int] | None:
+    """(family, training seed) from a checkpoint's config.json (``model``; ``training.seed``), or None.
+
+    A checkpoint trained with noise augmentation is its own family, ``<model>+noise``, so that the
+    separately labelled variant of a study never mixes with the plain models."""
+    if model.checkpoint == "expert":
+        return None
+    try:
+        config = json.loads((Path(model.checkpoint) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    training = config.get("training") if isinstance(config, dict) else None
+    family = config.get("model") if isinstance(config, dict) else None
+    seed = training.get("seed") if isinstance(training, dict) else None
+    if not isinstance(family, str) or not isinstance(seed, int) or isinstance(seed, bool):
+        return None
+    if training.get("augment_noise"):
+        family += "+noise"
+    return family, seed
+
+
+def cell_table(cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequence[float]]],
+               models: Sequence[Model]) -> Any:
+    """``cells.csv``: one row per finished cell and kind-level, with what the statistics need (see the module)."""
+    import pandas as pd
+
+    from drive.eval.stats import CONDITION, FAMILY, LEVEL, SEED
+
+    identity = {m.name: model_identity(m) for m in models}
+    kinds = [kind for kind, _ in sweeps] or [CLEAN]
+    records = []
+    for c in sorted(cells, key=lambda c: (c["model"], c["kind"], float(c["level"]), c["seed"])):
+        ident = identity.get(c["model"])
+        for kind in kinds if c["kind"] == CLEAN else [c["kind"]]:
+            level = float(c["level"])
+            records.append({"model": c["model"], FAMILY: ident[0] if ident else None,
+                            SEED: ident[1] if ident else None, "kind": kind, LEVEL: level,
+                            "sigma": noise_sigma(kind, level), CONDITION: c["seed"],
+                            **{f: c["metrics"].get(f) for f in M.EPISODE_FIELDS}})
+    columns = ["model", FAMILY, SEED, "kind", LEVEL, "sigma", CONDITION, *M.EPISODE_FIELDS]
+    df = pd.DataFrame(records, columns=columns)
+    df[SEED] = df[SEED].astype("Int64")
+    return df
+
+
+def stats_table(cells: Any, reference: str = REFERENCE_FAMILY) -> tuple[Any, str | None]:
+    """``stats.csv`` from ``cells.csv``'s table, or (None, why not) when no checkpoint carries a family and seed."""
+    import pandas as pd
+
+    from drive.eval.stats import FAMILY, LEVEL, SEED, compare_families
+
+    known = cells[cells[FAMILY].notna()]
+    if known.empty:
+        return None, None
+    clash = known.groupby([FAMILY, SEED])["model"].nunique()
+    clash = clash[clash > 1]
+    if len(clash):
+        (family, seed), _ = next(iter(clash.items()))
+        names = sorted(known[(known[FAMILY] == family) & (known[SEED] == seed)]["model"].unique())
+        return None, f"no statistics: checkpoints {', '.join(names)} are all family {family} training seed {seed}"
+    parts = []
+    for kind, sel in known.groupby("kind", sort=False):
+        table = sel.assign(**{SEED: sel[SEED].astype(int)})
+        for figure in STATS_FIGURES:
+            res = compare_families(table.astype({figure: float}), figure, reference=reference)
+            res.insert(0, "figure", figure)
+            res.insert(0, "kind", kind)
+            res.insert(res.columns.get_loc(LEVEL) + 1, "sigma", [noise_sigma(kind, lv) for lv in res[LEVEL]])
+            res["primary"] = figure == PRIMARY_FIGURE
+            parts.append(res)
+    return pd.concat(parts, ignore_index=True), None
+
+
+def stats_markdown(stats: Any, reference: str = REFERENCE_FAMILY) -> list[str]:
+    """The statistics section of ``report.md``: one table per kind, primary figure first."""
+    from drive.eval.stats import FAMILY, LEVEL
+
+    def ci(r) -> str:
+        if r["mean"] is None or not math.isfinite(r["mean"]):
+            return "–"
+        return f"{r['mean']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+
+    def test(r) -> str:
+        if not math.isfinite(r["p"]):
+            return "–"
+        return f"{r['diff']:+.3g} (p={r['p']:.2g}, Holm {r['p_holm']:.2g})"
+
+    lines = ["## Statistics (the unit of inference is the training seed)", "",
+             f"Primary figure: **{FIGURE_LABELS[PRIMARY_FIGURE]}**; off-road events per km beside it. A condition is "
+             "one stress seed (its test track and its noise). Mean over training seeds of the per-seed means over "
+             "conditions, with a 95 % two-stage bootstrap interval (training seeds, then conditions). "
+             f"'vs {reference}': other − {reference} (positive: {reference} better), paired over conditions on the "
+             f"per-condition means over training seeds, permutation test, Holm-corrected per level over the families. "
+             "With 3 seeds a family, a claim should cite both the test and intervals that do not overlap.", ""]
+    for kind, sel in stats.groupby("kind", sort=False):
+        prim = sel[sel["figure"] == PRIMARY_FIGURE]
+        prim = prim.assign(_other=prim[FAMILY] != reference).sort_values([LEVEL, "_other"], kind="stable")
+        off = sel[sel["figure"] == "off_road_per_km"].set_index([FAMILY, LEVEL])
+        lines += [f"### {kind}", "",
+                  f"| family | level | seeds | conditions | {TABLE_LABELS[PRIMARY_FIGURE]} [95 % CI] | vs {reference} "
+                  f"| off-road/km [95 % CI] | vs {reference} |", "|---|---|---|---|---|---|---|---|"]
+        for _, r in prim.iterrows():
+            o = off.loc[(r[FAMILY], r[LEVEL])] if (r[FAMILY], r[LEVEL]) in off.index else None
+            lines.append(f"| {r[FAMILY]} | {level_label(kind, r[LEVEL])} | {r['n_seeds']} | {r['n_conditions']} | "
+                         f"{ci(r)} | {test(r)} | {ci(o) if o is not None else '–'} | "
+                         f"{test(o) if o is not None else '–'} |")
+        lines.append("")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------- sweep
@@ -298,9 +482,10 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
            scenario: Any = "default", episodes: int = 1, seeds: Sequence[int] | str = (0,), workers: int = 1,
            duration_s: float | None = None, off_road: str = "recover", with_expert: bool = True,
            progress: bool = True, backend: str = "local", address: str | None = None,
-           max_retries: int = 3) -> dict[str, Any]:
+           max_retries: int = 3, reference: str = REFERENCE_FAMILY) -> dict[str, Any]:
     """Run (or resume) a sweep and write its results. Returns ``{"rows", "computed", "reused", "cells",
-    "failed"}``; ``failed`` lists the cells that raised (model, kind, level, seed, error), which are also
+    "failed", "stats"}`` (``stats``: the table of ``stats.csv``, or None); ``reference``: the family the
+    others are tested against; ``failed`` lists the cells that raised (model, kind, level, seed, error), which are also
     reported in ``report.md`` and recomputed by a rerun.
 
     ``backend``: ``local`` (``workers`` processes on this machine) or ``ray`` (Ray tasks on the cluster at
@@ -353,13 +538,15 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
                "error": f.error} for f in failures]
 
     rows = result_rows(done, sweeps, models)
+    cells_df = cell_table(done, sweeps, models)
+    stats, stats_note = stats_table(cells_df, reference)
     config = {
         "models": [dataclasses.asdict(m) for m in models], "perturbations": [[k, list(v)] for k, v in sweeps],
         "seeds": seeds, "episodes": episodes, "off_road": off_road, "scenario_name": sc.name,
         "duration_s": sc.duration_s, "scenario": scenario_dict,
         "cells": len(cells), "computed": len(todo) - len(failed), "reused": reused,
-        "failed": failed,
+        "failed": failed, "primary_figure": PRIMARY_FIGURE, "reference": reference, "stats_note": stats_note,
     }
-    write_results(out_dir, rows, config)
+    write_results(out_dir, rows, config, cells_df, stats)
     return {"rows": rows, "computed": len(todo) - len(failed), "reused": reused, "cells": len(cells),
-            "failed": failed}
+            "failed": failed, "stats": stats}

@@ -6,7 +6,10 @@ Every frame of a sequence gets the same change (lighting does not flicker from f
   ``torchvision.transforms.v2.functional``;
 * shadow: with probability ``shadow_prob`` a dark quadrilateral spanning the image's height (bounded by a
   random slanted line and the left or right edge, drawn with ``cv2.fillPoly``) multiplies the pixels
-  under it by a factor in ``[1 - shadow_darkness, 0.9]``.
+  under it by a factor in ``[1 - shadow_darkness, 0.9]``;
+* noise (off unless ``noise_variance > 0``): Gaussian pixel noise of a variance drawn per sequence from
+  ``[0, noise_variance]`` on the [0, 1] scale, fresh for every frame (a camera's noise does flicker), added
+  last, before the clip and the rounding to uint8: the noise model of ``drive stress --perturb gaussian``.
 
 Parameters are drawn for a whole (global) batch at once from a ``torch.Generator``, so a process that
 handles a slice of the batch (torchrun) applies exactly what a single process would to those sequences.
@@ -38,6 +41,7 @@ class Augmenter:
     hue: float = 0.0
     shadow_prob: float = 0.5
     shadow_darkness: float = 0.6
+    noise_variance: float = 0.0
 
     def sample(self, batch: int, height: int, width: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Parameters for ``batch`` sequences: factors (B,), shadow flags (B,), shadow polygons (B, 4, 2)."""
@@ -53,7 +57,7 @@ class Augmenter:
             torch.stack([edge.double(), torch.full((batch,), float(height), dtype=torch.float64)], 1),
             torch.stack([edge.double(), torch.zeros(batch, dtype=torch.float64)], 1),
         ], 1).round().to(torch.int32)
-        return {
+        params = {
             "brightness": uniform(1 - self.brightness, 1 + self.brightness),
             "contrast": uniform(1 - self.contrast, 1 + self.contrast),
             "saturation": uniform(1 - self.saturation, 1 + self.saturation),
@@ -62,6 +66,10 @@ class Augmenter:
             "shadow_factor": uniform(1 - self.shadow_darkness, 0.9),
             "polygon": polygons,
         }
+        if self.noise_variance:  # drawn after the rest, so the other parameters are as without noise
+            params["noise_variance"] = uniform(0.0, self.noise_variance)
+            params["noise_seed"] = torch.randint(0, 2**62, (batch,), generator=generator)
+        return params
 
     def apply(self, frames: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """frames uint8 (B, T, H, W, 3) -> augmented uint8 (B, T, H, W, 3), one parameter set per sequence.
@@ -89,6 +97,10 @@ class Augmenter:
                 cv2.fillPoly(mask, [params["polygon"][i].numpy()], 1)
                 scale = torch.where(torch.from_numpy(mask).bool(), float(params["shadow_factor"][i]), 1.0)
                 img = img * scale[None, :, :, None]
+            if "noise_variance" in params:
+                g = torch.Generator().manual_seed(int(params["noise_seed"][i]))
+                std = float(params["noise_variance"][i]) ** 0.5
+                img = (img + std * torch.randn(img.shape, generator=g)).clamp_(0.0, 1.0)
             out[i] = img.mul(255.0).round_().clamp_(0, 255)
         return out
 
@@ -98,7 +110,13 @@ class Augmenter:
     @classmethod
     def from_config(cls, cfg) -> "Augmenter":
         return cls(brightness=cfg.brightness, contrast=cfg.contrast, saturation=cfg.saturation, hue=cfg.hue,
-                   shadow_prob=cfg.shadow_prob, shadow_darkness=cfg.shadow_darkness)
+                   shadow_prob=cfg.shadow_prob, shadow_darkness=cfg.shadow_darkness, noise_variance=cfg.augment_noise)
+
+    @classmethod
+    def noise_only(cls, noise_variance: float) -> "Augmenter":
+        """Only the pixel noise (for ``--no-augment --augment-noise S``)."""
+        return cls(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, shadow_prob=0.0, shadow_darkness=0.0,
+                   noise_variance=noise_variance)
 
 
 def slice_params(params: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:

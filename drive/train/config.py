@@ -12,6 +12,8 @@ from typing import Any
 
 from drive.errors import UserError
 
+LR_SCHEDULES = ("none", "cosine")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -63,6 +65,23 @@ class TrainConfig:
     """Probability that a sequence gets a shadow: a random dark quadrilateral spanning the image's height."""
     shadow_darkness: float = 0.6
     """Shadowed pixels are multiplied by a factor drawn from [1 - shadow_darkness, 0.9]."""
+    augment_noise: float = 0.0
+    """Gaussian pixel-noise augmentation: each sequence gets noise of a variance drawn from [0, augment_noise] on
+    images scaled to [0, 1] (fresh noise every frame, after the photometric changes and the shadow), the same
+    noise model as ``drive stress --perturb gaussian``; 0 = off (the default: the NCP paper trained without it)."""
+    burn_in: int = 0
+    """Unscored frames at the start of each window: the controller runs over them (its state warms up) but the
+    loss counts only the later frames, so it learns to use its memory; 0 = every frame scored. Validation scores
+    the same frames."""
+    lr_schedule: str = "none"
+    """Learning-rate schedule over all training steps: none (constant) or cosine (from the set rates down to 0
+    at the last step of the last epoch)."""
+    ema_decay: float = 0.0
+    """Exponential moving average of the weights (torch.optim.swa_utils, decay per step): validation, the best
+    checkpoint and the saved model use the averaged weights; 0 = off."""
+    val_smoothing: float = 0.0
+    """The best checkpoint is chosen on an exponentially smoothed validation loss,
+    s_k = val_smoothing * s_(k-1) + (1 - val_smoothing) * val_k, so a lucky noisy epoch does not win; 0 = raw."""
     solver: str = ""
     """Controller ODE solver passed to the controller (empty: the controller's default)."""
     adjoint: bool = False
@@ -110,6 +129,11 @@ class TrainConfig:
         need(self.grad_clip >= 0, "grad-clip", self.grad_clip, "must be >= 0")
         need(self.alpha >= 0, "alpha", self.alpha, "must be >= 0")
         need(0 <= self.val_fraction < 1, "val-fraction", self.val_fraction, "must be in [0, 1)")
+        need(self.augment_noise >= 0, "augment-noise", self.augment_noise, "must be >= 0")
+        need(0 <= self.burn_in < self.seq_len, "burn-in", self.burn_in, f"must be in [0, --seq-len {self.seq_len})")
+        need(self.lr_schedule in LR_SCHEDULES, "lr-schedule", self.lr_schedule, f"must be one of {', '.join(LR_SCHEDULES)}")
+        need(0 <= self.ema_decay < 1, "ema-decay", self.ema_decay, "must be in [0, 1)")
+        need(0 <= self.val_smoothing < 1, "val-smoothing", self.val_smoothing, "must be in [0, 1)")
         need(self.max_steps >= 0, "max-steps", self.max_steps, "must be >= 0")
         need(self.workers >= 0, "workers", self.workers, "must be >= 0")
         need(self.threads >= 0, "threads", self.threads, "must be >= 0")

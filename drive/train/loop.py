@@ -7,9 +7,13 @@
 3. Loop: for each global batch of sequences, augment (seeded from seed, epoch and batch), run the policy
    over the whole sequence from a zero state (backpropagation through time), loss = mean of
    exp(alpha*|y|) * (prediction - y)^2, clip the gradient, step. A progress bar shows loss and frames/s;
-   TensorBoard gets train and validation losses.
+   TensorBoard gets train and validation losses. Protocol options, all off by default: ``burn_in`` leaves
+   the first frames of each window unscored (:func:`window_loss`), ``lr_schedule`` scales the rates per
+   step (:func:`lr_factor`), ``ema_decay`` keeps an EMA of the weights (:func:`make_ema`) that is then
+   validated and saved, ``augment_noise`` adds Gaussian pixel noise (:mod:`drive.train.augment`).
 4. Each epoch: validate, plot predicted against label steering on a validation episode
-   (``figures/validation-epoch-NNN.png``), keep the best weights by validation loss as
+   (``figures/validation-epoch-NNN.png``), keep the best weights by validation loss (smoothed over
+   epochs with ``val_smoothing``) as
    ``model.safetensors``, write ``config.json`` and the resumable ``train_state/`` (all atomically).
 
 Under ``torchrun --nproc-per-node N`` the same code runs DistributedDataParallel: every process draws the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -58,6 +63,37 @@ def weighted_mse(prediction: torch.Tensor, label: torch.Tensor, alpha: float) ->
     """mean(exp(alpha * |label|) * (prediction - label)^2): sharp steering weighs more (NCP paper)."""
     weight = torch.exp(alpha * label.abs()) if alpha else torch.ones_like(label)
     return (weight * (prediction - label) ** 2).mean()
+
+
+def scored(x: torch.Tensor, burn_in: int) -> torch.Tensor:
+    """The frames of each window that count in the loss: all but the first ``burn_in`` (dim 1 is time)."""
+    return x[:, burn_in:] if burn_in else x
+
+
+def window_loss(prediction: torch.Tensor, label: torch.Tensor, alpha: float, burn_in: int = 0) -> torch.Tensor:
+    """The training loss of a batch of windows (B, T): :func:`weighted_mse` over the scored frames only."""
+    return weighted_mse(scored(prediction, burn_in), scored(label, burn_in), alpha)
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """Multiplier of the base learning rates for the step after ``step`` steps done: 1 for ``none``; for
+    ``cosine``, 0.5 * (1 + cos(pi * step / total_steps)), from 1 at the first step towards 0 at the last."""
+    if schedule == "none":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
+EMA_FILE = "ema.safetensors"
+"""The EMA weights at the latest step (with ``--ema-decay``), beside ``train_state/``, for resuming."""
+
+
+def make_ema(policy: DrivingPolicy, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``policy``'s weights and buffers (decay per update)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def controller_overrides(cfg: TrainConfig) -> dict[str, Any]:
@@ -133,6 +169,7 @@ def evaluate(policy: DrivingPolicy, data: SequenceDataset, cfg: TrainConfig, dis
     for i in range(0, len(mine), cfg.batch_size):
         frames, steering, dt = (t.to(dist.device) for t in data.get_batch(mine[i:i + cfg.batch_size]))
         pred, _ = policy(frames, None, dt)
+        pred, steering = scored(pred, cfg.burn_in), scored(steering, cfg.burn_in)
         n = frames.shape[0]
         sums[0] += weighted_mse(pred, steering, cfg.alpha).item() * n
         sums[1] += torch.mean((pred - steering) ** 2).item() * n
@@ -267,6 +304,18 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
                                 "seed": cfg.seed, "rng": "all randomness is drawn from (seed, epoch, batch)"}
     if cfg.resume:
         progress = load_train_state(out, policy, optimizer)
+    ema = make_ema(policy, cfg.ema_decay) if cfg.ema_decay else None
+    if ema is not None and cfg.resume and (out / EMA_FILE).is_file():
+        from drive.policy.checkpoint import load_weights_into
+
+        load_weights_into(ema.module, out / EMA_FILE)
+        ema.n_averaged.fill_(max(1, progress["step"]))
+    # the policy whose weights are validated and saved: the EMA's when there is one
+    judged = ema.module if ema is not None else policy
+    base_lrs = [g["lr"] for g in groups]
+    total_steps = cfg.epochs * batches_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
     model: torch.nn.Module = policy
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -283,7 +332,8 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(Path(cfg.logdir) if cfg.logdir else out / "tensorboard"))
-    augmenter = Augmenter.from_config(cfg) if cfg.augment else None
+    augmenter = Augmenter.from_config(cfg) if cfg.augment else (
+        Augmenter.noise_only(cfg.augment_noise) if cfg.augment_noise else None)
 
     # ---- 3. the loop
     stop = False
@@ -301,12 +351,18 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
         for frames, steering, dt in loader:
             frames, steering, dt = frames.to(dist.device), steering.to(dist.device), dt.to(dist.device)
             prediction, _ = model(frames, None, dt)
-            loss = weighted_mse(prediction, steering, cfg.alpha)
+            loss = window_loss(prediction, steering, cfg.alpha, cfg.burn_in)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            if cfg.lr_schedule != "none":
+                factor = lr_factor(cfg.lr_schedule, progress["step"], total_steps)
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(policy)
 
             batch_loss = dist.mean(loss.item())  # the global batch's loss, as one process would compute it
             now = time.perf_counter()
@@ -331,7 +387,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
         train_loss = progress["epoch_loss_sum"] / max(1, progress["batch"])
 
         # ---- 4. validate, plot, save
-        val = evaluate(policy, val_data, cfg, dist)
+        val = evaluate(judged, val_data, cfg, dist)
         record = {"epoch": epoch + 1, "complete": epoch_done, "steps": progress["step"], "train_loss": train_loss,
                   "val_loss": val.get("loss"), "val_mse": val.get("mse")}
         progress["epochs"].append(record)
@@ -340,27 +396,41 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
             progress["batch"] = 0
             progress["epoch_loss_sum"] = 0.0
         if dist.is_main:
-            improved = val and (progress["best_val_loss"] is None or val["loss"] < progress["best_val_loss"])
+            if cfg.val_smoothing and val:  # the best epoch is chosen on the smoothed validation loss
+                last = progress.get("val_loss_smoothed")
+                progress["val_loss_smoothed"] = val["loss"] if last is None else (
+                    cfg.val_smoothing * last + (1 - cfg.val_smoothing) * val["loss"])
+                record["val_loss_smoothed"] = progress["val_loss_smoothed"]
+                improved = (progress.get("best_val_loss_smoothed") is None
+                            or progress["val_loss_smoothed"] < progress["best_val_loss_smoothed"])
+                if improved:
+                    progress["best_val_loss_smoothed"] = progress["val_loss_smoothed"]
+            else:
+                improved = val and (progress["best_val_loss"] is None or val["loss"] < progress["best_val_loss"])
             if improved:
                 progress["best_val_loss"], progress["best_epoch"] = val["loss"], epoch + 1
             if improved or not val:
-                save_weights(policy, out / WEIGHTS_FILE)
+                save_weights(judged, out / WEIGHTS_FILE)
             shown = val_segments[0] if val_segments else train_segments[0]
             t = cache.timestamps_s[cache.offsets[shown.episode] + shown.start:cache.offsets[shown.episode] + shown.stop]
             plot_validation(out / "figures" / f"validation-epoch-{epoch + 1:03d}.png", t - t[0],
                             cache.steering[cache.offsets[shown.episode] + shown.start:
                                            cache.offsets[shown.episode] + shown.stop],
-                            predict_segment(policy, cache, shown, dist.device),
+                            predict_segment(judged, cache, shown, dist.device),
                             f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
                             f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""))
             metrics = {"best_val_loss": progress["best_val_loss"], "best_epoch": progress["best_epoch"],
                        "last_train_loss": train_loss, "last_val_loss": val.get("loss"),
                        "last_val_mse": val.get("mse"), "epochs_done": progress["epoch"], "steps": progress["step"],
                        "frames_seen": progress["frames"], "train_time_s": progress["train_time_s"],
-                       "weights": "best validation loss" if val else "latest (no validation set)",
+                       "weights": ("best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
+                                   if val else "latest (no validation set)") + (
+                                       f", EMA of the weights (decay {cfg.ema_decay:g})" if ema is not None else ""),
                        "world_size": dist.world_size}
             atomic_write_json(out / CONFIG_FILE, checkpoint_config(
                 policy, {"data": provenance, "training": recorded_training_config(cfg), "metrics": metrics}))
+            if ema is not None:  # before the state: a resumed run reloads the EMA of its last saved step
+                save_weights(ema.module, out / EMA_FILE)
             save_train_state(out, policy, optimizer, progress)
             if writer is not None:
                 writer.add_scalar("train/epoch_loss", train_loss, progress["step"])

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from drive.cli import main
 from drive.eval import metrics as M
@@ -91,3 +92,54 @@ def test_cli_rejects_a_bad_perturbation_cleanly(tmp_path, tiny_checkpoint, capsy
     assert code == 2
     err = capsys.readouterr().err
     assert "--perturb" in err and "'zero'" in err
+
+
+def test_a_sweep_of_trained_families_writes_statistics(tmp_path, make_scenario):
+    """Checkpoints that carry a family and a training seed get cells.csv, stats.csv, a statistics section and
+    bands; the statistics are compare_families over the stress seeds as conditions."""
+    from drive.eval.stats import compare_families
+    from drive.policy.checkpoint import save_checkpoint
+    from drive.policy.model import build_policy
+
+    ckpts = []
+    for family in ("ncp19", "cnn"):
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            policy = build_policy(family, frame_period_s=0.05, max_steer_rad=0.35)
+            ckpts.append(str(save_checkpoint(policy, tmp_path / "zoo" / f"{family}-s{seed}",
+                                             extra={"training": {"seed": seed}})))
+    result = stress(ckpts, ["gaussian:0.04"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0, 1], workers=0,
+                    progress=False)
+    out = tmp_path / "s"
+    cells = pd.read_csv(out / "cells.csv")
+    assert set(cells.columns) >= {"model", "family", "train_seed", "kind", "level", "sigma", "condition"}
+    models = cells[cells["family"].notna()]
+    assert set(zip(models["family"], models["train_seed"])) == {("ncp19", 0), ("ncp19", 1), ("cnn", 0), ("cnn", 1)}
+    assert set(models["condition"]) == {0, 1} and set(models["level"]) == {0.0, 0.04}
+    assert cells[cells["model"] == "expert"]["family"].isna().all()
+
+    stats = pd.read_csv(out / "stats.csv")
+    assert set(stats["family"]) == {"ncp19", "cnn"} and set(stats["figure"]) == {"mean_abs_lateral_m", "off_road_per_km"}
+    assert (stats["n_seeds"] == 2).all() and (stats["n_conditions"] == 2).all()
+    assert stats.loc[stats["level"] == 0.04, "sigma"].to_numpy() == pytest.approx(0.2)
+    assert stats.loc[stats["family"] == "ncp19", "p"].isna().all()  # the reference is not tested against itself
+    assert stats.loc[stats["family"] == "cnn", "p"].notna().all()
+    assert stats["primary"].sum() == len(stats) / 2
+    expected = compare_families(models[models["kind"] == "gaussian"].astype({"train_seed": int}),
+                                "mean_abs_lateral_m")
+    got = stats[(stats["figure"] == "mean_abs_lateral_m")]
+    assert got["mean"].to_numpy() == pytest.approx(expected["mean"].to_numpy())
+    assert got["ci_low"].to_numpy() == pytest.approx(expected["ci_low"].to_numpy())
+    assert result["stats"] is not None and len(result["stats"]) == len(stats)
+
+    report = (out / "report.md").read_text()
+    assert "## Statistics" in report and "σ²=0.04 (σ=0.2)" in report and "mean abs lateral (m)" in report
+    assert (out / "robustness_gaussian.png").stat().st_size > 0
+
+
+def test_a_sweep_without_training_seeds_has_no_statistics(tmp_path, tiny_checkpoint, make_scenario):
+    stress([str(tiny_checkpoint("cnn"))], ["gaussian:0.04"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0],
+           workers=0, progress=False, with_expert=False)
+    assert not (tmp_path / "s" / "stats.csv").exists()
+    assert (tmp_path / "s" / "cells.csv").exists()
+    assert "## Statistics" not in (tmp_path / "s" / "report.md").read_text()
