@@ -24,8 +24,8 @@ arithmetic (:func:`_sigmoid_impl`) because numba's ``math.exp`` stays a scalar l
 Intel's SVML (which the PyPI llvmlite is built without). The wrappers :func:`forward` and
 :func:`backward` take and return batch-first arrays and transpose at the boundary. The chunks are
 ``numba.prange`` iterations: ``parallel=True`` variants for batches of :data:`PARALLEL_MIN_BATCH`
-or more (training, one chunk per thread), and a serial variant below (closed-loop inference at
-batch 1, where thread start-up would cost more than it saves).
+or more (one chunk per thread), and a serial variant below (training batches, closed-loop
+inference at batch 1), where thread start-up and wake-ups would cost more than they save.
 
 Compiled on first use and cached on disk (``cache=True``, in ``__pycache__`` beside this file, or
 numba's user-wide cache folder when that is read-only, or ``NUMBA_CACHE_DIR``); when no cache
@@ -38,8 +38,11 @@ import warnings
 
 import numpy as np
 
-#: Batch size from which the parallel (prange) variants are used.
-PARALLEL_MIN_BATCH = 8
+#: Batch size from which the parallel (prange) variants are used. Measured on a busy 2-core
+#: machine, the serial variant was as fast up to batch 256 (a parallel launch waits for a
+#: descheduled worker thread; at batch 32 the default OpenMP layer took 8 ms against 1.3 ms),
+#: so only large offline batches go parallel.
+PARALLEL_MIN_BATCH = 256
 #: Fewest samples per parallel chunk.
 MIN_CHUNK = 4
 
@@ -107,7 +110,7 @@ def _forward_impl(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, 
         q0 = np.empty_like(x)
         q = np.empty_like(x)
         cmt = np.empty_like(x)
-        scale = np.empty(nb, dtype=x0.dtype)
+        scale = np.empty(nb, dtype=np.float64)
         k = 0
         for t in range(T):
             for j in range(nb):
@@ -174,7 +177,7 @@ def _backward_impl(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, u
         ga = np.empty_like(gx)
         gq0 = np.empty_like(gx)
         gcmt = np.empty_like(gx)
-        scale = np.empty(nb, dtype=gx0.dtype)
+        scale = np.empty(nb, dtype=np.float64)
         for t in range(T - 1, -1, -1):
             for j in range(nb):
                 scale[j] = unfolds / ts[c, t, j]
@@ -252,7 +255,62 @@ def _backward_impl(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, u
                 gx0[c, n, j] = gx[n, j]
 
 
+def _sample_impl(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, out, ow, ob, y):
+    """:func:`_forward_impl` for one sample without saving (closed-loop inference at batch 1),
+    vectorised over the synapses instead: the pre-activations are gathered and the sigmoids taken
+    in tight loops over contiguous arrays, and only the scatter onto the postsynaptic neurons is
+    a scalar loop (in the same synapse order, so the numbers equal the batch kernel's). ``x0``
+    (N,), ``u`` (T, K), ``ts`` (T,); writes ``out`` (T, N) and the output map of the last
+    frame's first M potentials, ``y`` (M,) = ``ow * x[:M] + ob`` (``ow``, ``ob``, ``y`` of size
+    M, which may be 0)."""
+    T = u.shape[0]
+    N = x0.shape[0]
+    E = pre.shape[0]
+    Es = spre.shape[0]
+    x = x0.copy()
+    xn = np.empty_like(x)
+    a = np.empty_like(x)
+    q0 = np.empty_like(x)
+    q = np.empty_like(x)
+    cmt = np.empty_like(x)
+    s_in = np.empty(Es, dtype=np.float64)  # the sigmoids unrounded, as in the batch kernel
+    s_int = np.empty(E, dtype=np.float64)
+    for t in range(T):
+        scale = unfolds / ts[t]
+        for n in range(N):
+            a[n] = pneu[0, n]
+            cmt[n] = pneu[2, n] * scale
+            q0[n] = pneu[1, n] + cmt[n]
+        for e in range(Es):
+            s_in[e] = psen[0, e] * u[t, spre[e]] + psen[1, e]
+        for e in range(Es):
+            s_in[e] = _sigmoid(s_in[e])
+        for e in range(Es):
+            p = spost[e]
+            a[p] += psen[2, e] * s_in[e]
+            q0[p] += psen[3, e] * s_in[e]
+        for _ in range(unfolds):
+            for n in range(N):
+                xn[n] = a[n] + cmt[n] * x[n]
+                q[n] = q0[n]
+            for e in range(E):
+                s_int[e] = pint[0, e] * x[pre[e]] + pint[1, e]
+            for e in range(E):
+                s_int[e] = _sigmoid(s_int[e])
+            for e in range(E):
+                p = post[e]
+                xn[p] += pint[2, e] * s_int[e]
+                q[p] += pint[3, e] * s_int[e]
+            for n in range(N):
+                x[n] = xn[n] / q[n]
+        for n in range(N):
+            out[t, n] = x[n]
+    for m in range(y.shape[0]):
+        y[m] = ow[m] * x[m] + ob[m]
+
+
 _KERNELS: dict[bool, tuple] = {}
+_SAMPLE: list = []
 _range = range  # rebound to numba.prange while compiling the parallel variants
 _sigmoid = _sigmoid_impl  # rebound to its compiled version before the kernels are compiled
 
@@ -273,6 +331,14 @@ def kernels(parallel: bool) -> tuple:
         bwd = jit(_copy(_backward_impl, "_backward_par" if parallel else "_backward_ser"))
         got = _KERNELS[parallel] = (fwd, bwd)
     return got
+
+
+def sample_kernel():
+    """The compiled :func:`_sample_impl` (one sample, no saving)."""
+    if not _SAMPLE:
+        kernels(False)  # compiles the sigmoid
+        _SAMPLE.append(_jit(False)(_copy(_sample_impl, "_sample")))
+    return _SAMPLE[0]
 
 
 def _copy(fn, name: str):
@@ -321,8 +387,14 @@ def forward(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds: int, s
     activations for :func:`backward` (scratch when ``save`` is False)."""
     B, T, _ = u.shape
     N, E, Es = x0.shape[1], pre.shape[0], spre.shape[0]
-    K = T * unfolds if save else 0
     dt = x0.dtype
+    if B == 1 and not save:
+        out = np.empty((T, N), dtype=dt)
+        none = np.empty(0, dtype=dt)
+        sample_kernel()(np.ascontiguousarray(x0[0]), np.ascontiguousarray(u[0]), np.ascontiguousarray(ts[0]),
+                        pint, psen, pneu, pre, post, spre, spost, unfolds, out, none, none, none)
+        return out[None], ()
+    K = T * unfolds if save else 0
     nc, nb, parallel = _chunking(B)
     x0c, uc, tsc = _split(x0, nc, nb), _split(u, nc, nb), _split(ts, nc, nb, fill=1.0)
     out = np.empty((nc, T, N, nb), dtype=dt)

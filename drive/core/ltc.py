@@ -35,6 +35,7 @@ The continuous solvers (euler/rk4/dopri5, adjoint) live in :mod:`drive.core.ode`
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,13 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+_VERSION = operator.attrgetter("_version")
+#: A timespan of one nominal frame, per dtype (read-only).
+_ONES = {torch.float32: np.ones(1, dtype=np.float32), torch.float64: np.ones(1, dtype=np.float64)}
+for _a in _ONES.values():
+    _a.flags.writeable = False
+
+
 class LTCBase(nn.Module):
     """Parameters, masks and the derived tensors of an LTC network on a given wiring.
 
@@ -310,7 +318,7 @@ class LTCBase(nn.Module):
     def _param_key(self) -> tuple:
         """Changes whenever a parameter is replaced, updated in place, or moved."""
         params = tuple(self._parameters.values())
-        return (tuple(map(id, params)), tuple(p._version for p in params), self.cm.dtype, self.cm.device)
+        return tuple(map(id, params)), tuple(map(_VERSION, params)), params[0].dtype, params[0].device
 
     def _derive(self) -> dict[str, Tensor]:
         pre, post, spre, spost = self._pre, self._post, self._spre, self._spost
@@ -409,11 +417,54 @@ class LTCBase(nn.Module):
 
     def _numpy_edge_params(self) -> tuple[np.ndarray, ...]:
         """:meth:`edge_params` as NumPy arrays, cached until a parameter changes (inference)."""
+        return self._inference_arrays()[0]
+
+    def _inference_arrays(self) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+        """(:meth:`edge_params`, output_w, output_b) as NumPy arrays, cached until a parameter
+        changes (replaced, updated in place, moved or cast)."""
         key = self._param_key()
         if self._edge_cache is None or self._edge_cache[0] != key:
             with torch.no_grad():
-                self._edge_cache = (key, tuple(_np(t) for t in self.edge_params()))
+                self._edge_cache = (key, (tuple(_np(t) for t in self.edge_params()), _np(self.output_w).copy(),
+                                          _np(self.output_b).copy()))
         return self._edge_cache[1]
+
+    def fast_step(self, x: Tensor, state: Tensor | None, timespans: Tensor | None) -> tuple[Tensor, Tensor] | None:
+        """One frame at batch 1 for closed-loop inference, or None where it does not apply.
+
+        Applies in no-grad mode with the fused solver to a CPU ``x`` (1, in_features) of the
+        parameters' dtype (float32/float64), contiguous and not requiring grad, ``state`` None or
+        (1, units) likewise, ``timespans``
+        None or a CPU tensor of shape (1,) holding a finite value > 0. Then it runs the one-sample
+        kernel on NumPy views of the tensors with the cached parameters and returns (outputs
+        (1, motor), new state (1, units)), the numbers of :meth:`run_sequence`. Anything else
+        (including every bad input) returns None, for the checked general path."""
+        if torch.is_grad_enabled() or self.solver != "fused":
+            return None
+        dtype = self._parameters["cm"].dtype
+        if (type(x) is not Tensor or x.shape != (1, self.in_features) or x.dtype != dtype or x.requires_grad
+                or x.device.type != "cpu" or not x.is_contiguous() or dtype not in (torch.float32, torch.float64)):
+            return None
+        if state is not None and (type(state) is not Tensor or state.shape != (1, self.units) or state.dtype != dtype
+                                  or state.requires_grad or state.device.type != "cpu" or not state.is_contiguous()):
+            return None
+        if timespans is None:
+            ts = _ONES[dtype]
+        else:
+            if type(timespans) is not Tensor or timespans.shape != (1,) or timespans.device.type != "cpu":
+                return None
+            span = float(timespans[0])
+            if not (0.0 < span < math.inf):
+                return None
+            ts = np.full(1, span, dtype=_ONES[dtype].dtype)
+        from drive.core import kernels
+
+        p, ow, ob = self._inference_arrays()
+        x0 = np.zeros(self.units, dtype=ts.dtype) if state is None else state.numpy()[0]
+        out = np.empty((1, self.units), dtype=ts.dtype)
+        y = np.empty((1, self.motor_size), dtype=ts.dtype)
+        kernels.sample_kernel()(x0, x.numpy(), ts, *p, *self._index, self.ode_unfolds, out, ow, ob, y[0])
+        return torch.from_numpy(y), torch.from_numpy(out)
 
     def run_sequence(self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
         state, timespans = self._prepare(x, state, timespans)
