@@ -47,7 +47,7 @@ PARALLEL_MIN_BATCH = 256
 MIN_CHUNK = 4
 
 
-def _jit(parallel: bool):
+def _jit(parallel: bool, fastmath=False):
     """``numba.njit`` with the on-disk cache when a cache location is writable, else without.
     ``error_model="numpy"``: a division by zero gives inf/nan instead of a Python exception, so
     the divisions carry no branch and their loops vectorise (the kernels' divisors are positive)."""
@@ -55,10 +55,10 @@ def _jit(parallel: bool):
 
     def wrap(fn):
         try:
-            return numba.njit(cache=True, parallel=parallel, fastmath=False, nogil=True, error_model="numpy")(fn)
+            return numba.njit(cache=True, parallel=parallel, fastmath=fastmath, nogil=True, error_model="numpy")(fn)
         except RuntimeError as exc:  # "cannot cache function ...: no locator available"
             warnings.warn(f"numba cache unavailable ({exc}); the LTC kernel is compiled in memory each run", stacklevel=2)
-            return numba.njit(cache=False, parallel=parallel, nogil=True, error_model="numpy")(fn)
+            return numba.njit(cache=False, parallel=parallel, fastmath=fastmath, nogil=True, error_model="numpy")(fn)
 
     return wrap
 
@@ -323,7 +323,9 @@ def kernels(parallel: bool) -> tuple:
 
         global _range, _sigmoid
         if isinstance(_sigmoid, type(_sigmoid_impl)):  # not compiled yet
-            _sigmoid = _jit(False)(_sigmoid_impl)
+            # FMA contraction (only) for its polynomial: the same instructions wherever it is
+            # inlined, so every kernel still gets the same numbers
+            _sigmoid = _jit(False, fastmath={"contract"})(_sigmoid_impl)
         _range = numba.prange if parallel else range
         jit = _jit(parallel)
         # distinct function objects per variant, so each has its own cache entry
