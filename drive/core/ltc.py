@@ -443,15 +443,15 @@ class LTCBase(nn.Module):
             return None
         dtype = self._parameters["cm"].dtype
         if (type(x) is not Tensor or x.shape != (1, self.in_features) or x.dtype != dtype or x.requires_grad
-                or x.device.type != "cpu" or not x.is_contiguous() or dtype not in (torch.float32, torch.float64)):
+                or not x.is_cpu or not x.is_contiguous() or dtype not in (torch.float32, torch.float64)):
             return None
         if state is not None and (type(state) is not Tensor or state.shape != (1, self.units) or state.dtype != dtype
-                                  or state.requires_grad or state.device.type != "cpu" or not state.is_contiguous()):
+                                  or state.requires_grad or not state.is_cpu or not state.is_contiguous()):
             return None
         if timespans is None:
             ts = _ONES[dtype]
         else:
-            if type(timespans) is not Tensor or timespans.shape != (1,) or timespans.device.type != "cpu":
+            if type(timespans) is not Tensor or timespans.shape != (1,) or not timespans.is_cpu:
                 return None
             span = float(timespans[0])
             if not (0.0 < span < math.inf):
