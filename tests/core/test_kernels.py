@@ -52,3 +52,25 @@ def test_chunked_and_padded_batches_equal_one_chunk(chunks, dtype, monkeypatch, 
     for a, b in zip(one, split):
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_edge_parameters_equal_the_torch_ones(dtype, randomise):
+    # the kernel's Function builds its edge parameters in NumPy; LTCBase.edge_params is the torch twin
+    from drive.core.ltc import KERNEL_PARAMS, edge_arrays
+
+    model = randomise(LTC(ncp19(seed=1), in_features=32, seed=1), seed=2, spread=10.0).to(dtype)
+    raw = {name: getattr(model, name).detach().numpy() for name in KERNEL_PARAMS}
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    for ours, ref in zip(edge_arrays(raw, model._index, model.epsilon), model.edge_params()):
+        assert ours.dtype == ref.detach().numpy().dtype
+        np.testing.assert_allclose(ours, ref.detach().numpy(), rtol=tol, atol=tol)
+
+
+def test_a_parameter_changed_in_place_before_backward_is_an_error(randomise):
+    model = randomise(LTC(ncp19(seed=1), in_features=32, seed=1), seed=2)
+    y, _ = model(torch.randn(2, 3, 32))
+    with torch.no_grad():
+        model.w.add_(0.1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
