@@ -159,7 +159,8 @@ def _softplus_np(x: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid_np(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x gives the right 0
+        return 1 / (1 + np.exp(-x))
 
 
 def edge_arrays(raw: dict[str, np.ndarray], index: tuple[np.ndarray, ...], epsilon: float) -> tuple[np.ndarray, ...]:
