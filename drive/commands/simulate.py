@@ -7,6 +7,7 @@ Parses the flags into typed values, checks ``--out`` before any driving, and cal
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from drive.commands.common import prepare_out_dir
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     check_compatible(driver, scenario)
     # 2. the output folder, before any driving
     out = prepare_out_dir(args.out)
-    if args.threads:
+    if args.threads and "torch" in sys.modules:  # the onnx runtime does not load torch: nothing to set
         import torch
 
         torch.set_num_threads(args.threads)

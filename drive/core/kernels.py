@@ -17,10 +17,15 @@ ones. The backward walks the unfolds in reverse from the potentials saved at eve
 and synapse activations saved at every unfold (``B * T * unfolds * (N + E)`` numbers) and
 returns the gradients of every input, per sample for the parameters (summed by the caller).
 
-Samples are independent, so the loops over the batch are ``numba.prange`` loops: with
-``parallel=True`` variants for batches of :data:`PARALLEL_MIN_BATCH` or more (training), and a
-serial variant below (closed-loop inference at batch 1, where thread start-up would cost more
-than it saves).
+Samples are independent and share the parameters, so the kernel keeps the batch as the innermost
+(contiguous) axis: every inner loop runs over the samples of a batch chunk with the same synapse,
+so LLVM vectorises it (no gathers, no scatter conflicts), and the sigmoid is written in plain
+arithmetic (:func:`_sigmoid_impl`) because numba's ``math.exp`` stays a scalar libm call without
+Intel's SVML (which the PyPI llvmlite is built without). The wrappers :func:`forward` and
+:func:`backward` take and return batch-first arrays and transpose at the boundary. The chunks are
+``numba.prange`` iterations: ``parallel=True`` variants for batches of :data:`PARALLEL_MIN_BATCH`
+or more (one chunk per thread), and a serial variant below (training batches, closed-loop
+inference at batch 1), where thread start-up and wake-ups would cost more than they save.
 
 Compiled on first use and cached on disk (``cache=True``, in ``__pycache__`` beside this file, or
 numba's user-wide cache folder when that is read-only, or ``NUMBA_CACHE_DIR``); when no cache
@@ -29,176 +34,285 @@ location is writable the functions are compiled in memory on each run instead of
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 
-#: Batch size from which the parallel (prange) variants are used.
-PARALLEL_MIN_BATCH = 8
+#: Batch size from which the parallel (prange) variants are used. Measured on a busy 2-core
+#: machine, the serial variant was as fast up to batch 256 (a parallel launch waits for a
+#: descheduled worker thread; at batch 32 the default OpenMP layer took 8 ms against 1.3 ms),
+#: so only large offline batches go parallel.
+PARALLEL_MIN_BATCH = 256
+#: Fewest samples per parallel chunk.
+MIN_CHUNK = 4
 
 
-def _jit(parallel: bool):
-    """``numba.njit`` with the on-disk cache when a cache location is writable, else without."""
+def _jit(parallel: bool, fastmath=False):
+    """``numba.njit`` with the on-disk cache when a cache location is writable, else without.
+    ``error_model="numpy"``: a division by zero gives inf/nan instead of a Python exception, so
+    the divisions carry no branch and their loops vectorise (the kernels' divisors are positive)."""
     import numba
 
     def wrap(fn):
         try:
-            return numba.njit(cache=True, parallel=parallel, fastmath=False, nogil=True)(fn)
+            return numba.njit(cache=True, parallel=parallel, fastmath=fastmath, nogil=True, error_model="numpy")(fn)
         except RuntimeError as exc:  # "cannot cache function ...: no locator available"
             warnings.warn(f"numba cache unavailable ({exc}); the LTC kernel is compiled in memory each run", stacklevel=2)
-            return numba.njit(cache=False, parallel=parallel, nogil=True)(fn)
+            return numba.njit(cache=False, parallel=parallel, fastmath=fastmath, nogil=True, error_model="numpy")(fn)
 
     return wrap
 
 
+def _sigmoid_impl(z):
+    """``1 / (1 + exp(-z))`` in plain arithmetic, so that LLVM vectorises the loops calling it
+    (numba leaves ``math.exp`` a scalar libm call without Intel's SVML, which the PyPI llvmlite
+    lacks). ``exp(y)``, ``y = -z`` clamped to [-40, 40] (where the sigmoid is 0 or 1 to within
+    4e-18), as ``exp(y / 128) ** 128``: a degree-12 Taylor polynomial on |y / 128| <= 0.3125
+    (truncation error < 5e-17 relative), then 7 squarings; about 1e-14 relative error in all."""
+    y = min(max(-z, -40.0), 40.0) * 0.0078125
+    p = 1.0 + y * (1.0 + y * (0.5 + y * (1.6666666666666666e-01 + y * (4.1666666666666664e-02 + y * (
+        8.3333333333333332e-03 + y * (1.3888888888888889e-03 + y * (1.9841269841269841e-04 + y * (
+            2.4801587301587302e-05 + y * (2.7557319223985893e-06 + y * (2.7557319223985888e-07 + y * (
+                2.5052108385441720e-08 + y * 2.0876756987868100e-09)))))))))))
+    p *= p
+    p *= p
+    p *= p
+    p *= p
+    p *= p
+    p *= p
+    p *= p
+    return 1.0 / (1.0 + p)
+
+
 def _forward_impl(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, out, xs, ss, sins):
-    """Forward over the sequence. ``x0`` (B, N); ``u`` (B, T, K) features; ``ts`` (B, T) elapsed
-    times; ``pint`` (4, E) = [sig, nsm, wn, wd]; ``psen`` (4, Es) = [sa, sb, swn, swd]; ``pneu``
-    (3, N) = [a0, gle, cm]; edge index arrays. Writes ``out`` (B, T, N) and, when ``xs`` has
-    ``T*unfolds + 1`` rows per sample, the potentials before and after every unfold into ``xs``,
-    the internal synapse activations of every unfold into ``ss`` (B, T*unfolds, E) and the sensory
-    ones of every frame into ``sins`` (B, T, Es), for the backward."""
-    B, T, _ = u.shape
+    """Forward over the sequence. The batch comes as C chunks of ``nb`` samples (one prange
+    iteration each), innermost: ``x0`` (C, N, nb); ``u`` (C, T, K, nb) features; ``ts`` (C, T, nb)
+    elapsed times; ``pint`` (4, E) = [sig, nsm, wn, wd]; ``psen`` (4, Es) = [sa, sb, swn, swd];
+    ``pneu`` (3, N) = [a0, gle, cm]; edge index arrays. Writes ``out`` (C, T, N, nb) and, when
+    ``xs`` has ``T*unfolds + 1`` rows, the potentials before and after every unfold into ``xs``
+    (C, T*unfolds + 1, N, nb), the internal synapse activations of every unfold into ``ss``
+    (C, T*unfolds, E, nb) and the sensory ones of every frame into ``sins`` (C, T, Es, nb), for the
+    backward (with one row each, they are scratch: every write goes to row 0, so the loops stay
+    branch-free)."""
+    nc, T, _, nb = u.shape
     N = x0.shape[1]
     E = pre.shape[0]
     Es = spre.shape[0]
-    save = xs.shape[1] > 0
-    for b in _range(B):
-        x = x0[b].copy()
+    sv = 1 if xs.shape[1] > 1 else 0
+    for c in _range(nc):
+        x = np.empty((N, nb), dtype=x0.dtype)
+        for n in range(N):
+            for j in range(nb):
+                x[n, j] = x0[c, n, j]
+                xs[c, 0, n, j] = x[n, j]
         xn = np.empty_like(x)
         a = np.empty_like(x)
         q0 = np.empty_like(x)
         q = np.empty_like(x)
         cmt = np.empty_like(x)
-        if save:
-            xs[b, 0] = x
+        scale = np.empty(nb, dtype=np.float64)
         k = 0
         for t in range(T):
-            scale = unfolds / ts[b, t]
+            for j in range(nb):
+                scale[j] = unfolds / ts[c, t, j]
             for n in range(N):
-                a[n] = pneu[0, n]
-                cmt[n] = pneu[2, n] * scale
-                q0[n] = pneu[1, n] + cmt[n]
+                a0, gle, cm = pneu[0, n], pneu[1, n], pneu[2, n]
+                for j in range(nb):
+                    a[n, j] = a0
+                    cmt[n, j] = cm * scale[j]
+                    q0[n, j] = gle + cmt[n, j]
             for e in range(Es):
-                z = psen[0, e] * u[b, t, spre[e]] + psen[1, e]
-                s = 1.0 / (1.0 + math.exp(-z))
-                if save:
-                    sins[b, t, e] = s
-                p = spost[e]
-                a[p] += psen[2, e] * s
-                q0[p] += psen[3, e] * s
+                i, p = spre[e], spost[e]
+                sa, sb, swn, swd = psen[0, e], psen[1, e], psen[2, e], psen[3, e]
+                for j in range(nb):
+                    s = _sigmoid(sa * u[c, t, i, j] + sb)
+                    sins[c, t * sv, e, j] = s
+                    a[p, j] += swn * s
+                    q0[p, j] += swd * s
             for _ in range(unfolds):
                 for n in range(N):
-                    xn[n] = a[n] + cmt[n] * x[n]
-                    q[n] = q0[n]
+                    for j in range(nb):
+                        xn[n, j] = a[n, j] + cmt[n, j] * x[n, j]
+                        q[n, j] = q0[n, j]
                 for e in range(E):
-                    z = pint[0, e] * x[pre[e]] + pint[1, e]
-                    s = 1.0 / (1.0 + math.exp(-z))
-                    if save:
-                        ss[b, k, e] = s
-                    p = post[e]
-                    xn[p] += pint[2, e] * s
-                    q[p] += pint[3, e] * s
-                for n in range(N):
-                    x[n] = xn[n] / q[n]
+                    i, p = pre[e], post[e]
+                    sig, nsm, wn, wd = pint[0, e], pint[1, e], pint[2, e], pint[3, e]
+                    for j in range(nb):
+                        s = _sigmoid(sig * x[i, j] + nsm)
+                        ss[c, k * sv, e, j] = s
+                        xn[p, j] += wn * s
+                        q[p, j] += wd * s
                 k += 1
-                if save:
-                    xs[b, k] = x
-            out[b, t] = x
+                for n in range(N):
+                    for j in range(nb):
+                        x[n, j] = xn[n, j] / q[n, j]
+                        xs[c, k * sv, n, j] = x[n, j]
+            for n in range(N):
+                for j in range(nb):
+                    out[c, t, n, j] = x[n, j]
 
 
 def _backward_impl(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, xs, ss, sins,
                    gx0, gu, gts, gpint, gpsen, gpneu):
-    """Backward of :func:`_forward_impl` given the upstream gradient ``g`` (B, T, N) of ``out``
-    (plus ``gfinal`` (B, N) of the final potentials). Writes ``gx0`` (B, N), ``gu`` (B, T, K),
-    ``gts`` (B, T) and the per-sample parameter gradients ``gpint`` (B, 4, E), ``gpsen``
-    (B, 4, Es), ``gpneu`` (B, 3, N), all zero-initialised by the caller."""
-    B, T, _ = u.shape
+    """Backward of :func:`_forward_impl` given the upstream gradient ``g`` (C, T, N, nb) of
+    ``out`` (plus ``gfinal`` (C, N, nb) of the final potentials). Writes ``gx0`` (C, N, nb),
+    ``gu`` (C, T, K, nb), ``gts`` (C, T, nb) and the per-sample parameter gradients ``gpint``
+    (C, 4, E, nb), ``gpsen`` (C, 4, Es, nb), ``gpneu`` (C, 3, N, nb), all zero-initialised by the
+    caller."""
+    nc, T, _, nb = u.shape
     N = gx0.shape[1]
     E = pre.shape[0]
     Es = spre.shape[0]
-    for b in _range(B):
-        gx = gfinal[b].copy()
+    for c in _range(nc):
+        gx = np.empty((N, nb), dtype=gx0.dtype)
+        for n in range(N):
+            for j in range(nb):
+                gx[n, j] = gfinal[c, n, j]
         gxn = np.empty_like(gx)
-        a_ = np.empty_like(gx)  # holds dQ of the current unfold (gx holds dP meanwhile)
+        dpa = np.empty_like(gx)  # dP of the current unfold (x' = P / Q)
+        dqa = np.empty_like(gx)  # dQ of the current unfold
         q0 = np.empty_like(gx)
         q = np.empty_like(gx)
         cmt = np.empty_like(gx)
         ga = np.empty_like(gx)
         gq0 = np.empty_like(gx)
         gcmt = np.empty_like(gx)
-        s_in = np.empty(Es, dtype=gx.dtype)
-        s_int = np.empty(E, dtype=gx.dtype)
+        scale = np.empty(nb, dtype=np.float64)
         for t in range(T - 1, -1, -1):
-            scale = unfolds / ts[b, t]
+            for j in range(nb):
+                scale[j] = unfolds / ts[c, t, j]
             for n in range(N):
-                cmt[n] = pneu[2, n] * scale
-                q0[n] = pneu[1, n] + cmt[n]
-                gx[n] += g[b, t, n]
-                ga[n] = 0.0
-                gq0[n] = 0.0
-                gcmt[n] = 0.0
+                gle, cm = pneu[1, n], pneu[2, n]
+                for j in range(nb):
+                    cmt[n, j] = cm * scale[j]
+                    q0[n, j] = gle + cmt[n, j]
+                    gx[n, j] += g[c, t, n, j]
+                    ga[n, j] = 0.0
+                    gq0[n, j] = 0.0
+                    gcmt[n, j] = 0.0
             for e in range(Es):
-                s_in[e] = sins[b, t, e]
-                q0[spost[e]] += psen[3, e] * s_in[e]
-            for j in range(unfolds - 1, -1, -1):
-                k = t * unfolds + j
+                p, swd = spost[e], psen[3, e]
+                for j in range(nb):
+                    q0[p, j] += swd * sins[c, t, e, j]
+            for jj in range(unfolds - 1, -1, -1):
+                k = t * unfolds + jj
                 for n in range(N):
-                    q[n] = q0[n]
+                    for j in range(nb):
+                        q[n, j] = q0[n, j]
                 for e in range(E):
-                    s = ss[b, k, e]
-                    s_int[e] = s
-                    q[post[e]] += pint[3, e] * s
-                # x' = P / Q: dP = gx / Q, dQ = -dP * x'
+                    p, wd = post[e], pint[3, e]
+                    for j in range(nb):
+                        q[p, j] += wd * ss[c, k, e, j]
                 for n in range(N):
-                    dp = gx[n] / q[n]
-                    dq = -dp * xs[b, k + 1, n]
-                    ga[n] += dp
-                    gq0[n] += dq
-                    gcmt[n] += dp * xs[b, k, n]
-                    gxn[n] = cmt[n] * dp
-                    gx[n] = dp  # reuse gx as dP for the synapse loop
-                    a_[n] = dq  # and a_ as dQ
+                    for j in range(nb):
+                        dp = gx[n, j] / q[n, j]
+                        dq = -dp * xs[c, k + 1, n, j]
+                        ga[n, j] += dp
+                        gq0[n, j] += dq
+                        gcmt[n, j] += dp * xs[c, k, n, j]
+                        gxn[n, j] = cmt[n, j] * dp
+                        dpa[n, j] = dp
+                        dqa[n, j] = dq
                 for e in range(E):
-                    p = post[e]
-                    s = s_int[e]
-                    dp = gx[p]
-                    dq = a_[p]
-                    gpint[b, 2, e] += dp * s
-                    gpint[b, 3, e] += dq * s
-                    dz = (dp * pint[2, e] + dq * pint[3, e]) * s * (1.0 - s)
-                    i = pre[e]
-                    gpint[b, 0, e] += dz * xs[b, k, i]
-                    gpint[b, 1, e] += dz
-                    gxn[i] += dz * pint[0, e]
+                    i, p = pre[e], post[e]
+                    sig, wn, wd = pint[0, e], pint[2, e], pint[3, e]
+                    for j in range(nb):
+                        s = ss[c, k, e, j]
+                        dp = dpa[p, j]
+                        dq = dqa[p, j]
+                        gpint[c, 2, e, j] += dp * s
+                        gpint[c, 3, e, j] += dq * s
+                        dz = (dp * wn + dq * wd) * s * (1.0 - s)
+                        gpint[c, 0, e, j] += dz * xs[c, k, i, j]
+                        gpint[c, 1, e, j] += dz
+                        gxn[i, j] += dz * sig
                 for n in range(N):
-                    gx[n] = gxn[n]
+                    for j in range(nb):
+                        gx[n, j] = gxn[n, j]
             # frame-level terms: A = a0 + ..., Q0 = gle + cmt + ..., cmt = cm * unfolds / ts
-            gt = 0.0
+            for j in range(nb):
+                gts[c, t, j] = 0.0
             for n in range(N):
-                gc = gcmt[n] + gq0[n]
-                gpneu[b, 0, n] += ga[n]
-                gpneu[b, 1, n] += gq0[n]
-                gpneu[b, 2, n] += gc * scale
-                gt -= gc * cmt[n] / ts[b, t]
-            gts[b, t] = gt
+                for j in range(nb):
+                    gc = gcmt[n, j] + gq0[n, j]
+                    gpneu[c, 0, n, j] += ga[n, j]
+                    gpneu[c, 1, n, j] += gq0[n, j]
+                    gpneu[c, 2, n, j] += gc * scale[j]
+                    gts[c, t, j] -= gc * cmt[n, j] / ts[c, t, j]
             for e in range(Es):
-                p = spost[e]
-                s = s_in[e]
-                gpsen[b, 2, e] += ga[p] * s
-                gpsen[b, 3, e] += gq0[p] * s
-                dz = (ga[p] * psen[2, e] + gq0[p] * psen[3, e]) * s * (1.0 - s)
-                i = spre[e]
-                gpsen[b, 0, e] += dz * u[b, t, i]
-                gpsen[b, 1, e] += dz
-                gu[b, t, i] += dz * psen[0, e]
+                i, p = spre[e], spost[e]
+                sa, swn, swd = psen[0, e], psen[2, e], psen[3, e]
+                for j in range(nb):
+                    s = sins[c, t, e, j]
+                    gpsen[c, 2, e, j] += ga[p, j] * s
+                    gpsen[c, 3, e, j] += gq0[p, j] * s
+                    dz = (ga[p, j] * swn + gq0[p, j] * swd) * s * (1.0 - s)
+                    gpsen[c, 0, e, j] += dz * u[c, t, i, j]
+                    gpsen[c, 1, e, j] += dz
+                    gu[c, t, i, j] += dz * sa
         for n in range(N):
-            gx0[b, n] = gx[n]
+            for j in range(nb):
+                gx0[c, n, j] = gx[n, j]
+
+
+def _sample_impl(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, out, ow, ob, y):
+    """:func:`_forward_impl` for one sample without saving (closed-loop inference at batch 1),
+    vectorised over the synapses instead: the pre-activations are gathered and the sigmoids taken
+    in tight loops over contiguous arrays, and only the scatter onto the postsynaptic neurons is
+    a scalar loop (in the same synapse order, so the numbers equal the batch kernel's). ``x0``
+    (N,), ``u`` (T, K), ``ts`` (T,); writes ``out`` (T, N) and the output map of the last
+    frame's first M potentials, ``y`` (M,) = ``ow * x[:M] + ob`` (``ow``, ``ob``, ``y`` of size
+    M, which may be 0)."""
+    T = u.shape[0]
+    N = x0.shape[0]
+    E = pre.shape[0]
+    Es = spre.shape[0]
+    x = x0.copy()
+    xn = np.empty_like(x)
+    a = np.empty_like(x)
+    q0 = np.empty_like(x)
+    q = np.empty_like(x)
+    cmt = np.empty_like(x)
+    s_in = np.empty(Es, dtype=np.float64)  # the sigmoids unrounded, as in the batch kernel
+    s_int = np.empty(E, dtype=np.float64)
+    for t in range(T):
+        scale = unfolds / ts[t]
+        for n in range(N):
+            a[n] = pneu[0, n]
+            cmt[n] = pneu[2, n] * scale
+            q0[n] = pneu[1, n] + cmt[n]
+        for e in range(Es):
+            s_in[e] = psen[0, e] * u[t, spre[e]] + psen[1, e]
+        for e in range(Es):
+            s_in[e] = _sigmoid(s_in[e])
+        for e in range(Es):
+            p = spost[e]
+            a[p] += psen[2, e] * s_in[e]
+            q0[p] += psen[3, e] * s_in[e]
+        for _ in range(unfolds):
+            for n in range(N):
+                xn[n] = a[n] + cmt[n] * x[n]
+                q[n] = q0[n]
+            for e in range(E):
+                s_int[e] = pint[0, e] * x[pre[e]] + pint[1, e]
+            for e in range(E):
+                s_int[e] = _sigmoid(s_int[e])
+            for e in range(E):
+                p = post[e]
+                xn[p] += pint[2, e] * s_int[e]
+                q[p] += pint[3, e] * s_int[e]
+            for n in range(N):
+                x[n] = xn[n] / q[n]
+        for n in range(N):
+            out[t, n] = x[n]
+    for m in range(y.shape[0]):
+        y[m] = ow[m] * x[m] + ob[m]
 
 
 _KERNELS: dict[bool, tuple] = {}
+_SAMPLE: list = []
 _range = range  # rebound to numba.prange while compiling the parallel variants
+_sigmoid = _sigmoid_impl  # rebound to its compiled version before the kernels are compiled
 
 
 def kernels(parallel: bool) -> tuple:
@@ -207,56 +321,113 @@ def kernels(parallel: bool) -> tuple:
     if got is None:
         import numba
 
-        global _range
+        global _range, _sigmoid
+        if isinstance(_sigmoid, type(_sigmoid_impl)):  # not compiled yet
+            # FMA contraction (only) for its polynomial: the same instructions wherever it is
+            # inlined, so every kernel still gets the same numbers
+            _sigmoid = _jit(False, fastmath={"contract"})(_sigmoid_impl)
         _range = numba.prange if parallel else range
         jit = _jit(parallel)
         # distinct function objects per variant, so each has its own cache entry
         fwd = jit(_copy(_forward_impl, "_forward_par" if parallel else "_forward_ser"))
-        bwd = jit(_copy(_backward_impl, "_backward_par" if parallel else "_backward_ser"))
+        # the backward may fuse multiply-adds (its gradients are compared within tolerances; the
+        # forward is not, so that every forward path gives the same numbers)
+        bwd = _jit(parallel, fastmath={"contract"})(_copy(_backward_impl, "_backward_par" if parallel else "_backward_ser"))
         got = _KERNELS[parallel] = (fwd, bwd)
     return got
 
 
+def sample_kernel():
+    """The compiled :func:`_sample_impl` (one sample, no saving)."""
+    if not _SAMPLE:
+        kernels(False)  # compiles the sigmoid
+        _SAMPLE.append(_jit(False)(_copy(_sample_impl, "_sample")))
+    return _SAMPLE[0]
+
+
 def _copy(fn, name: str):
-    """A copy of function ``fn`` named ``name`` whose global ``_range`` is fixed now."""
+    """A copy of function ``fn`` named ``name`` whose globals ``_range`` and ``_sigmoid`` are fixed now."""
     import types
 
     glb = dict(fn.__globals__)
     glb["_range"] = _range
+    glb["_sigmoid"] = _sigmoid
     new = types.FunctionType(fn.__code__, glb, name, fn.__defaults__, fn.__closure__)
     new.__qualname__ = name
     new.__module__ = fn.__module__
     return new
 
 
+def _chunking(batch: int) -> tuple[int, int, bool]:
+    """(chunks, samples per chunk, parallel): one chunk below :data:`PARALLEL_MIN_BATCH`, else
+    one per numba thread (at least :data:`MIN_CHUNK` samples each, so the inner loops stay long
+    enough to vectorise); the last chunk is padded with dummy samples."""
+    if batch < PARALLEL_MIN_BATCH:
+        return 1, batch, False
+    import numba
+
+    nc = max(1, min(numba.get_num_threads(), batch // MIN_CHUNK))
+    return nc, -(-batch // nc), True
+
+
+def _split(a: np.ndarray, nc: int, nb: int, fill: float = 0.0) -> np.ndarray:
+    """Batch-first ``a`` (B, ...) as (C, ..., nb) chunks, batch innermost, padded with ``fill``."""
+    B = a.shape[0]
+    if nc * nb != B:
+        a = np.concatenate([a, np.full((nc * nb - B,) + a.shape[1:], fill, dtype=a.dtype)])
+    a = a.reshape((nc, nb) + a.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def _join(a: np.ndarray, batch: int) -> np.ndarray:
+    """Inverse of :func:`_split`: (C, ..., nb) chunks as (B, ...)."""
+    a = np.moveaxis(a, -1, 1)
+    return np.ascontiguousarray(a.reshape((-1,) + a.shape[2:])[:batch])
+
+
 def forward(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds: int, save: bool) -> tuple[np.ndarray, tuple]:
-    """Run the forward kernel on NumPy arrays (one float dtype). Returns (out (B, T, N), saved),
-    ``saved`` = (xs, ss, sins) for :func:`backward` (empty arrays when ``save`` is False)."""
+    """Run the forward kernel on NumPy arrays (one float dtype): ``x0`` (B, N), ``u`` (B, T, K),
+    ``ts`` (B, T). Returns (out (B, T, N), saved), ``saved`` the kernel's chunked inputs and saved
+    activations for :func:`backward` (scratch when ``save`` is False)."""
     B, T, _ = u.shape
     N, E, Es = x0.shape[1], pre.shape[0], spre.shape[0]
-    K = T * unfolds if save else -1
     dt = x0.dtype
-    out = np.empty((B, T, N), dtype=dt)
-    xs = np.empty((B, K + 1, N), dtype=dt)
-    ss = np.empty((B, max(K, 0), E), dtype=dt)
-    sins = np.empty((B, T if save else 0, Es), dtype=dt)
-    fwd = kernels(B >= PARALLEL_MIN_BATCH)[0]
-    fwd(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, out, xs, ss, sins)
-    return out, (xs, ss, sins)
+    if B == 1 and not save:
+        out = np.empty((T, N), dtype=dt)
+        none = np.empty(0, dtype=dt)
+        sample_kernel()(np.ascontiguousarray(x0[0]), np.ascontiguousarray(u[0]), np.ascontiguousarray(ts[0]),
+                        pint, psen, pneu, pre, post, spre, spost, unfolds, out, none, none, none)
+        return out[None], ()
+    K = T * unfolds if save else 0
+    nc, nb, parallel = _chunking(B)
+    x0c, uc, tsc = _split(x0, nc, nb), _split(u, nc, nb), _split(ts, nc, nb, fill=1.0)
+    out = np.empty((nc, T, N, nb), dtype=dt)
+    xs = np.empty((nc, K + 1, N, nb), dtype=dt)
+    ss = np.empty((nc, max(K, 1), E, nb), dtype=dt)
+    sins = np.empty((nc, T if save else 1, Es, nb), dtype=dt)
+    fwd = kernels(parallel)[0]
+    fwd(x0c, uc, tsc, pint, psen, pneu, pre, post, spre, spost, unfolds, out, xs, ss, sins)
+    return _join(out, B), (uc, tsc, xs, ss, sins)
 
 
 def backward(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds: int, saved) -> tuple[np.ndarray, ...]:
-    """Run the backward kernel. Returns (gx0 (B, N), gu (B, T, K), gts (B, T), gpint (4, E),
-    gpsen (4, Es), gpneu (3, N)), the parameter gradients summed over the batch."""
+    """Run the backward kernel (``u``, ``ts`` as given to :func:`forward`, ``saved`` its result).
+    Returns (gx0 (B, N), gu (B, T, K), gts (B, T), gpint (4, E), gpsen (4, Es), gpneu (3, N)),
+    the parameter gradients summed over the batch."""
     B, T, K = u.shape
     N = gfinal.shape[1]
     dt = g.dtype
-    gx0 = np.zeros((B, N), dtype=dt)
-    gu = np.zeros((B, T, K), dtype=dt)
-    gts = np.zeros((B, T), dtype=dt)
-    gpint = np.zeros((B,) + pint.shape, dtype=dt)
-    gpsen = np.zeros((B,) + psen.shape, dtype=dt)
-    gpneu = np.zeros((B,) + pneu.shape, dtype=dt)
-    bwd = kernels(B >= PARALLEL_MIN_BATCH)[1]
-    bwd(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, *saved, gx0, gu, gts, gpint, gpsen, gpneu)
-    return gx0, gu, gts, gpint.sum(0), gpsen.sum(0), gpneu.sum(0)
+    uc, tsc, xs, ss, sins = saved
+    nc, nb = uc.shape[0], uc.shape[-1]
+    gx0 = np.zeros((nc, N, nb), dtype=dt)
+    gu = np.zeros((nc, T, K, nb), dtype=dt)
+    gts = np.zeros((nc, T, nb), dtype=dt)
+    gpint = np.zeros((nc,) + pint.shape + (nb,), dtype=dt)
+    gpsen = np.zeros((nc,) + psen.shape + (nb,), dtype=dt)
+    gpneu = np.zeros((nc,) + pneu.shape + (nb,), dtype=dt)
+    bwd = kernels(nc > 1 or B >= PARALLEL_MIN_BATCH)[1]
+    bwd(_split(g, nc, nb), _split(gfinal, nc, nb), uc, tsc, pint, psen, pneu, pre, post, spre, spost, unfolds,
+        xs, ss, sins, gx0, gu, gts, gpint, gpsen, gpneu)
+    # padded samples have zero upstream gradient, so they add nothing to the sums
+    return (_join(gx0, B), _join(gu, B), _join(gts, B), gpint.sum((0, -1)), gpsen.sum((0, -1)),
+            gpneu.sum((0, -1)))

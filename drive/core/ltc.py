@@ -35,6 +35,7 @@ The continuous solvers (euler/rk4/dopri5, adjoint) live in :mod:`drive.core.ode`
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -147,20 +148,82 @@ def reference_sequence(core: LTCBase, x: Tensor, state: Tensor, timespans: Tenso
     return torch.stack(out, 1)
 
 
+#: The raw parameters the kernel's edge parameters are made of, in :class:`LTCKernel`'s order.
+KERNEL_PARAMS = ("sigma", "mu", "w", "erev", "sensory_sigma", "sensory_mu", "sensory_w", "sensory_erev",
+                 "input_w", "input_b", "gleak", "vleak", "cm")
+
+
+def _softplus_np(x: np.ndarray) -> np.ndarray:
+    """``torch.nn.functional.softplus`` (beta 1, threshold 20) in NumPy."""
+    return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
+
+
+def _sigmoid_np(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x gives the right 0
+        return 1 / (1 + np.exp(-x))
+
+
+def edge_arrays(raw: dict[str, np.ndarray], index: tuple[np.ndarray, ...], epsilon: float) -> tuple[np.ndarray, ...]:
+    """:meth:`LTCBase.edge_params` in NumPy from the raw parameters (``raw`` by name): (pint, psen,
+    pneu). Used by the kernel's autograd Function and the inference cache alike, so that both
+    paths give the same numbers."""
+    pre, post, spre, spost = index
+    sig = raw["sigma"][pre, post]
+    w = _softplus_np(raw["w"][pre, post])
+    pint = np.stack([sig, -sig * raw["mu"][pre, post], w * raw["erev"][pre, post], w])
+    ssig = raw["sensory_sigma"][spre, spost]
+    sw = _softplus_np(raw["sensory_w"][spre, spost])
+    psen = np.stack([ssig * raw["input_w"][spre], ssig * (raw["input_b"][spre] - raw["sensory_mu"][spre, spost]),
+                     sw * raw["sensory_erev"][spre, spost], sw])
+    gleak = _softplus_np(raw["gleak"])
+    pneu = np.stack([gleak * raw["vleak"], gleak + epsilon, _softplus_np(raw["cm"])])
+    return pint, psen, pneu
+
+
+def edge_grads(gpint: np.ndarray, gpsen: np.ndarray, gpneu: np.ndarray, raw: dict[str, np.ndarray],
+               index: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """The gradients of the raw parameters given those of :func:`edge_arrays`' outputs (the chain
+    rule through its gathers, products and softplus; zero for absent synapses)."""
+    pre, post, spre, spost = index
+    g = {name: np.zeros_like(raw[name]) for name in KERNEL_PARAMS}
+    sig, mu, wr = raw["sigma"][pre, post], raw["mu"][pre, post], raw["w"][pre, post]
+    g["sigma"][pre, post] = gpint[0] - gpint[1] * mu
+    g["mu"][pre, post] = -gpint[1] * sig
+    g["w"][pre, post] = (gpint[2] * raw["erev"][pre, post] + gpint[3]) * _sigmoid_np(wr)
+    g["erev"][pre, post] = gpint[2] * _softplus_np(wr)
+    ssig, smu, swr = raw["sensory_sigma"][spre, spost], raw["sensory_mu"][spre, spost], raw["sensory_w"][spre, spost]
+    iw, ib = raw["input_w"][spre], raw["input_b"][spre]
+    g["sensory_sigma"][spre, spost] = gpsen[0] * iw + gpsen[1] * (ib - smu)
+    g["sensory_mu"][spre, spost] = -gpsen[1] * ssig
+    g["sensory_w"][spre, spost] = (gpsen[2] * raw["sensory_erev"][spre, spost] + gpsen[3]) * _sigmoid_np(swr)
+    g["sensory_erev"][spre, spost] = gpsen[2] * _softplus_np(swr)
+    np.add.at(g["input_w"], spre, gpsen[0] * ssig)
+    np.add.at(g["input_b"], spre, gpsen[1] * ssig)
+    g["gleak"] = (gpneu[0] * raw["vleak"] + gpneu[1]) * _sigmoid_np(raw["gleak"])
+    g["vleak"] = gpneu[0] * _softplus_np(raw["gleak"])
+    g["cm"] = gpneu[2] * _sigmoid_np(raw["cm"])
+    return g
+
+
 class LTCKernel(torch.autograd.Function):
     """The compiled kernel (:mod:`drive.core.kernels`) of a whole sequence as an autograd Function.
 
-    Inputs: ``x0`` (B, N), features ``u`` (B, T, K), timespans ``ts`` (B, T), the edge parameters
-    ``pint`` (4, E), ``psen`` (4, Es), ``pneu`` (3, N) of :meth:`LTCBase.edge_params`, the edge
-    index arrays and the number of unfolds. Returns the potentials after each frame (B, T, N)."""
+    Inputs: ``x0`` (B, N), features ``u`` (B, T, K), timespans ``ts`` (B, T), the edge index arrays,
+    the number of unfolds, ``epsilon``, and the raw parameters named in :data:`KERNEL_PARAMS`
+    (their edge parameters, :func:`edge_arrays`, and the gradients back, :func:`edge_grads`, are
+    computed in NumPy inside this one node rather than by ~25 small autograd nodes). Returns the
+    potentials after each frame (B, T, N)."""
 
     @staticmethod
-    def forward(ctx, x0, u, ts, pint, psen, pneu, index, unfolds):
+    def forward(ctx, x0, u, ts, index, unfolds, epsilon, *params):
         from drive.core import kernels
 
-        arrays = [_np(t) for t in (x0, u, ts, pint, psen, pneu)]
-        out, saved = kernels.forward(*arrays, *index, unfolds, save=True)
-        ctx.arrays, ctx.saved, ctx.index, ctx.unfolds = arrays[1:], saved, index, unfolds
+        x0, u, ts = _np(x0), _np(u), _np(ts)
+        raw = dict(zip(KERNEL_PARAMS, (_np(p) for p in params)))
+        edges = edge_arrays(raw, index, epsilon)
+        out, saved = kernels.forward(x0, u, ts, *edges, *index, unfolds, save=True)
+        ctx.save_for_backward(*params)  # (so that an in-place change before backward is an error)
+        ctx.arrays, ctx.edges, ctx.saved, ctx.index, ctx.unfolds = (u, ts), edges, saved, index, unfolds
         return torch.from_numpy(out)
 
     @staticmethod
@@ -168,16 +231,29 @@ class LTCKernel(torch.autograd.Function):
     def backward(ctx, g):
         from drive.core import kernels
 
-        u, ts, pint, psen, pneu = ctx.arrays
+        u, ts = ctx.arrays
         g = _np(g)
         gfinal = np.zeros((g.shape[0], g.shape[2]), dtype=g.dtype)
-        grads = kernels.backward(g, gfinal, u, ts, pint, psen, pneu, *ctx.index, ctx.unfolds, ctx.saved)
+        gx0, gu, gts, gpint, gpsen, gpneu = kernels.backward(g, gfinal, u, ts, *ctx.edges, *ctx.index, ctx.unfolds,
+                                                             ctx.saved)
         need = ctx.needs_input_grad
-        return tuple(torch.from_numpy(a) if need[i] else None for i, a in enumerate(grads)) + (None, None)
+        graw = {}
+        if any(need[6:]):
+            raw = dict(zip(KERNEL_PARAMS, (_np(p) for p in ctx.saved_tensors)))
+            graw = edge_grads(gpint, gpsen, gpneu, raw, ctx.index)
+        out = [gx0, gu, gts, None, None, None] + [graw.get(name) for name in KERNEL_PARAMS]
+        return tuple(torch.from_numpy(a) if a is not None and need[i] else None for i, a in enumerate(out))
 
 
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
+
+
+_VERSION = operator.attrgetter("_version")
+#: A timespan of one nominal frame, per dtype (read-only).
+_ONES = {torch.float32: np.ones(1, dtype=np.float32), torch.float64: np.ones(1, dtype=np.float64)}
+for _a in _ONES.values():
+    _a.flags.writeable = False
 
 
 class LTCBase(nn.Module):
@@ -310,7 +386,7 @@ class LTCBase(nn.Module):
     def _param_key(self) -> tuple:
         """Changes whenever a parameter is replaced, updated in place, or moved."""
         params = tuple(self._parameters.values())
-        return (tuple(map(id, params)), tuple(p._version for p in params), self.cm.dtype, self.cm.device)
+        return tuple(map(id, params)), tuple(map(_VERSION, params)), params[0].dtype, params[0].device
 
     def _derive(self) -> dict[str, Tensor]:
         pre, post, spre, spost = self._pre, self._post, self._spre, self._spost
@@ -382,7 +458,9 @@ class LTCBase(nn.Module):
                                         or (timespans is not None and timespans.requires_grad)
                                         or any(p.requires_grad for p in self._parameters.values())):
             ts = x.new_ones(B, T) if timespans is None else timespans.to(dtype)
-            return LTCKernel.apply(state, x, ts, *self.edge_params(), self._index, self.ode_unfolds)
+            params = self._parameters
+            return LTCKernel.apply(state, x, ts, self._index, self.ode_unfolds, self.epsilon,
+                                   *(params[name] for name in KERNEL_PARAMS))
         from drive.core import kernels
 
         p = self._numpy_edge_params()
@@ -409,11 +487,55 @@ class LTCBase(nn.Module):
 
     def _numpy_edge_params(self) -> tuple[np.ndarray, ...]:
         """:meth:`edge_params` as NumPy arrays, cached until a parameter changes (inference)."""
+        return self._inference_arrays()[0]
+
+    def _inference_arrays(self) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+        """(:meth:`edge_params`, output_w, output_b) as NumPy arrays, cached until a parameter
+        changes (replaced, updated in place, moved or cast)."""
         key = self._param_key()
         if self._edge_cache is None or self._edge_cache[0] != key:
-            with torch.no_grad():
-                self._edge_cache = (key, tuple(_np(t) for t in self.edge_params()))
+            params = self._parameters
+            raw = {name: _np(params[name]) for name in KERNEL_PARAMS}
+            self._edge_cache = (key, (edge_arrays(raw, self._index, self.epsilon), _np(params["output_w"]).copy(),
+                                      _np(params["output_b"]).copy()))
         return self._edge_cache[1]
+
+    def fast_step(self, x: Tensor, state: Tensor | None, timespans: Tensor | None) -> tuple[Tensor, Tensor] | None:
+        """One frame at batch 1 for closed-loop inference, or None where it does not apply.
+
+        Applies in no-grad mode with the fused solver to a CPU ``x`` (1, in_features) of the
+        parameters' dtype (float32/float64), contiguous and not requiring grad, ``state`` None or
+        (1, units) likewise, ``timespans``
+        None or a CPU tensor of shape (1,) holding a finite value > 0. Then it runs the one-sample
+        kernel on NumPy views of the tensors with the cached parameters and returns (outputs
+        (1, motor), new state (1, units)), the numbers of :meth:`run_sequence`. Anything else
+        (including every bad input) returns None, for the checked general path."""
+        if torch.is_grad_enabled() or self.solver != "fused":
+            return None
+        dtype = self._parameters["cm"].dtype
+        if (type(x) is not Tensor or x.shape != (1, self.in_features) or x.dtype != dtype or x.requires_grad
+                or not x.is_cpu or not x.is_contiguous() or dtype not in (torch.float32, torch.float64)):
+            return None
+        if state is not None and (type(state) is not Tensor or state.shape != (1, self.units) or state.dtype != dtype
+                                  or state.requires_grad or not state.is_cpu or not state.is_contiguous()):
+            return None
+        if timespans is None:
+            ts = _ONES[dtype]
+        else:
+            if type(timespans) is not Tensor or timespans.shape != (1,) or not timespans.is_cpu:
+                return None
+            span = float(timespans[0])
+            if not (0.0 < span < math.inf):
+                return None
+            ts = np.full(1, span, dtype=_ONES[dtype].dtype)
+        from drive.core import kernels
+
+        p, ow, ob = self._inference_arrays()
+        x0 = np.zeros(self.units, dtype=ts.dtype) if state is None else state.numpy()[0]
+        out = np.empty((1, self.units), dtype=ts.dtype)
+        y = np.empty((1, self.motor_size), dtype=ts.dtype)
+        kernels.sample_kernel()(x0, x.numpy(), ts, *p, *self._index, self.ode_unfolds, out, ow, ob, y[0])
+        return torch.from_numpy(y), torch.from_numpy(out)
 
     def run_sequence(self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
         state, timespans = self._prepare(x, state, timespans)

@@ -57,6 +57,12 @@ class LTCController(Controller):
     def wiring(self) -> Wiring:
         return self.core.wiring
 
+    def step(self, x: Tensor, state: Tensor | None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:meth:`Controller.step`, through the core's lean batch-1 path where it applies
+        (:meth:`drive.core.ltc.LTCBase.fast_step`: no-grad CPU inference)."""
+        fast = self._modules["core"].fast_step(x, state, timespans)  # (skips nn.Module.__getattr__)
+        return fast if fast is not None else super().step(x, state, timespans)
+
     def _forward(self, x: Tensor, state: Tensor, timespans: Tensor | None) -> tuple[Tensor, Tensor]:
         states = self.core.solve(x, state, timespans)
         return self.core.map_outputs(states), states[:, -1]

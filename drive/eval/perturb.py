@@ -24,13 +24,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from drive.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Perturbation:
@@ -78,6 +80,8 @@ class Perturbation:
 
 
 def _to_tensor(frame: np.ndarray) -> torch.Tensor:
+    import torch  # lazy: only the torchvision perturbations need it, and it costs ~1 s to import
+
     return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
 
 
@@ -191,6 +195,7 @@ class Occlusion(Perturbation):
         if self.box is None:
             self.box = self._place(frame.shape[0], frame.shape[1])
         top, left, bh, bw = self.box
+        import torch
         import torchvision.transforms.v2.functional as TF
 
         return _to_frame(TF.erase(_to_tensor(frame), top, left, bh, bw, torch.zeros((), dtype=torch.uint8)))

@@ -1,7 +1,23 @@
-"""Driving policies: perception heads, the policy module (frames -> steering) and its checkpoints."""
+"""Driving policies: perception heads, the policy module (frames -> steering) and its checkpoints.
 
-from drive.policy.checkpoint import load_policy, save_checkpoint
-from drive.policy.model import DrivingPolicy, build_policy
-from drive.policy.perception import MODEL_NAMES
+The names below are imported on first use (PEP 562), so that importing a light submodule
+(``drive.policy.protocol``, ``.reference``, ``.export``) does not import torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"load_policy": "drive.policy.checkpoint", "save_checkpoint": "drive.policy.checkpoint",
+         "DrivingPolicy": "drive.policy.model", "build_policy": "drive.policy.model",
+         "MODEL_NAMES": "drive.policy.perception"}
 
 __all__ = ["DrivingPolicy", "MODEL_NAMES", "build_policy", "load_policy", "save_checkpoint"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'drive.policy' has no attribute {name!r}")

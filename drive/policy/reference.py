@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 
 class ExpertPolicy:
@@ -26,8 +25,8 @@ class ExpertPolicy:
     def __init__(self) -> None:
         self.neuron_labels: list[str] = []
 
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, 0)
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, 0), np.float32)  # stateless (NumPy, so the reference drivers need no torch)
 
     def step(self, frames: np.ndarray, state: Any, dt_s: Any = None,
              infos: Sequence[dict] | None = None) -> tuple[np.ndarray, Any]:
@@ -35,7 +34,7 @@ class ExpertPolicy:
             raise ValueError("ExpertPolicy.step: needs the env's info of each frame (infos=...)")
         return np.array([float(i["expert_steering"]) for i in infos], dtype=np.float64), state
 
-    def neuron_activity(self, state: torch.Tensor) -> np.ndarray:
+    def neuron_activity(self, state: np.ndarray) -> np.ndarray:
         return np.zeros((state.shape[0], 0), np.float32)
 
 
@@ -49,12 +48,12 @@ class ConstantPolicy:
         self.model_name = f"constant({self.steering:g})"
         self.neuron_labels: list[str] = []
 
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, 0)
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, 0), np.float32)  # stateless (NumPy, so the reference drivers need no torch)
 
     def step(self, frames: np.ndarray, state: Any, dt_s: Any = None,
              infos: Sequence[dict] | None = None) -> tuple[np.ndarray, Any]:
         return np.full(len(frames), self.steering, dtype=np.float64), state
 
-    def neuron_activity(self, state: torch.Tensor) -> np.ndarray:
+    def neuron_activity(self, state: np.ndarray) -> np.ndarray:
         return np.zeros((state.shape[0], 0), np.float32)

@@ -262,7 +262,8 @@ def _grads(model, x, h0, ts, solve):
 @pytest.mark.parametrize("name,unfolds", [("ncp19", 6), ("ncp-small", 1), ("fully-connected", 3), ("random", 2)])
 def test_kernel_equals_the_reference_step_forward_and_gradients(name, unfolds, batch, dtype, make_wirings, randomise):
     # the compiled kernel (every float CPU call) against the paper's equation in plain torch,
-    # with irregular per-sample, per-frame timespans; batch 9 runs the parallel variant
+    # with irregular per-sample, per-frame timespans (tests/core/test_kernels.py checks that the
+    # parallel, chunked variant gives the numbers of the serial one)
     from drive.core.ltc import reference_sequence
 
     wiring = _wirings(make_wirings)[name]
@@ -311,3 +312,38 @@ def test_cuda_tensors_take_the_torch_reference_path_and_agree_with_the_cpu_kerne
     y_gpu, h_gpu = model.cuda()(x.cuda(), None, ts.cuda())
     torch.testing.assert_close(y_gpu.cpu(), y_cpu, atol=1e-10, rtol=1e-8)
     torch.testing.assert_close(h_gpu.cpu(), h_cpu, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batch1_fast_step_equals_the_autograd_path_and_declines_what_it_does_not_cover(dtype, randomise):
+    # the lean closed-loop step (LTCController.step -> LTCBase.fast_step) gives the numbers of
+    # the differentiable path; every input it does not cover, bad ones included, goes to the
+    # checked path (None), which raises the usual errors
+    from drive.core import build_controller
+
+    ctrl = build_controller("ncp19", in_features=32, seed=3).to(dtype)
+    randomise(ctrl.core, seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 32, generator=g, dtype=dtype)
+    h = 0.3 * torch.randn(1, 19, generator=g, dtype=dtype)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    for h0, span in ((h, None), (h, torch.tensor([0.37], dtype=dtype)), (None, torch.tensor([2.0], dtype=dtype))):
+        with torch.no_grad():
+            fast = ctrl.core.fast_step(x, h0, span)
+            y, s = ctrl.step(x, h0, span)
+        assert fast is not None and y.shape == (1, 1) and s.shape == (1, 19) and y.dtype == dtype
+        y_ag, s_ag = ctrl(x.unsqueeze(1), h0, None if span is None else span.unsqueeze(1))
+        torch.testing.assert_close(fast[0], y_ag[:, 0].detach(), atol=tol, rtol=0)
+        torch.testing.assert_close(fast[1], s_ag.detach(), atol=tol, rtol=0)
+        torch.testing.assert_close(y, fast[0], atol=0, rtol=0)
+    with torch.no_grad():
+        declined = [(x[:, :31], h, None), (x, h[:, :18], None), (torch.cat([x, x]), h, None), (x.numpy(), h, None),
+                    (x, h, torch.tensor([0.0], dtype=dtype)), (x, h, torch.tensor([float("nan")], dtype=dtype)),
+                    (x, h, torch.ones(1, 1, dtype=dtype)), (x.to(torch.float16), h, None)]
+        for args in declined:
+            assert ctrl.core.fast_step(*args) is None
+        with pytest.raises(ValueError, match="timespans must be finite"):
+            ctrl.step(x, h, torch.tensor([0.0], dtype=dtype))
+        with pytest.raises(ValueError, match="features"):
+            ctrl.step(x[:, :31], h)
+    assert ctrl.core.fast_step(x, h, None) is None  # grad enabled: the autograd path

@@ -88,3 +88,32 @@ def test_export_command_writes_onnx_and_config(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "policy.onnx").stat().st_size > 0
     assert OnnxPolicy(tmp_path / "out").model_name == "ncp19"
+
+
+def test_onnx_runtime_reaches_its_first_step_without_importing_torch(tmp_path, monkeypatch):
+    # a fresh process: with the export already cached, the simulate path (its imports, the cached
+    # ONNX driver, the env, one driven step) never imports torch (it costs seconds at start-up)
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("DRIVE_CACHE_DIR", str(tmp_path / "cache"))
+    load_driver_for_runtime(SHIPPED, "onnx")  # exports into the cache (needs torch: in this process)
+    env = dict(os.environ, PYTHONPATH=str(SHIPPED.parents[1]))
+    script = f"""
+import sys
+from pathlib import Path
+import numpy as np
+from drive.eval.simulate import make_env, resolve_scenario
+from drive.policy.export import OnnxPolicy, load_driver_for_runtime
+policy = load_driver_for_runtime(Path({str(SHIPPED)!r}), "onnx")
+assert isinstance(policy, OnnxPolicy), type(policy)
+env = make_env(resolve_scenario("default"))
+obs, info = env.reset(seed=0)
+steering, state = policy.step(obs[None], policy.initial_state(1), np.array([0.05]))
+env.step(np.array([float(steering[0])], np.float32))
+print("torch imported:", "torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("torch imported: False"), out.stdout
