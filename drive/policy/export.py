@@ -239,8 +239,9 @@ def closed_loop_compare(checkpoint: str | os.PathLike, onnx_folder: str | os.Pat
 
 def _cache_folder(checkpoint: Path) -> Path | None:
     """A per-checkpoint cache folder for its ONNX export, keyed by the content of its config and
-    weights (``$DRIVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/drive``, else ``~/.cache/drive``); None
-    when the checkpoint's files cannot be read."""
+    weights and by the code that builds the exported graph (``drive/core`` and ``drive/policy``, so an
+    export made by older code is never reused) (``$DRIVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/drive``,
+    else ``~/.cache/drive``); None when the checkpoint's files cannot be read."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -249,6 +250,9 @@ def _cache_folder(checkpoint: Path) -> Path | None:
             digest.update((checkpoint / name).read_bytes())
     except OSError:
         return None
+    package = Path(__file__).resolve().parents[1]
+    for source in sorted([*(package / "core").glob("*.py"), *(package / "policy").glob("*.py")]):
+        digest.update(source.name.encode() + source.read_bytes())
     root = os.environ.get("DRIVE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drive"
     return Path(root) / "onnx" / digest.hexdigest()[:20]
 
