@@ -20,16 +20,28 @@ from drive.errors import UserError
 
 #: verb -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "inspect": ("drive.commands.inspect", "print neurons, synapses and parameters of each controller (NCP paper, Table 2)"),
+    "inspect": (
+        "drive.commands.inspect",
+        "print neurons, synapses and parameters of each controller (NCP paper, Table 2)",
+    ),
     "record": ("drive.commands.record", "record expert driving (camera video + steering) into a dataset"),
     "import": ("drive.commands.import", "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset"),
     "train": ("drive.commands.train", "train a driver by imitation from a dataset"),
     "simulate": ("drive.commands.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),
     "explain": ("drive.commands.explain", "saliency maps, attention stability and neuron traces of a checkpoint"),
-    "evaluate": ("drive.commands.evaluate", "open-loop steering error of checkpoints on a recorded dataset, under camera noise"),
-    "suite": ("drive.commands.suite", "generalization suite: every scenarios/suite case on every test track, per model"),
-    "export": ("drive.commands.export", "write a checkpoint's policy as ONNX (uint8 frames, state, dt_s -> steering, state)"),
+    "evaluate": (
+        "drive.commands.evaluate",
+        "open-loop steering error of checkpoints on a recorded dataset, under camera noise",
+    ),
+    "suite": (
+        "drive.commands.suite",
+        "generalization suite: every scenarios/suite case on every test track, per model",
+    ),
+    "export": (
+        "drive.commands.export",
+        "write a checkpoint's policy as ONNX (uint8 frames, state, dt_s -> steering, state)",
+    ),
 }
 
 

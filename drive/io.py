@@ -78,8 +78,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}{os.getpid()}-",
-                               suffix=suffix if suffix is not None else path.suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent,
+        prefix=f".{path.name}{TMP_MARK}{os.getpid()}-",
+        suffix=suffix if suffix is not None else path.suffix,
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -175,7 +178,9 @@ def read_json(path: str | os.PathLike, what: str = "file", expect: type | None =
     try:
         value = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
+        raise UserError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
+        ) from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: invalid JSON: {exc}") from None
     except OSError as exc:
@@ -188,4 +193,5 @@ def read_json(path: str | os.PathLike, what: str = "file", expect: type | None =
 
 def _json_kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )

@@ -75,8 +75,10 @@ def default_checkpoint() -> Path:
     """The shipped default checkpoint folder (``checkpoints/ncp19``); a UserError if this install lacks it."""
     path = _shipped("drive.checkpoints", "checkpoints", DEFAULT_CHECKPOINT_NAME)
     if path is None or not (path / "config.json").is_file():
-        raise UserError(f"--checkpoint: the default {DEFAULT_CHECKPOINT} is not shipped with this install; "
-                        "train one with `drive train` and pass --checkpoint")
+        raise UserError(
+            f"--checkpoint: the default {DEFAULT_CHECKPOINT} is not shipped with this install; "
+            "train one with `drive train` and pass --checkpoint"
+        )
     return path
 
 

@@ -48,8 +48,16 @@ class VideoWriter:
     yuv420p (BT.601, limited range, as FFmpeg's own conversion) with OpenCV, ~2.5x faster than swscale.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, size_hw: tuple[int, int], crf: int = DEFAULT_CRF,
-                 preset: str = DEFAULT_PRESET, gop: int | None = None, threads: int = 0):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        size_hw: tuple[int, int],
+        crf: int = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+        gop: int | None = None,
+        threads: int = 0,
+    ):
         import av
 
         self.path = Path(path)
@@ -123,7 +131,9 @@ class VideoWriter:
 
 
 @contextlib.contextmanager
-def video_writer(path: str | os.PathLike, fps: float, size_hw: tuple[int, int], **options: Any) -> Iterator[VideoWriter]:
+def video_writer(
+    path: str | os.PathLike, fps: float, size_hw: tuple[int, int], **options: Any
+) -> Iterator[VideoWriter]:
     """A :class:`VideoWriter` that is kept when the block ends normally and discarded on an exception."""
     writer = VideoWriter(path, fps, size_hw, **options)
     try:

@@ -32,7 +32,9 @@ def test_every_verb_has_a_module_with_arguments_and_run(verb):
 
 @pytest.mark.parametrize("verb", sorted(COMMANDS))
 def test_every_verb_prints_help(verb):
-    proc = subprocess.run([sys.executable, "-m", "drive.cli", verb, "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "drive.cli", verb, "--help"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"usage: drive {verb}" in proc.stdout
 
@@ -50,8 +52,12 @@ def test_help_does_not_import_torch():
 
 
 def test_bad_flag_value_is_one_line_with_exit_2():
-    proc = subprocess.run([sys.executable, "-m", "drive.cli", "inspect", "--in-features", "0"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "drive.cli", "inspect", "--in-features", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr == "drive inspect: error: --in-features must be >= 1, got 0\n"
 
@@ -112,11 +118,17 @@ def test_prepare_out_dir_refuses_files_and_unwritable_places(tmp_path):
             prepare_out_dir(tmp_path / "ro" / "x")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "d", "--out", "o", "--epochs", "abc"], "drive train: error: argument --epochs: invalid int value: 'abc'"),
-    (["train"], "drive train: error: the following arguments are required: --data, --out"),
-    (["frobnicate"], "drive: error: argument COMMAND: invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "--data", "d", "--out", "o", "--epochs", "abc"],
+            "drive train: error: argument --epochs: invalid int value: 'abc'",
+        ),
+        (["train"], "drive train: error: the following arguments are required: --data, --out"),
+        (["frobnicate"], "drive: error: argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
 def test_a_bad_or_missing_flag_is_one_line_with_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

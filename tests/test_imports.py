@@ -39,7 +39,7 @@ def module_level_imports(path: Path, modules: set[str]) -> set[str]:
                 base = node.module or ""
                 if node.level:
                     anchor = package.split(".")
-                    anchor = anchor[:len(anchor) - node.level + 1]
+                    anchor = anchor[: len(anchor) - node.level + 1]
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 if base.split(".")[0] != "drive":
                     continue

@@ -61,30 +61,63 @@ def test_a_non_editable_install_simulates_from_outside_the_repository(tmp_path):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "drive", src / "drive", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "scenarios", src / "scenarios")
-    shutil.copytree(ROOT / "checkpoints" / "ncp19", src / "checkpoints" / "ncp19",
-                    ignore=shutil.ignore_patterns("train_state", "tensorboard"))
+    shutil.copytree(
+        ROOT / "checkpoints" / "ncp19",
+        src / "checkpoints" / "ncp19",
+        ignore=shutil.ignore_patterns("train_state", "tensorboard"),
+    )
     target = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                          "--no-index", "--target", str(target), str(src)], capture_output=True, text=True, timeout=600)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     installed = target / "drive"
     assert sorted(p.name for p in (installed / "scenarios").glob("*.yaml")) == sorted(
-        p.name for p in (ROOT / "scenarios").glob("*.yaml"))
-    assert sorted(p.name for p in (installed / "checkpoints" / "ncp19").iterdir()) == ["config.json",
-                                                                                      "model.safetensors"]
+        p.name for p in (ROOT / "scenarios").glob("*.yaml")
+    )
+    assert sorted(p.name for p in (installed / "checkpoints" / "ncp19").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     assert not (installed / "checkpoints" / "cnn").exists()
 
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}
-    where = subprocess.run([sys.executable, "-c", "import drive.resources as r; print(r.__file__); "
-                            "print(r.default_checkpoint()); print(r.scenario_path('default'))"],
-                           cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import drive.resources as r; print(r.__file__); "
+            "print(r.default_checkpoint()); print(r.scenario_path('default'))",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr
     assert all(line.startswith(str(target)) for line in where.stdout.split()), where.stdout
     # no arguments: the shipped default scenario and checkpoint, results under ./runs/simulate (about a minute)
-    run = subprocess.run([str(target / "bin" / "drive"), "simulate"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=900)
+    run = subprocess.run(
+        [str(target / "bin" / "drive"), "simulate"], cwd=work, env=env, capture_output=True, text=True, timeout=900
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((work / "runs" / "simulate" / "metrics.json").read_text())
     assert metrics["model"] == "ncp19" and metrics["policy"]["episodes"][0]["steps"] > 0

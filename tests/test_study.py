@@ -24,11 +24,45 @@ def load_tool():
 
 
 def study_argv(root: Path, *extra: str, episodes: int = 3, seeds: str = "0,1", data: Path | None = None) -> list[str]:
-    return ["--models", "ncp19", "cnn", "--seeds", seeds, "--noise-seeds", "2", "--tracks", "1",
-            "--levels", "0.04,0.09", "--out", str(root / "out"), "--ckpt-root", str(root / "ck"),
-            "--data", str(data or root / "data"), "--episodes", str(episodes), "--record-duration-s", "2", "--epochs", "2",
-            "--batch-size", "4", "--train-args", "--seq-len 8", "--workers", "1", "--duration-s", "2",
-            "--suite-tracks", "1", "--suite-case", "camera_mount", "--no-progress", *extra]
+    return [
+        "--models",
+        "ncp19",
+        "cnn",
+        "--seeds",
+        seeds,
+        "--noise-seeds",
+        "2",
+        "--tracks",
+        "1",
+        "--levels",
+        "0.04,0.09",
+        "--out",
+        str(root / "out"),
+        "--ckpt-root",
+        str(root / "ck"),
+        "--data",
+        str(data or root / "data"),
+        "--episodes",
+        str(episodes),
+        "--record-duration-s",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--train-args",
+        "--seq-len 8",
+        "--workers",
+        "1",
+        "--duration-s",
+        "2",
+        "--suite-tracks",
+        "1",
+        "--suite-case",
+        "camera_mount",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def last_json(capsys) -> dict:
@@ -54,7 +88,9 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
     assert tool.main(study_argv(a)) == 0
     first = last_json(capsys)["stages"]
     assert first["record"]["recorded"] == 3 and first["train"]["trained"] == 4
-    assert first["stress"]["plain"]["computed"] == 4 * 3 * 2 + 3 * 2  # 4 checkpoints + expert, clean + 2 levels, 2 seeds
+    assert (
+        first["stress"]["plain"]["computed"] == 4 * 3 * 2 + 3 * 2
+    )  # 4 checkpoints + expert, clean + 2 levels, 2 seeds
     assert first["suite"]["computed"] == 5
     assert (a / "ck" / "ncp19" / "config.json").is_file() and (a / "ck" / "zoo" / "cnn-s1" / "config.json").is_file()
 
@@ -62,7 +98,9 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
     # A's recordings: a second recording of the same episodes has the same labels but not the same video bytes
     # (the encoder's output varies), so it would train other weights.
     data = a / "data"
-    assert tool.main(study_argv(b, "--stages", "record,train", seeds="0", data=data)) == 0  # the zoo stopped after seed 0 ...
+    assert (
+        tool.main(study_argv(b, "--stages", "record,train", seeds="0", data=data)) == 0
+    )  # the zoo stopped after seed 0 ...
     from drive.cli import main as drive
 
     runs = {r["name"]: r for r in tool.zoo(tool.parse_args(study_argv(b, data=data)))}
@@ -112,10 +150,26 @@ def test_a_stale_checkpoint_stops_the_study(tmp_path, capsys):
     assert tool.main(study_argv(tmp_path, "--stages", "record,train", "--models", "cnn", seeds="0", episodes=2)) == 0
     assert last_json(capsys)["stages"]["record"] == {"recorded": 1, "reused": 1, "stage_s": pytest.approx(0, abs=60)}
     with pytest.raises(SystemExit, match="--retrain-stale"):
-        tool.main(study_argv(tmp_path, "--stages", "train", "--models", "cnn", "--batch-size", "2", seeds="0",
-                             episodes=2))
+        tool.main(
+            study_argv(tmp_path, "--stages", "train", "--models", "cnn", "--batch-size", "2", seeds="0", episodes=2)
+        )
     assert "stale checkpoint" in capsys.readouterr().err
-    assert tool.main(study_argv(tmp_path, "--stages", "train", "--models", "cnn", "--batch-size", "2",
-                                "--retrain-stale", seeds="0", episodes=2)) == 0
+    assert (
+        tool.main(
+            study_argv(
+                tmp_path,
+                "--stages",
+                "train",
+                "--models",
+                "cnn",
+                "--batch-size",
+                "2",
+                "--retrain-stale",
+                seeds="0",
+                episodes=2,
+            )
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "ck" / "cnn" / "config.json").read_text())
     assert config["training"]["batch_size"] == 2

@@ -59,8 +59,9 @@ def main() -> int:
         figures["local_wall_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
-                 logging_level="error")
+        ray.init(
+            address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False, logging_level="error"
+        )
         figures["ray_init_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         remote = stress([str(ckpt)], perturb, Path(tmp) / "ray", backend="ray", **sweep)
@@ -77,16 +78,23 @@ def main() -> int:
         cells = local["computed"]
         assert cells == remote["computed"] and not local["failed"] and not remote["failed"]
         same = (Path(tmp) / "local" / "results.csv").read_bytes() == (Path(tmp) / "ray" / "results.csv").read_bytes()
-        compute = {b: sum(json.loads(f.read_text())["elapsed_s"] for f in (Path(tmp) / b / "cells").glob("*.json"))
-                   for b in ("local", "ray")}
-    figures.update(cells=cells, workers=args.workers, identical_results_csv=same,
-                   local_cell_compute_s=compute["local"], ray_cell_compute_s=compute["ray"],
-                   ray_overhead_per_cell_s=(figures["ray_wall_s"] - figures["local_wall_s"]) / cells,
-                   ray_overhead_per_cell_excl_init_s=(figures["ray_sweep_s"] - figures["local_wall_s"]) / cells,
-                   ray_over_local_wall=figures["ray_wall_s"] / figures["local_wall_s"],
-                   local_idle_per_cell_s=(figures["local_wall_s"] * args.workers - compute["local"]) / cells,
-                   ray_idle_per_cell_s=(figures["ray_sweep_s"] * args.workers - compute["ray"]) / cells,
-                   load_average_1min=os.getloadavg()[0])
+        compute = {
+            b: sum(json.loads(f.read_text())["elapsed_s"] for f in (Path(tmp) / b / "cells").glob("*.json"))
+            for b in ("local", "ray")
+        }
+    figures.update(
+        cells=cells,
+        workers=args.workers,
+        identical_results_csv=same,
+        local_cell_compute_s=compute["local"],
+        ray_cell_compute_s=compute["ray"],
+        ray_overhead_per_cell_s=(figures["ray_wall_s"] - figures["local_wall_s"]) / cells,
+        ray_overhead_per_cell_excl_init_s=(figures["ray_sweep_s"] - figures["local_wall_s"]) / cells,
+        ray_over_local_wall=figures["ray_wall_s"] / figures["local_wall_s"],
+        local_idle_per_cell_s=(figures["local_wall_s"] * args.workers - compute["local"]) / cells,
+        ray_idle_per_cell_s=(figures["ray_sweep_s"] * args.workers - compute["ray"]) / cells,
+        load_average_1min=os.getloadavg()[0],
+    )
     for key, value in figures.items():
         print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")
     print(json.dumps(figures))

@@ -81,8 +81,13 @@ def import_to_first_step(checkpoint: Path, runtime: str, threads: int) -> float:
     """Seconds from starting a fresh Python process to its first env step driven by the policy."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS=str(threads))
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", FIRST_STEP, str(checkpoint), runtime], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_STEP, str(checkpoint), runtime],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     elapsed = time.perf_counter() - start
     assert "first step" in out.stdout, out.stderr
     return elapsed
@@ -108,8 +113,9 @@ def batched(policy, scenario: Scenario, n_envs: int, steps: int, mode: str) -> f
     import drive.world  # noqa: F401  (registers drive/Drive-v0)
 
     sc = dataclasses.replace(scenario, duration_s=(steps + 10) / scenario.control_hz)
-    envs = gymnasium.make_vec("drive/Drive-v0", num_envs=n_envs, vectorization_mode=mode,
-                              scenario=sc, off_road="recover")
+    envs = gymnasium.make_vec(
+        "drive/Drive-v0", num_envs=n_envs, vectorization_mode=mode, scenario=sc, off_road="recover"
+    )
     obs, _ = envs.reset(seed=100)
     state = policy.initial_state(n_envs)
     dt = np.full(n_envs, 1.0 / sc.control_hz, np.float32)
@@ -134,8 +140,9 @@ def batched(policy, scenario: Scenario, n_envs: int, steps: int, mode: str) -> f
 
 def highway_gray(scenario: Scenario, steps: int) -> float:
     """Steps per second of highway-env's racetrack with a grayscale camera at the scenario's resolution, no policy."""
-    sps, _ = bench_highway_gray(steps, scenario.camera.height, scenario.camera.width,
-                                int(scenario.sim_hz), int(scenario.control_hz))
+    sps, _ = bench_highway_gray(
+        steps, scenario.camera.height, scenario.camera.width, int(scenario.sim_hz), int(scenario.control_hz)
+    )
     return sps
 
 
@@ -143,8 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="timed control steps per measurement")
     parser.add_argument("--envs", type=int, default=8, help="envs served by one batched policy call")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch CPU threads (default: torch's, one per core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch CPU threads (default: torch's, one per core)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--checkpoint", default=str(REPO_ROOT / "checkpoints" / "ncp19"))
     args = parser.parse_args()
@@ -156,22 +167,33 @@ def main() -> None:
     source = policies["torch"][1]
 
     # rounds alternate the measurements so that a busy machine slows them alike; medians are reported
-    keys = ("closed_loop_torch", "closed_loop_onnx", "env_only", "batched_sync", "batched_async", "highway_gray",
-            "import_to_first_step_s")
+    keys = (
+        "closed_loop_torch",
+        "closed_loop_onnx",
+        "env_only",
+        "batched_sync",
+        "batched_async",
+        "highway_gray",
+        "import_to_first_step_s",
+    )
     runs: dict[str, list[float]] = {k: [] for k in keys}
     for r in range(args.rounds):
         for rt in ("torch", "onnx"):
             runs[f"closed_loop_{rt}"].append(closed_loop(policies[rt][0], scenario, args.steps))
         runs["env_only"].append(closed_loop(ExpertPolicy(), scenario, args.steps))
         for mode in ("sync", "async"):
-            runs[f"batched_{mode}"].append(batched(default, scenario, args.envs, max(50, args.steps // args.envs), mode))
+            runs[f"batched_{mode}"].append(
+                batched(default, scenario, args.envs, max(50, args.steps // args.envs), mode)
+            )
         runs["highway_gray"].append(highway_gray(scenario, args.steps))
         runs["import_to_first_step_s"].append(import_to_first_step(checkpoint, DEFAULT_RUNTIME, args.threads))
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items()), flush=True)
     med = {k: float(np.median(v)) for k, v in runs.items()}
     cl, hw = med[f"closed_loop_{DEFAULT_RUNTIME}"], med["highway_gray"]
     print(f"closed loop (batch 1), torch:  {med['closed_loop_torch']:8.1f} steps/s")
-    print(f"closed loop (batch 1), onnx:   {med['closed_loop_onnx']:8.1f} steps/s   (default runtime: {DEFAULT_RUNTIME})")
+    print(
+        f"closed loop (batch 1), onnx:   {med['closed_loop_onnx']:8.1f} steps/s   (default runtime: {DEFAULT_RUNTIME})"
+    )
     print(f"env + camera (expert, no NN):  {med['env_only']:8.1f} steps/s")
     print(f"batched ({args.envs} envs, SyncVectorEnv):  {med['batched_sync']:8.1f} env steps/s")
     print(f"batched ({args.envs} envs, AsyncVectorEnv): {med['batched_async']:8.1f} env steps/s")
@@ -192,7 +214,10 @@ def main() -> None:
         "batched_async_speedup_vs_sync": round(med["batched_async"] / med["batched_sync"], 2),
         "env_only_speedup_vs_highway_gray": round(med["env_only"] / hw, 2),
         "import_to_first_step_s": round(med["import_to_first_step_s"], 2),
-        "targets_met": {"speedup_vs_highway_gray": cl / hw >= 4, "import_to_first_step_s": med["import_to_first_step_s"] <= 2.5},
+        "targets_met": {
+            "speedup_vs_highway_gray": cl / hw >= 4,
+            "import_to_first_step_s": med["import_to_first_step_s"] <= 2.5,
+        },
         "policy": source,
         "torch_threads": torch.get_num_threads(),
         "steps": args.steps,

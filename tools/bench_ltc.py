@@ -103,11 +103,25 @@ def ncps_twin(core):
     import ncps.wirings
 
     w = core.wiring
-    cfg = dict(units=w.units, adjacency_matrix=w.adjacency.tolist(), sensory_adjacency_matrix=w.sensory_adjacency.tolist(),
-               input_dim=w.input_dim, output_dim=w.output_dim)
-    ref = ncps.torch.LTC(w.input_dim, ncps.wirings.Wiring.from_config(cfg), return_sequences=True, batch_first=True,
-                         mixed_memory=False, input_mapping="affine", output_mapping="affine",
-                         ode_unfolds=core.ode_unfolds, epsilon=core.epsilon, implicit_param_constraints=True)
+    cfg = dict(
+        units=w.units,
+        adjacency_matrix=w.adjacency.tolist(),
+        sensory_adjacency_matrix=w.sensory_adjacency.tolist(),
+        input_dim=w.input_dim,
+        output_dim=w.output_dim,
+    )
+    ref = ncps.torch.LTC(
+        w.input_dim,
+        ncps.wirings.Wiring.from_config(cfg),
+        return_sequences=True,
+        batch_first=True,
+        mixed_memory=False,
+        input_mapping="affine",
+        output_mapping="affine",
+        ode_unfolds=core.ode_unfolds,
+        epsilon=core.epsilon,
+        implicit_param_constraints=True,
+    )
     with torch.no_grad():
         for name, p in ref.rnn_cell.named_parameters():
             if name in ("sparsity_mask", "sensory_sparsity_mask"):
@@ -167,6 +181,7 @@ def bench_infer(ours, ref, blocks: int, per_block: int, warmup: int = 200) -> di
     x = torch.randn(1, IN_FEATURES, generator=g)
     x_seq = x.unsqueeze(1)  # (1, 1, 32) for ncps
     with torch.no_grad():
+
         def run_ours(n: int, out: list[float] | None) -> None:
             h = ours.initial_state(1)
             for _ in range(n):
@@ -292,8 +307,15 @@ def mem_worker(kind: str, T: int, batch: int, threads: int, solver: str) -> dict
     model.zero_grad(set_to_none=True)
     with TensorPeak() as tp:
         step()
-    return {"kind": kind, "T": T, "batch": batch, "tensor_MB": tp.peak / 2**20, "rss_MB": rss_mb, "rss_method": how,
-            "step_s": seconds}
+    return {
+        "kind": kind,
+        "T": T,
+        "batch": batch,
+        "tensor_MB": tp.peak / 2**20,
+        "rss_MB": rss_mb,
+        "rss_method": how,
+        "step_s": seconds,
+    }
 
 
 def run_mem_worker(kind: str, T: int, batch: int, threads: int, solver: str) -> dict:
@@ -308,10 +330,16 @@ def run_mem_worker(kind: str, T: int, batch: int, threads: int, solver: str) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier medians)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads for every measurement (default: torch's default for this machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for every measurement (default: torch's default for this machine)",
+    )
     parser.add_argument("--mem-batch", type=int, default=8, help="batch of the memory measurements")
-    parser.add_argument("--adjoint-solver", default="rk4", help="torchdiffeq fixed-grid solver for the adjoint (rk4, euler)")
+    parser.add_argument(
+        "--adjoint-solver", default="rk4", help="torchdiffeq fixed-grid solver for the adjoint (rk4, euler)"
+    )
     parser.add_argument("--skip-memory", action="store_true", help="timings only")
     parser.add_argument("--mem-worker", help=argparse.SUPPRESS)  # internal: kind,T,batch,threads,solver
     args = parser.parse_args()
@@ -327,30 +355,40 @@ def main() -> None:
 
     ncps_version = version("ncps")  # (ncps.__version__ is stale)
     load = os.getloadavg()[0]
-    print(f"torch {torch.__version__}, ncps {ncps_version}, python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, load average {load:.2f}, torch threads {threads}" + (" (quick)" if args.quick else ""))
+    print(
+        f"torch {torch.__version__}, ncps {ncps_version}, python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, load average {load:.2f}, torch threads {threads}" + (" (quick)" if args.quick else "")
+    )
     if threads > 1 and load > 0.5:
-        print(f"warning: the CPUs are busy (load {load:.2f}); a multi-threaded torch op (MKL gemm/gemv above a "
-              "size threshold, large reductions) then waits for a descheduled worker thread (~ms each); "
-              "compare with --threads 1")
+        print(
+            f"warning: the CPUs are busy (load {load:.2f}); a multi-threaded torch op (MKL gemm/gemv above a "
+            "size threshold, large reductions) then waits for a descheduled worker thread (~ms each); "
+            "compare with --threads 1"
+        )
 
     ours = build_ours()
     ref = ncps_twin(ours.core)
     diff = check_equivalent(ours, ref)
-    print(f"ncp19: {ours.core.units} neurons, {ours.wiring.synapse_count} + {ours.wiring.sensory_synapse_count} "
-          f"sensory synapses; ncps twin max |diff| = {diff:.2g}")
+    print(
+        f"ncp19: {ours.core.units} neurons, {ours.wiring.synapse_count} + {ours.wiring.sensory_synapse_count} "
+        f"sensory synapses; ncps twin max |diff| = {diff:.2g}"
+    )
 
     rounds = 6 if args.quick else 20
     train = bench_train(ours, ref, rounds=rounds)
     train_speedup = train["ncps"] / train["ours"]
-    print(f"train step (B={TRAIN_BATCH}, T={TRAIN_T}, fwd+bwd+Adam), median of {rounds}: "
-          f"ncps {train['ncps']:.1f} ms, ours {train['ours']:.2f} ms -> {train_speedup:.1f}x")
+    print(
+        f"train step (B={TRAIN_BATCH}, T={TRAIN_T}, fwd+bwd+Adam), median of {rounds}: "
+        f"ncps {train['ncps']:.1f} ms, ours {train['ours']:.2f} ms -> {train_speedup:.1f}x"
+    )
 
     blocks, per_block = (4, 100) if args.quick else (10, 200)
     infer = bench_infer(ours, ref, blocks=blocks, per_block=per_block)
     infer_speedup = infer["ncps"] / infer["ours"]
-    print(f"inference step (B=1, T=1, no_grad), median of {blocks * per_block}: "
-          f"ncps {infer['ncps']:.1f} us, ours {infer['ours']:.1f} us -> {infer_speedup:.1f}x")
+    print(
+        f"inference step (B=1, T=1, no_grad), median of {blocks * per_block}: "
+        f"ncps {infer['ncps']:.1f} us, ours {infer['ours']:.1f} us -> {infer_speedup:.1f}x"
+    )
 
     result: dict[str, object] = {
         "train_ms_ncps": round(train["ncps"], 2),
@@ -367,10 +405,15 @@ def main() -> None:
         for kind in kinds:
             for T in MEM_T:
                 mem[kind, T] = r = run_mem_worker(kind, T, args.mem_batch, threads, args.adjoint_solver)
-                label = {"bptt": "BPTT fused", "bptt_ode": f"BPTT {args.adjoint_solver}",
-                         "adjoint": f"adjoint {args.adjoint_solver}"}[kind]
-                print(f"memory {label:>14}, B={args.mem_batch}, T={T:>3}: tensor peak {r['tensor_MB']:7.3f} MB, "
-                      f"RSS growth {r['rss_MB']:6.2f} MB ({r['rss_method']}), step {r['step_s']:.2f} s")
+                label = {
+                    "bptt": "BPTT fused",
+                    "bptt_ode": f"BPTT {args.adjoint_solver}",
+                    "adjoint": f"adjoint {args.adjoint_solver}",
+                }[kind]
+                print(
+                    f"memory {label:>14}, B={args.mem_batch}, T={T:>3}: tensor peak {r['tensor_MB']:7.3f} MB, "
+                    f"RSS growth {r['rss_MB']:6.2f} MB ({r['rss_method']}), step {r['step_s']:.2f} s"
+                )
         t_lo, t_hi = MEM_T
         names = {"bptt": "bptt", "bptt_ode": f"bptt_{args.adjoint_solver}", "adjoint": "adjoint"}
         for kind, name in names.items():
@@ -382,17 +425,31 @@ def main() -> None:
             result[f"{name}_mem_ratio_T{t_hi}_T{t_lo}"] = round(hi["tensor_MB"] / lo["tensor_MB"], 3)
             result[f"{name}_rss_MB_T{t_lo}"] = round(lo["rss_MB"], 2)
             result[f"{name}_rss_MB_T{t_hi}"] = round(hi["rss_MB"], 2)
-        print(f"memory ratio T{t_hi}/T{t_lo} (tensor peak): BPTT fused {result['bptt_mem_ratio_T256_T16']:.2f}, "
-              f"adjoint {result['adjoint_mem_ratio_T256_T16']:.2f} (target <= {TARGET_ADJOINT_RATIO})")
-        result.update(mem_batch=args.mem_batch, adjoint_solver=args.adjoint_solver, mem_method="tensor_peak_dispatch_mode",
-                      rss_method=mem[("bptt", t_lo)]["rss_method"])
+        print(
+            f"memory ratio T{t_hi}/T{t_lo} (tensor peak): BPTT fused {result['bptt_mem_ratio_T256_T16']:.2f}, "
+            f"adjoint {result['adjoint_mem_ratio_T256_T16']:.2f} (target <= {TARGET_ADJOINT_RATIO})"
+        )
+        result.update(
+            mem_batch=args.mem_batch,
+            adjoint_solver=args.adjoint_solver,
+            mem_method="tensor_peak_dispatch_mode",
+            rss_method=mem[("bptt", t_lo)]["rss_method"],
+        )
 
     targets = {"train_speedup": train_speedup >= TARGET_SPEEDUP, "infer_speedup": infer_speedup >= TARGET_SPEEDUP}
     if "adjoint_mem_ratio_T256_T16" in result:
         targets["adjoint_mem_ratio"] = result["adjoint_mem_ratio_T256_T16"] <= TARGET_ADJOINT_RATIO
     print("targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in targets.items()))
-    result.update(targets_met=targets, torch_threads=threads, torch_version=torch.__version__, ncps_version=ncps_version,
-                  cpu_count=os.cpu_count(), load_avg_1min=round(load, 2), quick=bool(args.quick), ncps_max_abs_diff=float(f"{diff:.3g}"))
+    result.update(
+        targets_met=targets,
+        torch_threads=threads,
+        torch_version=torch.__version__,
+        ncps_version=ncps_version,
+        cpu_count=os.cpu_count(),
+        load_avg_1min=round(load, 2),
+        quick=bool(args.quick),
+        ncps_max_abs_diff=float(f"{diff:.3g}"),
+    )
     print(json.dumps(result))
 
 

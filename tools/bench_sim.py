@@ -78,8 +78,9 @@ def bench_camera(frames: int, scenarios: tuple[str, ...] = ("default",), frames_
     return [c / e for c, e in zip(n, elapsed)]
 
 
-def bench_highway_gray(steps: int, height: int = 78, width: int = 200, sim_hz: int = 40,
-                       control_hz: int = 20) -> tuple[float, float]:
+def bench_highway_gray(
+    steps: int, height: int = 78, width: int = 200, sim_hz: int = 40, control_hz: int = 20
+) -> tuple[float, float]:
     """Steps per second of highway-env's racetrack (``other_vehicles: 0``) with its
     GrayscaleObservation at ``height`` x ``width``, its screen the same size, a zero action; and the
     mean pixel value (0 would mean the black frames of ``SDL_VIDEODRIVER=dummy``). Shared with
@@ -90,10 +91,19 @@ def bench_highway_gray(steps: int, height: int = 78, width: int = 200, sim_hz: i
     if os.environ.get("SDL_VIDEODRIVER") == "dummy":
         raise SystemExit("unset SDL_VIDEODRIVER: with 'dummy' highway-env's image observations are black")
     config = {
-        "observation": {"type": "GrayscaleObservation", "observation_shape": (width, height), "stack_size": 1,
-                        "weights": [0.2989, 0.5870, 0.1140], "scaling": 1.75},
-        "other_vehicles": 0, "simulation_frequency": int(sim_hz), "policy_frequency": int(control_hz),
-        "screen_width": width, "screen_height": height, "duration": 10_000,
+        "observation": {
+            "type": "GrayscaleObservation",
+            "observation_shape": (width, height),
+            "stack_size": 1,
+            "weights": [0.2989, 0.5870, 0.1140],
+            "scaling": 1.75,
+        },
+        "other_vehicles": 0,
+        "simulation_frequency": int(sim_hz),
+        "policy_frequency": int(control_hz),
+        "screen_width": width,
+        "screen_height": height,
+        "duration": 10_000,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -137,12 +147,18 @@ def main() -> None:
         "highway_gray_steps_per_s": round(hw_sps, 1),
         "highway_gray_mean_pixel": round(hw_mean, 1),
         "speedup_vs_highway_gray": round(env_sps / hw_sps, 2),
-        "resolution_hw": [78, 200], "sim_hz": 40, "control_hz": 20, "steps": args.steps,
-        "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "resolution_hw": [78, 200],
+        "sim_hz": 40,
+        "control_hz": 20,
+        "steps": args.steps,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
     }
-    print(f"env {env_sps:.0f} steps/s (no camera {env_nocam_sps:.0f}), camera {cam_fps:.0f} fps "
-          f"(randomized worlds {cam_rand_fps:.0f} fps, x{cam_rand_fps / cam_fps:.2f}), "
-          f"highway-env gray {hw_sps:.0f} steps/s")
+    print(
+        f"env {env_sps:.0f} steps/s (no camera {env_nocam_sps:.0f}), camera {cam_fps:.0f} fps "
+        f"(randomized worlds {cam_rand_fps:.0f} fps, x{cam_rand_fps / cam_fps:.2f}), "
+        f"highway-env gray {hw_sps:.0f} steps/s"
+    )
     print(json.dumps(result))
 
 

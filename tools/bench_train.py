@@ -74,9 +74,9 @@ import torch  # noqa: E402
 from drive.data.sequences import FrameCache, SequenceDataset, split_segments  # noqa: E402
 from drive.policy.model import build_policy  # noqa: E402
 from drive.policy.perception import build_head  # noqa: E402
+from drive.train import loop  # noqa: E402
 from drive.train.augment import Augmenter, batch_generator, slice_params  # noqa: E402
 from drive.train.config import TrainConfig  # noqa: E402
-from drive.train import loop  # noqa: E402
 from drive.train.loop import EpochBatches, controller_overrides, weighted_mse  # noqa: E402
 
 TARGET_RATIO = 1.25
@@ -86,8 +86,7 @@ def make_dataset(root: Path, episodes: int, duration_s: float) -> Path:
     """Record expert episodes of scenarios/train.yaml into ``root`` (as ``drive record`` does)."""
     from drive.data.recorder import record
 
-    return record(str(ROOT / "scenarios" / "train.yaml"), episodes, root, seed=0, duration_s=duration_s,
-                  progress=False)
+    return record(str(ROOT / "scenarios" / "train.yaml"), episodes, root, seed=0, duration_s=duration_s, progress=False)
 
 
 class EndToEnd:
@@ -102,9 +101,14 @@ class EndToEnd:
         if len(self.data) < cfg.batch_size:
             raise SystemExit(f"dataset too small: {len(self.data)} windows < batch {cfg.batch_size}")
         torch.manual_seed(cfg.seed)
-        self.policy = build_policy(cfg.model, frame_period_s=1.0 / info.fps, max_steer_rad=info.max_steer_rad,
-                                   image_height=info.image_height, image_width=info.image_width,
-                                   **controller_overrides(cfg)).to(device)
+        self.policy = build_policy(
+            cfg.model,
+            frame_period_s=1.0 / info.fps,
+            max_steer_rad=info.max_steer_rad,
+            image_height=info.image_height,
+            image_width=info.image_width,
+            **controller_overrides(cfg),
+        ).to(device)
         groups = [{"params": list(self.policy.head.parameters()), "lr": cfg.lr_head}]
         if self.policy.controller is not None:
             groups.append({"params": list(self.policy.controller.parameters()), "lr": cfg.lr_controller})
@@ -117,8 +121,9 @@ class EndToEnd:
     def _next_epoch(self) -> None:
         self.epoch += 1
         order = np.random.default_rng([self.cfg.seed, self.epoch]).permutation(len(self.data))
-        self.batches = EpochBatches(self.data, order, self.cfg.batch_size, 0, 0, 1, self.augmenter,
-                                    self.cfg.seed, self.epoch)
+        self.batches = EpochBatches(
+            self.data, order, self.cfg.batch_size, 0, 0, 1, self.augmenter, self.cfg.seed, self.epoch
+        )
         self.k = 0
 
     def step(self) -> float:
@@ -155,13 +160,14 @@ class EndToEnd:
             t = now
 
         eb = self.batches
-        window = eb.order[b * eb.batch_size:(b + 1) * eb.batch_size]
+        window = eb.order[b * eb.batch_size : (b + 1) * eb.batch_size]
         frames, steering, dt = self.data.get_batch(window)
         lap("gather")
         if self.augmenter is not None:
             c = self.cache.info
-            params = self.augmenter.sample(eb.batch_size, c.image_height, c.image_width,
-                                           batch_generator(eb.seed, eb.epoch, eb.first + b))
+            params = self.augmenter.sample(
+                eb.batch_size, c.image_height, c.image_width, batch_generator(eb.seed, eb.epoch, eb.first + b)
+            )
             with getattr(loop, "single_threaded", contextlib.nullcontext)():  # as EpochBatches does
                 frames = self.augmenter.apply(frames, slice_params(params, 0, eb.batch_size))
         lap("augment")
@@ -252,9 +258,24 @@ def cli_check(data: Path, work: Path, steps: int, threads: int, device: str) -> 
     from drive.cli import main as drive
 
     logdir = work / "tb"
-    argv = ["train", "--data", str(data), "--out", str(work / "ckpt"), "--model", "ncp19",
-            "--max-steps", str(steps), "--epochs", "1000", "--no-progress", "--logdir", str(logdir),
-            "--device", device]
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(work / "ckpt"),
+        "--model",
+        "ncp19",
+        "--max-steps",
+        str(steps),
+        "--epochs",
+        "1000",
+        "--no-progress",
+        "--logdir",
+        str(logdir),
+        "--device",
+        device,
+    ]
     if threads:
         argv += ["--threads", str(threads)]
     t0 = time.perf_counter()
@@ -278,12 +299,20 @@ def main() -> None:
     p.add_argument("--duration-s", type=float, default=None, help="episode length, s (default 60; quick 30)")
     p.add_argument("--steps", type=int, default=None, help="timed steps of each kind (default 24; quick 6)")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up steps of each kind (default 2; quick 1)")
-    p.add_argument("--profile-steps", type=int, default=None,
-                   help="section-timed end-to-end steps (default 3; quick 0)")
-    p.add_argument("--cli-steps", type=int, default=None,
-                   help="steps of the real `drive train --max-steps` cross-check (default 6; quick 0)")
-    p.add_argument("--torch-profile", action="store_true",
-                   help="also print torch.profiler's top operators for one end-to-end and one conv-only step")
+    p.add_argument(
+        "--profile-steps", type=int, default=None, help="section-timed end-to-end steps (default 3; quick 0)"
+    )
+    p.add_argument(
+        "--cli-steps",
+        type=int,
+        default=None,
+        help="steps of the real `drive train --max-steps` cross-check (default 6; quick 0)",
+    )
+    p.add_argument(
+        "--torch-profile",
+        action="store_true",
+        help="also print torch.profiler's top operators for one end-to-end and one conv-only step",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -315,8 +344,15 @@ def main() -> None:
         else:
             data = make_dataset(tmp / "data", episodes, duration_s)
         t_record = time.perf_counter() - t0
-        cfg = TrainConfig(data=str(data), out=str(tmp / "unused"), model="ncp19", batch_size=args.batch_size,
-                          seq_len=args.seq_len, augment=args.augment, device=args.device)
+        cfg = TrainConfig(
+            data=str(data),
+            out=str(tmp / "unused"),
+            model="ncp19",
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            augment=args.augment,
+            device=args.device,
+        )
         t0 = time.perf_counter()
         e2e = EndToEnd(cfg, device)
         t_cache = time.perf_counter() - t0
@@ -324,12 +360,16 @@ def main() -> None:
         conv = ConvOnly(cfg, info.image_height, info.image_width, device)
         conv_cl = ConvOnly(cfg, info.image_height, info.image_width, device, channels_last=True)
         frames_per_step = cfg.batch_size * cfg.seq_len
-        print(f"dataset: {e2e.cache.num_frames} frames in {len(e2e.cache.episodes)} episodes "
-              f"({'given' if args.data else f'recorded in {t_record:.1f} s'}), cache ready in {t_cache:.1f} s, "
-              f"{len(e2e.data)} training windows of {cfg.seq_len}")
-        print(f"torch {torch.__version__}, {threads} thread(s), device {device}, batch {cfg.batch_size} x "
-              f"{cfg.seq_len} = {frames_per_step} frames/step, augment {'on' if cfg.augment else 'off'}, "
-              f"load average {load_start:.2f}")
+        print(
+            f"dataset: {e2e.cache.num_frames} frames in {len(e2e.cache.episodes)} episodes "
+            f"({'given' if args.data else f'recorded in {t_record:.1f} s'}), cache ready in {t_cache:.1f} s, "
+            f"{len(e2e.data)} training windows of {cfg.seq_len}"
+        )
+        print(
+            f"torch {torch.__version__}, {threads} thread(s), device {device}, batch {cfg.batch_size} x "
+            f"{cfg.seq_len} = {frames_per_step} frames/step, augment {'on' if cfg.augment else 'off'}, "
+            f"load average {load_start:.2f}"
+        )
 
         for _ in range(warmup):  # first steps allocate and pick kernels: untimed
             e2e.step()
@@ -357,22 +397,29 @@ def main() -> None:
             pair_ratios.append(a / b)
             if i + 1 - last == report_every or i + 1 == steps:
                 ea, cb, n = sum(e2e_times[last:]), sum(conv_times[last:]), i + 1 - last
-                print(f"steps {last + 1:3d}-{i + 1:3d}: end-to-end {frames_per_step * n / ea:7.1f} frames/s, "
-                      f"conv only {frames_per_step * n / cb:7.1f} frames/s, ratio {ea / cb:.3f}")
+                print(
+                    f"steps {last + 1:3d}-{i + 1:3d}: end-to-end {frames_per_step * n / ea:7.1f} frames/s, "
+                    f"conv only {frames_per_step * n / cb:7.1f} frames/s, ratio {ea / cb:.3f}"
+                )
                 last = i + 1
 
         fps = frames_per_step * len(e2e_times) / sum(e2e_times)
         conv_fps = frames_per_step * len(conv_times) / sum(conv_times)
         ratio = conv_fps / fps
         cl_fps = frames_per_step * len(cl_times) / sum(cl_times)
-        print(f"conv only, channels_last: {cl_fps:.1f} frames/s = {cl_fps / conv_fps:.2f}x the plain head "
-              f"(target >= 1.5)")
+        print(
+            f"conv only, channels_last: {cl_fps:.1f} frames/s = {cl_fps / conv_fps:.2f}x the plain head (target >= 1.5)"
+        )
         median_ratio = statistics.median(e2e_times) / statistics.median(conv_times)
         pair_median = statistics.median(pair_ratios)
-        print(f"end-to-end: {fps:.1f} frames/s ({1e3 * statistics.median(e2e_times):.0f} ms/step median); "
-              f"conv only: {conv_fps:.1f} frames/s ({1e3 * statistics.median(conv_times):.0f} ms/step median)")
-        print(f"overhead ratio {ratio:.3f} (of median step times {median_ratio:.3f}; median of paired steps "
-              f"{pair_median:.3f}); target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
+        print(
+            f"end-to-end: {fps:.1f} frames/s ({1e3 * statistics.median(e2e_times):.0f} ms/step median); "
+            f"conv only: {conv_fps:.1f} frames/s ({1e3 * statistics.median(conv_times):.0f} ms/step median)"
+        )
+        print(
+            f"overhead ratio {ratio:.3f} (of median step times {median_ratio:.3f}; median of paired steps "
+            f"{pair_median:.3f}); target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}"
+        )
 
         profile: dict[str, float] = {}
         if profile_steps:
@@ -385,15 +432,25 @@ def main() -> None:
                     conv_sections.setdefault(k, []).append(v)
             profile = {k: round(1e3 * statistics.median(v), 1) for k, v in sections.items()}
             conv_profile = {k: round(1e3 * statistics.median(v), 1) for k, v in conv_sections.items()}
-            main_keys = ["gather", "augment", "head_forward", "controller_forward", "loss", "backward", "clip",
-                         "optimizer_step"]
+            main_keys = [
+                "gather",
+                "augment",
+                "head_forward",
+                "controller_forward",
+                "loss",
+                "backward",
+                "clip",
+                "optimizer_step",
+            ]
             total = sum(profile[k] for k in main_keys)
             print(f"profile, end-to-end step (median of {profile_steps}, ms):")
             for k in main_keys:
                 print(f"  {k:20s} {profile[k]:8.1f}  {100 * profile[k] / total:5.1f}%")
             print(f"  {'total':20s} {total:8.1f}")
-            print(f"  controller alone: forward {profile['controller_forward_again']:.1f} ms, "
-                  f"backward {profile['controller_backward']:.1f} ms (part of 'backward' above)")
+            print(
+                f"  controller alone: forward {profile['controller_forward_again']:.1f} ms, "
+                f"backward {profile['controller_backward']:.1f} ms (part of 'backward' above)"
+            )
             print("profile, conv-only step (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in conv_profile.items()))
             profile = {"end_to_end_ms": profile, "conv_only_ms": conv_profile}
 
@@ -412,10 +469,15 @@ def main() -> None:
             res = cli_check(data, tmp / "cli", cli_steps, args.threads, args.device)
             if res:
                 per = [frames_per_step / f for f in res["fps_per_step"]]  # seconds per step
-                cli = {"cli_frames_per_s": round(frames_per_step * len(per) / sum(per), 1),
-                       "cli_steps_timed": len(per), "cli_wall_s": round(res["wall_s"], 1)}
-                print(f"cross-check, `drive train --max-steps {cli_steps}` (its own per-step timer, first step "
-                      f"dropped): {cli['cli_frames_per_s']:.1f} frames/s (not interleaved with the conv-only runs)")
+                cli = {
+                    "cli_frames_per_s": round(frames_per_step * len(per) / sum(per), 1),
+                    "cli_steps_timed": len(per),
+                    "cli_wall_s": round(res["wall_s"], 1),
+                }
+                print(
+                    f"cross-check, `drive train --max-steps {cli_steps}` (its own per-step timer, first step "
+                    f"dropped): {cli['cli_frames_per_s']:.1f} frames/s (not interleaved with the conv-only runs)"
+                )
 
     load_end = os.getloadavg()[0]
     result = {
@@ -433,8 +495,10 @@ def main() -> None:
         "seq_len": cfg.seq_len,
         "frames_per_step": frames_per_step,
         "steps_timed": len(e2e_times),
-        "step_ms": {"end_to_end": [round(1e3 * x) for x in e2e_times],
-                    "conv_only": [round(1e3 * x) for x in conv_times]},
+        "step_ms": {
+            "end_to_end": [round(1e3 * x) for x in e2e_times],
+            "conv_only": [round(1e3 * x) for x in conv_times],
+        },
         "conv_steps_timed": len(conv_times),
         "warmup_steps": warmup,
         "model": cfg.model,

@@ -94,15 +94,28 @@ def main() -> int:
             results[size] = {}
             for name, fn in encoders.items():
                 best = min((fn(frames, Path(tmp) / f"{k}.mp4") for k in range(3)), key=lambda r: r[0])
-                results[size][name] = {"ms_per_frame": 1000.0 * best[0] / len(frames),
-                                       "bytes_per_frame": best[1] / len(frames)}
+                results[size][name] = {
+                    "ms_per_frame": 1000.0 * best[0] / len(frames),
+                    "bytes_per_frame": best[1] / len(frames),
+                }
             base = results[size]["mp4v"]["ms_per_frame"]
             for name, r in results[size].items():
                 r["ratio_to_mp4v"] = r["ms_per_frame"] / base
-                print(f"{size:18s} {name:32s} {r['ms_per_frame']:7.3f} ms/frame  x{r['ratio_to_mp4v']:.2f} of mp4v  "
-                      f"{r['bytes_per_frame']:8.0f} B/frame")
-    print(json.dumps({"frames": args.frames, "step_ms": step_ms, "results": results, "cpu": platform.processor(),
-                      "threads": os.cpu_count()}))
+                print(
+                    f"{size:18s} {name:32s} {r['ms_per_frame']:7.3f} ms/frame  x{r['ratio_to_mp4v']:.2f} of mp4v  "
+                    f"{r['bytes_per_frame']:8.0f} B/frame"
+                )
+    print(
+        json.dumps(
+            {
+                "frames": args.frames,
+                "step_ms": step_ms,
+                "results": results,
+                "cpu": platform.processor(),
+                "threads": os.cpu_count(),
+            }
+        )
+    )
     return 0
 
 

@@ -79,8 +79,12 @@ def venv_python(venv: Path) -> Path:
 def ensure_venv(venv: Path) -> None:
     py = venv_python(venv)
     if py.exists():
-        probe = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(m.version('lerobot'))"],
-                               capture_output=True, text=True, check=False)
+        probe = subprocess.run(
+            [str(py), "-c", "import importlib.metadata as m; print(m.version('lerobot'))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == LEROBOT.split("==")[1]:
             print(f"venv: {venv} already holds {LEROBOT}")
             return
@@ -91,8 +95,11 @@ def ensure_venv(venv: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", default=str(Path.home() / ".cache" / "drive-lerobot-venv"),
-                        help="the LeRobot virtual environment (built when missing)")
+    parser.add_argument(
+        "--venv",
+        default=str(Path.home() / ".cache" / "drive-lerobot-venv"),
+        help="the LeRobot virtual environment (built when missing)",
+    )
     parser.add_argument("--keep", default=None, help="record into this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     venv = Path(args.venv).expanduser()
@@ -102,8 +109,23 @@ def main() -> int:
         ds = Path(args.keep) if args.keep else Path(tmp) / "ds"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "drive.cli", "record", "--episodes", "2", "--duration-s", "1.0",
-                        "--out", str(ds), "--no-progress"], check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "drive.cli",
+                "record",
+                "--episodes",
+                "2",
+                "--duration-s",
+                "1.0",
+                "--out",
+                str(ds),
+                "--no-progress",
+            ],
+            check=True,
+            env=env,
+        )
         print(f"recorded {ds} in {time.perf_counter() - t0:.1f} s")
 
         sys.path.insert(0, str(ROOT))
@@ -115,7 +137,11 @@ def main() -> int:
         table = reader.frames_table()
         frames = np.concatenate([reader.read_frames(e) for e in reader.episodes])
         n = len(table)
-        middle = int(table.index[table["episode_index"] == reader.episodes[-1]][len(reader.read_frames(reader.episodes[-1])) // 2])
+        middle = int(
+            table.index[table["episode_index"] == reader.episodes[-1]][
+                len(reader.read_frames(reader.episodes[-1])) // 2
+            ]
+        )
         expected = {"middle": np.array(middle)}
         for i in (0, middle, n - 1):
             expected[f"frame_{i}"] = frames[i]
@@ -124,8 +150,13 @@ def main() -> int:
 
         child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(Path(tmp) / "hf")}
         child_env.pop("PYTHONPATH", None)
-        proc = subprocess.run([str(venv_python(venv)), "-c", CHILD, str(ds), str(Path(tmp) / "expected.npz")],
-                              capture_output=True, text=True, env=child_env, check=False)
+        proc = subprocess.run(
+            [str(venv_python(venv)), "-c", CHILD, str(ds), str(Path(tmp) / "expected.npz")],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            check=False,
+        )
         if proc.returncode != 0:
             print(proc.stderr[-3000:])
             print(json.dumps({"ok": False, "error": f"lerobot child exited {proc.returncode}"}))
@@ -133,25 +164,37 @@ def main() -> int:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
 
     pyav = result.get("pyav", {})
-    ok = bool(pyav.get("ok")) and pyav.get("len") == n and all(
-        r["steering_matches"] and r["mean_abs_diff_vs_drive_reader"] < 1.0 and r["task"] == "keep the lane"
-        for r in pyav.get("reads", []))
+    ok = (
+        bool(pyav.get("ok"))
+        and pyav.get("len") == n
+        and all(
+            r["steering_matches"] and r["mean_abs_diff_vs_drive_reader"] < 1.0 and r["task"] == "keep the lane"
+            for r in pyav.get("reads", [])
+        )
+    )
     print(f"lerobot {result.get('lerobot_version')}: metadata {result['meta']}")
     for backend in ("pyav", "default"):
         r = result.get(backend, {})
         if r.get("ok"):
             print(f"  backend {backend}: {r['len']} frames, {r['num_episodes']} episodes")
             for read in r["reads"]:
-                print(f"    ds[{read['index']}]: episode {read['episode_index']} frame {read['frame_index']} "
-                      f"t={read['timestamp']:.2f}s task={read['task']!r} image {read['image_shape']} {read['image_dtype']} "
-                      f"steering matches: {read['steering_matches']}, "
-                      f"|LeRobot - drive| = {read['mean_abs_diff_vs_drive_reader']:.3f}/255")
+                print(
+                    f"    ds[{read['index']}]: episode {read['episode_index']} frame {read['frame_index']} "
+                    f"t={read['timestamp']:.2f}s task={read['task']!r} image {read['image_shape']} {read['image_dtype']} "
+                    f"steering matches: {read['steering_matches']}, "
+                    f"|LeRobot - drive| = {read['mean_abs_diff_vs_drive_reader']:.3f}/255"
+                )
         else:
             print(f"  backend {backend}: FAILED: {r.get('error')}")
-    summary = {"ok": ok, "lerobot": result.get("lerobot_version"), "frames": n,
-               "episodes": result["meta"]["total_episodes"],
-               "pyav_ok": bool(pyav.get("ok")), "default_backend_ok": bool(result.get("default", {}).get("ok")),
-               "max_mean_abs_diff": max((r["mean_abs_diff_vs_drive_reader"] for r in pyav.get("reads", [])), default=None)}
+    summary = {
+        "ok": ok,
+        "lerobot": result.get("lerobot_version"),
+        "frames": n,
+        "episodes": result["meta"]["total_episodes"],
+        "pyav_ok": bool(pyav.get("ok")),
+        "default_backend_ok": bool(result.get("default", {}).get("ok")),
+        "max_mean_abs_diff": max((r["mean_abs_diff_vs_drive_reader"] for r in pyav.get("reads", [])), default=None),
+    }
     print(json.dumps(summary))
     return 0 if ok else 1
 

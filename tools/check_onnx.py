@@ -33,9 +33,11 @@ def main() -> None:
         result = closed_loop_compare(args.checkpoint, tmp, steps=args.steps, progress=True)
     result["checkpoint"] = Path(args.checkpoint).name
     result["target_met"] = result["max_abs_steering_diff"] <= TARGET
-    print(f"{result['steps']} closed-loop steps: max |delta steering| {result['max_abs_steering_diff']:.3g} "
-          f"(target <= {TARGET:g}: {'met' if result['target_met'] else 'MISSED'}), "
-          f"max |delta state| {result['max_abs_state_diff']:.3g}")
+    print(
+        f"{result['steps']} closed-loop steps: max |delta steering| {result['max_abs_steering_diff']:.3g} "
+        f"(target <= {TARGET:g}: {'met' if result['target_met'] else 'MISSED'}), "
+        f"max |delta state| {result['max_abs_state_diff']:.3g}"
+    )
     print(json.dumps(result))
 
 

@@ -77,9 +77,12 @@ def is_finished(ckpt: Path, seed: int, epochs: int) -> bool:
         config = json.loads((ckpt / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return (isinstance(config, dict) and (ckpt / "model.safetensors").is_file()
-            and config.get("training", {}).get("seed") == seed
-            and (config.get("metrics", {}).get("epochs_done") or 0) >= epochs)
+    return (
+        isinstance(config, dict)
+        and (ckpt / "model.safetensors").is_file()
+        and config.get("training", {}).get("seed") == seed
+        and (config.get("metrics", {}).get("epochs_done") or 0) >= epochs
+    )
 
 
 def checkpoint_name(model: str, seed: int) -> str:
@@ -93,8 +96,22 @@ def resume_flag(ckpt: Path) -> list[str]:
 
 
 def train_argv(data: Path, model: str, out: Path, seed: int, args: argparse.Namespace) -> list[str]:
-    return ["train", "--data", str(data), "--model", model, "--out", str(out), "--epochs", str(args.epochs),
-            "--batch-size", str(args.batch_size), "--seed", str(seed), *args.train_args.split()]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        model,
+        "--out",
+        str(out),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(seed),
+        *args.train_args.split(),
+    ]
 
 
 def train_remote(argv: list[str], name: str) -> dict:
@@ -110,7 +127,9 @@ def train_remote(argv: list[str], name: str) -> dict:
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = drive(argv)
-        files = {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()} if not rc else {}
+        files = (
+            {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()} if not rc else {}
+        )
     last = [line for line in err.getvalue().splitlines() if line.strip()][-1:]
     return {"rc": rc, "files": files, "elapsed_s": time.perf_counter() - t0, "error": last[0] if last else ""}
 
@@ -125,8 +144,11 @@ def train_on_ray(jobs: list[tuple[str, list[str]]], out_root: Path, args: argpar
     started = connect_ray(ray, args.address, None)
     timings, failed = {}, []
     try:
-        gpus = args.gpus_per_task if args.gpus_per_task is not None else (
-            1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0)
+        gpus = (
+            args.gpus_per_task
+            if args.gpus_per_task is not None
+            else (1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0)
+        )
         task = ray.remote(num_cpus=args.cpus_per_task, num_gpus=gpus, max_retries=2)(train_remote)
         pending = {task.options(name=f"train:{name}").remote(argv, name): name for name, argv in jobs}
         with tqdm(total=len(jobs), desc="zoo trainings", unit="model") as bar:
@@ -171,15 +193,28 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the recording, and of training without --seeds")
-    p.add_argument("--seeds", type=parse_seed_list, default=None, metavar="0,1,2",
-                   help="train each model once per seed: seed 0 into <out-root>/<model>/, seed k into "
-                   "<out-root>/zoo/<model>-s<k>/")
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="run the trainings one after another here, or as Ray tasks (default: local)")
+    p.add_argument(
+        "--seeds",
+        type=parse_seed_list,
+        default=None,
+        metavar="0,1,2",
+        help="train each model once per seed: seed 0 into <out-root>/<model>/, seed k into "
+        "<out-root>/zoo/<model>-s<k>/",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="run the trainings one after another here, or as Ray tasks (default: local)",
+    )
     p.add_argument("--address", default=None, help="with --backend ray: the cluster to join (auto = the running one)")
     p.add_argument("--cpus-per-task", type=float, default=1, help="with --backend ray: CPUs each training declares")
-    p.add_argument("--gpus-per-task", type=float, default=None,
-                   help="with --backend ray: GPUs each training declares (default: 1 if the cluster has a GPU)")
+    p.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        help="with --backend ray: GPUs each training declares (default: 1 if the cluster has a GPU)",
+    )
     p.add_argument("--skip-record", action="store_true", help="train on the existing --data")
     p.add_argument("--skip-train", action="store_true", help="only rewrite the summary")
     p.add_argument("--train-args", default="", help="extra arguments for drive train, e.g. '--stride 8'")
@@ -187,17 +222,38 @@ def main() -> int:
 
     data, out_root = Path(args.data), Path(args.out_root)
     if not args.skip_record:
-        rc = drive(["record", "--scenario", str(ROOT / "scenarios" / "train.yaml"), "--episodes", str(args.episodes),
-                    "--out", str(data), "--seed", str(args.seed), "--noise-injection", str(args.noise_injection)])
+        rc = drive(
+            [
+                "record",
+                "--scenario",
+                str(ROOT / "scenarios" / "train.yaml"),
+                "--episodes",
+                str(args.episodes),
+                "--out",
+                str(data),
+                "--seed",
+                str(args.seed),
+                "--noise-injection",
+                str(args.noise_injection),
+            ]
+        )
         if rc:
             return rc
-    runs = [(model if args.seeds is None else checkpoint_name(model, seed), model, seed)
-            for model in args.models for seed in (args.seeds if args.seeds is not None else [args.seed])]
+    runs = [
+        (model if args.seeds is None else checkpoint_name(model, seed), model, seed)
+        for model in args.models
+        for seed in (args.seeds if args.seeds is not None else [args.seed])
+    ]
     timings = {}
     if not args.skip_train:
-        todo = [(name, train_argv(data, model, out_root / name, seed, args)) for name, model, seed in runs
-                if not is_finished(out_root / name, seed, args.epochs)]
-        print(f"{len(runs) - len(todo)} of {len(runs)} training(s) already finished; {len(todo)} to run", file=sys.stderr)
+        todo = [
+            (name, train_argv(data, model, out_root / name, seed, args))
+            for name, model, seed in runs
+            if not is_finished(out_root / name, seed, args.epochs)
+        ]
+        print(
+            f"{len(runs) - len(todo)} of {len(runs)} training(s) already finished; {len(todo)} to run", file=sys.stderr
+        )
         if args.backend == "ray" and todo:
             from drive.data.sequences import FrameCache
 
@@ -216,8 +272,10 @@ def main() -> int:
         if (out_root / name / "config.json").exists():
             summary["models"][name] = summarise(out_root / name)
     for model, row in summary["models"].items():
-        print(f"{model:10s} params {row['parameters']:>8d}  best val loss {row['best_val_loss']}  "
-              f"train time {row['train_time_s']}")
+        print(
+            f"{model:10s} params {row['parameters']:>8d}  best val loss {row['best_val_loss']}  "
+            f"train time {row['train_time_s']}"
+        )
     atomic_write_json(out_root / "summary.json", summary)
     print(json.dumps(summary))
     return 0

@@ -51,7 +51,7 @@ SPEC = "gaussian:" + ",".join(map(str, LEVELS))
 
 def level_header(level: float) -> str:
     """A column header with both readings of a noise level: ``σ²=0.04 (σ=0.2)``."""
-    return "σ²=0" if level == 0 else f"σ²={level:g} (σ={level ** 0.5:.2g})"
+    return "σ²=0" if level == 0 else f"σ²={level:g} (σ={level**0.5:.2g})"
 
 
 def _fmt(value, spec: str = ".3g") -> str:
@@ -68,8 +68,11 @@ def main() -> int:
     p.add_argument("--publish", default=str(ROOT / "checkpoints" / "results"))
     p.add_argument("--passive-episodes", type=int, default=10, help="test-split episodes recorded for the passive test")
     p.add_argument("--passive-duration-s", type=float, default=30.0, help="length of each of those episodes, s")
-    p.add_argument("--active-from", default=None,
-                   help="results.json of an earlier run: reuse its closed-loop figures and run only the passive test")
+    p.add_argument(
+        "--active-from",
+        default=None,
+        help="results.json of an earlier run: reuse its closed-loop figures and run only the passive test",
+    )
     args = p.parse_args()
 
     ckroot, work, publish = ROOT / "checkpoints", Path(args.work), Path(args.publish)
@@ -78,7 +81,11 @@ def main() -> int:
     missing = [m for m in models if m not in found]
     if missing:
         raise SystemExit(f"no checkpoint for {missing} under {ckroot}")
-    summary = json.loads((ckroot / "summary.json").read_text()).get("models", {}) if (ckroot / "summary.json").exists() else {}
+    summary = (
+        json.loads((ckroot / "summary.json").read_text()).get("models", {})
+        if (ckroot / "summary.json").exists()
+        else {}
+    )
     t0 = time.perf_counter()
     if args.active_from:
         result = json.loads(Path(args.active_from).read_text())
@@ -92,16 +99,40 @@ def main() -> int:
     clean = {}
     for m in models:
         out = work / "simulate" / m
-        rc = drive(["simulate", "--checkpoint", str(ckroot / m), "--episodes", str(args.episodes),
-                    "--out", str(out), "--no-video"] + (["--no-expert"] if m != models[0] else []))
+        rc = drive(
+            [
+                "simulate",
+                "--checkpoint",
+                str(ckroot / m),
+                "--episodes",
+                str(args.episodes),
+                "--out",
+                str(out),
+                "--no-video",
+            ]
+            + (["--no-expert"] if m != models[0] else [])
+        )
         if rc:
             return rc
         clean[m] = json.loads((out / "metrics.json").read_text())
 
     stress_out = work / "stress"
-    rc = drive(["stress", *sum((["--checkpoint", str(ckroot / m)] for m in models), []),
-                "--perturb", SPEC, "--seeds", str(args.seeds),
-                "--episodes", "1", "--workers", str(args.workers), "--out", str(stress_out)])
+    rc = drive(
+        [
+            "stress",
+            *sum((["--checkpoint", str(ckroot / m)] for m in models), []),
+            "--perturb",
+            SPEC,
+            "--seeds",
+            str(args.seeds),
+            "--episodes",
+            "1",
+            "--workers",
+            str(args.workers),
+            "--out",
+            str(stress_out),
+        ]
+    )
     if rc:
         return rc
     rows = json.loads((stress_out / "results.json").read_text())["rows"]
@@ -109,8 +140,20 @@ def main() -> int:
     ssim = {}
     for m in models:
         out = work / "explain" / m
-        rc = drive(["explain", "--checkpoint", str(ckroot / m), "--out", str(out), "--no-video", "--images", "2",
-                    "--noise", ",".join(map(str, LEVELS))])
+        rc = drive(
+            [
+                "explain",
+                "--checkpoint",
+                str(ckroot / m),
+                "--out",
+                str(out),
+                "--no-video",
+                "--images",
+                "2",
+                "--noise",
+                ",".join(map(str, LEVELS)),
+            ]
+        )
         if rc:
             return rc
         ssim[m] = json.loads((out / "explain.json").read_text())["mean_ssim"]
@@ -122,31 +165,57 @@ def main() -> int:
         return None, None
 
     result = {"models": {}, "episodes": args.episodes, "seeds": args.seeds, "levels": list(LEVELS)}
-    lines = ["### Clean input, test-split tracks (never used for training)", "",
-             f"`drive simulate --episodes {args.episodes}` on `scenarios/default.yaml`: reset seed s drives test track "
-             f"1000 + (s mod 10), so seeds 0–{args.episodes - 1} cover {min(args.episodes, 10)} of the 10 test tracks.", "",
-             "| model | distance (km) | off-road events | off-road / km | mean abs lateral (m) | max abs lateral (m) | steering jerk (1/s²) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "### Clean input, test-split tracks (never used for training)",
+        "",
+        f"`drive simulate --episodes {args.episodes}` on `scenarios/default.yaml`: reset seed s drives test track "
+        f"1000 + (s mod 10), so seeds 0–{args.episodes - 1} cover {min(args.episodes, 10)} of the 10 test tracks.",
+        "",
+        "| model | distance (km) | off-road events | off-road / km | mean abs lateral (m) | max abs lateral (m) | steering jerk (1/s²) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     expert = clean[models[0]].get("expert", {}).get("aggregate")
     for m in models:
         a = clean[m]["policy"]["aggregate"]
-        lines.append(f"| {m} | {a['distance_m'] / 1000:.2f} | {a['off_road_events']} | {_fmt(a['off_road_per_km'])} | "
-                     f"{_fmt(a['mean_abs_lateral_m'])} | {_fmt(a['max_abs_lateral_m'])} | {_fmt(a['steering_jerk'])} |")
-        result["models"][m] = {"clean": {k: a[k] for k in ("distance_m", "off_road_events", "off_road_per_km",
-                                                           "mean_abs_lateral_m", "max_abs_lateral_m", "steering_jerk")}}
+        lines.append(
+            f"| {m} | {a['distance_m'] / 1000:.2f} | {a['off_road_events']} | {_fmt(a['off_road_per_km'])} | "
+            f"{_fmt(a['mean_abs_lateral_m'])} | {_fmt(a['max_abs_lateral_m'])} | {_fmt(a['steering_jerk'])} |"
+        )
+        result["models"][m] = {
+            "clean": {
+                k: a[k]
+                for k in (
+                    "distance_m",
+                    "off_road_events",
+                    "off_road_per_km",
+                    "mean_abs_lateral_m",
+                    "max_abs_lateral_m",
+                    "steering_jerk",
+                )
+            }
+        }
     if expert:
-        lines.append(f"| expert | {expert['distance_m'] / 1000:.2f} | {expert['off_road_events']} | "
-                     f"{_fmt(expert['off_road_per_km'])} | {_fmt(expert['mean_abs_lateral_m'])} | "
-                     f"{_fmt(expert['max_abs_lateral_m'])} | {_fmt(expert['steering_jerk'])} |")
-    lines += ["", "### Gaussian camera noise (the NCP paper's comparison)", "",
-              f"`drive stress --perturb {SPEC} --seeds {args.seeds}`: off-road events per km, mean ± std "
-              f"over {args.seeds} seeds (one 60 s episode each, test-split tracks); level 0 is clean input. SSIM: mean "
-              "structural similarity of VisualBackProp saliency maps, clean vs noisy frame (`drive explain`, 40 frames; "
-              "1 = attention unchanged by the noise).", "",
-              "| model | parameters | off-road/km " + " | ".join(level_header(lv) for lv in (0.0, *LEVELS))
-              + f" | mean abs lateral (m) {level_header(LEVELS[-1])} | "
-              + " | ".join(f"SSIM {level_header(lv)}" for lv in LEVELS) + " |",
-              "|---|---|" + "---|" * (len(LEVELS) + 2 + len(LEVELS))]
+        lines.append(
+            f"| expert | {expert['distance_m'] / 1000:.2f} | {expert['off_road_events']} | "
+            f"{_fmt(expert['off_road_per_km'])} | {_fmt(expert['mean_abs_lateral_m'])} | "
+            f"{_fmt(expert['max_abs_lateral_m'])} | {_fmt(expert['steering_jerk'])} |"
+        )
+    lines += [
+        "",
+        "### Gaussian camera noise (the NCP paper's comparison)",
+        "",
+        f"`drive stress --perturb {SPEC} --seeds {args.seeds}`: off-road events per km, mean ± std "
+        f"over {args.seeds} seeds (one 60 s episode each, test-split tracks); level 0 is clean input. SSIM: mean "
+        "structural similarity of VisualBackProp saliency maps, clean vs noisy frame (`drive explain`, 40 frames; "
+        "1 = attention unchanged by the noise).",
+        "",
+        "| model | parameters | off-road/km "
+        + " | ".join(level_header(lv) for lv in (0.0, *LEVELS))
+        + f" | mean abs lateral (m) {level_header(LEVELS[-1])} | "
+        + " | ".join(f"SSIM {level_header(lv)}" for lv in LEVELS)
+        + " |",
+        "|---|---|" + "---|" * (len(LEVELS) + 2 + len(LEVELS)),
+    ]
     for m in models:
         cells = []
         for level in (0.0, *LEVELS):
@@ -158,21 +227,37 @@ def main() -> int:
         result["models"][m]["ssim"] = ssim[m]
         params = summary.get(m, {}).get("parameters")
         result["models"][m]["parameters"] = params
-        lines.append(f"| {m} | {'–' if params is None else f'{params:,}'} | " + " | ".join(cells) +
-                     f" | {_fmt(lat)} | " + " | ".join(_fmt(ssim[m].get(f"{lv:g}"), '.2f') for lv in LEVELS) + " |")
+        lines.append(
+            f"| {m} | {'–' if params is None else f'{params:,}'} | "
+            + " | ".join(cells)
+            + f" | {_fmt(lat)} | "
+            + " | ".join(_fmt(ssim[m].get(f"{lv:g}"), ".2f") for lv in LEVELS)
+            + " |"
+        )
     lines.append("")
     if (stress_out / "stats.csv").exists():  # the checkpoints carry a family and a training seed
         import pandas as pd
 
         from drive.eval.stress import stats_markdown
 
-        lines += [line.replace("## ", "#### ", 1) if line.startswith("## ") else line
-                  for line in stats_markdown(pd.read_csv(stress_out / "stats.csv"))]
+        lines += [
+            line.replace("## ", "#### ", 1) if line.startswith("## ") else line
+            for line in stats_markdown(pd.read_csv(stress_out / "stats.csv"))
+        ]
     return _finish(args, models, ckroot, work, publish, result, lines, stress_out, t0)
 
 
-def _finish(args, models, ckroot: Path, work: Path, publish: Path, result: dict, lines: list[str],
-            stress_out: Path | None, t0: float) -> int:
+def _finish(
+    args,
+    models,
+    ckroot: Path,
+    work: Path,
+    publish: Path,
+    result: dict,
+    lines: list[str],
+    stress_out: Path | None,
+    t0: float,
+) -> int:
     t1 = time.perf_counter()
     passive = passive_vs_active(models, ckroot, work, args, result)
     if passive is None:
@@ -186,8 +271,11 @@ def _finish(args, models, ckroot: Path, work: Path, publish: Path, result: dict,
     publish.mkdir(parents=True, exist_ok=True)
     atomic_write_text(publish / "results.md", "\n".join(lines))
     atomic_write_json(publish / "results.json", result)
-    for name, dest in (("results.csv", "stress.csv"), ("robustness_gaussian.png", "robustness_gaussian.png"),
-                       ("stats.csv", "stats.csv")):
+    for name, dest in (
+        ("results.csv", "stress.csv"),
+        ("robustness_gaussian.png", "robustness_gaussian.png"),
+        ("stats.csv", "stats.csv"),
+    ):
         if stress_out is not None and (stress_out / name).exists():
             shutil.copyfile(stress_out / name, publish / dest)
     print("\n".join(lines))
@@ -213,27 +301,62 @@ def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> t
     data = work / "passive" / "data"
     have = len(complete_episodes(data)) if (data / "meta" / "info.json").exists() else 0
     if have < args.passive_episodes:
-        rc = drive(["record", "--scenario", "default", "--episodes", str(args.passive_episodes - have),
-                    "--duration-s", str(args.passive_duration_s), "--out", str(data), "--no-progress"])
+        rc = drive(
+            [
+                "record",
+                "--scenario",
+                "default",
+                "--episodes",
+                str(args.passive_episodes - have),
+                "--duration-s",
+                str(args.passive_duration_s),
+                "--out",
+                str(data),
+                "--no-progress",
+            ]
+        )
         if rc:
             return None
     out = work / "passive" / "evaluate"
-    rc = drive(["evaluate", *sum((["--checkpoint", str(ckroot / m)] for m in models), []), "--data", str(data),
-                "--perturb", SPEC, "--episodes", "all", "--workers",
-                str(args.workers), "--no-video", "--out", str(out)])
+    rc = drive(
+        [
+            "evaluate",
+            *sum((["--checkpoint", str(ckroot / m)] for m in models), []),
+            "--data",
+            str(data),
+            "--perturb",
+            SPEC,
+            "--episodes",
+            "all",
+            "--workers",
+            str(args.workers),
+            "--no-video",
+            "--out",
+            str(out),
+        ]
+    )
     if rc:
         return None
     rows = json.loads((out / "metrics.json").read_text())["rows"]
     levels = (0.0, *LEVELS)
 
     def offline(model: str, level: float) -> dict:
-        return next(r for r in rows if r["model"] == model and r["kind"] == "gaussian" and abs(r["level"] - level) < 1e-9)
+        return next(
+            r for r in rows if r["model"] == model and r["kind"] == "gaussian" and abs(r["level"] - level) < 1e-9
+        )
 
-    table = {m: {f"{lv:g}": {"mse": offline(m, lv)["mse"], "mse_ci": [offline(m, lv)["mse_ci_low"],
-                                                                       offline(m, lv)["mse_ci_high"]],
-                             "mae_rad": offline(m, lv)["mae_rad"],
-                             "off_road_per_km": result["models"][m].get(f"off_road_per_km_gaussian_{lv:g}")}
-                 for lv in levels} for m in models}
+    table = {
+        m: {
+            f"{lv:g}": {
+                "mse": offline(m, lv)["mse"],
+                "mse_ci": [offline(m, lv)["mse_ci_low"], offline(m, lv)["mse_ci_high"]],
+                "mae_rad": offline(m, lv)["mae_rad"],
+                "off_road_per_km": result["models"][m].get(f"off_road_per_km_gaussian_{lv:g}"),
+            }
+            for lv in levels
+        }
+        for m in models
+    }
     agreement = {}
     for lv in levels:
         x = [table[m][f"{lv:g}"]["mse"] for m in models]
@@ -244,15 +367,22 @@ def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> t
     lateral = [result["models"][m]["clean"]["mean_abs_lateral_m"] for m in models]
     agreement["clean_mse_vs_clean_lateral"] = rank_agreement([table[m]["0"]["mse"] for m in models], lateral)
     info = json.loads((data / "meta" / "info.json").read_text())
-    lines = [PASSIVE_HEADING, "",
-             f"`drive record --scenario default --episodes {args.passive_episodes} --duration-s {args.passive_duration_s:g}` "
-             f"records the expert on the test-split tracks ({info['total_frames']} frames at {info['fps']:g} Hz); "
-             f"`drive evaluate --episodes all --perturb {SPEC}` runs each model open loop over it. "
-             "Offline: steering MSE (normalised, mean over episodes, 95 % bootstrap CI over episodes). Active: "
-             "closed-loop off-road events per km from the stress table above.", "",
-             "| model | offline MSE " + " | ".join(level_header(lv) for lv in levels) + " | off-road/km "
-             + " | ".join(level_header(lv) for lv in levels) + " |",
-             "|---|" + "---|" * (2 * len(levels))]
+    lines = [
+        PASSIVE_HEADING,
+        "",
+        f"`drive record --scenario default --episodes {args.passive_episodes} --duration-s {args.passive_duration_s:g}` "
+        f"records the expert on the test-split tracks ({info['total_frames']} frames at {info['fps']:g} Hz); "
+        f"`drive evaluate --episodes all --perturb {SPEC}` runs each model open loop over it. "
+        "Offline: steering MSE (normalised, mean over episodes, 95 % bootstrap CI over episodes). Active: "
+        "closed-loop off-road events per km from the stress table above.",
+        "",
+        "| model | offline MSE "
+        + " | ".join(level_header(lv) for lv in levels)
+        + " | off-road/km "
+        + " | ".join(level_header(lv) for lv in levels)
+        + " |",
+        "|---|" + "---|" * (2 * len(levels)),
+    ]
     for m in models:
         cells = []
         for lv in levels:
@@ -261,17 +391,30 @@ def passive_vs_active(models, ckroot: Path, work: Path, args, result: dict) -> t
             cells.append(f"{c['mse']:.4f}" + ("" if lo is None else f" [{lo:.4f}, {hi:.4f}]"))
         cells += [_fmt(table[m][f"{lv:g}"]["off_road_per_km"], ".2f") for lv in levels]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "How well the offline error predicts the closed-loop ranking (Spearman's rank correlation of "
-              "offline MSE with off-road events per km across models; interval: paired bootstrap over models):", ""]
+    lines += [
+        "",
+        "How well the offline error predicts the closed-loop ranking (Spearman's rank correlation of "
+        "offline MSE with off-road events per km across models; interval: paired bootstrap over models):",
+        "",
+    ]
     for lv in levels:
         lines.append(f"- {level_header(lv)}: {_rho(agreement[f'{lv:g}'])}")
     lines.append(f"- pooled over models × levels: {_rho(agreement['pooled'])}")
-    lines.append(f"- clean offline MSE against clean closed-loop mean |lateral| (m): "
-                 f"{_rho(agreement['clean_mse_vs_clean_lateral'])}")
+    lines.append(
+        f"- clean offline MSE against clean closed-loop mean |lateral| (m): "
+        f"{_rho(agreement['clean_mse_vs_clean_lateral'])}"
+    )
     lines.append("")
-    passive = {"data": {"episodes": args.passive_episodes, "duration_s": args.passive_duration_s,
-                        "frames": info["total_frames"], "scenario": "default"},
-               "models": table, "spearman": agreement}
+    passive = {
+        "data": {
+            "episodes": args.passive_episodes,
+            "duration_s": args.passive_duration_s,
+            "frames": info["total_frames"],
+            "scenario": "default",
+        },
+        "models": table,
+        "spearman": agreement,
+    }
     return passive, lines
 
 

@@ -68,7 +68,7 @@ def stateful_val_mse(checkpoint: Path, data: str, val_fraction: float, split_see
     for seg in val:
         o = cache.offsets[seg.episode]
         pred = predict_segment(policy, cache, seg, torch.device("cpu"))
-        errors.append((pred - cache.steering[o + seg.start:o + seg.stop]) ** 2)
+        errors.append((pred - cache.steering[o + seg.start : o + seg.stop]) ** 2)
     return float(np.mean(np.concatenate(errors)))
 
 
@@ -117,36 +117,72 @@ def main(argv: list[str] | None = None) -> int:
             changes = dict(CANDIDATES[name])
             if name == "long_windows":
                 changes["seq_len"] = 2 * args.seq_len
-            cfg = TrainConfig(data=args.data, out=str(Path(args.out) / f"{model}-{name}"), model=model,
-                              epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed,
-                              device=args.device, progress=False)
+            cfg = TrainConfig(
+                data=args.data,
+                out=str(Path(args.out) / f"{model}-{name}"),
+                model=model,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seq_len=args.seq_len,
+                seed=args.seed,
+                device=args.device,
+                progress=False,
+            )
             cfg = dataclasses.replace(cfg, **changes)
             ckpt = Path(cfg.out)
             config_file = ckpt / "config.json"
-            done = config_file.is_file() and (
-                json.loads(config_file.read_text()).get("metrics", {}).get("epochs_done") or 0) >= args.epochs
+            done = (
+                config_file.is_file()
+                and (json.loads(config_file.read_text()).get("metrics", {}).get("epochs_done") or 0) >= args.epochs
+            )
             if not done:
                 cfg.resume = config_file.is_file()
                 train(cfg)
             metrics = json.loads(config_file.read_text())["metrics"]
             t0 = time.perf_counter()
-            row = {"model": model, "candidate": name, "steps": metrics["steps"],
-                   "train_time_s": round(metrics["train_time_s"], 1), "best_epoch": metrics["best_epoch"],
-                   "val_mse": stateful_val_mse(ckpt, args.data, cfg.val_fraction, cfg.split_seed),
-                   **closed_loop(ckpt, args.episodes, args.duration_s, args.noise)}
+            row = {
+                "model": model,
+                "candidate": name,
+                "steps": metrics["steps"],
+                "train_time_s": round(metrics["train_time_s"], 1),
+                "best_epoch": metrics["best_epoch"],
+                "val_mse": stateful_val_mse(ckpt, args.data, cfg.val_fraction, cfg.split_seed),
+                **closed_loop(ckpt, args.episodes, args.duration_s, args.noise),
+            }
             row["judge_s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(f"{model:6s} {name:14s} val_mse {row['val_mse']:.4f}", file=sys.stderr)
 
     from drive.eval.metrics import format_table
 
-    columns = ["model", "candidate", "steps", "train_time_s", "best_epoch", "val_mse", "clean_lateral_m",
-               "clean_off_road_per_km", f"noise{args.noise:g}_lateral_m", f"noise{args.noise:g}_off_road_per_km"]
-    print(f"Pilot: {args.epochs} epoch(s), batch {args.batch_size}; judged on validation episodes (stateful MSE) and "
-          f"{args.episodes} closed-loop episode(s) on training-split tracks (clean and σ²={args.noise:g}).")
+    columns = [
+        "model",
+        "candidate",
+        "steps",
+        "train_time_s",
+        "best_epoch",
+        "val_mse",
+        "clean_lateral_m",
+        "clean_off_road_per_km",
+        f"noise{args.noise:g}_lateral_m",
+        f"noise{args.noise:g}_off_road_per_km",
+    ]
+    print(
+        f"Pilot: {args.epochs} epoch(s), batch {args.batch_size}; judged on validation episodes (stateful MSE) and "
+        f"{args.episodes} closed-loop episode(s) on training-split tracks (clean and σ²={args.noise:g})."
+    )
     print(format_table(rows, columns, floatfmt=".4g"))
-    print(json.dumps({"epochs": args.epochs, "batch_size": args.batch_size, "episodes": args.episodes,
-                      "noise": args.noise, "rows": rows}))
+    print(
+        json.dumps(
+            {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "episodes": args.episodes,
+                "noise": args.noise,
+                "rows": rows,
+            }
+        )
+    )
     return 0
 
 

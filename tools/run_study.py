@@ -57,8 +57,19 @@ LEVELS = (0.01, 0.04, 0.09, 0.1, 0.2, 0.3)
 STAGES = ("record", "train", "stress", "suite", "report")
 VARIANT = "noise"
 #: TrainConfig fields that do not change what is learned (paths are compared through the data's hash).
-NOT_COMPARED = {"data", "out", "logdir", "cache_dir", "resume", "workers", "threads", "device", "progress", "scenario",
-                "max_steps"}
+NOT_COMPARED = {
+    "data",
+    "out",
+    "logdir",
+    "cache_dir",
+    "resume",
+    "workers",
+    "threads",
+    "device",
+    "progress",
+    "scenario",
+    "max_steps",
+}
 
 
 def parse_levels(text: str) -> list[float]:
@@ -81,8 +92,9 @@ def parse_lr_controller(text: str) -> dict[str, str]:
         except ValueError:
             ok = False
         if not ok:
-            raise argparse.ArgumentTypeError(f"--lr-controller: expected MODEL=RATE,… with a model of "
-                                             f"{', '.join(mk.MODELS)}, got {part!r}")
+            raise argparse.ArgumentTypeError(
+                f"--lr-controller: expected MODEL=RATE,… with a model of {', '.join(mk.MODELS)}, got {part!r}"
+            )
         out[model] = value
     return out
 
@@ -92,8 +104,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", default=list(mk.MODELS), choices=mk.MODELS)
     p.add_argument("--seeds", type=mk.parse_seed_list, default=[0, 1, 2], metavar="0,1,2", help="training seeds")
     p.add_argument("--noise-seeds", type=int, default=3, help="noise seeds per test track (stress seeds 0 … 10·n − 1)")
-    p.add_argument("--tracks", type=int, default=10, help="test tracks the stress sweep drives (1..10; fewer only "
-                   "for quick checks): stress seeds 10·k + t for noise seed k and track t")
+    p.add_argument(
+        "--tracks",
+        type=int,
+        default=10,
+        help="test tracks the stress sweep drives (1..10; fewer only "
+        "for quick checks): stress seeds 10·k + t for noise seed k and track t",
+    )
     p.add_argument("--levels", type=parse_levels, default=list(LEVELS), metavar="0.01,…", help="Gaussian variances σ²")
     p.add_argument("--out", default=str(ROOT / "checkpoints" / "study"), help="study outputs (tables, plots, cells)")
     p.add_argument("--ckpt-root", default=str(ROOT / "checkpoints"), help="<root>/<model> (seed 0) and <root>/zoo/")
@@ -105,12 +122,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=8, help="epochs per training (8: the shipped checkpoints' protocol)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-args", default="", help="extra arguments for every drive train, e.g. '--burn-in 4'")
-    p.add_argument("--lr-controller", type=parse_lr_controller, default={}, metavar="MODEL=RATE,…",
-                   help="controller learning rate per model family, e.g. ncp19=5e-4")
-    p.add_argument("--noise-augment", type=float, nargs="?", const=0.1, default=None, metavar="SIGMA2",
-                   help="also train and evaluate the noise-augmented variant (--augment-noise SIGMA2, default 0.1)")
-    p.add_argument("--retrain-stale", action="store_true",
-                   help="delete and retrain checkpoints trained on other data or with other options")
+    p.add_argument(
+        "--lr-controller",
+        type=parse_lr_controller,
+        default={},
+        metavar="MODEL=RATE,…",
+        help="controller learning rate per model family, e.g. ncp19=5e-4",
+    )
+    p.add_argument(
+        "--noise-augment",
+        type=float,
+        nargs="?",
+        const=0.1,
+        default=None,
+        metavar="SIGMA2",
+        help="also train and evaluate the noise-augmented variant (--augment-noise SIGMA2, default 0.1)",
+    )
+    p.add_argument(
+        "--retrain-stale",
+        action="store_true",
+        help="delete and retrain checkpoints trained on other data or with other options",
+    )
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", default=None, help="with --backend ray: the cluster to join (auto = the running one)")
     p.add_argument("--cpus-per-task", type=float, default=1, help="with --backend ray: CPUs per training")
@@ -150,13 +182,24 @@ def zoo(args: argparse.Namespace) -> list[dict[str, Any]]:
         for model in args.models:
             for seed in args.seeds:
                 name = checkpoint_name(model, seed, variant)
-                extra = [*(["--lr-controller", args.lr_controller[model]] if model in args.lr_controller else []),
-                         *(["--augment-noise", str(args.noise_augment)] if variant else []),
-                         *(["--no-progress"] if args.no_progress else [])]
-                ns = argparse.Namespace(epochs=args.epochs, batch_size=args.batch_size,
-                                        train_args=" ".join([args.train_args, *extra]))
-                runs.append({"name": name, "model": model, "seed": seed, "variant": variant,
-                             "path": root / name, "argv": mk.train_argv(data, model, root / name, seed, ns)})
+                extra = [
+                    *(["--lr-controller", args.lr_controller[model]] if model in args.lr_controller else []),
+                    *(["--augment-noise", str(args.noise_augment)] if variant else []),
+                    *(["--no-progress"] if args.no_progress else []),
+                ]
+                ns = argparse.Namespace(
+                    epochs=args.epochs, batch_size=args.batch_size, train_args=" ".join([args.train_args, *extra])
+                )
+                runs.append(
+                    {
+                        "name": name,
+                        "model": model,
+                        "seed": seed,
+                        "variant": variant,
+                        "path": root / name,
+                        "argv": mk.train_argv(data, model, root / name, seed, ns),
+                    }
+                )
     return runs
 
 
@@ -200,8 +243,19 @@ def stage_record(args: argparse.Namespace) -> dict[str, Any]:
     have = len(complete_episodes(data)) if (data / "meta" / "info.json").exists() else 0
     todo = max(0, args.episodes - have)
     if todo:
-        argv = ["record", "--scenario", str(ROOT / "scenarios" / "train.yaml"), "--episodes", str(todo),
-                "--out", str(data), "--seed", str(args.record_seed), "--noise-injection", str(args.noise_injection)]
+        argv = [
+            "record",
+            "--scenario",
+            str(ROOT / "scenarios" / "train.yaml"),
+            "--episodes",
+            str(todo),
+            "--out",
+            str(data),
+            "--seed",
+            str(args.record_seed),
+            "--noise-injection",
+            str(args.noise_injection),
+        ]
         if args.record_duration_s is not None:
             argv += ["--duration-s", str(args.record_duration_s)]
         if args.no_progress:
@@ -220,8 +274,10 @@ def stage_train(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[st
     if stale and not args.retrain_stale:
         for r, why in stale:
             print(f"stale checkpoint {r['path']}: {why}", file=sys.stderr)
-        raise SystemExit(f"run_study: {len(stale)} checkpoint(s) do not match the study (listed above); "
-                         "pass --retrain-stale to delete and retrain them")
+        raise SystemExit(
+            f"run_study: {len(stale)} checkpoint(s) do not match the study (listed above); "
+            "pass --retrain-stale to delete and retrain them"
+        )
     for r, _ in stale:
         shutil.rmtree(r["path"])
     todo = [r for r in runs if not mk.is_finished(r["path"], r["seed"], args.epochs)]
@@ -241,8 +297,12 @@ def stage_train(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[st
         if rc:
             raise SystemExit(rc)
         timings[r["name"]] = time.perf_counter() - t0
-    return {"trained": len(todo), "reused": len(runs) - len(todo), "retrained_stale": len(stale),
-            "elapsed_s": {k: round(v, 1) for k, v in timings.items()}}
+    return {
+        "trained": len(todo),
+        "reused": len(runs) - len(todo),
+        "retrained_stale": len(stale),
+        "elapsed_s": {k: round(v, 1) for k, v in timings.items()},
+    }
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -253,10 +313,21 @@ def stage_stress(args: argparse.Namespace, runs: list[dict[str, Any]], variant: 
 
     ckpts = [str(r["path"]) for r in runs if r["variant"] == variant]
     out = Path(args.out) / ("stress" if not variant else f"stress-{variant}-augmented")
-    result = stress(ckpts, [("gaussian", args.levels)], out, scenario="default", episodes=1,
-                    seeds=stress_seeds(args.tracks, args.noise_seeds), workers=args.workers, duration_s=args.duration_s,
-                    progress=not args.no_progress, backend=args.backend, address=args.address, with_expert=not variant,
-                    reference="ncp19" + (f"+{variant}" if variant else ""))
+    result = stress(
+        ckpts,
+        [("gaussian", args.levels)],
+        out,
+        scenario="default",
+        episodes=1,
+        seeds=stress_seeds(args.tracks, args.noise_seeds),
+        workers=args.workers,
+        duration_s=args.duration_s,
+        progress=not args.no_progress,
+        backend=args.backend,
+        address=args.address,
+        with_expert=not variant,
+        reference="ncp19" + (f"+{variant}" if variant else ""),
+    )
     if result["failed"]:
         raise SystemExit(f"run_study: {len(result['failed'])} stress cell(s) failed (see {out / 'report.md'}); rerun")
     return {"computed": result["computed"], "reused": result["reused"], "cells": result["cells"]}
@@ -282,17 +353,28 @@ def stage_suite(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[st
     todo = []
     for run in [None, *runs]:
         out = Path(args.out) / "suite" / suite_label(run)
-        key = {"fingerprint": "expert" if run is None else fingerprint(run["path"]), "cases": cases,
-               "tracks": args.suite_tracks, "duration_s": args.duration_s}
+        key = {
+            "fingerprint": "expert" if run is None else fingerprint(run["path"]),
+            "cases": cases,
+            "tracks": args.suite_tracks,
+            "duration_s": args.duration_s,
+        }
         stamp = out / "done.json"
         if not (stamp.is_file() and (out / "results.csv").is_file() and json.loads(stamp.read_text()) == key):
             todo.append((run, out, key))
     if todo:  # one run of the suite for every missing driver (one worker pool), then one folder per driver
         batch = Path(args.out) / "suite" / ".batch"
         batch.mkdir(parents=True, exist_ok=True)
-        run_suite([str(run["path"]) for run, _, _ in todo if run is not None], batch, tracks=args.suite_tracks,
-                  workers=max(1, args.workers), cases=cases, duration_s=args.duration_s,
-                  expert=any(run is None for run, _, _ in todo), progress=not args.no_progress)
+        run_suite(
+            [str(run["path"]) for run, _, _ in todo if run is not None],
+            batch,
+            tracks=args.suite_tracks,
+            workers=max(1, args.workers),
+            cases=cases,
+            duration_s=args.duration_s,
+            expert=any(run is None for run, _, _ in todo),
+            progress=not args.no_progress,
+        )
         rows = pd.read_csv(batch / "results.csv")
         for run, out, key in todo:
             out.mkdir(parents=True, exist_ok=True)
@@ -348,8 +430,10 @@ def significance_lines(stats, reference: str) -> list[str]:
     for _, r in stats[stats["p_holm"].notna()].iterrows():
         verdict = "significant" if r["p_holm"] < 0.05 else "not significant"
         better = reference if r["diff"] > 0 else (r["family"] if r["diff"] < 0 else "neither")
-        lines.append(f"- {r['figure']} at {level_label(r['kind'], r['level'])}: {r['family']} − {reference} = "
-                     f"{r['diff']:+.3g} (lower is better: {better}); Holm-corrected p = {r['p_holm']:.2g}, {verdict}.")
+        lines.append(
+            f"- {r['figure']} at {level_label(r['kind'], r['level'])}: {r['family']} − {reference} = "
+            f"{r['diff']:+.3g} (lower is better: {better}); Holm-corrected p = {r['p_holm']:.2g}, {verdict}."
+        )
     return lines
 
 
@@ -365,13 +449,17 @@ def zoo_lines(runs: list[dict[str, Any]]) -> list[str]:
             continue
         family = r["model"] + (f"+{r['variant']}" if r["variant"] else "")
         by.setdefault(family, []).append({"seed": r["seed"], **config.get("metrics", {})})
-    lines = ["| family | training seeds | best validation loss (mean over seeds) | training time per model (min, mean over seeds) |",
-             "|---|---|---|---|"]
+    lines = [
+        "| family | training seeds | best validation loss (mean over seeds) | training time per model (min, mean over seeds) |",
+        "|---|---|---|---|",
+    ]
     for family, items in by.items():
         val = [m["best_val_loss"] for m in items if m.get("best_val_loss") is not None]
         minutes = [m["train_time_s"] / 60 for m in items if m.get("train_time_s") is not None]
-        lines.append(f"| {family} | {','.join(str(m['seed']) for m in items)} | "
-                     f"{f'{np.mean(val):.4f}' if val else '–'} | {f'{np.mean(minutes):.3g}' if minutes else '–'} |")
+        lines.append(
+            f"| {family} | {','.join(str(m['seed']) for m in items)} | "
+            f"{f'{np.mean(val):.4f}' if val else '–'} | {f'{np.mean(minutes):.3g}' if minutes else '–'} |"
+        )
     return lines
 
 
@@ -381,24 +469,39 @@ def stage_report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[s
     from drive.eval.stress import PRIMARY_FIGURE, stats_markdown
 
     out = Path(args.out)
-    sigmas = ", ".join(f"σ²={lv:g} ↔ σ={lv ** 0.5:.2g}" for lv in args.levels)
-    lines = ["## Robustness study", "",
-             f"Generated by `python tools/run_study.py` ({len(args.models)} model families × training seeds "
-             f"{','.join(map(str, args.seeds))}; Gaussian camera noise on test tracks × {args.noise_seeds} noise "
-             f"seeds per level ({args.tracks} track(s) each); levels {sigmas}). Primary figure: mean |lateral offset| (m) "
-             f"(`{PRIMARY_FIGURE}`); off-road events per km beside it.", "",
-             "### The zoo", ""] + zoo_lines(runs) + [""]
+    sigmas = ", ".join(f"σ²={lv:g} ↔ σ={lv**0.5:.2g}" for lv in args.levels)
+    lines = (
+        [
+            "## Robustness study",
+            "",
+            f"Generated by `python tools/run_study.py` ({len(args.models)} model families × training seeds "
+            f"{','.join(map(str, args.seeds))}; Gaussian camera noise on test tracks × {args.noise_seeds} noise "
+            f"seeds per level ({args.tracks} track(s) each); levels {sigmas}). Primary figure: mean |lateral offset| (m) "
+            f"(`{PRIMARY_FIGURE}`); off-road events per km beside it.",
+            "",
+            "### The zoo",
+            "",
+        ]
+        + zoo_lines(runs)
+        + [""]
+    )
     for variant in [""] + ([VARIANT] if args.noise_augment is not None else []):
         folder = out / ("stress" if not variant else f"stress-{variant}-augmented")
         if not (folder / "stats.csv").is_file():
             continue
         stats = pd.read_csv(folder / "stats.csv")
         reference = "ncp19" + (f"+{variant}" if variant else "")
-        title = "Gaussian camera noise" + (f" — noise-augmented variant (--augment-noise {args.noise_augment:g})"
-                                           if variant else "")
-        tables = [line.replace("## ", "#### ", 1) if line.startswith("## ") else
-                  line.replace("### ", "#### ", 1) if line.startswith("### ") else line
-                  for line in stats_markdown(stats, reference)]
+        title = "Gaussian camera noise" + (
+            f" — noise-augmented variant (--augment-noise {args.noise_augment:g})" if variant else ""
+        )
+        tables = [
+            line.replace("## ", "#### ", 1)
+            if line.startswith("## ")
+            else line.replace("### ", "#### ", 1)
+            if line.startswith("### ")
+            else line
+            for line in stats_markdown(stats, reference)
+        ]
         prefix = f"{variant}-" if variant else ""
         lines += [f"### {title}", ""] + tables[2:]
         lines += ["What is significant (paired permutation test over conditions, Holm-corrected per level):", ""]
@@ -411,10 +514,15 @@ def stage_report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[s
     if len(suite):
         with atomic_path(out / "suite.csv") as tmp:
             suite.to_csv(tmp, index=False)
-        lines += ["### Generalization suite (clean input)", "",
-                  f"{args.suite_tracks} test track(s) per case; mean over training seeds [95 % bootstrap interval over "
-                  "seeds; the tracks of a case pooled within each seed].", "",
-                  "| case | family | seeds | mean abs lateral (m) | off-road/km |", "|---|---|---|---|---|"]
+        lines += [
+            "### Generalization suite (clean input)",
+            "",
+            f"{args.suite_tracks} test track(s) per case; mean over training seeds [95 % bootstrap interval over "
+            "seeds; the tracks of a case pooled within each seed].",
+            "",
+            "| case | family | seeds | mean abs lateral (m) | off-road/km |",
+            "|---|---|---|---|---|",
+        ]
         for _, r in suite.iterrows():
             cells = []
             for figure in ("mean_abs_lateral_m", "off_road_per_km"):
@@ -429,8 +537,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     runs = zoo(args)
-    summary: dict[str, Any] = {"models": args.models, "seeds": args.seeds, "levels": args.levels,
-                               "noise_seeds": args.noise_seeds, "noise_augment": args.noise_augment, "stages": {}}
+    summary: dict[str, Any] = {
+        "models": args.models,
+        "seeds": args.seeds,
+        "levels": args.levels,
+        "noise_seeds": args.noise_seeds,
+        "noise_augment": args.noise_augment,
+        "stages": {},
+    }
     t0 = time.perf_counter()
     for stage in args.stages:
         t = time.perf_counter()

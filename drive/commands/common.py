@@ -52,8 +52,13 @@ def field_docs(cls: type) -> dict[str, str]:
     body = tree.body[0].body
     docs = {}
     for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
             docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
@@ -66,14 +71,21 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, required
         help_text = docs.get(f.name, "").replace("%", "%%")
         if f.type in ("bool", bool):
             if f.default:
-                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
-                                    help=f"do not: {help_text}")
+                parser.add_argument(
+                    "--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=f"do not: {help_text}"
+                )
             else:
                 parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
             continue
         kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, required=f.name in required,
-                            help=f"{help_text} (default: {f.default!r})")
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=f.default,
+            required=f.name in required,
+            help=f"{help_text} (default: {f.default!r})",
+        )
 
 
 def dataclass_from_args(args: argparse.Namespace, cls: type) -> Any:

@@ -22,23 +22,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "perturbation kinds in open loop (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
-        f"  {k.name:12s} {k.doc}" for k in KINDS.values() if k.cls.stage in OPEN_LOOP_STAGES)
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                        help="checkpoint folder, or 'expert' for the recorded labels replayed (repeatable; "
-                             "default: checkpoints/ncp19)")
+        f"  {k.name:12s} {k.doc}" for k in KINDS.values() if k.cls.stage in OPEN_LOOP_STAGES
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="checkpoint folder, or 'expert' for the recorded labels replayed (repeatable; default: checkpoints/ncp19)",
+    )
     parser.add_argument("--data", required=True, help="dataset folder (drive record / drive import)")
-    parser.add_argument("--perturb", action="append", default=[], metavar="KIND:LEVEL,LEVEL…",
-                        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)")
-    parser.add_argument("--episodes", default="validation",
-                        help="validation (those the checkpoint held out; default), all, or a list like 0,3,5")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process)")
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        default=[],
+        metavar="KIND:LEVEL,LEVEL…",
+        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)",
+    )
+    parser.add_argument(
+        "--episodes",
+        default="validation",
+        help="validation (those the checkpoint held out; default), all, or a list like 0,3,5",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="perturbation seed; episode e uses (seed, e) (default: 0)")
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help=f"weighted MSE: weight exp(alpha*|label|), as the training loss (default: {DEFAULT_ALPHA:g})")
-    parser.add_argument("--curve-threshold", type=float, default=DEFAULT_CURVE_THRESHOLD,
-                        help=f"|label| above which a frame counts as a curve, normalised (default: {DEFAULT_CURVE_THRESHOLD:g})")
-    parser.add_argument("--max-lag-s", type=float, default=DEFAULT_MAX_LAG_S,
-                        help=f"largest lag searched when aligning prediction and label, s (default: {DEFAULT_MAX_LAG_S:g})")
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help=f"weighted MSE: weight exp(alpha*|label|), as the training loss (default: {DEFAULT_ALPHA:g})",
+    )
+    parser.add_argument(
+        "--curve-threshold",
+        type=float,
+        default=DEFAULT_CURVE_THRESHOLD,
+        help=f"|label| above which a frame counts as a curve, normalised (default: {DEFAULT_CURVE_THRESHOLD:g})",
+    )
+    parser.add_argument(
+        "--max-lag-s",
+        type=float,
+        default=DEFAULT_MAX_LAG_S,
+        help=f"largest lag searched when aligning prediction and label, s (default: {DEFAULT_MAX_LAG_S:g})",
+    )
     parser.add_argument("--no-video", action="store_true", help="skip the overlay videos")
     parser.add_argument("--out", default="runs/evaluate", help="output folder (default: runs/evaluate)")
 
@@ -49,11 +76,37 @@ def run(args: argparse.Namespace) -> int:
     from drive.eval.simulate import DEFAULT_CHECKPOINT
 
     prepare_out_dir(args.out)
-    result = evaluate(args.checkpoint or [DEFAULT_CHECKPOINT], args.data, args.out, perturb=args.perturb,
-                      episodes=args.episodes, workers=args.workers, seed=args.seed, alpha=args.alpha,
-                      curve_threshold=args.curve_threshold, max_lag_s=args.max_lag_s, video=not args.no_video)
+    result = evaluate(
+        args.checkpoint or [DEFAULT_CHECKPOINT],
+        args.data,
+        args.out,
+        perturb=args.perturb,
+        episodes=args.episodes,
+        workers=args.workers,
+        seed=args.seed,
+        alpha=args.alpha,
+        curve_threshold=args.curve_threshold,
+        max_lag_s=args.max_lag_s,
+        video=not args.no_video,
+    )
     print(f"episodes: {result['note']}")
-    print(format_table(result["rows"], ("model", "kind", "level", "episodes", "mse", "mse_ci_low", "mse_ci_high",
-                                        "mae_rad", "weighted_mse", "bias", "lag_s")))
+    print(
+        format_table(
+            result["rows"],
+            (
+                "model",
+                "kind",
+                "level",
+                "episodes",
+                "mse",
+                "mse_ci_low",
+                "mse_ci_high",
+                "mae_rad",
+                "weighted_mse",
+                "bias",
+                "lag_s",
+            ),
+        )
+    )
     print(f"{result['computed']} unit(s) computed, {result['reused']} reused; wrote {Path(args.out) / 'report.md'}")
     return 0

@@ -24,17 +24,30 @@ def _variances(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default="checkpoints/ncp19", help="checkpoint folder (default: checkpoints/ncp19)")
+    parser.add_argument(
+        "--checkpoint", default="checkpoints/ncp19", help="checkpoint folder (default: checkpoints/ncp19)"
+    )
     parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
-    parser.add_argument("--data", default=None, help="dataset folder: explain on its recorded frames instead of a scenario")
+    parser.add_argument(
+        "--data", default=None, help="dataset folder: explain on its recorded frames instead of a scenario"
+    )
     parser.add_argument("--episode", type=int, default=None, help="with --data: the episode (default: the first)")
     parser.add_argument("--out", default="runs/explain", help="output folder (default: runs/explain)")
     parser.add_argument("--seed", type=int, default=0, help="reset seed of the episode (default: 0)")
-    parser.add_argument("--noise", type=_variances, default=[0.1, 0.2, 0.3],
-                        help="Gaussian noise variances sigma^2 for the SSIM (default: 0.1,0.2,0.3)")
+    parser.add_argument(
+        "--noise",
+        type=_variances,
+        default=[0.1, 0.2, 0.3],
+        help="Gaussian noise variances sigma^2 for the SSIM (default: 0.1,0.2,0.3)",
+    )
     parser.add_argument("--images", type=int, default=6, help="saliency PNGs to write (default: 6)")
     parser.add_argument("--ssim-frames", type=int, default=40, help="frames the SSIM is averaged over (default: 40)")
-    parser.add_argument("--duration-s", type=float, default=20.0, help="episode length, s (default: 20; with --data: the first seconds of the episode)")
+    parser.add_argument(
+        "--duration-s",
+        type=float,
+        default=20.0,
+        help="episode length, s (default: 20; with --data: the first seconds of the episode)",
+    )
     parser.add_argument("--no-video", action="store_true", help="skip the saliency overlay video")
 
 
@@ -52,9 +65,19 @@ def run(args: argparse.Namespace) -> int:
     # 2. the output folder, before any driving
     out = prepare_out_dir(args.out)
     # 3. the work
-    result = explain(checkpoint, scenario, out, seed=args.seed, variances=args.noise,
-                     images=args.images, ssim_frames=args.ssim_frames, duration_s=args.duration_s,
-                     video=not args.no_video, data=args.data, episode=args.episode)
+    result = explain(
+        checkpoint,
+        scenario,
+        out,
+        seed=args.seed,
+        variances=args.noise,
+        images=args.images,
+        ssim_frames=args.ssim_frames,
+        duration_s=args.duration_s,
+        video=not args.no_video,
+        data=args.data,
+        episode=args.episode,
+    )
     print("mean SSIM of saliency maps, clean vs Gaussian noise (1 = same attention):")
     for level, value in result["mean_ssim"].items():
         print(f"  sigma^2 = {level:>5s}: {value:.3f}")

@@ -12,7 +12,9 @@ from drive.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--in-features", type=int, default=32, help="input features per frame (default 32, the conv head's output)")
+    parser.add_argument(
+        "--in-features", type=int, default=32, help="input features per frame (default 32, the conv head's output)"
+    )
     parser.add_argument("--out-features", type=int, default=1, help="outputs per frame (default 1: steering)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--plot-wiring", metavar="PNG", default=None, help="also draw the ncp19 wiring to this PNG")

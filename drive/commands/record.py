@@ -9,15 +9,22 @@ from drive.commands.common import prepare_out_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", default="train",
-                        help="scenario YAML file, or the name of a shipped one (default: train)")
+    parser.add_argument(
+        "--scenario", default="train", help="scenario YAML file, or the name of a shipped one (default: train)"
+    )
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes to record (default: 10)")
     parser.add_argument("--out", required=True, help="dataset folder (created, or appended to)")
     parser.add_argument("--seed", type=int, default=0, help="seed of track choice, start poses and noise (default: 0)")
-    parser.add_argument("--noise-injection", type=float, default=0.0, metavar="LEVEL",
-                        help="DART: std of the noise added to the applied steering, normalised units (default: 0)")
-    parser.add_argument("--duration-s", type=float, default=None,
-                        help="episode length in seconds (default: the scenario's duration_s)")
+    parser.add_argument(
+        "--noise-injection",
+        type=float,
+        default=0.0,
+        metavar="LEVEL",
+        help="DART: std of the noise added to the applied steering, normalised units (default: 0)",
+    )
+    parser.add_argument(
+        "--duration-s", type=float, default=None, help="episode length in seconds (default: the scenario's duration_s)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -28,8 +35,15 @@ def run(args: argparse.Namespace) -> int:
     existed = Path(args.out).exists()
     out = prepare_out_dir(args.out)
     try:
-        record(args.scenario, args.episodes, out, seed=args.seed, noise_injection=args.noise_injection,
-               duration_s=args.duration_s, progress=not args.no_progress)
+        record(
+            args.scenario,
+            args.episodes,
+            out,
+            seed=args.seed,
+            noise_injection=args.noise_injection,
+            duration_s=args.duration_s,
+            progress=not args.no_progress,
+        )
     except BaseException:
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run refused before its first write leaves no folder behind

@@ -17,28 +17,54 @@ from drive.errors import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from drive.eval.simulate import DEFAULT_CHECKPOINT, DEFAULT_SCENARIO
 
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help=f"checkpoint folder, or 'expert' (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                        help="scenario YAML file or shipped scenario name (default: scenarios/default.yaml)")
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help=f"checkpoint folder, or 'expert' (default: {DEFAULT_CHECKPOINT})",
+    )
+    parser.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help="scenario YAML file or shipped scenario name (default: scenarios/default.yaml)",
+    )
     parser.add_argument("--episodes", type=int, default=1, help="episodes to drive (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode; episode i uses seed+i")
     parser.add_argument("--out", default="runs/simulate", help="output folder (default: runs/simulate)")
-    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
-                        help="write one mp4 per episode to OUT/videos (default: on)")
+    parser.add_argument(
+        "--video",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write one mp4 per episode to OUT/videos (default: on)",
+    )
     parser.add_argument("--show", action="store_true", help="show the driving live in a window (needs a display)")
-    parser.add_argument("--end-on-off-road", action="store_true",
-                        help="end an episode when the car leaves the road (default: count it, recentre, go on)")
-    parser.add_argument("--perturb", action="append", default=[], metavar="KIND:LEVEL",
-                        help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)")
+    parser.add_argument(
+        "--end-on-off-road",
+        action="store_true",
+        help="end an episode when the car leaves the road (default: count it, recentre, go on)",
+    )
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        default=[],
+        metavar="KIND:LEVEL",
+        help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)",
+    )
     parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
     parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
-    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
-                        help="run the checkpoint with onnxruntime (exported once, cached) or torch (default: onnx, "
-                             "the faster at batch 1)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default 0: torch's own, one per core; on a busy machine 1 is "
-                             "faster, since threads waiting for a core cost milliseconds a step)")
+    parser.add_argument(
+        "--runtime",
+        choices=("onnx", "torch"),
+        default="onnx",
+        help="run the checkpoint with onnxruntime (exported once, cached) or torch (default: onnx, "
+        "the faster at batch 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default 0: torch's own, one per core; on a busy machine 1 is "
+        "faster, since threads waiting for a core cost milliseconds a step)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,9 +96,21 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     # 3. the work
-    result = simulate(driver, scenario, episodes=args.episodes, seed=args.seed, perturbations=perturbations, out=out,
-                      video=args.video, off_road="terminate" if args.end_on_off_road else "recover",
-                      expert_reference=not args.no_expert, show=args.show, checkpoint=str(args.checkpoint))
+    result = simulate(
+        driver,
+        scenario,
+        episodes=args.episodes,
+        seed=args.seed,
+        perturbations=perturbations,
+        out=out,
+        video=args.video,
+        off_road="terminate" if args.end_on_off_road else "recover",
+        expert_reference=not args.no_expert,
+        show=args.show,
+        checkpoint=str(args.checkpoint),
+    )
     print(summary_table(result))
-    print(f"wrote {Path(out) / 'metrics.json'}" + (f" and {len(result.get('videos', []))} video(s)" if args.video else ""))
+    print(
+        f"wrote {Path(out) / 'metrics.json'}" + (f" and {len(result.get('videos', []))} video(s)" if args.video else "")
+    )
     return 0

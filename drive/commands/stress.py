@@ -19,20 +19,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "perturbation kinds (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
-        "  " + line for line in describe().splitlines())
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                        help="checkpoint folder (repeatable; default: checkpoints/ncp19)")
-    parser.add_argument("--perturb", action="append", default=[], metavar="KIND:LEVEL,LEVEL…",
-                        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)")
+        "  " + line for line in describe().splitlines()
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="checkpoint folder (repeatable; default: checkpoints/ncp19)",
+    )
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        default=[],
+        metavar="KIND:LEVEL,LEVEL…",
+        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)",
+    )
     parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default: 1)")
-    parser.add_argument("--seeds", default="3", help="seeds: a count (3 = 0,1,2) or a list (0,1,2; one seed s: 's,') (default: 3)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process); "
-                        "with --backend ray and no --address, the CPUs of the local Ray instance")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="where cells run: local processes or a Ray cluster (default: local)")
-    parser.add_argument("--address", default=None, metavar="ADDR",
-                        help="with --backend ray: the cluster to join (auto = the running one; default: start a local one)")
+    parser.add_argument(
+        "--seeds", default="3", help="seeds: a count (3 = 0,1,2) or a list (0,1,2; one seed s: 's,') (default: 3)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes (default: 2; 0 or 1 = in this process); "
+        "with --backend ray and no --address, the CPUs of the local Ray instance",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where cells run: local processes or a Ray cluster (default: local)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="with --backend ray: the cluster to join (auto = the running one; default: start a local one)",
+    )
     parser.add_argument("--out", default="runs/stress", help="output folder (default: runs/stress)")
     parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
     parser.add_argument("--end-on-off-road", action="store_true", help="end episodes on leaving the road")
@@ -66,14 +92,25 @@ def run(args: argparse.Namespace) -> int:
     # 2. the output folder, before any driving
     out = prepare_out_dir(args.out)
     # 3. the work
-    result = stress(checkpoints, sweeps, out, scenario=scenario,
-                    episodes=args.episodes, seeds=seeds, workers=args.workers,
-                    off_road="terminate" if args.end_on_off_road else "recover", with_expert=not args.no_expert,
-                    backend=args.backend, address=args.address)
+    result = stress(
+        checkpoints,
+        sweeps,
+        out,
+        scenario=scenario,
+        episodes=args.episodes,
+        seeds=seeds,
+        workers=args.workers,
+        off_road="terminate" if args.end_on_off_road else "recover",
+        with_expert=not args.no_expert,
+        backend=args.backend,
+        address=args.address,
+    )
     columns = ("model", "kind", "level", "n_seeds", "off_road_per_km", "mean_abs_lateral_m", "completed_fraction")
     print(M.format_table(result["rows"], columns))
-    print(f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(out) / 'report.md'}"
-          + (f" and {Path(out) / 'stats.csv'}" if result.get("stats") is not None else ""))
+    print(
+        f"{result['computed']} cell(s) computed, {result['reused']} reused; wrote {Path(out) / 'report.md'}"
+        + (f" and {Path(out) / 'stats.csv'}" if result.get("stats") is not None else "")
+    )
     for f in result["failed"]:
         print(f"failed: {f['model']} {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}", file=sys.stderr)
     return 1 if result["failed"] else 0

@@ -10,14 +10,28 @@ from drive.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="C",
-                        help="checkpoint folder to measure (repeatable; the expert is always added unless --no-expert)")
-    parser.add_argument("--out", default="runs/suite", help="output folder: results.csv, report.md, suite.png (default: runs/suite)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="C",
+        help="checkpoint folder to measure (repeatable; the expert is always added unless --no-expert)",
+    )
+    parser.add_argument(
+        "--out", default="runs/suite", help="output folder: results.csv, report.md, suite.png (default: runs/suite)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
     parser.add_argument("--tracks", type=int, default=10, help="test tracks per case, 1..10 (default: 10)")
-    parser.add_argument("--case", action="append", default=[], metavar="NAME",
-                        help="run only this suite case (repeatable; default: every file in scenarios/suite/)")
-    parser.add_argument("--duration-s", type=float, default=None, help="override each case's episode length, s (default: 60)")
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this suite case (repeatable; default: every file in scenarios/suite/)",
+    )
+    parser.add_argument(
+        "--duration-s", type=float, default=None, help="override each case's episode length, s (default: 60)"
+    )
     parser.add_argument("--no-expert", action="store_true", help="leave out the expert's reference figures")
 
 
@@ -27,8 +41,17 @@ def run(args: argparse.Namespace) -> int:
     if args.duration_s is not None and not args.duration_s > 0:
         raise UserError(f"--duration-s: must be a positive number of seconds, got {args.duration_s!r}")
     out = prepare_out_dir(args.out)
-    rows = run_suite(args.checkpoint, out, tracks=args.tracks, workers=args.workers, cases=args.case or None,
-                     duration_s=args.duration_s, expert=not args.no_expert)
+    rows = run_suite(
+        args.checkpoint,
+        out,
+        tracks=args.tracks,
+        workers=args.workers,
+        cases=args.case or None,
+        duration_s=args.duration_s,
+        expert=not args.no_expert,
+    )
     print((Path(out) / "report.md").read_text())
-    print(f"wrote {len(rows)} rows to {Path(out) / 'results.csv'}, {Path(out) / 'report.md'} and {Path(out) / 'suite.png'}")
+    print(
+        f"wrote {len(rows)} rows to {Path(out) / 'results.csv'}, {Path(out) / 'report.md'} and {Path(out) / 'suite.png'}"
+    )
     return 0

@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         progress = run_dagger(cfg).progress
     if int(os.environ.get("RANK", "0")) == 0:
         best = progress.get("best_val_loss")
-        print(f"drive train: {progress['step']} step(s), {progress['train_time_s']:.1f} s"
-              + (f", best validation loss {best:.4f}" if best is not None and math.isfinite(best) else "")
-              + f" -> {cfg.out}")
+        print(
+            f"drive train: {progress['step']} step(s), {progress['train_time_s']:.1f} s"
+            + (f", best validation loss {best:.4f}" if best is not None and math.isfinite(best) else "")
+            + f" -> {cfg.out}"
+        )
     return 0

@@ -34,13 +34,21 @@ def _check_hidden(name: str, value: Any) -> int:
 class _Baseline(Controller):
     """Common set-up: seeded initialisation and the config dict."""
 
-    def __init__(self, name: str, in_features: int, out_features: int, hidden: int, seed: int | None, **extra: Any) -> None:
+    def __init__(
+        self, name: str, in_features: int, out_features: int, hidden: int, seed: int | None, **extra: Any
+    ) -> None:
         super().__init__()
         self.name = name
         self.in_features, self.out_features = in_features, out_features
         self.hidden = _check_hidden("hidden", hidden)
-        self.config = {"name": name, "in_features": in_features, "out_features": out_features,
-                       "hidden": hidden, "seed": seed, **extra}
+        self.config = {
+            "name": name,
+            "in_features": in_features,
+            "out_features": out_features,
+            "hidden": hidden,
+            "seed": seed,
+            **extra,
+        }
         self.neuron_labels = [f"h{i}" for i in range(hidden)]
         self._seed = seed
 
@@ -119,7 +127,9 @@ class CTRNNController(_Baseline):
 
     uses_timespans = True
 
-    def __init__(self, in_features: int, out_features: int, hidden: int = 64, seed: int | None = 0, ode_unfolds: int = 6) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, hidden: int = 64, seed: int | None = 0, ode_unfolds: int = 6
+    ) -> None:
         super().__init__("ctrnn", in_features, out_features, hidden, seed, ode_unfolds=ode_unfolds)
         self.ode_unfolds = _check_hidden("ode_unfolds", ode_unfolds)
         self.state_size = self.hidden
@@ -166,7 +176,9 @@ class CfCController(_Baseline):
 
     uses_timespans = True
 
-    def __init__(self, in_features: int, out_features: int, hidden: int = 64, seed: int | None = 0, backbone_units: int = 64) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, hidden: int = 64, seed: int | None = 0, backbone_units: int = 64
+    ) -> None:
         super().__init__("cfc", in_features, out_features, hidden, seed, backbone_units=backbone_units)
         self.backbone_units = _check_hidden("backbone_units", backbone_units)
         self.state_size = self.hidden

@@ -41,8 +41,17 @@ BASELINE_CLASSES: dict[str, type[Controller]] = {
     "feedforward": FeedforwardController,
 }
 
-__all__ = ["ABLATION_NAMES", "ALL_CONTROLLER_NAMES", "BASELINE_CLASSES", "CONTROLLER_NAMES", "Controller",
-           "LTCController", "LTC_NAMES", "build_controller", "controller_from_config"]
+__all__ = [
+    "ABLATION_NAMES",
+    "ALL_CONTROLLER_NAMES",
+    "BASELINE_CLASSES",
+    "CONTROLLER_NAMES",
+    "Controller",
+    "LTCController",
+    "LTC_NAMES",
+    "build_controller",
+    "controller_from_config",
+]
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -64,8 +73,12 @@ def build_controller(name: str, in_features: int = 32, out_features: int = 1, **
     if name in LTC_NAMES:
         seed = overrides.pop("seed", 0)
         wiring = ltc_wiring(name, in_features, out_features, seed)
-        return _construct(LTCController, name, dict(name=name, wiring=wiring, in_features=in_features,
-                                                    out_features=out_features, seed=seed), overrides)
+        return _construct(
+            LTCController,
+            name,
+            dict(name=name, wiring=wiring, in_features=in_features, out_features=out_features, seed=seed),
+            overrides,
+        )
     if name not in BASELINE_CLASSES:
         raise ValueError(f"unknown controller name={name!r}; choose one of {', '.join(ALL_CONTROLLER_NAMES)}")
     return _construct(BASELINE_CLASSES[name], name, dict(in_features=in_features, out_features=out_features), overrides)

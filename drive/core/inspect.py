@@ -73,7 +73,10 @@ def controller_table(in_features: int = 32, out_features: int = 1, names: tuple[
 def format_table(rows: list[dict]) -> str:
     headers = ["controller", "neurons", "synapses", "trainable_parameters", "state_size"]
     titles = ["controller", "neurons", "synapses", "trainable parameters", "state size"]
-    widths = [max(len(t), *(len(f"{r[h]:,}" if isinstance(r[h], int) else str(r[h])) for r in rows)) for h, t in zip(headers, titles)]
+    widths = [
+        max(len(t), *(len(f"{r[h]:,}" if isinstance(r[h], int) else str(r[h])) for r in rows))
+        for h, t in zip(headers, titles)
+    ]
     lines = ["  ".join(t.ljust(w) if i == 0 else t.rjust(w) for i, (t, w) in enumerate(zip(titles, widths)))]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:

@@ -57,7 +57,9 @@ def _jit(parallel: bool, fastmath=False):
         try:
             return numba.njit(cache=True, parallel=parallel, fastmath=fastmath, nogil=True, error_model="numpy")(fn)
         except RuntimeError as exc:  # "cannot cache function ...: no locator available"
-            warnings.warn(f"numba cache unavailable ({exc}); the LTC kernel is compiled in memory each run", stacklevel=2)
+            warnings.warn(
+                f"numba cache unavailable ({exc}); the LTC kernel is compiled in memory each run", stacklevel=2
+            )
             return numba.njit(cache=False, parallel=parallel, fastmath=fastmath, nogil=True, error_model="numpy")(fn)
 
     return wrap
@@ -70,10 +72,46 @@ def _sigmoid_impl(z):
     4e-18), as ``exp(y / 128) ** 128``: a degree-12 Taylor polynomial on |y / 128| <= 0.3125
     (truncation error < 5e-17 relative), then 7 squarings; about 1e-14 relative error in all."""
     y = min(max(-z, -40.0), 40.0) * 0.0078125
-    p = 1.0 + y * (1.0 + y * (0.5 + y * (1.6666666666666666e-01 + y * (4.1666666666666664e-02 + y * (
-        8.3333333333333332e-03 + y * (1.3888888888888889e-03 + y * (1.9841269841269841e-04 + y * (
-            2.4801587301587302e-05 + y * (2.7557319223985893e-06 + y * (2.7557319223985888e-07 + y * (
-                2.5052108385441720e-08 + y * 2.0876756987868100e-09)))))))))))
+    p = 1.0 + y * (
+        1.0
+        + y
+        * (
+            0.5
+            + y
+            * (
+                1.6666666666666666e-01
+                + y
+                * (
+                    4.1666666666666664e-02
+                    + y
+                    * (
+                        8.3333333333333332e-03
+                        + y
+                        * (
+                            1.3888888888888889e-03
+                            + y
+                            * (
+                                1.9841269841269841e-04
+                                + y
+                                * (
+                                    2.4801587301587302e-05
+                                    + y
+                                    * (
+                                        2.7557319223985893e-06
+                                        + y
+                                        * (
+                                            2.7557319223985888e-07
+                                            + y * (2.5052108385441720e-08 + y * 2.0876756987868100e-09)
+                                        )
+                                    )
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
+    )
     p *= p
     p *= p
     p *= p
@@ -152,8 +190,9 @@ def _forward_impl(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, 
                     out[c, t, n, j] = x[n, j]
 
 
-def _backward_impl(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, xs, ss, sins,
-                   gx0, gu, gts, gpint, gpsen, gpneu):
+def _backward_impl(
+    g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds, xs, ss, sins, gx0, gu, gts, gpint, gpsen, gpneu
+):
     """Backward of :func:`_forward_impl` given the upstream gradient ``g`` (C, T, N, nb) of
     ``out`` (plus ``gfinal`` (C, N, nb) of the final potentials). Writes ``gx0`` (C, N, nb),
     ``gu`` (C, T, K, nb), ``gts`` (C, T, nb) and the per-sample parameter gradients ``gpint``
@@ -332,7 +371,9 @@ def kernels(parallel: bool) -> tuple:
         fwd = jit(_copy(_forward_impl, "_forward_par" if parallel else "_forward_ser"))
         # the backward may fuse multiply-adds (its gradients are compared within tolerances; the
         # forward is not, so that every forward path gives the same numbers)
-        bwd = _jit(parallel, fastmath={"contract"})(_copy(_backward_impl, "_backward_par" if parallel else "_backward_ser"))
+        bwd = _jit(parallel, fastmath={"contract"})(
+            _copy(_backward_impl, "_backward_par" if parallel else "_backward_ser")
+        )
         got = _KERNELS[parallel] = (fwd, bwd)
     return got
 
@@ -395,8 +436,23 @@ def forward(x0, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds: int, s
     if B == 1 and not save:
         out = np.empty((T, N), dtype=dt)
         none = np.empty(0, dtype=dt)
-        sample_kernel()(np.ascontiguousarray(x0[0]), np.ascontiguousarray(u[0]), np.ascontiguousarray(ts[0]),
-                        pint, psen, pneu, pre, post, spre, spost, unfolds, out, none, none, none)
+        sample_kernel()(
+            np.ascontiguousarray(x0[0]),
+            np.ascontiguousarray(u[0]),
+            np.ascontiguousarray(ts[0]),
+            pint,
+            psen,
+            pneu,
+            pre,
+            post,
+            spre,
+            spost,
+            unfolds,
+            out,
+            none,
+            none,
+            none,
+        )
         return out[None], ()
     K = T * unfolds if save else 0
     nc, nb, parallel = _chunking(B)
@@ -426,8 +482,28 @@ def backward(g, gfinal, u, ts, pint, psen, pneu, pre, post, spre, spost, unfolds
     gpsen = np.zeros((nc,) + psen.shape + (nb,), dtype=dt)
     gpneu = np.zeros((nc,) + pneu.shape + (nb,), dtype=dt)
     bwd = kernels(nc > 1 or B >= PARALLEL_MIN_BATCH)[1]
-    bwd(_split(g, nc, nb), _split(gfinal, nc, nb), uc, tsc, pint, psen, pneu, pre, post, spre, spost, unfolds,
-        xs, ss, sins, gx0, gu, gts, gpint, gpsen, gpneu)
+    bwd(
+        _split(g, nc, nb),
+        _split(gfinal, nc, nb),
+        uc,
+        tsc,
+        pint,
+        psen,
+        pneu,
+        pre,
+        post,
+        spre,
+        spost,
+        unfolds,
+        xs,
+        ss,
+        sins,
+        gx0,
+        gu,
+        gts,
+        gpint,
+        gpsen,
+        gpneu,
+    )
     # padded samples have zero upstream gradient, so they add nothing to the sums
-    return (_join(gx0, B), _join(gu, B), _join(gts, B), gpint.sum((0, -1)), gpsen.sum((0, -1)),
-            gpneu.sum((0, -1)))
+    return (_join(gx0, B), _join(gu, B), _join(gts, B), gpint.sum((0, -1)), gpsen.sum((0, -1)), gpneu.sum((0, -1)))

@@ -90,8 +90,9 @@ def check_timespans(timespans: Tensor, shape: tuple[int, ...], name: str = "time
     return timespans
 
 
-def check_sequence(x: Tensor, state: Tensor | None, timespans: Tensor | None, in_features: int, state_size: int,
-                   initial_state) -> tuple[Tensor, Tensor | None]:
+def check_sequence(
+    x: Tensor, state: Tensor | None, timespans: Tensor | None, in_features: int, state_size: int, initial_state
+) -> tuple[Tensor, Tensor | None]:
     """Validate the inputs of a sequence call: ``x`` (B, T, in_features), ``state`` (B, state_size)
     or None (then ``initial_state(B, device, dtype)``), ``timespans`` (B, T) or None.
     Returns the state and the timespans."""
@@ -149,8 +150,21 @@ def reference_sequence(core: LTCBase, x: Tensor, state: Tensor, timespans: Tenso
 
 
 #: The raw parameters the kernel's edge parameters are made of, in :class:`LTCKernel`'s order.
-KERNEL_PARAMS = ("sigma", "mu", "w", "erev", "sensory_sigma", "sensory_mu", "sensory_w", "sensory_erev",
-                 "input_w", "input_b", "gleak", "vleak", "cm")
+KERNEL_PARAMS = (
+    "sigma",
+    "mu",
+    "w",
+    "erev",
+    "sensory_sigma",
+    "sensory_mu",
+    "sensory_w",
+    "sensory_erev",
+    "input_w",
+    "input_b",
+    "gleak",
+    "vleak",
+    "cm",
+)
 
 
 def _softplus_np(x: np.ndarray) -> np.ndarray:
@@ -173,15 +187,22 @@ def edge_arrays(raw: dict[str, np.ndarray], index: tuple[np.ndarray, ...], epsil
     pint = np.stack([sig, -sig * raw["mu"][pre, post], w * raw["erev"][pre, post], w])
     ssig = raw["sensory_sigma"][spre, spost]
     sw = _softplus_np(raw["sensory_w"][spre, spost])
-    psen = np.stack([ssig * raw["input_w"][spre], ssig * (raw["input_b"][spre] - raw["sensory_mu"][spre, spost]),
-                     sw * raw["sensory_erev"][spre, spost], sw])
+    psen = np.stack(
+        [
+            ssig * raw["input_w"][spre],
+            ssig * (raw["input_b"][spre] - raw["sensory_mu"][spre, spost]),
+            sw * raw["sensory_erev"][spre, spost],
+            sw,
+        ]
+    )
     gleak = _softplus_np(raw["gleak"])
     pneu = np.stack([gleak * raw["vleak"], gleak + epsilon, _softplus_np(raw["cm"])])
     return pint, psen, pneu
 
 
-def edge_grads(gpint: np.ndarray, gpsen: np.ndarray, gpneu: np.ndarray, raw: dict[str, np.ndarray],
-               index: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+def edge_grads(
+    gpint: np.ndarray, gpsen: np.ndarray, gpneu: np.ndarray, raw: dict[str, np.ndarray], index: tuple[np.ndarray, ...]
+) -> dict[str, np.ndarray]:
     """The gradients of the raw parameters given those of :func:`edge_arrays`' outputs (the chain
     rule through its gathers, products and softplus; zero for absent synapses)."""
     pre, post, spre, spost = index
@@ -234,8 +255,9 @@ class LTCKernel(torch.autograd.Function):
         u, ts = ctx.arrays
         g = _np(g)
         gfinal = np.zeros((g.shape[0], g.shape[2]), dtype=g.dtype)
-        gx0, gu, gts, gpint, gpsen, gpneu = kernels.backward(g, gfinal, u, ts, *ctx.edges, *ctx.index, ctx.unfolds,
-                                                             ctx.saved)
+        gx0, gu, gts, gpint, gpsen, gpneu = kernels.backward(
+            g, gfinal, u, ts, *ctx.edges, *ctx.index, ctx.unfolds, ctx.saved
+        )
         need = ctx.needs_input_grad
         graw = {}
         if any(need[6:]):
@@ -325,7 +347,9 @@ class LTCBase(nn.Module):
         self.output_b = nn.Parameter(torch.zeros(M))
 
         self.register_buffer("sparsity_mask", torch.tensor(np.abs(wiring.adjacency), dtype=torch.float32))
-        self.register_buffer("sensory_sparsity_mask", torch.tensor(np.abs(wiring.sensory_adjacency), dtype=torch.float32))
+        self.register_buffer(
+            "sensory_sparsity_mask", torch.tensor(np.abs(wiring.sensory_adjacency), dtype=torch.float32)
+        )
         # Edge lists (fixed by the wiring): internal synapse e goes pre[e] -> post[e].
         pre, post = np.nonzero(wiring.adjacency)
         spre, spost = np.nonzero(wiring.sensory_adjacency)
@@ -428,10 +452,14 @@ class LTCBase(nn.Module):
         Returns (low, high) of shape (B, N)."""
         big = torch.finfo(self.erev.dtype).max
         e_in = torch.where(self.sparsity_mask.bool(), self.erev, torch.full_like(self.erev, big))
-        se_in = torch.where(self.sensory_sparsity_mask.bool(), self.sensory_erev, torch.full_like(self.sensory_erev, big))
+        se_in = torch.where(
+            self.sensory_sparsity_mask.bool(), self.sensory_erev, torch.full_like(self.sensory_erev, big)
+        )
         low = torch.minimum(torch.minimum(e_in.min(0).values, se_in.min(0).values), self.vleak)
         e_in = torch.where(self.sparsity_mask.bool(), self.erev, torch.full_like(self.erev, -big))
-        se_in = torch.where(self.sensory_sparsity_mask.bool(), self.sensory_erev, torch.full_like(self.sensory_erev, -big))
+        se_in = torch.where(
+            self.sensory_sparsity_mask.bool(), self.sensory_erev, torch.full_like(self.sensory_erev, -big)
+        )
         high = torch.maximum(torch.maximum(e_in.max(0).values, se_in.max(0).values), self.vleak)
         return torch.minimum(low, x0), torch.maximum(high, x0)
 
@@ -450,17 +478,26 @@ class LTCBase(nn.Module):
 
             return solve_ode(self, x, state, timespans, self.solver, self.adjoint, self.rtol, self.atol)
         dtype = self.cm.dtype
-        if not (x.device.type == "cpu" and dtype in (torch.float32, torch.float64) and x.dtype == dtype
-                and state.dtype == dtype and state.device.type == "cpu"):
+        if not (
+            x.device.type == "cpu"
+            and dtype in (torch.float32, torch.float64)
+            and x.dtype == dtype
+            and state.dtype == dtype
+            and state.device.type == "cpu"
+        ):
             return reference_sequence(self, x, state, timespans)
         B, T, _ = x.shape
-        if torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
-                                        or (timespans is not None and timespans.requires_grad)
-                                        or any(p.requires_grad for p in self._parameters.values())):
+        if torch.is_grad_enabled() and (
+            x.requires_grad
+            or state.requires_grad
+            or (timespans is not None and timespans.requires_grad)
+            or any(p.requires_grad for p in self._parameters.values())
+        ):
             ts = x.new_ones(B, T) if timespans is None else timespans.to(dtype)
             params = self._parameters
-            return LTCKernel.apply(state, x, ts, self._index, self.ode_unfolds, self.epsilon,
-                                   *(params[name] for name in KERNEL_PARAMS))
+            return LTCKernel.apply(
+                state, x, ts, self._index, self.ode_unfolds, self.epsilon, *(params[name] for name in KERNEL_PARAMS)
+            )
         from drive.core import kernels
 
         p = self._numpy_edge_params()
@@ -479,8 +516,14 @@ class LTCBase(nn.Module):
         pint = torch.stack([sig, -sig * self.mu[pre, post], w * self.erev[pre, post], w])
         ssig = self.sensory_sigma[spre, spost]
         sw = F.softplus(self.sensory_w[spre, spost])
-        psen = torch.stack([ssig * self.input_w[spre], ssig * (self.input_b[spre] - self.sensory_mu[spre, spost]),
-                            sw * self.sensory_erev[spre, spost], sw])
+        psen = torch.stack(
+            [
+                ssig * self.input_w[spre],
+                ssig * (self.input_b[spre] - self.sensory_mu[spre, spost]),
+                sw * self.sensory_erev[spre, spost],
+                sw,
+            ]
+        )
         gleak = F.softplus(self.gleak)
         pneu = torch.stack([gleak * self.vleak, gleak + self.epsilon, F.softplus(self.cm)])
         return pint, psen, pneu
@@ -496,8 +539,14 @@ class LTCBase(nn.Module):
         if self._edge_cache is None or self._edge_cache[0] != key:
             params = self._parameters
             raw = {name: _np(params[name]) for name in KERNEL_PARAMS}
-            self._edge_cache = (key, (edge_arrays(raw, self._index, self.epsilon), _np(params["output_w"]).copy(),
-                                      _np(params["output_b"]).copy()))
+            self._edge_cache = (
+                key,
+                (
+                    edge_arrays(raw, self._index, self.epsilon),
+                    _np(params["output_w"]).copy(),
+                    _np(params["output_b"]).copy(),
+                ),
+            )
         return self._edge_cache[1]
 
     def fast_step(self, x: Tensor, state: Tensor | None, timespans: Tensor | None) -> tuple[Tensor, Tensor] | None:
@@ -513,11 +562,24 @@ class LTCBase(nn.Module):
         if torch.is_grad_enabled() or self.solver != "fused":
             return None
         dtype = self._parameters["cm"].dtype
-        if (type(x) is not Tensor or x.shape != (1, self.in_features) or x.dtype != dtype or x.requires_grad
-                or not x.is_cpu or not x.is_contiguous() or dtype not in (torch.float32, torch.float64)):
+        if (
+            type(x) is not Tensor
+            or x.shape != (1, self.in_features)
+            or x.dtype != dtype
+            or x.requires_grad
+            or not x.is_cpu
+            or not x.is_contiguous()
+            or dtype not in (torch.float32, torch.float64)
+        ):
             return None
-        if state is not None and (type(state) is not Tensor or state.shape != (1, self.units) or state.dtype != dtype
-                                  or state.requires_grad or not state.is_cpu or not state.is_contiguous()):
+        if state is not None and (
+            type(state) is not Tensor
+            or state.shape != (1, self.units)
+            or state.dtype != dtype
+            or state.requires_grad
+            or not state.is_cpu
+            or not state.is_contiguous()
+        ):
             return None
         if timespans is None:
             ts = _ONES[dtype]
@@ -537,7 +599,9 @@ class LTCBase(nn.Module):
         kernels.sample_kernel()(x0, x.numpy(), ts, *p, *self._index, self.ode_unfolds, out, ow, ob, y[0])
         return torch.from_numpy(y), torch.from_numpy(out)
 
-    def run_sequence(self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def run_sequence(
+        self, x: Tensor, state: Tensor | None = None, timespans: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         state, timespans = self._prepare(x, state, timespans)
         states = self.solve(x, state, timespans)
         return self.map_outputs(states), states[:, -1]

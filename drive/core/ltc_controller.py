@@ -32,9 +32,20 @@ class LTCController(Controller):
     ) -> None:
         super().__init__()
         if wiring.output_dim != out_features:
-            raise ValueError(f"out_features={out_features} does not match the wiring's {wiring.output_dim} motor neurons")
-        self.core = LTC(wiring, in_features, ode_unfolds=ode_unfolds, epsilon=epsilon, seed=seed,
-                        solver=solver, adjoint=adjoint, rtol=rtol, atol=atol)
+            raise ValueError(
+                f"out_features={out_features} does not match the wiring's {wiring.output_dim} motor neurons"
+            )
+        self.core = LTC(
+            wiring,
+            in_features,
+            ode_unfolds=ode_unfolds,
+            epsilon=epsilon,
+            seed=seed,
+            solver=solver,
+            adjoint=adjoint,
+            rtol=rtol,
+            atol=atol,
+        )
         self.name = name
         self.in_features, self.out_features = in_features, out_features
         self.state_size = wiring.units

@@ -90,9 +90,7 @@ class Wiring:
     # ------------------------------------------------------------------ building
     def _set_sensory(self, sensory: np.ndarray) -> None:
         if sensory.ndim != 2 or sensory.shape[1] != self.units or sensory.shape[0] < 1:
-            raise ValueError(
-                f"wiring sensory_adjacency must have shape (input_dim, {self.units}), got {sensory.shape}"
-            )
+            raise ValueError(f"wiring sensory_adjacency must have shape (input_dim, {self.units}), got {sensory.shape}")
         if not np.isin(sensory, (-1, 0, 1)).all():
             raise ValueError("wiring sensory_adjacency entries must be -1, 0 or +1")
         self.sensory_adjacency = sensory.astype(np.int8)
@@ -186,7 +184,9 @@ class Wiring:
             "input_dim": self.input_dim,
             "layers": list(self.layers),
             "adjacency": self.adjacency.astype(int).tolist(),
-            "sensory_adjacency": None if self.sensory_adjacency is None else self.sensory_adjacency.astype(int).tolist(),
+            "sensory_adjacency": None
+            if self.sensory_adjacency is None
+            else self.sensory_adjacency.astype(int).tolist(),
         }
 
     @classmethod
@@ -277,15 +277,21 @@ class NCP(Wiring):
         seed = _check_int("seed", seed, 0)
         p_excitatory = _check_probability("p_excitatory", p_excitatory)
         if sensory_fanout > inter:
-            raise ValueError(f"wiring argument sensory_fanout={sensory_fanout} exceeds the inter layer size inter={inter}")
+            raise ValueError(
+                f"wiring argument sensory_fanout={sensory_fanout} exceeds the inter layer size inter={inter}"
+            )
         if inter_fanout > command:
-            raise ValueError(f"wiring argument inter_fanout={inter_fanout} exceeds the command layer size command={command}")
+            raise ValueError(
+                f"wiring argument inter_fanout={inter_fanout} exceeds the command layer size command={command}"
+            )
         if recurrent > command * command:
             raise ValueError(
                 f"wiring argument recurrent_command_synapses={recurrent} exceeds command**2={command * command} possible synapses"
             )
         if motor_fanin > command:
-            raise ValueError(f"wiring argument motor_fanin={motor_fanin} exceeds the command layer size command={command}")
+            raise ValueError(
+                f"wiring argument motor_fanin={motor_fanin} exceeds the command layer size command={command}"
+            )
 
         self.motor_ids = np.arange(0, motor)
         self.command_ids = np.arange(motor, motor + command)
@@ -491,14 +497,23 @@ def plot_wiring(wiring: Wiring, path, title: str | None = None) -> None:
             "",
             xy=(x1, y1),
             xytext=(x0, y0),
-            arrowprops=dict(arrowstyle="-|>", lw=0.6, alpha=0.6, shrinkA=5, shrinkB=5,
-                            connectionstyle=f"arc3,rad={rad}", **style[int(sign)]),
+            arrowprops=dict(
+                arrowstyle="-|>",
+                lw=0.6,
+                alpha=0.6,
+                shrinkA=5,
+                shrinkB=5,
+                connectionstyle=f"arc3,rad={rad}",
+                **style[int(sign)],
+            ),
         )
     labels = wiring.neuron_labels
     for col, (layer, nodes) in enumerate(columns):
         xs = [pos[n][0] for n in nodes]
         ys = [pos[n][1] for n in nodes]
-        ax.scatter(xs, ys, s=120 if layer != "sensory" else 30, c=colours[layer], zorder=3, edgecolors="k", linewidths=0.5)
+        ax.scatter(
+            xs, ys, s=120 if layer != "sensory" else 30, c=colours[layer], zorder=3, edgecolors="k", linewidths=0.5
+        )
         if layer != "sensory":
             for node in nodes:
                 ax.text(pos[node][0] + 0.08, pos[node][1], labels[node[1]], fontsize=7, va="center")

@@ -97,10 +97,17 @@ class ImportOptions:
 
     def check(self) -> None:
         """One-line :class:`UserError` naming the option and value for a bad option."""
-        if not (isinstance(self.height, int) and isinstance(self.width, int) and self.height > 0 and self.width > 0
-                and self.height % 2 == 0 and self.width % 2 == 0):
-            raise UserError(f"--height/--width: must be positive even integers (H.264 yuv420p), "
-                            f"got {self.height}x{self.width}")
+        if not (
+            isinstance(self.height, int)
+            and isinstance(self.width, int)
+            and self.height > 0
+            and self.width > 0
+            and self.height % 2 == 0
+            and self.width % 2 == 0
+        ):
+            raise UserError(
+                f"--height/--width: must be positive even integers (H.264 yuv420p), got {self.height}x{self.width}"
+            )
         if self.resize not in ("crop", "stretch"):
             raise UserError(f"--resize: must be 'crop' or 'stretch', got {self.resize!r}")
         if self.steering_unit not in STEERING_UNITS:
@@ -131,11 +138,11 @@ def fit_frame(rgb: np.ndarray, height: int, width: int, resize: str = "crop") ->
         if w / h > target:  # too wide: keep the full height
             cw = max(1, round(h * target))
             x0 = (w - cw) // 2
-            rgb = rgb[:, x0:x0 + cw]
+            rgb = rgb[:, x0 : x0 + cw]
         elif w / h < target:  # too tall: keep the full width
             ch = max(1, round(w / target))
             y0 = (h - ch) // 2
-            rgb = rgb[y0:y0 + ch]
+            rgb = rgb[y0 : y0 + ch]
     elif resize != "stretch":
         raise UserError(f"--resize must be 'crop' or 'stretch', got {resize!r}")
     if rgb.shape[:2] == (height, width):
@@ -178,8 +185,10 @@ def to_normalized(values: np.ndarray, unit: str, max_steer_rad: float | None, wh
         raise UserError(f"--max-steer-rad must be a positive number, got {max_steer_rad!r}")
     if unit == "normalized":
         if max_steer_rad is None:
-            raise UserError(f"{where}: --max-steer-rad is required with --steering-unit normalized "
-                             "(the angle in radians that steering 1.0 stands for)")
+            raise UserError(
+                f"{where}: --max-steer-rad is required with --steering-unit normalized "
+                "(the angle in radians that steering 1.0 stands for)"
+            )
         normalized = values
     else:
         radians = np.radians(values) if unit == "deg" else values
@@ -190,8 +199,11 @@ def to_normalized(values: np.ndarray, unit: str, max_steer_rad: float | None, wh
         normalized = radians / max_steer_rad
     clipped = int(np.count_nonzero(np.abs(normalized) > 1.0))
     if clipped:
-        print(f"drive import: warning: {where}: {clipped} steering value(s) beyond +-1 after normalisation "
-              f"(max_steer_rad={max_steer_rad:.4f}) were clipped", file=sys.stderr)
+        print(
+            f"drive import: warning: {where}: {clipped} steering value(s) beyond +-1 after normalisation "
+            f"(max_steer_rad={max_steer_rad:.4f}) were clipped",
+            file=sys.stderr,
+        )
     return np.clip(normalized, -1.0, 1.0), float(max_steer_rad)
 
 
@@ -260,8 +272,10 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
     frame_col = _find_column(header, args.frame_column, ("frame_index", "frame"))
     time_col = None if frame_col is not None else _find_column(header, args.time_column, ("timestamp", "time", "t"))
     if frame_col is None and time_col is None:
-        raise UserError(f"{csv_path} line 1: needs a frame-index column (frame_index, frame) or a time column "
-                         f"(timestamp, time, t); columns: {header}")
+        raise UserError(
+            f"{csv_path} line 1: needs a frame-index column (frame_index, frame) or a time column "
+            f"(timestamp, time, t); columns: {header}"
+        )
     for col in (frame_col, time_col):
         if col is not None and col not in header:
             raise UserError(f"{csv_path} line 1: no column {col!r} (columns: {header})")
@@ -283,13 +297,17 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
                 raise UserError(f"{video}: the video does not say its frame rate; use a frame-index column")
             t = parse_number(row[k_i], where, what=f"time ({time_col})") - args.time_offset_s
             if t < 0:
-                raise UserError(f"{where}: time {row[k_i]!r} is before the video's first frame "
-                                 f"(--time-offset-s {args.time_offset_s})")
+                raise UserError(
+                    f"{where}: time {row[k_i]!r} is before the video's first frame "
+                    f"(--time-offset-s {args.time_offset_s})"
+                )
             times.append(t)
             frames_wanted.append(int(round(t * fps_video)))
-        if len(frames_wanted) > 1 and (frames_wanted[-1] < frames_wanted[-2]
-                                       or (times and times[-1] <= times[-2])
-                                       or (not times and frames_wanted[-1] == frames_wanted[-2])):
+        if len(frames_wanted) > 1 and (
+            frames_wanted[-1] < frames_wanted[-2]
+            or (times and times[-1] <= times[-2])
+            or (not times and frames_wanted[-1] == frames_wanted[-2])
+        ):
             raise UserError(f"{where}: {'time' if times else 'frame index'} {row[k_i]!r} does not increase")
     steering, max_steer = to_normalized(np.array(raw), args.steering_unit, args.max_steer_rad, str(csv_path))
     if times:
@@ -315,8 +333,10 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
                 k += 1
             if k == len(wanted):
                 return
-        raise UserError(f"{csv_path} line {line_of[k]}: frame {wanted[k]} is beyond the end of video {video} "
-                         f"({last + 1} frame(s)): the video is shorter than its log")
+        raise UserError(
+            f"{csv_path} line {line_of[k]}: frame {wanted[k]} is beyond the end of video {video} "
+            f"({last + 1} frame(s)): the video is shorter than its log"
+        )
 
     writer = DatasetWriter(out, _info(args, fps, max_steer, f"drive import --format video-csv {video.name}"))
     with tqdm(total=len(steering), desc="import", unit="frame", disable=not progress) as bar:
@@ -385,13 +405,20 @@ def _udacity(src: Path, args: ImportOptions, out: Path, progress: bool) -> Datas
     for run in runs:
         for cam in cameras:
             col = {"center": 1, "left": 2, "right": 3}[cam]
-            steering, _ = to_normalized(np.array([rows[i][4] for i in run]) + corrections[cam], "normalized",
-                                        max_steer, f"{log} ({cam} camera)")
-            episodes.append(_Episode(images=[(rows[i][0], rows[i][col]) for i in run], steering=steering,
-                                     times=t[run] - t[run[0]], source=f"{log.name} lines {rows[run[0]][0]}-"
-                                     f"{rows[run[-1]][0]} {cam} camera"))
-    return _write_image_episodes(args, progress, out, log, episodes, fps, max_steer, "udacity",
-                                 lambda rec: _image_beside(log.parent, rec))
+            steering, _ = to_normalized(
+                np.array([rows[i][4] for i in run]) + corrections[cam], "normalized", max_steer, f"{log} ({cam} camera)"
+            )
+            episodes.append(
+                _Episode(
+                    images=[(rows[i][0], rows[i][col]) for i in run],
+                    steering=steering,
+                    times=t[run] - t[run[0]],
+                    source=f"{log.name} lines {rows[run[0]][0]}-{rows[run[-1]][0]} {cam} camera",
+                )
+            )
+    return _write_image_episodes(
+        args, progress, out, log, episodes, fps, max_steer, "udacity", lambda rec: _image_beside(log.parent, rec)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -439,14 +466,31 @@ def _sully_chen(src: Path, args: ImportOptions, out: Path, progress: bool) -> Da
         fps = args.fps
         t = np.arange(len(names)) / fps
         runs = [np.arange(len(names))]
-    episodes = [_Episode(images=[names[i] for i in run], steering=steering[run], times=t[run] - t[run[0]],
-                         source=f"{log.name} lines {names[run[0]][0]}-{names[run[-1]][0]}") for run in runs]
-    return _write_image_episodes(args, progress, out, log, episodes, fps, max_steer, "sully-chen",
-                                 lambda name: log.parent / name)
+    episodes = [
+        _Episode(
+            images=[names[i] for i in run],
+            steering=steering[run],
+            times=t[run] - t[run[0]],
+            source=f"{log.name} lines {names[run[0]][0]}-{names[run[-1]][0]}",
+        )
+        for run in runs
+    ]
+    return _write_image_episodes(
+        args, progress, out, log, episodes, fps, max_steer, "sully-chen", lambda name: log.parent / name
+    )
 
 
-def _write_image_episodes(args: ImportOptions, progress: bool, out: Path, log: Path, episodes: list[_Episode], fps: float,
-                          max_steer: float, fmt: str, resolve) -> DatasetInfo:
+def _write_image_episodes(
+    args: ImportOptions,
+    progress: bool,
+    out: Path,
+    log: Path,
+    episodes: list[_Episode],
+    fps: float,
+    max_steer: float,
+    fmt: str,
+    resolve,
+) -> DatasetInfo:
     # Check every image exists before decoding any, so a missing frame fails fast.
     for ep in episodes:
         for line, rec in ep.images:
@@ -462,22 +506,38 @@ def _write_image_episodes(args: ImportOptions, progress: bool, out: Path, log: P
     total = sum(len(ep.images) for ep in episodes)
     with tqdm(total=total, desc="import", unit="frame", disable=not progress) as bar:
         for ep in episodes:
-            writer.add_episode(frames(ep), np.asarray(ep.steering, dtype=np.float64),
-                               np.asarray(ep.times, dtype=np.float64), episode_meta={"source": ep.source}, progress=bar)
+            writer.add_episode(
+                frames(ep),
+                np.asarray(ep.steering, dtype=np.float64),
+                np.asarray(ep.times, dtype=np.float64),
+                episode_meta={"source": ep.source},
+                progress=bar,
+            )
     return writer.close()
 
 
 def _info(args: ImportOptions, fps: float, max_steer_rad: float, source: str) -> DatasetInfo:
-    return DatasetInfo(fps=float(fps), image_height=args.height, image_width=args.width,
-                       max_steer_rad=float(max_steer_rad), source=source)
+    return DatasetInfo(
+        fps=float(fps),
+        image_height=args.height,
+        image_width=args.width,
+        max_steer_rad=float(max_steer_rad),
+        source=source,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Entry points
 
 
-def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike, options: ImportOptions | None = None,
-                   overwrite: bool = False, progress: bool = True) -> DatasetInfo:
+def import_dataset(
+    fmt: str,
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    options: ImportOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> DatasetInfo:
     """Import ``src`` in format ``fmt`` (one of :data:`FORMATS`) into the folder ``out``, atomically.
 
     ``out`` must be absent or empty unless ``overwrite``. Returns the dataset's info. Bad input is a
@@ -496,8 +556,9 @@ def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike, opt
     return info
 
 
-def import_source(fmt: str, src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
-                  progress: bool = True, **options) -> DatasetInfo:
+def import_source(
+    fmt: str, src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False, progress: bool = True, **options
+) -> DatasetInfo:
     """Shorthand: ``import_source("udacity", "logs/", "data/udacity", steering_correction=0.25)``;
     ``options`` are :class:`ImportOptions` fields."""
     known = {f.name for f in fields(ImportOptions)}

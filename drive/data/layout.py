@@ -49,8 +49,17 @@ HEADING_ERROR = "observation.heading_error_rad"  # rad
 TASK_INDEX = "task_index"  # row of meta/tasks.parquet; always 0 (one task)
 
 FRAME_COLUMNS = (
-    EPISODE_INDEX, FRAME_INDEX, TIMESTAMP, INDEX, STEERING_LABEL, STEERING_APPLIED,
-    CURVATURE, SPEED, LATERAL_OFFSET, HEADING_ERROR, TASK_INDEX,
+    EPISODE_INDEX,
+    FRAME_INDEX,
+    TIMESTAMP,
+    INDEX,
+    STEERING_LABEL,
+    STEERING_APPLIED,
+    CURVATURE,
+    SPEED,
+    LATERAL_OFFSET,
+    HEADING_ERROR,
+    TASK_INDEX,
 )
 INT_COLUMNS = (EPISODE_INDEX, FRAME_INDEX, INDEX, TASK_INDEX)
 TASK = "keep the lane"
@@ -97,6 +106,8 @@ def world_meta(info: dict[str, Any], where: str = "info['world']") -> dict[str, 
             raise TypeError(f"{where}[{key!r}]: must be str, float, int or bool, got {type(value).__name__}")
         out[f"{WORLD_PREFIX}{key}"] = value
     return out
+
+
 # Columns an imported dataset must have; the rest may be NaN when the source lacks them.
 REQUIRED_COLUMNS = (EPISODE_INDEX, FRAME_INDEX, TIMESTAMP, INDEX, STEERING_LABEL)
 
@@ -114,7 +125,9 @@ def video_path(root: Path, episode_index: int) -> Path:
 
 
 def episode_meta_path(root: Path, episode_index: int) -> Path:
-    return Path(root) / "meta" / "episodes" / f"chunk-{chunk_of(episode_index):03d}" / f"file-{episode_index:03d}.parquet"
+    return (
+        Path(root) / "meta" / "episodes" / f"chunk-{chunk_of(episode_index):03d}" / f"file-{episode_index:03d}.parquet"
+    )
 
 
 def info_path(root: Path) -> Path:
@@ -155,9 +168,14 @@ class DatasetInfo:
                 "shape": [self.image_height, self.image_width, 3],
                 "names": ["height", "width", "channels"],
                 "info": {
-                    "video.height": self.image_height, "video.width": self.image_width, "video.codec": "h264",
-                    "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": _number(self.fps),
-                    "video.channels": 3, "has_audio": False,
+                    "video.height": self.image_height,
+                    "video.width": self.image_width,
+                    "video.codec": "h264",
+                    "video.pix_fmt": "yuv420p",
+                    "video.is_depth_map": False,
+                    "video.fps": _number(self.fps),
+                    "video.channels": 3,
+                    "has_audio": False,
                 },
             },
             STEERING_LABEL: scalar("steering"),

@@ -105,7 +105,7 @@ class DatasetReader:
     def world(self, episode: int) -> dict[str, Any]:
         """The randomized world's drawn values of an episode (``info["world"]`` at reset), ``{}`` if none."""
         prefix = layout.WORLD_PREFIX
-        return {k[len(prefix):]: v for k, v in self.episode_meta(episode).items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in self.episode_meta(episode).items() if k.startswith(prefix)}
 
     def episodes_table(self) -> pd.DataFrame:
         """One row per complete episode: :meth:`episode_meta` of each, as a DataFrame."""

@@ -42,9 +42,15 @@ def _check_args(episodes: Any, seed: Any, noise_injection: Any, duration_s: Any)
         raise UserError(f"--episodes: must be an integer >= 1, got {episodes!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise UserError(f"--seed: must be an integer >= 0, got {seed!r}")
-    if not isinstance(noise_injection, (int, float)) or not math.isfinite(noise_injection) or not 0 <= noise_injection <= 1:
+    if (
+        not isinstance(noise_injection, (int, float))
+        or not math.isfinite(noise_injection)
+        or not 0 <= noise_injection <= 1
+    ):
         raise UserError(f"--noise-injection: must be a number in [0, 1], got {noise_injection!r}")
-    if duration_s is not None and (not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0):
+    if duration_s is not None and (
+        not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0
+    ):
         raise UserError(f"--duration-s: must be a positive number of seconds, got {duration_s!r}")
 
 
@@ -61,8 +67,15 @@ def episode_reset_seed(seed: int, episode_index: int) -> int:
     return int(np.random.SeedSequence([seed, episode_index]).generate_state(1)[0])
 
 
-def record(scenario: Any, episodes: int, out: str | os.PathLike, seed: int = 0, noise_injection: float = 0.0,
-           duration_s: float | None = None, progress: bool = True) -> Path:
+def record(
+    scenario: Any,
+    episodes: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    noise_injection: float = 0.0,
+    duration_s: float | None = None,
+    progress: bool = True,
+) -> Path:
     """Record ``episodes`` expert episodes of ``scenario`` (a Scenario, path or shipped name) into ``out``."""
     from drive.world.env import DriveEnv
     from drive.world.expert import SteeringNoise
@@ -72,10 +85,18 @@ def record(scenario: Any, episodes: int, out: str | os.PathLike, seed: int = 0, 
     base = as_scenario(scenario)
     sc = dataclasses.replace(base, duration_s=float(duration_s)) if duration_s is not None else base
     if sc.track.kind == "procedural" and sc.track.seeds is None and sc.track.split == "test":
-        warnings.warn(f"scenario {sc.name!r} drives the test-split tracks: do not train on this recording", stacklevel=2)
+        warnings.warn(
+            f"scenario {sc.name!r} drives the test-split tracks: do not train on this recording", stacklevel=2
+        )
     root = Path(out)
-    info = DatasetInfo(fps=float(sc.control_hz), image_height=sc.camera.height, image_width=sc.camera.width,
-                       max_steer_rad=float(sc.max_steer_rad), source=SOURCE, scenario=sc.to_dict())
+    info = DatasetInfo(
+        fps=float(sc.control_hz),
+        image_height=sc.camera.height,
+        image_width=sc.camera.width,
+        max_steer_rad=float(sc.max_steer_rad),
+        source=SOURCE,
+        scenario=sc.to_dict(),
+    )
     writer = DatasetWriter(root, info)
     first_episode = writer.next_episode_index()
     env = DriveEnv(sc, off_road="terminate")
@@ -87,16 +108,25 @@ def record(scenario: Any, episodes: int, out: str | os.PathLike, seed: int = 0, 
             e = first_episode + k
             track_seed = episode_track_seed(seeds, seed, e)
             reset_seed = episode_reset_seed(seed, e)
-            noise = SteeringNoise(noise_injection, 1.0 / sc.control_hz, DART_CORRELATION_S,
-                                  rng=np.random.default_rng([seed, e, 0xDA27]))
+            noise = SteeringNoise(
+                noise_injection, 1.0 / sc.control_hz, DART_CORRELATION_S, rng=np.random.default_rng([seed, e, 0xDA27])
+            )
             n, terminated, world, last_info = _record_episode(writer, env, track_seed, reset_seed, noise, bar)
-            writer.save_episode({
-                "source": SOURCE, "scenario": sc.name, "track_kind": sc.track.kind,
-                "track_seed": track_seed, "reset_seed": reset_seed, "seed": seed,
-                "noise_injection": float(noise_injection), "terminated": bool(terminated),
-                "distance_m": float(last_info["distance_m"]), "duration_s": n / sc.control_hz,
-                **world,
-            })
+            writer.save_episode(
+                {
+                    "source": SOURCE,
+                    "scenario": sc.name,
+                    "track_kind": sc.track.kind,
+                    "track_seed": track_seed,
+                    "reset_seed": reset_seed,
+                    "seed": seed,
+                    "noise_injection": float(noise_injection),
+                    "terminated": bool(terminated),
+                    "distance_m": float(last_info["distance_m"]),
+                    "duration_s": n / sc.control_hz,
+                    **world,
+                }
+            )
     finally:
         bar.close()
         writer.close()
@@ -104,7 +134,9 @@ def record(scenario: Any, episodes: int, out: str | os.PathLike, seed: int = 0, 
     return root
 
 
-def _record_episode(writer: DatasetWriter, env, track_seed, reset_seed: int, noise, bar) -> tuple[int, bool, dict, dict]:
+def _record_episode(
+    writer: DatasetWriter, env, track_seed, reset_seed: int, noise, bar
+) -> tuple[int, bool, dict, dict]:
     """Drive one episode into ``writer`` (not yet saved); (frames, terminated, world columns, last info)."""
     options = {"track_seed": track_seed} if track_seed is not None else None
     obs, info = env.reset(seed=reset_seed, options=options)

@@ -40,9 +40,15 @@ def _episode_stamp(root: Path, episode: int, length: int, offset: int) -> dict:
     video = layout.video_path(root, episode)
     table = layout.data_path(root, episode)
     vs, ts = video.stat(), table.stat()
-    return {"index": episode, "length": length, "offset": offset,
-            "video_bytes": vs.st_size, "video_mtime_ns": vs.st_mtime_ns,
-            "table_bytes": ts.st_size, "table_mtime_ns": ts.st_mtime_ns}
+    return {
+        "index": episode,
+        "length": length,
+        "offset": offset,
+        "video_bytes": vs.st_size,
+        "video_mtime_ns": vs.st_mtime_ns,
+        "table_bytes": ts.st_size,
+        "table_mtime_ns": ts.st_mtime_ns,
+    }
 
 
 class FrameCache:
@@ -54,8 +60,9 @@ class FrameCache:
     and ``lengths`` (episode -> first row, number of rows); ``built`` (whether this call decoded video).
     """
 
-    def __init__(self, root: str | Path, cache_dir: str | Path | None = None, build: bool = True,
-                 progress: bool = True):
+    def __init__(
+        self, root: str | Path, cache_dir: str | Path | None = None, build: bool = True, progress: bool = True
+    ):
         self.root = Path(root)
         self.reader = DatasetReader(self.root)
         self.info = self.reader.info
@@ -90,19 +97,26 @@ class FrameCache:
         nominal = 1.0 / self.info.fps
         for e in self.episodes:
             o, n = self.offsets[e], self.lengths[e]
-            t = self.timestamps_s[o:o + n].astype(np.float64)
+            t = self.timestamps_s[o : o + n].astype(np.float64)
             d = np.diff(t)
             if len(d) and d.min() <= 0:
                 k = int(np.argmin(d)) + 1
-                raise UserError(f"{layout.data_path(self.root, e)}: column {layout.TIMESTAMP!r} does not increase "
-                                 f"at frame {k} ({t[k - 1]} then {t[k]})")
+                raise UserError(
+                    f"{layout.data_path(self.root, e)}: column {layout.TIMESTAMP!r} does not increase "
+                    f"at frame {k} ({t[k - 1]} then {t[k]})"
+                )
             dt[o] = nominal
-            dt[o + 1:o + n] = d
+            dt[o + 1 : o + n] = d
         return dt
 
     def _describe(self) -> dict:
-        return {"version": CACHE_VERSION, "file": FRAMES_FILE, "dtype": "uint8", "shape": list(self.shape),
-                "episodes": [_episode_stamp(self.root, e, self.lengths[e], self.offsets[e]) for e in self.episodes]}
+        return {
+            "version": CACHE_VERSION,
+            "file": FRAMES_FILE,
+            "dtype": "uint8",
+            "shape": list(self.shape),
+            "episodes": [_episode_stamp(self.root, e, self.lengths[e], self.offsets[e]) for e in self.episodes],
+        }
 
     def _valid(self, expected: dict) -> bool:
         meta, data = self.cache_dir / META_FILE, self.cache_dir / FRAMES_FILE
@@ -121,7 +135,7 @@ class FrameCache:
             with tqdm(total=self.num_frames, desc="cache frames", unit="frame", disable=not progress) as bar:
                 for e in self.episodes:
                     o, n = self.offsets[e], self.lengths[e]
-                    out[o:o + n] = self.reader.read_frames(e)
+                    out[o : o + n] = self.reader.read_frames(e)
                     bar.update(n)
             out.flush()
             del out
@@ -140,8 +154,9 @@ class Segment:
         return self.stop - self.start
 
 
-def split_segments(lengths: dict[int, int], val_fraction: float, seed: int,
-                   train_only=()) -> tuple[list[Segment], list[Segment]]:
+def split_segments(
+    lengths: dict[int, int], val_fraction: float, seed: int, train_only=()
+) -> tuple[list[Segment], list[Segment]]:
     """Split episodes into (train, validation) segments.
 
     Only episodes not in ``train_only`` can validate. Two or more of them: a seeded permutation picks
@@ -219,8 +234,11 @@ class SequenceDataset(torch.utils.data.Dataset):
         """(frames uint8 (B, T, H, W, 3), steering (B, T), dt_s (B, T)) for the windows ``indices``."""
         rows = self.rows(indices)
         c = self.cache
-        return (torch.from_numpy(np.ascontiguousarray(c.frames[rows])), torch.from_numpy(c.steering[rows]),
-                torch.from_numpy(c.dt_s[rows]))
+        return (
+            torch.from_numpy(np.ascontiguousarray(c.frames[rows])),
+            torch.from_numpy(c.steering[rows]),
+            torch.from_numpy(c.dt_s[rows]),
+        )
 
     def __getitem__(self, i: int):
         frames, steering, dt = self.get_batch([i])

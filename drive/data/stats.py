@@ -61,8 +61,13 @@ def column_stats(values: np.ndarray) -> dict[str, list[float]]:
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return {k: [float(len(values))] if k == "count" else [math.nan] for k in STAT_KEYS}
-    out = {"min": [float(v.min())], "max": [float(v.max())], "mean": [float(v.mean())], "std": [float(v.std())],
-           "count": [float(len(v))]}
+    out = {
+        "min": [float(v.min())],
+        "max": [float(v.max())],
+        "mean": [float(v.mean())],
+        "std": [float(v.std())],
+        "count": [float(len(v))],
+    }
     for key, q in zip(QUANTILE_KEYS, np.quantile(v, QUANTILES)):
         out[key] = [float(q)]
     return out
@@ -78,9 +83,13 @@ def aggregate(per_episode: list[dict[str, list[float]]]) -> dict[str, list[float
     with np.errstate(invalid="ignore"):
         mean = (means * w).sum(axis=0) / total
         var = ((variances + (means - mean) ** 2) * w).sum(axis=0) / total
-        out = {"min": np.min([s["min"] for s in per_episode], axis=0).tolist(),
-               "max": np.max([s["max"] for s in per_episode], axis=0).tolist(),
-               "mean": mean.tolist(), "std": np.sqrt(var).tolist(), "count": [float(total)]}
+        out = {
+            "min": np.min([s["min"] for s in per_episode], axis=0).tolist(),
+            "max": np.max([s["max"] for s in per_episode], axis=0).tolist(),
+            "mean": mean.tolist(),
+            "std": np.sqrt(var).tolist(),
+            "count": [float(total)],
+        }
         for key in QUANTILE_KEYS:
             out[key] = ((np.array([s[key] for s in per_episode], dtype=np.float64) * w).sum(axis=0) / total).tolist()
     return out
@@ -88,6 +97,7 @@ def aggregate(per_episode: list[dict[str, list[float]]]) -> dict[str, list[float
 
 def to_json(stats: dict[str, dict[str, list[float]]], image_keys: tuple[str, ...]) -> dict[str, Any]:
     """``meta/stats.json``: image statistics reshaped to (3, 1, 1), counts as integers, NaN as null."""
+
     def clean(x: float) -> float | None:
         return float(x) if math.isfinite(x) else None
 

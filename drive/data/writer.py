@@ -33,8 +33,14 @@ from drive.errors import UserError
 from drive.io import TMP_MARK, atomic_path, atomic_write_json, output_lock
 from drive.video_io import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
 
-VALUE_COLUMNS = (layout.STEERING_LABEL, layout.STEERING_APPLIED, layout.CURVATURE, layout.SPEED,
-                 layout.LATERAL_OFFSET, layout.HEADING_ERROR)
+VALUE_COLUMNS = (
+    layout.STEERING_LABEL,
+    layout.STEERING_APPLIED,
+    layout.CURVATURE,
+    layout.SPEED,
+    layout.LATERAL_OFFSET,
+    layout.HEADING_ERROR,
+)
 """Per-frame columns a caller gives to :meth:`DatasetWriter.add_frame` (the label is required)."""
 DATASET_GOP = 10
 """Keyframe interval of dataset videos, frames: cheap random access for LeRobot's reader."""
@@ -58,15 +64,24 @@ class DatasetWriter:
     (-1: forever); past it, a one-line :class:`UserError` names the folder.
     """
 
-    def __init__(self, root: str | os.PathLike, info: DatasetInfo, lock_timeout_s: float = 600.0,
-                 crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        info: DatasetInfo,
+        lock_timeout_s: float = 600.0,
+        crf: int = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+    ):
         self.root = Path(root)
         self.lock_timeout_s = lock_timeout_s
         self.crf, self.preset = crf, preset
         if not (isinstance(info.fps, (int, float)) and math.isfinite(info.fps) and info.fps > 0):
             raise UserError(f"{self.root}: fps must be a positive number, got {info.fps!r}")
-        if not (isinstance(info.max_steer_rad, (int, float)) and math.isfinite(info.max_steer_rad)
-                and info.max_steer_rad > 0):
+        if not (
+            isinstance(info.max_steer_rad, (int, float))
+            and math.isfinite(info.max_steer_rad)
+            and info.max_steer_rad > 0
+        ):
             raise UserError(f"{self.root}: max_steer_rad must be a positive number, got {info.max_steer_rad!r}")
         h, w = info.image_height, info.image_width
         if h <= 0 or w <= 0 or h % 2 or w % 2:
@@ -82,8 +97,10 @@ class DatasetWriter:
         if not path.exists():
             visible = [p.name for p in self.root.iterdir() if not p.name.startswith(".")]
             if visible:
-                raise UserError(f"{self.root}: folder is not empty and holds no meta/info.json "
-                                f"(found {sorted(visible)[0]!r}): refusing to write a dataset into it")
+                raise UserError(
+                    f"{self.root}: folder is not empty and holds no meta/info.json "
+                    f"(found {sorted(visible)[0]!r}): refusing to write a dataset into it"
+                )
             atomic_write_json(path, info.to_dict())
             self._write_tasks()
             return info
@@ -91,15 +108,18 @@ class DatasetWriter:
         for name in ("source", "fps", "image_height", "image_width", "max_steer_rad"):
             a, b = getattr(old, name), getattr(info, name)
             if a != b:
-                raise UserError(f"{path}: field {name}: the dataset has {a!r}, this writer {b!r}; "
-                                "write into another folder")
+                raise UserError(
+                    f"{path}: field {name}: the dataset has {a!r}, this writer {b!r}; write into another folder"
+                )
         old_sc, new_sc = dict(old.scenario or {}), dict(info.scenario or {})
         old_sc.pop("duration_s", None)  # the episode length may differ between recordings
         new_sc.pop("duration_s", None)
         diff = _first_difference(old_sc, new_sc, "scenario")
         if diff:
-            raise UserError(f"{path}: field {diff[0]}: the dataset has {diff[1]!r}, this writer {diff[2]!r}; "
-                            "write into another folder")
+            raise UserError(
+                f"{path}: field {diff[0]}: the dataset has {diff[1]!r}, this writer {diff[2]!r}; "
+                "write into another folder"
+            )
         if not layout.tasks_path(self.root).exists():  # a dataset from before the v3.0 fields
             self._write_tasks()
         return old
@@ -131,8 +151,9 @@ class DatasetWriter:
         h, w = self.info.image_height, self.info.image_width
         frame = np.asarray(frame)
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"{self.root}: frame {self.frames_pending} is {frame.dtype} {frame.shape}, "
-                             f"expected uint8 {(h, w, 3)}")
+            raise ValueError(
+                f"{self.root}: frame {self.frames_pending} is {frame.dtype} {frame.shape}, expected uint8 {(h, w, 3)}"
+            )
         unknown = set(columns) - set(VALUE_COLUMNS)
         if unknown:
             raise ValueError(f"{self.root}: unknown per-frame column(s) {sorted(unknown)}; known: {VALUE_COLUMNS}")
@@ -144,8 +165,9 @@ class DatasetWriter:
         if self._video is None:
             folder = self.root / "videos" / layout.VIDEO_KEY
             self._pending = folder / f".episode{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}.mp4"
-            self._video = VideoWriter(self._pending, self.info.fps, (h, w), crf=self.crf, preset=self.preset,
-                                      gop=DATASET_GOP)
+            self._video = VideoWriter(
+                self._pending, self.info.fps, (h, w), crf=self.crf, preset=self.preset, gop=DATASET_GOP
+            )
         self._video.write(frame, timestamp_s=t)
         self._image_stats.add(frame)
         self._timestamps.append(t)
@@ -209,17 +231,25 @@ class DatasetWriter:
             self.discard_episode()
         return episode
 
-    def _meta_row(self, episode: int, first: int, n: int, last_t: float, episode_stats: dict,
-                  extra: dict[str, Any]) -> pd.DataFrame:
+    def _meta_row(
+        self, episode: int, first: int, n: int, last_t: float, episode_stats: dict, extra: dict[str, Any]
+    ) -> pd.DataFrame:
         chunk = layout.chunk_of(episode)
         key = layout.VIDEO_KEY
         row: dict[str, Any] = {
-            "episode_index": episode, "tasks": [layout.TASK], "length": n,
-            "data/chunk_index": chunk, "data/file_index": episode,
-            "dataset_from_index": first, "dataset_to_index": first + n,
-            f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": episode,
-            f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": last_t + 1.0 / self.info.fps,
-            "meta/episodes/chunk_index": chunk, "meta/episodes/file_index": episode,
+            "episode_index": episode,
+            "tasks": [layout.TASK],
+            "length": n,
+            "data/chunk_index": chunk,
+            "data/file_index": episode,
+            "dataset_from_index": first,
+            "dataset_to_index": first + n,
+            f"videos/{key}/chunk_index": chunk,
+            f"videos/{key}/file_index": episode,
+            f"videos/{key}/from_timestamp": 0.0,
+            f"videos/{key}/to_timestamp": last_t + 1.0 / self.info.fps,
+            "meta/episodes/chunk_index": chunk,
+            "meta/episodes/file_index": episode,
         }
         clash = set(extra) & set(row)
         if clash:
@@ -274,9 +304,15 @@ class DatasetWriter:
         self.close()
 
     # ------------------------------------------------------------------------------------------
-    def add_episode(self, frames: Iterable[np.ndarray], steering: np.ndarray, timestamps: np.ndarray | None = None,
-                    columns: dict[str, np.ndarray] | None = None, episode_meta: dict[str, Any] | None = None,
-                    progress=None) -> int:
+    def add_episode(
+        self,
+        frames: Iterable[np.ndarray],
+        steering: np.ndarray,
+        timestamps: np.ndarray | None = None,
+        columns: dict[str, np.ndarray] | None = None,
+        episode_meta: dict[str, Any] | None = None,
+        progress=None,
+    ) -> int:
         """A whole episode at once: ``frames`` (consumed lazily), the label ``steering`` (normalised),
         ``timestamps`` (s, default i / fps), other per-frame ``columns``; returns the episode index."""
         steering = np.asarray(steering, dtype=np.float64)
@@ -307,6 +343,6 @@ def _read_length_and_stats(path: Path) -> dict[str, Any]:
     per_feature: dict[str, dict[str, list[float]]] = {}
     for col, value in row.items():
         if isinstance(col, str) and col.startswith("stats/"):
-            feature, stat = col[len("stats/"):].rsplit("/", 1)
+            feature, stat = col[len("stats/") :].rsplit("/", 1)
             per_feature.setdefault(feature, {})[stat] = [math.nan if x is None else float(x) for x in np.ravel(value)]
     return {"length": int(row["length"]), "stats": per_feature}

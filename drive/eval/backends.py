@@ -77,9 +77,16 @@ def compute_cell(cell: Cell, job: CellJob) -> dict[str, Any]:
         return run_cell(cell, job.scenario, job.episodes, job.off_road, os.path.join(tmp, cell.file_name))
 
 
-def run_cells(cells: Sequence[Cell], job: CellJob, on_result: Callable[[Cell, dict[str, Any]], None],
-              backend: str = "local", workers: int = 2, address: str | None = None, max_retries: int = 3,
-              progress: bool = True) -> list[CellFailure]:
+def run_cells(
+    cells: Sequence[Cell],
+    job: CellJob,
+    on_result: Callable[[Cell, dict[str, Any]], None],
+    backend: str = "local",
+    workers: int = 2,
+    address: str | None = None,
+    max_retries: int = 3,
+    progress: bool = True,
+) -> list[CellFailure]:
     """Compute ``cells`` on ``backend``; ``on_result(cell, result)`` is called in this process as each one
     finishes (in completion order). Returns the cells that failed. A tqdm bar counts cells done."""
     from tqdm.auto import tqdm
@@ -172,16 +179,18 @@ def init_local_worker(parent_pid: int) -> None:
     torch.set_num_threads(1)
 
 
-def _run_local(cells: Sequence[Cell], job: CellJob, done: Callable, workers: int,
-               max_retries: int) -> list[CellFailure]:
+def _run_local(
+    cells: Sequence[Cell], job: CellJob, done: Callable, workers: int, max_retries: int
+) -> list[CellFailure]:
     ctx = multiprocessing.get_context("spawn")
     failures: list[CellFailure] = []
     todo = list(cells)
     restarts = 0
     while todo:
         broken: list[Cell] = []
-        pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                                      initializer=init_local_worker, initargs=(os.getpid(),))
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=init_local_worker, initargs=(os.getpid(),)
+        )
         futures = {pool.submit(compute_cell, cell, job): cell for cell in todo}
         handled: set[cf.Future] = set()
         try:
@@ -226,16 +235,21 @@ def connect_ray(ray: Any, address: str | None, num_cpus: int | None) -> bool:
     this call started the connection (and so should shut it down). An existing connection is reused."""
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": True, "logging_level": "warning"}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": True,
+        "logging_level": "warning",
+    }
     try:
         if address is None:
             ray.init(address="local", num_cpus=num_cpus, **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except ConnectionError as exc:
-        raise UserError(f"--address: cannot join a Ray cluster at {address!r} ({one_line(exc)}); "
-                        "start one with `ray start --head`") from None
+        raise UserError(
+            f"--address: cannot join a Ray cluster at {address!r} ({one_line(exc)}); start one with `ray start --head`"
+        ) from None
     return True
 
 

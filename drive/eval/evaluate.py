@@ -74,13 +74,26 @@ DEFINITIONS = {
     "bias": "mean (prediction - label), normalised: > 0 steers too far left on average",
     "bias_rad": "bias in radians",
     "lag_frames": "k in [-max_lag, max_lag] minimising mean (prediction[t + k] - label[t])^2: > 0 = the prediction "
-                  "follows the label k frames late",
+    "follows the label k frames late",
     "lag_s": "lag_frames x the median frame period, s",
     "nonfinite": "non-finite predictions (clamped as in closed loop: NaN -> 0, +-inf -> +-1)",
     "dropped_frames": "frames lost to the drop perturbation (previous prediction held)",
 }
-FIGURES = ("mse", "mae", "mse_rad2", "mae_rad", "weighted_mse", "curve_mse", "curve_mae", "straight_mse",
-           "straight_mae", "bias", "bias_rad", "lag_frames", "lag_s")
+FIGURES = (
+    "mse",
+    "mae",
+    "mse_rad2",
+    "mae_rad",
+    "weighted_mse",
+    "curve_mse",
+    "curve_mae",
+    "straight_mse",
+    "straight_mae",
+    "bias",
+    "bias_rad",
+    "lag_frames",
+    "lag_s",
+)
 REPORT_FIGURES = ("mse", "mae_rad", "weighted_mse", "curve_mae", "straight_mae", "bias", "lag_s")
 
 
@@ -94,21 +107,29 @@ def best_lag(prediction: np.ndarray, label: np.ndarray, max_lag: int) -> int:
     for k in range(-max_lag, max_lag + 1):
         if n - abs(k) < max(1, n // 2):
             continue
-        p, y = (prediction[k:], label[:n - k]) if k >= 0 else (prediction[:n + k], label[-k:])
+        p, y = (prediction[k:], label[: n - k]) if k >= 0 else (prediction[: n + k], label[-k:])
         err = float(np.mean((p - y) ** 2))
         if err < best_err - 1e-15 or (abs(err - best_err) <= 1e-15 and abs(k) < abs(best)):
             best, best_err = k, err
     return best
 
 
-def steering_metrics(prediction: np.ndarray, label: np.ndarray, max_steer_rad: float, alpha: float = DEFAULT_ALPHA,
-                     curve_threshold: float = DEFAULT_CURVE_THRESHOLD, max_lag: int = 20,
-                     period_s: float = 0.05) -> dict[str, Any]:
+def steering_metrics(
+    prediction: np.ndarray,
+    label: np.ndarray,
+    max_steer_rad: float,
+    alpha: float = DEFAULT_ALPHA,
+    curve_threshold: float = DEFAULT_CURVE_THRESHOLD,
+    max_lag: int = 20,
+    period_s: float = 0.05,
+) -> dict[str, Any]:
     """Open-loop figures of one episode (see ``DEFINITIONS``); ``prediction`` and ``label`` normalised."""
     p = np.asarray(prediction, np.float64)
     y = np.asarray(label, np.float64)
     if p.shape != y.shape or p.ndim != 1 or len(p) == 0:
-        raise ValueError(f"steering_metrics: prediction {p.shape} and label {y.shape} must be the same non-empty 1-D shape")
+        raise ValueError(
+            f"steering_metrics: prediction {p.shape} and label {y.shape} must be the same non-empty 1-D shape"
+        )
     e = p - y
     curve = np.abs(y) > curve_threshold
 
@@ -118,14 +139,14 @@ def steering_metrics(prediction: np.ndarray, label: np.ndarray, max_steer_rad: f
     lag = best_lag(p, y, max_lag)
     return {
         "frames": int(len(e)),
-        "mse": float(np.mean(e ** 2)),
+        "mse": float(np.mean(e**2)),
         "mae": float(np.mean(np.abs(e))),
-        "mse_rad2": float(np.mean(e ** 2)) * max_steer_rad ** 2,
+        "mse_rad2": float(np.mean(e**2)) * max_steer_rad**2,
         "mae_rad": float(np.mean(np.abs(e))) * max_steer_rad,
-        "weighted_mse": float(np.mean(np.exp(alpha * np.abs(y)) * e ** 2)),
-        "curve_mse": part(curve, lambda x: np.mean(x ** 2)),
+        "weighted_mse": float(np.mean(np.exp(alpha * np.abs(y)) * e**2)),
+        "curve_mse": part(curve, lambda x: np.mean(x**2)),
         "curve_mae": part(curve, lambda x: np.mean(np.abs(x))),
-        "straight_mse": part(~curve, lambda x: np.mean(x ** 2)),
+        "straight_mse": part(~curve, lambda x: np.mean(x**2)),
         "straight_mae": part(~curve, lambda x: np.mean(np.abs(x))),
         "curve_fraction": float(curve.mean()),
         "bias": float(np.mean(e)),
@@ -150,16 +171,21 @@ def bootstrap_ci(values: Sequence[float], seed: int = 0, n_resamples: int = 2000
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = stats.bootstrap((x,), np.mean, confidence_level=0.95, n_resamples=n_resamples, method=method,
-                                  random_state=np.random.default_rng(seed))
+            res = stats.bootstrap(
+                (x,),
+                np.mean,
+                confidence_level=0.95,
+                n_resamples=n_resamples,
+                method=method,
+                random_state=np.random.default_rng(seed),
+            )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if math.isfinite(lo) and math.isfinite(hi):
             return lo, hi
     return None, None
 
 
-def rank_agreement(x: Sequence[float], y: Sequence[float], seed: int = 0,
-                   n_resamples: int = 2000) -> dict[str, Any]:
+def rank_agreement(x: Sequence[float], y: Sequence[float], seed: int = 0, n_resamples: int = 2000) -> dict[str, Any]:
     """How well ``x`` ranks like ``y`` (e.g. offline error against closed-loop off-road per km, one pair per model).
 
     Spearman's rho (``scipy.stats.spearmanr``) with its p-value, and a 95 % percentile interval from a paired
@@ -169,8 +195,14 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], seed: int = 0,
     from scipy import stats
 
     a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    out: dict[str, Any] = {"n": int(len(a)), "rho": None, "p_value": None, "ci_low": None, "ci_high": None,
-                           "undefined_resamples": None}
+    out: dict[str, Any] = {
+        "n": int(len(a)),
+        "rho": None,
+        "p_value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "undefined_resamples": None,
+    }
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return out
     res = stats.spearmanr(a, b)
@@ -183,8 +215,15 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], seed: int = 0,
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        boot = stats.bootstrap((a, b), rho, paired=True, vectorized=False, n_resamples=n_resamples,
-                               method="percentile", random_state=np.random.default_rng(seed))
+        boot = stats.bootstrap(
+            (a, b),
+            rho,
+            paired=True,
+            vectorized=False,
+            n_resamples=n_resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
     dist = np.asarray(boot.bootstrap_distribution, np.float64)
     ok = dist[np.isfinite(dist)]
     out["undefined_resamples"] = float(1.0 - len(ok) / len(dist))
@@ -282,8 +321,10 @@ def check_fits(policy: Any, info: Any, data: Path, where: str) -> None:
         return
     want = f"{h}x{w} frames" if h is not None else "frames"
     want += f" at {1.0 / period:.4g} fps" if period is not None else ""
-    raise UserError(f"--data {data}: {info.image_height}x{info.image_width} frames at {info.fps:.4g} fps "
-                    f"(meta/info.json) do not fit {where}, which takes {want}")
+    raise UserError(
+        f"--data {data}: {info.image_height}x{info.image_width} frames at {info.fps:.4g} fps "
+        f"(meta/info.json) do not fit {where}, which takes {want}"
+    )
 
 
 # ----------------------------------------------------------------------------------- episodes
@@ -294,9 +335,12 @@ def _same_dataset(provenance: dict[str, Any], root: Path, reader: Any) -> bool:
     if path and Path(path).resolve() == root.resolve():
         return True
     info = provenance.get("info")
-    return (info is not None and info == reader.info.to_dict()
-            and provenance.get("episodes") == reader.episodes
-            and provenance.get("frames") == sum(reader.episode_length(e) for e in reader.episodes))
+    return (
+        info is not None
+        and info == reader.info.to_dict()
+        and provenance.get("episodes") == reader.episodes
+        and provenance.get("frames") == sum(reader.episode_length(e) for e in reader.episodes)
+    )
 
 
 def parse_episodes(text: Any) -> str | list[int]:
@@ -316,8 +360,9 @@ def parse_episodes(text: Any) -> str | list[int]:
     return values
 
 
-def select_segments(models: Sequence[EvalModel], root: Path, reader: Any,
-                    episodes: str | list[int]) -> tuple[list[tuple[int, int, int]], str]:
+def select_segments(
+    models: Sequence[EvalModel], root: Path, reader: Any, episodes: str | list[int]
+) -> tuple[list[tuple[int, int, int]], str]:
     """The (episode, start, stop) segments to evaluate and a note saying which and why."""
     whole = {e: (e, 0, reader.episode_length(e)) for e in reader.episodes}
     if not whole:
@@ -325,8 +370,10 @@ def select_segments(models: Sequence[EvalModel], root: Path, reader: Any,
     if isinstance(episodes, list):
         missing = [e for e in episodes if e not in whole]
         if missing:
-            raise UserError(f"--episodes: episode {missing[0]} is not a complete episode of {root} "
-                            f"(it has {reader.episodes[0]}..{reader.episodes[-1]}, {len(whole)} in all)")
+            raise UserError(
+                f"--episodes: episode {missing[0]} is not a complete episode of {root} "
+                f"(it has {reader.episodes[0]}..{reader.episodes[-1]}, {len(whole)} in all)"
+            )
         segs = [whole[e] for e in sorted(episodes)]
         note = f"episodes {_names(segs)} (as asked)"
         leaked = _training_overlap(models, root, reader, segs)
@@ -355,8 +402,10 @@ def select_segments(models: Sequence[EvalModel], root: Path, reader: Any,
     if held:
         common = sorted(set.intersection(*held))
         if not common:
-            raise UserError("--episodes validation: the checkpoints held out no common validation episode; "
-                            "give --episodes LIST or all")
+            raise UserError(
+                "--episodes validation: the checkpoints held out no common validation episode; "
+                "give --episodes LIST or all"
+            )
         return [tuple(s) for s in common], f"validation episodes held out by the checkpoint(s): {_names(common)}"
     segs = list(whole.values())
     return segs, f"{reason}: evaluating all {len(segs)} episodes ({_names(segs)})"
@@ -369,7 +418,7 @@ def _names(segs: Sequence[tuple[int, int, int]]) -> str:
 def _training_overlap(models: Sequence[EvalModel], root: Path, reader: Any, segs) -> str:
     out = []
     for m in models:
-        prov = ((checkpoint_config(m) or {}).get("data") or {})
+        prov = (checkpoint_config(m) or {}).get("data") or {}
         if prov and _same_dataset(prov, root, reader):
             trained = {int(s[0]) for s in prov.get("train_segments", [])}
             hit = sorted(e for e, _, _ in segs if e in trained)
@@ -432,10 +481,22 @@ def perturbed_frames(frames: Sequence[np.ndarray], kind: str, level: float, seed
         yield (None, None) if delivered is None else delivered
 
 
-def run_open_loop(policy: Any, frames: np.ndarray, label: np.ndarray, t_s: np.ndarray, fps: float,
-                  data_max_steer_rad: float, kind: str = CLEAN, level: float = 0.0, seed: int = 0,
-                  episode: int = 0, where: str = "episode", activity: bool = True, batched: bool = True,
-                  chunk: int = 128) -> OpenLoopRun:
+def run_open_loop(
+    policy: Any,
+    frames: np.ndarray,
+    label: np.ndarray,
+    t_s: np.ndarray,
+    fps: float,
+    data_max_steer_rad: float,
+    kind: str = CLEAN,
+    level: float = 0.0,
+    seed: int = 0,
+    episode: int = 0,
+    where: str = "episode",
+    activity: bool = True,
+    batched: bool = True,
+    chunk: int = 128,
+) -> OpenLoopRun:
     """Run a driver over recorded frames, state carried, true elapsed time; see the module docstring.
 
     A :class:`~drive.policy.model.DrivingPolicy` under a camera perturbation (or none), when the neuron
@@ -475,8 +536,9 @@ def run_open_loop(policy: Any, frames: np.ndarray, label: np.ndarray, t_s: np.nd
         seen.append(last_seen)
         acts.append(np.asarray(policy.neuron_activity(state))[0])
     activity = np.stack(acts) if acts and acts[0].size else np.zeros((n, 0), np.float32)
-    return OpenLoopRun(pred, np.asarray(label, np.float64), np.asarray(t_s, np.float64), seen, dropped, activity,
-                       nonfinite)
+    return OpenLoopRun(
+        pred, np.asarray(label, np.float64), np.asarray(t_s, np.float64), seen, dropped, activity, nonfinite
+    )
 
 
 def _run_batched(policy: Any, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk) -> OpenLoopRun:
@@ -489,14 +551,21 @@ def _run_batched(policy: Any, frames, label, t_s, dt, scale, kind, level, seed, 
     state = None
     with torch.inference_mode():
         for s in range(0, len(seen), chunk):
-            x = torch.from_numpy(np.stack(seen[s:s + chunk]))[None]
-            d = torch.from_numpy(np.asarray(dt[s:s + chunk], np.float32))[None]
+            x = torch.from_numpy(np.stack(seen[s : s + chunk]))[None]
+            d = torch.from_numpy(np.asarray(dt[s : s + chunk], np.float32))[None]
             y, state = policy(x, state, d)
             raw.append(y[0].float().cpu().numpy().astype(np.float64))
     clamped = [clamp_steering(float(v) * scale) for v in np.concatenate(raw)]
     n = len(seen)
-    return OpenLoopRun(np.array([c[0] for c in clamped]), np.asarray(label, np.float64), np.asarray(t_s, np.float64),
-                       seen, np.zeros(n, bool), np.zeros((n, 0), np.float32), int(sum(c[1] for c in clamped)))
+    return OpenLoopRun(
+        np.array([c[0] for c in clamped]),
+        np.asarray(label, np.float64),
+        np.asarray(t_s, np.float64),
+        seen,
+        np.zeros(n, bool),
+        np.zeros((n, 0), np.float32),
+        int(sum(c[1] for c in clamped)),
+    )
 
 
 _DRIVERS: dict[str, Any] = {}
@@ -529,39 +598,83 @@ def load_segment(root: Path, episode: int, start: int, stop: int):
         frames = reader.read_frames(episode)
         if len(_EPISODES) >= 2:
             _EPISODES.pop(next(iter(_EPISODES)))
-        _EPISODES[key] = (frames, table[layout.STEERING_LABEL].to_numpy(np.float64),
-                          table[layout.TIMESTAMP].to_numpy(np.float64), reader.info)
+        _EPISODES[key] = (
+            frames,
+            table[layout.STEERING_LABEL].to_numpy(np.float64),
+            table[layout.TIMESTAMP].to_numpy(np.float64),
+            reader.info,
+        )
     frames, label, t_s, info = _EPISODES[key]
     return frames[start:stop], label[start:stop], t_s[start:stop], info
 
 
 def unit_key(unit: Unit, options: dict[str, Any], data_stamp: dict[str, Any]) -> dict[str, Any]:
-    return {"format": UNIT_FORMAT, "model": unit.model.name, "fingerprint": unit.model.fingerprint,
-            "kind": unit.kind, "level": unit.level, "segment": [unit.episode, unit.start, unit.stop],
-            "options": options, "data": data_stamp}
+    return {
+        "format": UNIT_FORMAT,
+        "model": unit.model.name,
+        "fingerprint": unit.model.fingerprint,
+        "kind": unit.kind,
+        "level": unit.level,
+        "segment": [unit.episode, unit.start, unit.stop],
+        "options": options,
+        "data": data_stamp,
+    }
 
 
-def run_unit(unit: Unit, root: str, options: dict[str, Any], key: dict[str, Any], path: str,
-             video_path: str | None) -> dict[str, Any]:
+def run_unit(
+    unit: Unit, root: str, options: dict[str, Any], key: dict[str, Any], path: str, video_path: str | None
+) -> dict[str, Any]:
     """Compute one unit, write its video (if asked) and its JSON atomically; returns what was written."""
     start_time = time.perf_counter()
     policy = _worker_driver(unit.model)
     frames, label, t_s, info = load_segment(Path(root), unit.episode, unit.start, unit.stop)
     from drive.data import layout
 
-    run = run_open_loop(policy, frames, label, t_s, info.fps, info.max_steer_rad, unit.kind, unit.level,
-                        options["seed"], unit.episode, where=str(layout.data_path(Path(root), unit.episode)),
-                        activity=bool(video_path))
+    run = run_open_loop(
+        policy,
+        frames,
+        label,
+        t_s,
+        info.fps,
+        info.max_steer_rad,
+        unit.kind,
+        unit.level,
+        options["seed"],
+        unit.episode,
+        where=str(layout.data_path(Path(root), unit.episode)),
+        activity=bool(video_path),
+    )
     period = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0 / info.fps
-    figures = steering_metrics(run.prediction, run.label, info.max_steer_rad, options["alpha"],
-                               options["curve_threshold"], max(0, int(round(options["max_lag_s"] / period))), period)
+    figures = steering_metrics(
+        run.prediction,
+        run.label,
+        info.max_steer_rad,
+        options["alpha"],
+        options["curve_threshold"],
+        max(0, int(round(options["max_lag_s"] / period))),
+        period,
+    )
     figures.update(nonfinite=run.nonfinite, dropped_frames=int(run.dropped.sum()))
     if video_path:
-        write_overlay_video(Path(video_path), run, info.fps, getattr(policy, "neuron_labels", []) or [],
-                            f"{unit.model.name}  episode {unit.episode}")
-    result = {"key": key, "model": unit.model.name, "kind": unit.kind, "level": unit.level, "episode": unit.episode,
-              "start": unit.start, "stop": unit.stop, "metrics": figures, "video": video_path,
-              "elapsed_s": time.perf_counter() - start_time}
+        write_overlay_video(
+            Path(video_path),
+            run,
+            info.fps,
+            getattr(policy, "neuron_labels", []) or [],
+            f"{unit.model.name}  episode {unit.episode}",
+        )
+    result = {
+        "key": key,
+        "model": unit.model.name,
+        "kind": unit.kind,
+        "level": unit.level,
+        "episode": unit.episode,
+        "start": unit.start,
+        "stop": unit.stop,
+        "metrics": figures,
+        "video": video_path,
+        "elapsed_s": time.perf_counter() - start_time,
+    }
     atomic_write_json(path, result)
     return result
 
@@ -569,8 +682,9 @@ def run_unit(unit: Unit, root: str, options: dict[str, Any], key: dict[str, Any]
 # -------------------------------------------------------------------------------------- video
 
 
-def trace_panel(label: np.ndarray, prediction: np.ndarray, i: int, height: int, width: int,
-                window: int = 200) -> np.ndarray:
+def trace_panel(
+    label: np.ndarray, prediction: np.ndarray, i: int, height: int, width: int, window: int = 200
+) -> np.ndarray:
     """Recorded (green) and predicted (orange) steering over the last ``window`` frames, newest on the right."""
     import cv2
 
@@ -585,7 +699,7 @@ def trace_panel(label: np.ndarray, prediction: np.ndarray, i: int, height: int, 
         cv2.line(panel, (0, y), (width - 1, y), (45, 45, 45), 1)
     xs = width - 1 - (i - np.arange(lo, i + 1)) * (width - 1) / max(1, window - 1)
     for values, color in ((label, EXPERT_RGB), (prediction, POLICY_RGB)):
-        ys = mid - np.clip(values[lo:i + 1], -1.2, 1.2) * half
+        ys = mid - np.clip(values[lo : i + 1], -1.2, 1.2) * half
         pts = np.stack([xs, ys], axis=1).round().astype(np.int32)[None]
         cv2.polylines(panel, pts, False, color, 1, cv2.LINE_AA)
     cv2.putText(panel, "recorded", (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, EXPERT_RGB, 1, cv2.LINE_AA)
@@ -608,21 +722,40 @@ def write_overlay_video(path: Path, run: OpenLoopRun, fps: float, neuron_labels:
             lines = [title, f"t {run.t_s[i]:6.2f} s   error {err:+.3f}"]
             panel = trace_panel(run.label, run.prediction, i, map_h, comp.map_w)
             activity = run.activity[i] if run.activity.shape[1] else None
-            picture = comp.compose(run.seen[i], run.prediction[i], run.label[i], panel, activity, [],
-                                   "frame dropped" if run.dropped[i] else None)
+            picture = comp.compose(
+                run.seen[i],
+                run.prediction[i],
+                run.label[i],
+                panel,
+                activity,
+                [],
+                "frame dropped" if run.dropped[i] else None,
+            )
             import cv2
 
             for k, line in enumerate(lines):
-                cv2.putText(picture, line, (comp.cam_w + 6, 14 + 14 * k + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                            (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.putText(
+                    picture,
+                    line,
+                    (comp.cam_w + 6, 14 + 14 * k + 16),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.38,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
             vw.write(picture)
 
 
 # ------------------------------------------------------------------------------------ results
 
 
-def summary_rows(units: Sequence[dict[str, Any]], models: Sequence[EvalModel],
-                 sweeps: Sequence[tuple[str, Sequence[float]]], seed: int = 0) -> list[dict[str, Any]]:
+def summary_rows(
+    units: Sequence[dict[str, Any]],
+    models: Sequence[EvalModel],
+    sweeps: Sequence[tuple[str, Sequence[float]]],
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """One row per model x kind x level (level 0 = the clean units): mean over episodes, CI, pooled MSE."""
     by: dict[tuple, list] = {}
     for u in units:
@@ -637,10 +770,16 @@ def summary_rows(units: Sequence[dict[str, Any]], models: Sequence[EvalModel],
                     continue
                 found = sorted(found, key=lambda u: (u["episode"], u["start"]))
                 frames = np.array([u["metrics"]["frames"] for u in found], float)
-                row = {"model": m.name, "kind": kind, "level": level, "episodes": len(found),
-                       "frames": int(frames.sum()),
-                       "pooled_mse": float(np.sum([u["metrics"]["mse"] * u["metrics"]["frames"] for u in found])
-                                           / frames.sum())}
+                row = {
+                    "model": m.name,
+                    "kind": kind,
+                    "level": level,
+                    "episodes": len(found),
+                    "frames": int(frames.sum()),
+                    "pooled_mse": float(
+                        np.sum([u["metrics"]["mse"] * u["metrics"]["frames"] for u in found]) / frames.sum()
+                    ),
+                }
                 for f in FIGURES:
                     vals = [u["metrics"][f] for u in found if u["metrics"].get(f) is not None]
                     row[f] = float(np.mean(vals)) if vals else None
@@ -666,7 +805,7 @@ def plot_error(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
             for ax, f in zip(axes, ("mse", "mae_rad")):
                 x = np.array([r["level"] for r in sel])
                 y = np.array([r[f] for r in sel], float)
-                line, = ax.plot(x, y, marker="o", label=model)
+                (line,) = ax.plot(x, y, marker="o", label=model)
                 lo = np.array([np.nan if r[f"{f}_ci_low"] is None else r[f"{f}_ci_low"] for r in sel], float)
                 hi = np.array([np.nan if r[f"{f}_ci_high"] is None else r[f"{f}_ci_high"] for r in sel], float)
                 if np.isfinite(lo).any():
@@ -697,13 +836,24 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
             v, lo, hi = r.get(f), r.get(f"{f}_ci_low"), r.get(f"{f}_ci_high")
             row[f] = "–" if v is None else (f"{v:.3g}" + ("" if lo is None else f" [{lo:.3g}, {hi:.3g}]"))
         table.append(row)
-    lines = ["# Open-loop evaluation on recorded data", "",
-             f"Dataset `{config['data']}` ({config['fps']:g} fps, max steering {config['max_steer_rad']:g} rad); "
-             f"{config['episode_note']}.",
-             f"Perturbation seed {config['seed']}; weighted MSE with alpha = {config['alpha']:g}; curves: "
-             f"|label| > {config['curve_threshold']:g}. Figures: mean over episodes [95 % bootstrap CI]. Level 0 is "
-             "clean input.", "", format_table(table, ("model", "kind", "level", "episodes", *REPORT_FIGURES)), "",
-             "Definitions:", ""] + [f"- `{k}`: {v}" for k, v in DEFINITIONS.items()] + [""]
+    lines = (
+        [
+            "# Open-loop evaluation on recorded data",
+            "",
+            f"Dataset `{config['data']}` ({config['fps']:g} fps, max steering {config['max_steer_rad']:g} rad); "
+            f"{config['episode_note']}.",
+            f"Perturbation seed {config['seed']}; weighted MSE with alpha = {config['alpha']:g}; curves: "
+            f"|label| > {config['curve_threshold']:g}. Figures: mean over episodes [95 % bootstrap CI]. Level 0 is "
+            "clean input.",
+            "",
+            format_table(table, ("model", "kind", "level", "episodes", *REPORT_FIGURES)),
+            "",
+            "Definitions:",
+            "",
+        ]
+        + [f"- `{k}`: {v}" for k, v in DEFINITIONS.items()]
+        + [""]
+    )
     if config.get("plots"):
         lines += ["## Error against level", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in config["plots"]] + [""]
     return "\n".join(lines)
@@ -712,11 +862,20 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
 # ----------------------------------------------------------------------------------- evaluate
 
 
-def evaluate(models: Sequence[Any], data: str | Path, out: str | Path,
-             perturb: Sequence[str | tuple[str, Sequence[float]]] = (), episodes: str | Sequence[int] = "validation",
-             workers: int = 1, seed: int = 0, alpha: float = DEFAULT_ALPHA,
-             curve_threshold: float = DEFAULT_CURVE_THRESHOLD, max_lag_s: float = DEFAULT_MAX_LAG_S,
-             video: bool = True, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    models: Sequence[Any],
+    data: str | Path,
+    out: str | Path,
+    perturb: Sequence[str | tuple[str, Sequence[float]]] = (),
+    episodes: str | Sequence[int] = "validation",
+    workers: int = 1,
+    seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
+    curve_threshold: float = DEFAULT_CURVE_THRESHOLD,
+    max_lag_s: float = DEFAULT_MAX_LAG_S,
+    video: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Evaluate (or resume) and write the results; see the module docstring.
 
     ``models``: checkpoint folders, ``expert`` (the recorded labels replayed through the same pipeline) or
@@ -739,8 +898,10 @@ def evaluate(models: Sequence[Any], data: str | Path, out: str | Path,
     for p in perturb:
         kind, levels = parse_spec(p) if isinstance(p, str) else (p[0], [KINDS[p[0]].check(v) for v in p[1]])
         if KINDS[kind].cls.stage not in OPEN_LOOP_STAGES:
-            raise UserError(f"--perturb {kind}: acts on the car ({KINDS[kind].cls.stage}), which a recording does not "
-                            f"have; open loop takes {', '.join(k for k, v in KINDS.items() if v.cls.stage in OPEN_LOOP_STAGES)}")
+            raise UserError(
+                f"--perturb {kind}: acts on the car ({KINDS[kind].cls.stage}), which a recording does not "
+                f"have; open loop takes {', '.join(k for k, v in KINDS.items() if v.cls.stage in OPEN_LOOP_STAGES)}"
+            )
         sweeps.append((kind, levels))
     root = Path(data)
     try:
@@ -750,11 +911,20 @@ def evaluate(models: Sequence[Any], data: str | Path, out: str | Path,
     episode_spec = parse_episodes(episodes)
     eval_models = make_models(models)
     for m in eval_models:  # check before any work: the dataset must fit every checkpoint
-        check_fits(load_model_driver(m) if isinstance(m.source, str) else m.source, reader.info, root,
-                   f"--checkpoint {m.source if isinstance(m.source, str) else m.name}")
+        check_fits(
+            load_model_driver(m) if isinstance(m.source, str) else m.source,
+            reader.info,
+            root,
+            f"--checkpoint {m.source if isinstance(m.source, str) else m.name}",
+        )
     segments, note = select_segments(eval_models, root, reader, episode_spec)
-    options = {"seed": int(seed), "alpha": float(alpha), "curve_threshold": float(curve_threshold),
-               "max_lag_s": float(max_lag_s), "video": bool(video)}
+    options = {
+        "seed": int(seed),
+        "alpha": float(alpha),
+        "curve_threshold": float(curve_threshold),
+        "max_lag_s": float(max_lag_s),
+        "video": bool(video),
+    }
     out_dir = Path(out)
     unit_dir = out_dir / "units"
     with output_lock(out_dir):
@@ -770,8 +940,11 @@ def evaluate(models: Sequence[Any], data: str | Path, out: str | Path,
         reused = len(done)
 
         def args(u: Unit, key: dict) -> tuple:
-            vpath = (str(out_dir / "videos" / u.model.name / f"episode_{u.episode:03d}.mp4")
-                     if video and u.kind == CLEAN else None)
+            vpath = (
+                str(out_dir / "videos" / u.model.name / f"episode_{u.episode:03d}.mp4")
+                if video and u.kind == CLEAN
+                else None
+            )
             return (u, str(root), options, key, str(unit_dir / u.file_name), vpath)
 
         bar = tqdm(total=len(plan), initial=reused, desc="evaluate", unit="unit", disable=not progress)
@@ -797,23 +970,55 @@ def evaluate(models: Sequence[Any], data: str | Path, out: str | Path,
         order = {u.file_name: i for i, u in enumerate(plan)}
         done.sort(key=lambda r: order.get(_file_of(r, eval_models), 0))
         rows = summary_rows(done, eval_models, sweeps, seed)
-        config = {"data": str(root), "fps": reader.info.fps, "max_steer_rad": reader.info.max_steer_rad,
-                  "models": [{"name": m.name, "checkpoint": m.source if isinstance(m.source, str) else None,
-                              "fingerprint": m.fingerprint} for m in eval_models],
-                  "perturbations": [[k, list(v)] for k, v in sweeps], "episodes": [list(s) for s in segments],
-                  "episode_note": note, **options, "units": len(plan), "computed": len(todo), "reused": reused}
+        config = {
+            "data": str(root),
+            "fps": reader.info.fps,
+            "max_steer_rad": reader.info.max_steer_rad,
+            "models": [
+                {
+                    "name": m.name,
+                    "checkpoint": m.source if isinstance(m.source, str) else None,
+                    "fingerprint": m.fingerprint,
+                }
+                for m in eval_models
+            ],
+            "perturbations": [[k, list(v)] for k, v in sweeps],
+            "episodes": [list(s) for s in segments],
+            "episode_note": note,
+            **options,
+            "units": len(plan),
+            "computed": len(todo),
+            "reused": reused,
+        }
         config["plots"] = plot_error(rows, out_dir)
-        episode_rows = [{"model": u["model"], "kind": u["kind"], "level": u["level"], "episode": u["episode"],
-                         "start": u["start"], "stop": u["stop"], **u["metrics"]} for u in done]
+        episode_rows = [
+            {
+                "model": u["model"],
+                "kind": u["kind"],
+                "level": u["level"],
+                "episode": u["episode"],
+                "start": u["start"],
+                "stop": u["stop"],
+                **u["metrics"],
+            }
+            for u in done
+        ]
         import pandas as pd
 
         with atomic_path(out_dir / "results.csv") as tmp:
             pd.DataFrame(rows).to_csv(tmp, index=False)
         with atomic_path(out_dir / "episodes.csv") as tmp:
             pd.DataFrame(episode_rows).to_csv(tmp, index=False)
-        atomic_write_json(out_dir / "metrics.json", {"config": config, "definitions": DEFINITIONS, "rows": rows,
-                                                     "episodes": episode_rows,
-                                                     "videos": [u["video"] for u in done if u.get("video")]})
+        atomic_write_json(
+            out_dir / "metrics.json",
+            {
+                "config": config,
+                "definitions": DEFINITIONS,
+                "rows": rows,
+                "episodes": episode_rows,
+                "videos": [u["video"] for u in done if u.get("video")],
+            },
+        )
         atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
     return {"rows": rows, "units": done, "episodes": segments, "note": note, "computed": len(todo), "reused": reused}
 
@@ -859,8 +1064,9 @@ class RecordedTrace:
     """``DATA episode E``, for titles."""
 
 
-def recorded_trace(policy: Any, data: str | Path, episode: int | None = None,
-                   duration_s: float | None = None) -> RecordedTrace:
+def recorded_trace(
+    policy: Any, data: str | Path, episode: int | None = None, duration_s: float | None = None
+) -> RecordedTrace:
     """Frames of one episode of a dataset (default: its first) and the driver's open-loop run over them.
 
     ``duration_s`` keeps only the first seconds. The dataset must fit the policy (size and frame rate).
@@ -876,13 +1082,22 @@ def recorded_trace(policy: Any, data: str | Path, episode: int | None = None,
         raise UserError(f"--data {root}: the dataset has no complete episode")
     episode = reader.episodes[0] if episode is None else int(episode)
     if episode not in reader.episodes:
-        raise UserError(f"--episode: {episode} is not a complete episode of {root} ({len(reader.episodes)} episodes, "
-                        f"{reader.episodes[0]}..{reader.episodes[-1]})")
+        raise UserError(
+            f"--episode: {episode} is not a complete episode of {root} ({len(reader.episodes)} episodes, "
+            f"{reader.episodes[0]}..{reader.episodes[-1]})"
+        )
     check_fits(policy, reader.info, root, "--checkpoint")
     n = reader.episode_length(episode)
     if duration_s is not None:
         n = max(1, min(n, int(round(duration_s * reader.info.fps))))
     frames, label, t_s, info = load_segment(root, episode, 0, n)
     run = run_open_loop(policy, frames, label, t_s, info.fps, info.max_steer_rad, episode=episode)
-    return RecordedTrace(np.asarray(frames), list(t_s - t_s[0]), list(run.prediction), list(run.label),
-                         list(run.activity), info.fps, f"{root.name} episode {episode}")
+    return RecordedTrace(
+        np.asarray(frames),
+        list(t_s - t_s[0]),
+        list(run.prediction),
+        list(run.label),
+        list(run.activity),
+        info.fps,
+        f"{root.name} episode {episode}",
+    )

@@ -131,8 +131,9 @@ def saliency_maps(policy: Any, frames: np.ndarray, batch: int = 64) -> np.ndarra
     return np.concatenate(out) if out else np.zeros((0, *frames.shape[1:3]), np.float32)
 
 
-def attention_stability(policy: Any, frames: np.ndarray, variances: Sequence[float], seed: int = 0,
-                        clean_maps: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+def attention_stability(
+    policy: Any, frames: np.ndarray, variances: Sequence[float], seed: int = 0, clean_maps: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """Mean (and std, min) SSIM between saliency maps of clean frames and of the same frames with
     Gaussian noise of each variance σ² (images on [0, 1]). Keys are the variances as text."""
     from drive.eval.perturb import Gaussian
@@ -160,8 +161,9 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return img
 
 
-def saliency_panel(policy: Any, frame: np.ndarray, clean_map: np.ndarray, variances: Sequence[float], seed: int,
-                   scale: int = 2) -> np.ndarray:
+def saliency_panel(
+    policy: Any, frame: np.ndarray, clean_map: np.ndarray, variances: Sequence[float], seed: int, scale: int = 2
+) -> np.ndarray:
     """Rows: clean, then each noise level; columns: camera, saliency map, overlay (RGB uint8)."""
     from drive.eval.perturb import Gaussian
 
@@ -181,8 +183,15 @@ def saliency_panel(policy: Any, frame: np.ndarray, clean_map: np.ndarray, varian
     return np.concatenate(rows, axis=0)
 
 
-def plot_neuron_traces(t_s: np.ndarray, activity: np.ndarray, labels: Sequence[str], steering: np.ndarray,
-                       expert: np.ndarray, path: Path, title: str = "") -> None:
+def plot_neuron_traces(
+    t_s: np.ndarray,
+    activity: np.ndarray,
+    labels: Sequence[str],
+    steering: np.ndarray,
+    expert: np.ndarray,
+    path: Path,
+    title: str = "",
+) -> None:
     """Steering (policy and expert) on top, then each neuron's trace, stacked, against time (PNG)."""
     import matplotlib
 
@@ -190,8 +199,9 @@ def plot_neuron_traces(t_s: np.ndarray, activity: np.ndarray, labels: Sequence[s
     import matplotlib.pyplot as plt
 
     n = activity.shape[1] if activity.ndim == 2 else 0
-    fig, axes = plt.subplots(2, 1, figsize=(10, 3 + 0.35 * max(n, 4)), sharex=True,
-                             gridspec_kw={"height_ratios": [1, max(1, n / 5)]})
+    fig, axes = plt.subplots(
+        2, 1, figsize=(10, 3 + 0.35 * max(n, 4)), sharex=True, gridspec_kw={"height_ratios": [1, max(1, n / 5)]}
+    )
     axes[0].plot(t_s, steering, label="policy", color="tab:orange")
     axes[0].plot(t_s, expert, label="expert", color="tab:green", alpha=0.8)
     axes[0].set_ylabel("steering\n(normalised)")
@@ -256,9 +266,19 @@ class _Collector:
         self.activity.append(step.activity)
 
 
-def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, variances: Sequence[float] = (0.1, 0.2, 0.3),
-            images: int = 6, ssim_frames: int = 40, duration_s: float | None = None, video: bool = True,
-            data: str | Path | None = None, episode: int | None = None) -> dict[str, Any]:
+def explain(
+    checkpoint: Any,
+    scenario: Any,
+    out: str | Path,
+    seed: int = 0,
+    variances: Sequence[float] = (0.1, 0.2, 0.3),
+    images: int = 6,
+    ssim_frames: int = 40,
+    duration_s: float | None = None,
+    video: bool = True,
+    data: str | Path | None = None,
+    episode: int | None = None,
+) -> dict[str, Any]:
     """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring.
 
     With ``data`` (a dataset folder), the frames are those of a recorded ``episode`` (default: the first)
@@ -300,7 +320,7 @@ def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, vari
     stability = attention_stability(policy, frames[pick], variances, seed, clean_maps=maps[pick])
 
     written = []
-    for i in (np.unique(np.linspace(0, len(frames) - 1, images).round().astype(int)) if images else []):
+    for i in np.unique(np.linspace(0, len(frames) - 1, images).round().astype(int)) if images else []:
         path = out / "saliency" / f"frame_{i:04d}.png"
         write_png(path, saliency_panel(policy, frames[i], maps[i], variances, seed))
         written.append(str(path))
@@ -311,24 +331,36 @@ def explain(checkpoint: Any, scenario: Any, out: str | Path, seed: int = 0, vari
                 vw.write(cv2.resize(overlay(f, m), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
     activity = np.stack(collector.activity) if collector.activity else np.zeros((0, 0))
     name = policy.model_name
-    plot_neuron_traces(np.asarray(collector.t_s), activity, policy.neuron_labels,
-                       np.asarray(collector.steering), np.asarray(collector.expert), out / "neuron_traces.png",
-                       title=f"{name}: neuron traces, {source}")
+    plot_neuron_traces(
+        np.asarray(collector.t_s),
+        activity,
+        policy.neuron_labels,
+        np.asarray(collector.steering),
+        np.asarray(collector.expert),
+        out / "neuron_traces.png",
+        title=f"{name}: neuron traces, {source}",
+    )
     has_wiring = write_wiring(policy, out / "wiring.png")
 
     result = {
         "checkpoint": str(checkpoint) if isinstance(checkpoint, (str, Path)) else None,
-        "model": name, "scenario": None if data is not None else sc.name, "source": source, "seed": seed,
+        "model": name,
+        "scenario": None if data is not None else sc.name,
+        "source": source,
+        "seed": seed,
         "steps": len(frames),
         "method": "VisualBackProp (Bojarski et al. 2018) on policy.head.convs; SSIM (scikit-image) between maps of "
-                  "clean frames and the same frames with Gaussian noise of variance sigma^2 on [0, 1] images",
+        "clean frames and the same frames with Gaussian noise of variance sigma^2 on [0, 1] images",
         "ssim_frames": int(len(pick)),
         "mean_ssim": {k: v["mean"] for k, v in stability.items()},
         "ssim": stability,
         "off_road_events": None if log is None else log.off_road_events,
-        "files": {"saliency_images": written, "saliency_video": str(out / "saliency.mp4") if video else None,
-                  "neuron_traces": str(out / "neuron_traces.png"),
-                  "wiring": str(out / "wiring.png") if has_wiring else None},
+        "files": {
+            "saliency_images": written,
+            "saliency_video": str(out / "saliency.mp4") if video else None,
+            "neuron_traces": str(out / "neuron_traces.png"),
+            "wiring": str(out / "wiring.png") if has_wiring else None,
+        },
     }
     atomic_write_json(out / "explain.json", result)
     return result

@@ -19,14 +19,14 @@ import numpy as np
 DEFINITIONS = {
     "distance_m": "distance driven along the road, m (the env's info['distance_m'] at the end; recover jumps excluded)",
     "off_road_events": "times the car left the road (or crashed); with off_road='recover' the env counts them and puts "
-                       "the car back on the lane centre; an exit that ends the episode counts as one",
+    "the car back on the lane centre; an exit that ends the episode counts as one",
     "off_road_per_km": "off_road_events / (distance_m / 1000); None when nothing was driven",
     "mean_abs_lateral_m": "mean |distance from the lane centre| over the control steps, m",
     "max_abs_lateral_m": "max |distance from the lane centre|, m",
     "mean_abs_heading_error_rad": "mean |car heading - lane heading|, rad",
     "steering_jerk": "mean |s[t] - 2 s[t-1] + s[t-2]| / dt^2: mean absolute second time derivative of the commanded "
-                     "normalised steering s (clamped, before actuator noise), 1/s^2; dt = control period. 0 for a "
-                     "constant or linearly ramping command; flipping between -1 and +1 every step at 10 Hz gives 400",
+    "normalised steering s (clamped, before actuator noise), 1/s^2; dt = control period. 0 for a "
+    "constant or linearly ramping command; flipping between -1 and +1 every step at 10 Hz gives 400",
     "completed_fraction": "control steps run / steps the scenario's duration allows (1.0 unless cut short)",
     "nonfinite_actions": "NaN or infinite steering commands, each clamped (NaN -> 0, +-inf -> +-1) before the car",
     "dropped_frames": "frames lost to the drop perturbation (the previous action was held)",
@@ -35,9 +35,18 @@ DEFINITIONS = {
 }
 
 EPISODE_FIELDS = (
-    "distance_m", "off_road_events", "off_road_per_km", "mean_abs_lateral_m", "max_abs_lateral_m",
-    "mean_abs_heading_error_rad", "steering_jerk", "completed_fraction", "nonfinite_actions",
-    "dropped_frames", "steps", "duration_s",
+    "distance_m",
+    "off_road_events",
+    "off_road_per_km",
+    "mean_abs_lateral_m",
+    "max_abs_lateral_m",
+    "mean_abs_heading_error_rad",
+    "steering_jerk",
+    "completed_fraction",
+    "nonfinite_actions",
+    "dropped_frames",
+    "steps",
+    "duration_s",
 )
 SUMMED = ("distance_m", "off_road_events", "nonfinite_actions", "dropped_frames", "steps", "duration_s")
 

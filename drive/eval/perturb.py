@@ -341,25 +341,103 @@ class Kind:
         if bad:
             bracket = "]" if self.high_inclusive else ")"
             kind = "a whole number in" if self.integer else "in"
-            raise UserError(f"{where}: {self.name} level must be {kind} [{self.low:g}, {self.high:g}{bracket}, got {level!r}")
+            raise UserError(
+                f"{where}: {self.name} level must be {kind} [{self.low:g}, {self.high:g}{bracket}, got {level!r}"
+            )
         return level
 
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in [
-        Kind("gaussian", Gaussian, "variance σ² of additive Gaussian noise on the image scaled to [0, 1] (paper: 0.1, 0.2, 0.3)", 0.0, 1.0, axis="noise variance σ²"),
-        Kind("salt_pepper", SaltPepper, "fraction of pixels set to black or white", 0.0, 1.0, axis="fraction of pixels"),
+        Kind(
+            "gaussian",
+            Gaussian,
+            "variance σ² of additive Gaussian noise on the image scaled to [0, 1] (paper: 0.1, 0.2, 0.3)",
+            0.0,
+            1.0,
+            axis="noise variance σ²",
+        ),
+        Kind(
+            "salt_pepper", SaltPepper, "fraction of pixels set to black or white", 0.0, 1.0, axis="fraction of pixels"
+        ),
         Kind("blur", Blur, "Gaussian blur standard deviation, px", 0.0, 50.0, axis="blur σ (px)"),
-        Kind("brightness", Brightness, "brightness shift, fraction of full scale (−1..1)", -1.0, 1.0, axis="brightness shift (fraction of full scale)"),
-        Kind("contrast", Contrast, "contrast loss: contrast factor = 1 − level", 0.0, 1.0, axis="contrast loss (1 − factor)"),
-        Kind("occlusion", Occlusion, "fraction of the frame hidden by one black rectangle placed per episode", 0.0, 1.0, axis="fraction of frame hidden"),
-        Kind("motion_blur", MotionBlur, "horizontal motion-blur kernel length, px", 0.0, 200.0, integer=True, axis="kernel length (px)"),
-        Kind("jpeg", Jpeg, "JPEG compression: quality = 100 − level (0 = none)", 0.0, 99.0, integer=True, axis="100 − JPEG quality"),
-        Kind("drop", Drop, "probability that a frame is lost (previous action held)", 0.0, 1.0, high_inclusive=False, axis="frame-drop probability"),
-        Kind("latency", Latency, "delay of the frames the policy sees, control steps", 0.0, 1000.0, integer=True, axis="delay (control steps)"),
-        Kind("push", Push, f"lateral push of the car every {Push.interval_s:g} s, random side, m", 0.0, 10.0, axis="push (m)"),
-        Kind("actuator", Actuator, "std of Gaussian noise added to the applied normalised steering", 0.0, 2.0, axis="steering noise std (normalised)"),
+        Kind(
+            "brightness",
+            Brightness,
+            "brightness shift, fraction of full scale (−1..1)",
+            -1.0,
+            1.0,
+            axis="brightness shift (fraction of full scale)",
+        ),
+        Kind(
+            "contrast",
+            Contrast,
+            "contrast loss: contrast factor = 1 − level",
+            0.0,
+            1.0,
+            axis="contrast loss (1 − factor)",
+        ),
+        Kind(
+            "occlusion",
+            Occlusion,
+            "fraction of the frame hidden by one black rectangle placed per episode",
+            0.0,
+            1.0,
+            axis="fraction of frame hidden",
+        ),
+        Kind(
+            "motion_blur",
+            MotionBlur,
+            "horizontal motion-blur kernel length, px",
+            0.0,
+            200.0,
+            integer=True,
+            axis="kernel length (px)",
+        ),
+        Kind(
+            "jpeg",
+            Jpeg,
+            "JPEG compression: quality = 100 − level (0 = none)",
+            0.0,
+            99.0,
+            integer=True,
+            axis="100 − JPEG quality",
+        ),
+        Kind(
+            "drop",
+            Drop,
+            "probability that a frame is lost (previous action held)",
+            0.0,
+            1.0,
+            high_inclusive=False,
+            axis="frame-drop probability",
+        ),
+        Kind(
+            "latency",
+            Latency,
+            "delay of the frames the policy sees, control steps",
+            0.0,
+            1000.0,
+            integer=True,
+            axis="delay (control steps)",
+        ),
+        Kind(
+            "push",
+            Push,
+            f"lateral push of the car every {Push.interval_s:g} s, random side, m",
+            0.0,
+            10.0,
+            axis="push (m)",
+        ),
+        Kind(
+            "actuator",
+            Actuator,
+            "std of Gaussian noise added to the applied normalised steering",
+            0.0,
+            2.0,
+            axis="steering noise std (normalised)",
+        ),
     ]
 }
 

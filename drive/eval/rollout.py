@@ -93,8 +93,14 @@ class Step:
     """The env's info that came with ``clean_frame`` (the state before the step)."""
 
 
-def run_episode(driver: Driver, env: Any, seed: int, perturbations: Chain | None = None,
-                observers: Sequence[Callable[[Step], None]] = (), episode: int = 0) -> M.EpisodeLog:
+def run_episode(
+    driver: Driver,
+    env: Any,
+    seed: int,
+    perturbations: Chain | None = None,
+    observers: Sequence[Callable[[Step], None]] = (),
+    episode: int = 0,
+) -> M.EpisodeLog:
     """Drive one episode closed loop; returns its log (see :func:`drive.eval.metrics.episode_metrics`).
 
     ``perturbations`` are reset from ``(seed, episode)``; each observer is called with a :class:`Step`
@@ -105,8 +111,9 @@ def run_episode(driver: Driver, env: Any, seed: int, perturbations: Chain | None
     control_period_s = 1.0 / scenario.control_hz
     perturb = perturbations or Chain()
     scale = steering_scale(driver, scenario)
-    log = M.EpisodeLog(planned_steps=int(round(scenario.duration_s * scenario.control_hz)),
-                       control_period_s=control_period_s)
+    log = M.EpisodeLog(
+        planned_steps=int(round(scenario.duration_s * scenario.control_hz)), control_period_s=control_period_s
+    )
 
     obs, info = env.reset(seed=seed)
     perturb.reset((seed, episode), obs.shape)
@@ -129,8 +136,12 @@ def run_episode(driver: Driver, env: Any, seed: int, perturbations: Chain | None
             if nonfinite:
                 log.nonfinite_actions += 1
                 if not warned:
-                    warnings.warn(f"episode {episode}: the policy returned a non-finite steering {raw!r} at step {index}; "
-                                  "clamped (NaN -> 0) and counted", RuntimeWarning, stacklevel=2)
+                    warnings.warn(
+                        f"episode {episode}: the policy returned a non-finite steering {raw!r} at step {index}; "
+                        "clamped (NaN -> 0) and counted",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
                     warned = True
         else:
             log.dropped_frames += 1
@@ -148,8 +159,20 @@ def run_episode(driver: Driver, env: Any, seed: int, perturbations: Chain | None
         log.off_road_events = int(info["off_road_events"]) + int(terminated)
         if observers:
             activity = np.asarray(driver.neuron_activity(state))[0]
-            record = Step(index, t_s, seen_frame, frame_before, delivered is None, steering, applied,
-                          float(info_before["expert_steering"]), activity, state, info, info_before)
+            record = Step(
+                index,
+                t_s,
+                seen_frame,
+                frame_before,
+                delivered is None,
+                steering,
+                applied,
+                float(info_before["expert_steering"]),
+                activity,
+                state,
+                info,
+                info_before,
+            )
             for observe in observers:
                 observe(record)
         if terminated or truncated:

@@ -35,9 +35,22 @@ from drive.policy.reference import ExpertPolicy
 DEFAULT_CHECKPOINT = resources.DEFAULT_CHECKPOINT
 DEFAULT_SCENARIO = "default"
 
-__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_SCENARIO", "LiveWindow", "VideoObserver", "check_compatible", "check_display",
-           "drive_episodes", "load_driver", "make_env", "resolve_checkpoint", "resolve_scenario", "run_episode",
-           "simulate", "summary_table"]
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "DEFAULT_SCENARIO",
+    "LiveWindow",
+    "VideoObserver",
+    "check_compatible",
+    "check_display",
+    "drive_episodes",
+    "load_driver",
+    "make_env",
+    "resolve_checkpoint",
+    "resolve_scenario",
+    "run_episode",
+    "simulate",
+    "summary_table",
+]
 
 
 # ---------------------------------------------------------------------------------- observers
@@ -72,10 +85,21 @@ class VideoObserver:
         info = step.info
         self.path_xy.append((float(info["x_m"]), float(info["y_m"])))
         topdown = self.env.unwrapped.render_topdown(path_xy=np.asarray(self.path_xy))
-        lines = [self.title, f"t {step.t_s:6.1f} s   {info['distance_m']:7.1f} m",
-                 f"lateral {info['lateral_offset_m']:+.2f} m", f"off-road events {info.get('off_road_events', 0)}"]
-        return self.compositor.compose(step.seen_frame, step.steering, step.expert_steering, topdown, step.activity,
-                                       [ln for ln in lines if ln], "frame dropped" if step.dropped else None)
+        lines = [
+            self.title,
+            f"t {step.t_s:6.1f} s   {info['distance_m']:7.1f} m",
+            f"lateral {info['lateral_offset_m']:+.2f} m",
+            f"off-road events {info.get('off_road_events', 0)}",
+        ]
+        return self.compositor.compose(
+            step.seen_frame,
+            step.steering,
+            step.expert_steering,
+            topdown,
+            step.activity,
+            [ln for ln in lines if ln],
+            "frame dropped" if step.dropped else None,
+        )
 
     def close(self, keep: bool = True) -> str | None:
         """Finish the video file; returns its path when one was kept."""
@@ -88,8 +112,10 @@ class VideoObserver:
 def check_display() -> None:
     """Raise UserError when there is no display to open a window on."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("--show: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are not set); "
-                         "drop --show and watch the video written with --video instead")
+        raise UserError(
+            "--show: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are not set); "
+            "drop --show and watch the video written with --video instead"
+        )
 
 
 class LiveWindow:
@@ -139,8 +165,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint folder: as given, or the shipped default (``checkpoints/ncp19``) from any directory."""
     p = resources.resolve_checkpoint_arg(path)
     if not (p / "config.json").is_file():
-        raise UserError(f"--checkpoint: {p}: no checkpoint here (no config.json); train one with `drive train` "
-                                "or pass --checkpoint")
+        raise UserError(
+            f"--checkpoint: {p}: no checkpoint here (no config.json); train one with `drive train` or pass --checkpoint"
+        )
     return p
 
 
@@ -160,13 +187,24 @@ def check_compatible(policy: Driver, scenario: Any, where: str = "--checkpoint")
     """The policy must take frames of the scenario's camera size."""
     h, w = getattr(policy, "image_height", None), getattr(policy, "image_width", None)
     if h is not None and (h, w) != (scenario.camera.height, scenario.camera.width):
-        raise UserError(f"{where}: the policy takes {h}x{w} frames but scenario {scenario.name!r} renders "
-                         f"{scenario.camera.height}x{scenario.camera.width} (camera.height x camera.width)")
+        raise UserError(
+            f"{where}: the policy takes {h}x{w} frames but scenario {scenario.name!r} renders "
+            f"{scenario.camera.height}x{scenario.camera.width} (camera.height x camera.width)"
+        )
 
 
-def drive_episodes(policy: Driver, scenario: Any, seeds: Sequence[int], perturbations: Sequence[Perturbation] = (),
-                   off_road: str = "recover", video_dir: Path | None = None, video_prefix: str = "episode",
-                   show: bool = False, title: str = "", progress: bool = True) -> tuple[list[dict], list[str]]:
+def drive_episodes(
+    policy: Driver,
+    scenario: Any,
+    seeds: Sequence[int],
+    perturbations: Sequence[Perturbation] = (),
+    off_road: str = "recover",
+    video_dir: Path | None = None,
+    video_prefix: str = "episode",
+    show: bool = False,
+    title: str = "",
+    progress: bool = True,
+) -> tuple[list[dict], list[str]]:
     """Run one episode per reset seed; returns the per-episode figures and the video paths written."""
     from tqdm.auto import tqdm
 
@@ -175,8 +213,9 @@ def drive_episodes(policy: Driver, scenario: Any, seeds: Sequence[int], perturba
     chain = Chain(perturbations)
     results, videos = [], []
     try:
-        for episode, seed in enumerate(tqdm(seeds, desc=title or "episodes", unit="ep", disable=not progress,
-                                            leave=False)):
+        for episode, seed in enumerate(
+            tqdm(seeds, desc=title or "episodes", unit="ep", disable=not progress, leave=False)
+        ):
             observers: list[Callable[[Step], None]] = []
             video = window = None
             if video_dir is not None or show:
@@ -205,11 +244,22 @@ def drive_episodes(policy: Driver, scenario: Any, seeds: Sequence[int], perturba
     return results, videos
 
 
-def simulate(driver: Driver | str | os.PathLike, scenario: Any = DEFAULT_SCENARIO, episodes: int = 1, seed: int = 0,
-             perturbations: Sequence[Perturbation | str] = (), out: str | os.PathLike | None = None, video: bool = False,
-             off_road: str = "recover", expert_reference: bool = True, duration_s: float | None = None,
-             show: bool = False, progress: bool = True, checkpoint: str | None = None,
-             runtime: str = "torch") -> dict[str, Any]:
+def simulate(
+    driver: Driver | str | os.PathLike,
+    scenario: Any = DEFAULT_SCENARIO,
+    episodes: int = 1,
+    seed: int = 0,
+    perturbations: Sequence[Perturbation | str] = (),
+    out: str | os.PathLike | None = None,
+    video: bool = False,
+    off_road: str = "recover",
+    expert_reference: bool = True,
+    duration_s: float | None = None,
+    show: bool = False,
+    progress: bool = True,
+    checkpoint: str | None = None,
+    runtime: str = "torch",
+) -> dict[str, Any]:
     """Drive ``episodes`` episodes (reset seeds ``seed, seed+1, …``) and return (and write) the figures.
 
     ``driver``: a :class:`~drive.policy.protocol.Driver` (a ``DrivingPolicy``, the expert, …), a
@@ -248,9 +298,17 @@ def simulate(driver: Driver | str | os.PathLike, scenario: Any = DEFAULT_SCENARI
     }
     for role, driver, label in drivers:
         per_episode, videos = drive_episodes(
-            driver, sc, seeds, chain, off_road,
-            video_dir=video_dir if role == "policy" else None, video_prefix="episode",
-            show=show and role == "policy", title=label, progress=progress)
+            driver,
+            sc,
+            seeds,
+            chain,
+            off_road,
+            video_dir=video_dir if role == "policy" else None,
+            video_prefix="episode",
+            show=show and role == "policy",
+            title=label,
+            progress=progress,
+        )
         result[role] = {"episodes": per_episode, "aggregate": M.aggregate(per_episode)}
         if videos:
             result["videos"] = videos
@@ -259,9 +317,19 @@ def simulate(driver: Driver | str | os.PathLike, scenario: Any = DEFAULT_SCENARI
     return result
 
 
-SUMMARY_COLUMNS = ("driver", "episodes", "distance_m", "off_road_events", "off_road_per_km", "mean_abs_lateral_m",
-                   "max_abs_lateral_m", "mean_abs_heading_error_rad", "steering_jerk", "completed_fraction",
-                   "nonfinite_actions")
+SUMMARY_COLUMNS = (
+    "driver",
+    "episodes",
+    "distance_m",
+    "off_road_events",
+    "off_road_per_km",
+    "mean_abs_lateral_m",
+    "max_abs_lateral_m",
+    "mean_abs_heading_error_rad",
+    "steering_jerk",
+    "completed_fraction",
+    "nonfinite_actions",
+)
 
 
 def summary_table(result: dict[str, Any]) -> str:

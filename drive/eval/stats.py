@@ -30,8 +30,15 @@ from scipy import stats
 FAMILY, SEED, LEVEL, CONDITION = "family", "train_seed", "level", "condition"
 
 
-def bootstrap_ci(table: pd.DataFrame, value: str, confidence: float = 0.95, n_resamples: int = 4000,
-                 seed: int = 0, seed_col: str = SEED, condition_col: str = CONDITION) -> tuple[float, float, float]:
+def bootstrap_ci(
+    table: pd.DataFrame,
+    value: str,
+    confidence: float = 0.95,
+    n_resamples: int = 4000,
+    seed: int = 0,
+    seed_col: str = SEED,
+    condition_col: str = CONDITION,
+) -> tuple[float, float, float]:
     """(mean, low, high) of ``value`` with a two-stage percentile bootstrap over seeds, then conditions.
 
     ``table`` holds one family at one level: one row per (training seed, condition). With a single
@@ -63,15 +70,15 @@ def bootstrap_ci(table: pd.DataFrame, value: str, confidence: float = 0.95, n_re
     return mean, float(low), float(high)
 
 
-def condition_means(table: pd.DataFrame, value: str, seed_col: str = SEED,
-                    condition_col: str = CONDITION) -> pd.Series:
+def condition_means(table: pd.DataFrame, value: str, seed_col: str = SEED, condition_col: str = CONDITION) -> pd.Series:
     """``value`` per condition, averaged over training seeds (index: condition)."""
     del seed_col  # the average runs over every row of a condition, i.e. over the seeds
     return table.groupby(condition_col, sort=True)[value].mean()
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], method: str = "permutation", n_resamples: int = 9999,
-                seed: int = 0) -> float:
+def paired_test(
+    a: Sequence[float], b: Sequence[float], method: str = "permutation", n_resamples: int = 9999, seed: int = 0
+) -> float:
     """Two-sided p-value that paired samples ``a`` and ``b`` (same conditions, same order) differ in mean.
 
     ``permutation``: random sign flips of the paired differences (exact when 2^n ≤ n_resamples);
@@ -89,8 +96,14 @@ def paired_test(a: Sequence[float], b: Sequence[float], method: str = "permutati
         return float(stats.wilcoxon(d, zero_method="zsplit", alternative="two-sided").pvalue)
     if method != "permutation":
         raise ValueError(f"method must be 'permutation' or 'wilcoxon', got {method!r}")
-    res = stats.permutation_test((d,), np.mean, permutation_type="samples", alternative="two-sided",
-                                 n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    res = stats.permutation_test(
+        (d,),
+        np.mean,
+        permutation_type="samples",
+        alternative="two-sided",
+        n_resamples=n_resamples,
+        rng=np.random.default_rng(seed),
+    )
     return float(res.pvalue)
 
 
@@ -108,8 +121,15 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def compare_families(table: pd.DataFrame, value: str, reference: str = "ncp19", confidence: float = 0.95,
-                     method: str = "permutation", n_resamples: int = 4000, seed: int = 0) -> pd.DataFrame:
+def compare_families(
+    table: pd.DataFrame,
+    value: str,
+    reference: str = "ncp19",
+    confidence: float = 0.95,
+    method: str = "permutation",
+    n_resamples: int = 4000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per family and level: n_seeds, mean, CI; and the reference's paired test against that family.
 
     ``table`` columns: ``family``, ``train_seed``, ``level``, ``condition`` and ``value``. The p-values of
@@ -126,14 +146,26 @@ def compare_families(table: pd.DataFrame, value: str, reference: str = "ncp19", 
         level_rows = []
         for family, sel in at_level.groupby(FAMILY, sort=False):
             mean, low, high = bootstrap_ci(sel, value, confidence, n_resamples, seed)
-            row = {FAMILY: family, LEVEL: level, "n_seeds": sel[SEED].nunique(), "n_conditions": sel[CONDITION].nunique(),
-                   "mean": mean, "ci_low": low, "ci_high": high, "diff": np.nan, "p": np.nan}
+            row = {
+                FAMILY: family,
+                LEVEL: level,
+                "n_seeds": sel[SEED].nunique(),
+                "n_conditions": sel[CONDITION].nunique(),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "diff": np.nan,
+                "p": np.nan,
+            }
             if ref_means is not None and family != reference:
                 other = condition_means(sel, value)
                 common = ref_means.index.intersection(other.index)
                 row["diff"] = float((other[common] - ref_means[common]).mean()) if len(common) else np.nan
-                row["p"] = paired_test(other[common].to_numpy(), ref_means[common].to_numpy(), method,
-                                       seed=seed) if len(common) else np.nan
+                row["p"] = (
+                    paired_test(other[common].to_numpy(), ref_means[common].to_numpy(), method, seed=seed)
+                    if len(common)
+                    else np.nan
+                )
             level_rows.append(row)
         adjusted = holm([r["p"] for r in level_rows])
         for r, p in zip(level_rows, adjusted):

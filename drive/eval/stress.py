@@ -59,8 +59,15 @@ STATS_FIGURES = (PRIMARY_FIGURE, "off_road_per_km")
 REFERENCE_FAMILY = "ncp19"
 TABLE_LABELS = {"mean_abs_lateral_m": "mean abs lateral (m)", "off_road_per_km": "off-road/km"}
 FIGURE_LABELS = {"mean_abs_lateral_m": "mean |lateral offset| (m)", "off_road_per_km": "off-road events per km"}
-MAIN_FIGURES = ("off_road_per_km", "mean_abs_lateral_m", "max_abs_lateral_m", "mean_abs_heading_error_rad",
-                "steering_jerk", "completed_fraction", "nonfinite_actions")
+MAIN_FIGURES = (
+    "off_road_per_km",
+    "mean_abs_lateral_m",
+    "max_abs_lateral_m",
+    "mean_abs_heading_error_rad",
+    "steering_jerk",
+    "completed_fraction",
+    "nonfinite_actions",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +148,9 @@ def parse_seeds(text: str) -> list[int]:
     return parts
 
 
-def plan_cells(models: Sequence[Model], sweeps: Sequence[tuple[str, Sequence[float]]], seeds: Sequence[int]) -> list[Cell]:
+def plan_cells(
+    models: Sequence[Model], sweeps: Sequence[tuple[str, Sequence[float]]], seeds: Sequence[int]
+) -> list[Cell]:
     """All cells: a clean one per model and seed, and one per model × kind × non-zero level × seed."""
     cells: list[Cell] = []
     seen = set()
@@ -157,9 +166,17 @@ def plan_cells(models: Sequence[Model], sweeps: Sequence[tuple[str, Sequence[flo
 
 def cell_key(cell: Cell, scenario: dict[str, Any], episodes: int, off_road: str) -> dict[str, Any]:
     """Everything a cell's result depends on; a stored cell is reused only if its key is equal."""
-    return {"format": CELL_FORMAT, "model": cell.model.name, "fingerprint": cell.model.fingerprint,
-            "kind": cell.kind, "level": cell.level, "seed": cell.seed, "episodes": episodes,
-            "off_road": off_road, "scenario": scenario}
+    return {
+        "format": CELL_FORMAT,
+        "model": cell.model.name,
+        "fingerprint": cell.model.fingerprint,
+        "kind": cell.kind,
+        "level": cell.level,
+        "seed": cell.seed,
+        "episodes": episodes,
+        "off_road": off_road,
+        "scenario": scenario,
+    }
 
 
 def load_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -200,9 +217,14 @@ def run_cell(cell: Cell, scenario_dict: dict[str, Any], episodes: int, off_road:
     per_episode, _ = drive_episodes(policy, scenario, seeds, perturbations, off_road, progress=False)
     result = {
         "key": cell_key(cell, scenario_dict, episodes, off_road),
-        "model": cell.model.name, "checkpoint": cell.model.checkpoint, "kind": cell.kind, "level": cell.level,
-        "seed": cell.seed, "reset_seeds": seeds,
-        "metrics": M.aggregate(per_episode), "episodes": per_episode,
+        "model": cell.model.name,
+        "checkpoint": cell.model.checkpoint,
+        "kind": cell.kind,
+        "level": cell.level,
+        "seed": cell.seed,
+        "reset_seeds": seeds,
+        "metrics": M.aggregate(per_episode),
+        "episodes": per_episode,
         "elapsed_s": time.perf_counter() - start,
     }
     atomic_write_json(path, result)
@@ -212,8 +234,9 @@ def run_cell(cell: Cell, scenario_dict: dict[str, Any], episodes: int, off_road:
 # ------------------------------------------------------------------------------------- results
 
 
-def result_rows(cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequence[float]]],
-                models: Sequence[Model]) -> list[dict[str, Any]]:
+def result_rows(
+    cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequence[float]]], models: Sequence[Model]
+) -> list[dict[str, Any]]:
     """One row per model × kind × level (level 0 = the clean cells), figures summarised over seeds."""
     by = {}
     for c in cells:
@@ -228,8 +251,15 @@ def result_rows(cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Seq
                     continue
                 found = sorted(found, key=lambda c: c["seed"])
                 summary = M.summarise_across_seeds([c["metrics"] for c in found])
-                rows.append({"model": model.name, "kind": kind, "level": level,
-                             "seeds": ",".join(str(c["seed"]) for c in found), **summary})
+                rows.append(
+                    {
+                        "model": model.name,
+                        "kind": kind,
+                        "level": level,
+                        "seeds": ",".join(str(c["seed"]) for c in found),
+                        **summary,
+                    }
+                )
     return rows
 
 
@@ -237,8 +267,12 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
     """``report.md``: what was run, a table of the main figures (mean ± std over seeds), the statistics."""
     table_rows = []
     for r in rows:
-        row = {"model": r["model"], "kind": r["kind"], "level": level_label(r["kind"], r["level"]),
-               "n_seeds": r["n_seeds"]}
+        row = {
+            "model": r["model"],
+            "kind": r["kind"],
+            "level": level_label(r["kind"], r["level"]),
+            "n_seeds": r["n_seeds"],
+        }
         for f in MAIN_FIGURES:
             mean, std = r.get(f), r.get(f"{f}_std")
             row[f] = "–" if mean is None else f"{mean:.3g} ± {std:.2g}"
@@ -260,8 +294,7 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
         lines += [config["stats_note"], ""]
     failed = config.get("failed", [])
     if failed:
-        lines += ["## Failed cells", "",
-                  f"{len(failed)} cell(s) gave no result (a rerun computes them again):", ""]
+        lines += ["## Failed cells", "", f"{len(failed)} cell(s) gave no result (a rerun computes them again):", ""]
         lines += [f"- `{f['model']}` {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}" for f in failed]
         lines += [""]
     plots = config.get("plots", [])
@@ -270,8 +303,9 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
     return "\n".join(lines)
 
 
-def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None,
-                stats_models: Sequence[str] = ()) -> list[str]:
+def plot_curves(
+    rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None, stats_models: Sequence[str] = ()
+) -> list[str]:
     """One PNG per kind: off-road per km and mean |lateral| against level: one line per family with its 95 %
     confidence band when there are statistics (models outside them, e.g. the expert, as plain lines), else one
     line per model with std bars."""
@@ -293,7 +327,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None
                     sel = at_kind[(at_kind["family"] == family) & (at_kind["figure"] == figure)].sort_values("level")
                     sel = sel[sel["mean"].notna()]
                     if len(sel):
-                        line, = ax.plot(sel["level"], sel["mean"], marker="o", label=family)
+                        (line,) = ax.plot(sel["level"], sel["mean"], marker="o", label=family)
                         ax.fill_between(sel["level"], sel["ci_low"], sel["ci_high"], color=line.get_color(), alpha=0.2)
             in_stats = set(stats_models)
         for model in dict.fromkeys(r["model"] for r in rows):
@@ -307,8 +341,11 @@ def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None
                     style = {"color": "k", "linestyle": "--"} if model == "expert" and in_stats else {}
                     ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model, **style)
         for ax, ylabel in zip(axes, ("off-road events per km", "mean |lateral offset| (m)")):
-            ax.set_xlabel(f"{kind}: {KINDS[kind].axis}" + (" (bands: 95 % CI over training seeds and conditions)"
-                                                           if in_stats else ""), fontsize=8 if in_stats else None)
+            ax.set_xlabel(
+                f"{kind}: {KINDS[kind].axis}"
+                + (" (bands: 95 % CI over training seeds and conditions)" if in_stats else ""),
+                fontsize=8 if in_stats else None,
+            )
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             ax.set_ylim(bottom=0)
@@ -328,8 +365,9 @@ def plot_curves(rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None
     return written
 
 
-def write_results(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None,
-                  stats: Any = None) -> None:
+def write_results(
+    out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None, stats: Any = None
+) -> None:
     """``results.csv``, ``results.json``, ``cells.csv``, ``stats.csv``, the plots and ``report.md``."""
     import pandas as pd
 
@@ -386,8 +424,9 @@ def model_identity(model: Model) -> tuple[str, int] | None:
     return family, seed
 
 
-def cell_table(cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequence[float]]],
-               models: Sequence[Model]) -> Any:
+def cell_table(
+    cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequence[float]]], models: Sequence[Model]
+) -> Any:
     """``cells.csv``: one row per finished cell and kind-level, with what the statistics need (see the module)."""
     import pandas as pd
 
@@ -400,10 +439,18 @@ def cell_table(cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequ
         ident = identity.get(c["model"])
         for kind in kinds if c["kind"] == CLEAN else [c["kind"]]:
             level = float(c["level"])
-            records.append({"model": c["model"], FAMILY: ident[0] if ident else None,
-                            SEED: ident[1] if ident else None, "kind": kind, LEVEL: level,
-                            "sigma": noise_sigma(kind, level), CONDITION: c["seed"],
-                            **{f: c["metrics"].get(f) for f in M.EPISODE_FIELDS}})
+            records.append(
+                {
+                    "model": c["model"],
+                    FAMILY: ident[0] if ident else None,
+                    SEED: ident[1] if ident else None,
+                    "kind": kind,
+                    LEVEL: level,
+                    "sigma": noise_sigma(kind, level),
+                    CONDITION: c["seed"],
+                    **{f: c["metrics"].get(f) for f in M.EPISODE_FIELDS},
+                }
+            )
     columns = ["model", FAMILY, SEED, "kind", LEVEL, "sigma", CONDITION, *M.EPISODE_FIELDS]
     df = pd.DataFrame(records, columns=columns)
     df[SEED] = df[SEED].astype("Int64")
@@ -452,25 +499,35 @@ def stats_markdown(stats: Any, reference: str = REFERENCE_FAMILY) -> list[str]:
             return "–"
         return f"{r['diff']:+.3g} (p={r['p']:.2g}, Holm {r['p_holm']:.2g})"
 
-    lines = ["## Statistics (the unit of inference is the training seed)", "",
-             f"Primary figure: **{FIGURE_LABELS[PRIMARY_FIGURE]}**; off-road events per km beside it. A condition is "
-             "one stress seed (its test track and its noise). Mean over training seeds of the per-seed means over "
-             "conditions, with a 95 % two-stage bootstrap interval (training seeds, then conditions). "
-             f"'vs {reference}': other − {reference} (positive: {reference} better), paired over conditions on the "
-             f"per-condition means over training seeds, permutation test, Holm-corrected per level over the families. "
-             "With 3 seeds a family, a claim should cite both the test and intervals that do not overlap.", ""]
+    lines = [
+        "## Statistics (the unit of inference is the training seed)",
+        "",
+        f"Primary figure: **{FIGURE_LABELS[PRIMARY_FIGURE]}**; off-road events per km beside it. A condition is "
+        "one stress seed (its test track and its noise). Mean over training seeds of the per-seed means over "
+        "conditions, with a 95 % two-stage bootstrap interval (training seeds, then conditions). "
+        f"'vs {reference}': other − {reference} (positive: {reference} better), paired over conditions on the "
+        f"per-condition means over training seeds, permutation test, Holm-corrected per level over the families. "
+        "With 3 seeds a family, a claim should cite both the test and intervals that do not overlap.",
+        "",
+    ]
     for kind, sel in stats.groupby("kind", sort=False):
         prim = sel[sel["figure"] == PRIMARY_FIGURE]
         prim = prim.assign(_other=prim[FAMILY] != reference).sort_values([LEVEL, "_other"], kind="stable")
         off = sel[sel["figure"] == "off_road_per_km"].set_index([FAMILY, LEVEL])
-        lines += [f"### {kind}", "",
-                  f"| family | level | seeds | conditions | {TABLE_LABELS[PRIMARY_FIGURE]} [95 % CI] | vs {reference} "
-                  f"| off-road/km [95 % CI] | vs {reference} |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {kind}",
+            "",
+            f"| family | level | seeds | conditions | {TABLE_LABELS[PRIMARY_FIGURE]} [95 % CI] | vs {reference} "
+            f"| off-road/km [95 % CI] | vs {reference} |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for _, r in prim.iterrows():
             o = off.loc[(r[FAMILY], r[LEVEL])] if (r[FAMILY], r[LEVEL]) in off.index else None
-            lines.append(f"| {r[FAMILY]} | {level_label(kind, r[LEVEL])} | {r['n_seeds']} | {r['n_conditions']} | "
-                         f"{ci(r)} | {test(r)} | {ci(o) if o is not None else '–'} | "
-                         f"{test(o) if o is not None else '–'} |")
+            lines.append(
+                f"| {r[FAMILY]} | {level_label(kind, r[LEVEL])} | {r['n_seeds']} | {r['n_conditions']} | "
+                f"{ci(r)} | {test(r)} | {ci(o) if o is not None else '–'} | "
+                f"{test(o) if o is not None else '–'} |"
+            )
         lines.append("")
     return lines
 
@@ -478,11 +535,23 @@ def stats_markdown(stats: Any, reference: str = REFERENCE_FAMILY) -> list[str]:
 # ---------------------------------------------------------------------------------------- sweep
 
 
-def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequence[float]]], out: str | Path,
-           scenario: Any = "default", episodes: int = 1, seeds: Sequence[int] | str = (0,), workers: int = 1,
-           duration_s: float | None = None, off_road: str = "recover", with_expert: bool = True,
-           progress: bool = True, backend: str = "local", address: str | None = None,
-           max_retries: int = 3, reference: str = REFERENCE_FAMILY) -> dict[str, Any]:
+def stress(
+    checkpoints: Sequence[str],
+    perturb: Sequence[str | tuple[str, Sequence[float]]],
+    out: str | Path,
+    scenario: Any = "default",
+    episodes: int = 1,
+    seeds: Sequence[int] | str = (0,),
+    workers: int = 1,
+    duration_s: float | None = None,
+    off_road: str = "recover",
+    with_expert: bool = True,
+    progress: bool = True,
+    backend: str = "local",
+    address: str | None = None,
+    max_retries: int = 3,
+    reference: str = REFERENCE_FAMILY,
+) -> dict[str, Any]:
     """Run (or resume) a sweep and write its results. Returns ``{"rows", "computed", "reused", "cells",
     "failed", "stats"}`` (``stats``: the table of ``stats.csv``, or None); ``reference``: the family the
     others are tested against; ``failed`` lists the cells that raised (model, kind, level, seed, error), which are also
@@ -532,21 +601,47 @@ def stress(checkpoints: Sequence[str], perturb: Sequence[str | tuple[str, Sequen
 
     if reused and progress:
         print(f"stress: {reused} of {len(cells)} cell(s) already done in {cell_dir}", file=sys.stderr)
-    failures = run_cells(todo, CellJob(scenario_dict, episodes, off_road), keep, backend=backend, workers=workers,
-                         address=address, max_retries=max_retries, progress=progress)
-    failed = [{"model": f.cell.model.name, "kind": f.cell.kind, "level": f.cell.level, "seed": f.cell.seed,
-               "error": f.error} for f in failures]
+    failures = run_cells(
+        todo,
+        CellJob(scenario_dict, episodes, off_road),
+        keep,
+        backend=backend,
+        workers=workers,
+        address=address,
+        max_retries=max_retries,
+        progress=progress,
+    )
+    failed = [
+        {"model": f.cell.model.name, "kind": f.cell.kind, "level": f.cell.level, "seed": f.cell.seed, "error": f.error}
+        for f in failures
+    ]
 
     rows = result_rows(done, sweeps, models)
     cells_df = cell_table(done, sweeps, models)
     stats, stats_note = stats_table(cells_df, reference)
     config = {
-        "models": [dataclasses.asdict(m) for m in models], "perturbations": [[k, list(v)] for k, v in sweeps],
-        "seeds": seeds, "episodes": episodes, "off_road": off_road, "scenario_name": sc.name,
-        "duration_s": sc.duration_s, "scenario": scenario_dict,
-        "cells": len(cells), "computed": len(todo) - len(failed), "reused": reused,
-        "failed": failed, "primary_figure": PRIMARY_FIGURE, "reference": reference, "stats_note": stats_note,
+        "models": [dataclasses.asdict(m) for m in models],
+        "perturbations": [[k, list(v)] for k, v in sweeps],
+        "seeds": seeds,
+        "episodes": episodes,
+        "off_road": off_road,
+        "scenario_name": sc.name,
+        "duration_s": sc.duration_s,
+        "scenario": scenario_dict,
+        "cells": len(cells),
+        "computed": len(todo) - len(failed),
+        "reused": reused,
+        "failed": failed,
+        "primary_figure": PRIMARY_FIGURE,
+        "reference": reference,
+        "stats_note": stats_note,
     }
     write_results(out_dir, rows, config, cells_df, stats)
-    return {"rows": rows, "computed": len(todo) - len(failed), "reused": reused, "cells": len(cells),
-            "failed": failed, "stats": stats}
+    return {
+        "rows": rows,
+        "computed": len(todo) - len(failed),
+        "reused": reused,
+        "cells": len(cells),
+        "failed": failed,
+        "stats": stats,
+    }

@@ -25,8 +25,18 @@ from drive import resources
 from drive.errors import UserError
 
 EXPERT = "expert"
-COLUMNS = ("case", "driver", "episodes", "distance_km", "off_road_events", "off_road_per_km", "mean_abs_lateral_m",
-           "max_abs_lateral_m", "mean_abs_heading_error_rad", "completed_fraction")
+COLUMNS = (
+    "case",
+    "driver",
+    "episodes",
+    "distance_km",
+    "off_road_events",
+    "off_road_per_km",
+    "mean_abs_lateral_m",
+    "max_abs_lateral_m",
+    "mean_abs_heading_error_rad",
+    "completed_fraction",
+)
 
 
 def suite_cases(names: Sequence[str] | None = None) -> list[str]:
@@ -62,15 +72,26 @@ def _drive_case(case: str, driver: str, seeds: list[int], duration_s: float | No
     check_compatible(policy, scenario)
     episodes, _ = drive_episodes(policy, scenario, seeds, progress=False)
     agg = M.aggregate(episodes)
-    row = {"case": case, "driver": _driver_label(driver), "episodes": agg["episodes"],
-           "distance_km": agg["distance_m"] / 1000.0}
+    row = {
+        "case": case,
+        "driver": _driver_label(driver),
+        "episodes": agg["episodes"],
+        "distance_km": agg["distance_m"] / 1000.0,
+    }
     row.update({k: agg[k] for k in COLUMNS if k in agg})
     return row
 
 
-def run_suite(checkpoints: Sequence[str | os.PathLike], out: str | os.PathLike, tracks: int = 10, workers: int = 2,
-              cases: Sequence[str] | None = None, duration_s: float | None = None, expert: bool = True,
-              progress: bool = True) -> list[dict[str, Any]]:
+def run_suite(
+    checkpoints: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    tracks: int = 10,
+    workers: int = 2,
+    cases: Sequence[str] | None = None,
+    duration_s: float | None = None,
+    expert: bool = True,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Drive every suite case with every checkpoint (and the expert) on ``tracks`` test tracks; write the results.
 
     ``out`` must exist (``drive.commands.common.prepare_out_dir``). Returns the rows of results.csv.
@@ -95,7 +116,9 @@ def run_suite(checkpoints: Sequence[str | os.PathLike], out: str | os.PathLike, 
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
         futures = {pool.submit(_drive_case, case, driver, seeds, duration_s): (case, driver) for case, driver in jobs}
         try:
-            for fut in tqdm(cf.as_completed(futures), total=len(futures), desc="suite", unit="case", disable=not progress):
+            for fut in tqdm(
+                cf.as_completed(futures), total=len(futures), desc="suite", unit="case", disable=not progress
+            ):
                 rows.append(fut.result())
         except BaseException:
             for f in futures:
@@ -127,10 +150,15 @@ def report_markdown(df, drivers: Sequence[str]) -> str:
     header = ["case"]
     for d in drivers:
         header += [f"{d} off-road/km", f"{d} mean abs lat (m)", f"{d} max abs lat (m)"]
-    lines = ["# Generalization suite", "",
-             f"{int(df['episodes'].max()) if len(df) else 0} test tracks per case; "
-             f"{df.groupby('driver')['distance_km'].sum().round(1).to_dict()} km driven per driver.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        "# Generalization suite",
+        "",
+        f"{int(df['episodes'].max()) if len(df) else 0} test tracks per case; "
+        f"{df.groupby('driver')['distance_km'].sum().round(1).to_dict()} km driven per driver.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for case, group in df.groupby("case", sort=False):
         cells = [case]
         for d in drivers:
@@ -139,7 +167,11 @@ def report_markdown(df, drivers: Sequence[str]) -> str:
                 cells += ["–"] * 3
             else:
                 r = r.iloc[0]
-                cells += [f"{r['off_road_per_km']:.2f}", f"{r['mean_abs_lateral_m']:.3f}", f"{r['max_abs_lateral_m']:.2f}"]
+                cells += [
+                    f"{r['off_road_per_km']:.2f}",
+                    f"{r['mean_abs_lateral_m']:.3f}",
+                    f"{r['max_abs_lateral_m']:.2f}",
+                ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -158,9 +190,14 @@ def plot_results(df, drivers: Sequence[str], path: Path) -> None:
     y = np.arange(len(cases))
     height = 0.8 / max(1, len(drivers))
     fig, axes = plt.subplots(1, 3, figsize=(14, 0.45 * len(cases) + 1.8), sharey=True)
-    for ax, (col, title) in zip(axes, [("off_road_per_km", "off-road events per km"),
-                                       ("mean_abs_lateral_m", "mean |lateral| (m)"),
-                                       ("max_abs_lateral_m", "max |lateral| (m)")]):
+    for ax, (col, title) in zip(
+        axes,
+        [
+            ("off_road_per_km", "off-road events per km"),
+            ("mean_abs_lateral_m", "mean |lateral| (m)"),
+            ("max_abs_lateral_m", "max |lateral| (m)"),
+        ],
+    ):
         for k, d in enumerate(drivers):
             sub = df[df["driver"] == d].set_index("case").reindex(cases)
             ax.barh(y + (k - (len(drivers) - 1) / 2) * height, sub[col].to_numpy(float), height, label=d)

@@ -115,7 +115,7 @@ class ActivityStrip:
         gray = np.rint(np.nan_to_num(scaled, nan=0.0) * 255).astype(np.uint8)
         heat = cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
         heat = cv2.resize(heat, (a.shape[1] * self.column_px, n * self.row_px), interpolation=cv2.INTER_NEAREST)
-        heat = heat[:, -(width - label_w):]
+        heat = heat[:, -(width - label_w) :]
         panel[14 : 14 + heat.shape[0], width - heat.shape[1] :] = heat
         return panel
 
@@ -123,8 +123,9 @@ class ActivityStrip:
 class Compositor:
     """Lays out camera, steering, top-down map and neuron activity in one RGB picture of fixed size."""
 
-    def __init__(self, camera_hw: tuple[int, int], neuron_labels: Sequence[str] = (), camera_scale: int = 2,
-                 map_width: int = 320):
+    def __init__(
+        self, camera_hw: tuple[int, int], neuron_labels: Sequence[str] = (), camera_scale: int = 2, map_width: int = 320
+    ):
         ch, cw = camera_hw
         self.cam_h, self.cam_w = ch * camera_scale, cw * camera_scale
         self.steer_h = 50
@@ -136,9 +137,16 @@ class Compositor:
         self.height = self.cam_h + self.steer_h + self.strip_h
         self.height += self.height % 2
 
-    def compose(self, camera: np.ndarray, policy_steering: float | None, expert_steering: float | None,
-                topdown: np.ndarray | None, activity: np.ndarray | None, lines: Sequence[str] = (),
-                camera_note: str | None = None) -> np.ndarray:
+    def compose(
+        self,
+        camera: np.ndarray,
+        policy_steering: float | None,
+        expert_steering: float | None,
+        topdown: np.ndarray | None,
+        activity: np.ndarray | None,
+        lines: Sequence[str] = (),
+        camera_note: str | None = None,
+    ) -> np.ndarray:
         """One picture. ``lines`` are printed on the map; ``camera_note`` (e.g. "frame dropped") on the camera."""
         self.strip.push(activity)
         out = np.full((self.height, self.width, 3), BACKGROUND, np.uint8)
@@ -147,7 +155,8 @@ class Compositor:
             _text(cam, camera_note, (6, 16), (255, 60, 60), 0.5)
         out[: self.cam_h, : self.cam_w] = cam
         out[self.cam_h : self.cam_h + self.steer_h, : self.cam_w] = steering_panel(
-            policy_steering, expert_steering, self.steer_h, self.cam_w)
+            policy_steering, expert_steering, self.steer_h, self.cam_w
+        )
         map_h = self.cam_h + self.steer_h
         if topdown is not None:
             out[:map_h, self.cam_w : self.cam_w + self.map_w] = fit(topdown, map_h, self.map_w)

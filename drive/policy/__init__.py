@@ -8,9 +8,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"load_policy": "drive.policy.checkpoint", "save_checkpoint": "drive.policy.checkpoint",
-         "DrivingPolicy": "drive.policy.model", "build_policy": "drive.policy.model",
-         "MODEL_NAMES": "drive.policy.perception"}
+_LAZY = {
+    "load_policy": "drive.policy.checkpoint",
+    "save_checkpoint": "drive.policy.checkpoint",
+    "DrivingPolicy": "drive.policy.model",
+    "build_policy": "drive.policy.model",
+    "MODEL_NAMES": "drive.policy.perception",
+}
 
 __all__ = ["DrivingPolicy", "MODEL_NAMES", "build_policy", "load_policy", "save_checkpoint"]
 

@@ -74,8 +74,13 @@ def save_weights(policy: torch.nn.Module, path: str | Path) -> None:
 
 
 def checkpoint_config(policy: DrivingPolicy, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "code_version": drive.__version__,
-              "model": policy.model_name, "policy": policy.config}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "code_version": drive.__version__,
+        "model": policy.model_name,
+        "policy": policy.config,
+    }
     for key, value in (extra or {}).items():
         if key in ("format", "format_version", "policy"):
             raise ValueError(f"save_checkpoint: extra key {key!r} is reserved")
@@ -100,11 +105,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if config.get("format") != FORMAT:
         raise UserError(f"{file}: field 'format' is {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{file}: field 'format_version' is {config.get('format_version')!r}, "
-                         f"this code reads {FORMAT_VERSION}")
+        raise UserError(
+            f"{file}: field 'format_version' is {config.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
     if not isinstance(config.get("policy"), dict):
-        raise UserError(f"{file}: field 'policy' is " + ("missing" if "policy" not in config else
-                                                         f"{type(config['policy']).__name__}, expected an object"))
+        raise UserError(
+            f"{file}: field 'policy' is "
+            + ("missing" if "policy" not in config else f"{type(config['policy']).__name__}, expected an object")
+        )
     return config
 
 
@@ -116,20 +124,28 @@ def load_weights_into(module: torch.nn.Module, file: str | Path, config_file: st
     where = f"the config {config_file}" if config_file else "the model"
     missing = [k for k in expected if k not in tensors]
     if missing:
-        raise UserError(f"{file}: missing tensor {missing[0]!r} that {where} expects, shape "
-                         f"{tuple(expected[missing[0]].shape)} ({len(missing)} missing in all)")
+        raise UserError(
+            f"{file}: missing tensor {missing[0]!r} that {where} expects, shape "
+            f"{tuple(expected[missing[0]].shape)} ({len(missing)} missing in all)"
+        )
     unexpected = [k for k in tensors if k not in expected]
     if unexpected:
-        raise UserError(f"{file}: unexpected tensor {unexpected[0]!r}, shape {tuple(tensors[unexpected[0]].shape)}, "
-                         f"that {where} does not have ({len(unexpected)} unexpected in all)")
+        raise UserError(
+            f"{file}: unexpected tensor {unexpected[0]!r}, shape {tuple(tensors[unexpected[0]].shape)}, "
+            f"that {where} does not have ({len(unexpected)} unexpected in all)"
+        )
     for name, value in expected.items():
         if tuple(tensors[name].shape) != tuple(value.shape):
-            raise UserError(f"{file}: tensor {name!r} has shape {tuple(tensors[name].shape)} but {where} "
-                             f"expects {tuple(value.shape)}")
+            raise UserError(
+                f"{file}: tensor {name!r} has shape {tuple(tensors[name].shape)} but {where} "
+                f"expects {tuple(value.shape)}"
+            )
     module.load_state_dict(tensors, strict=True)
 
 
-def load_policy(path: str | Path, weights: str | Path | None = None, map_location: str | torch.device = "cpu") -> DrivingPolicy:
+def load_policy(
+    path: str | Path, weights: str | Path | None = None, map_location: str | torch.device = "cpu"
+) -> DrivingPolicy:
     """Rebuild the policy of a checkpoint folder and load its weights (``model.safetensors`` by default)."""
     path = Path(path)
     config = read_config(path)
@@ -161,8 +177,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                           meta: dict[str, Any], where: str) -> None:
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any], where: str
+) -> None:
     """Inverse of :func:`optimizer_tensors`."""
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
@@ -176,8 +193,10 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
             g["betas"] = tuple(g["betas"])
     current = optimizer.state_dict()["param_groups"]
     if [len(g["params"]) for g in groups] != [len(g["params"]) for g in current]:
-        raise UserError(f"{where}: optimiser parameter groups {[len(g['params']) for g in groups]} do not match "
-                         f"the model's {[len(g['params']) for g in current]}")
+        raise UserError(
+            f"{where}: optimiser parameter groups {[len(g['params']) for g in groups]} do not match "
+            f"the model's {[len(g['params']) for g in current]}"
+        )
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -189,8 +208,9 @@ def _file_digest(file: Path) -> dict[str, Any]:
     return {"bytes": file.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def save_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                     state: dict[str, Any]) -> None:
+def save_train_state(
+    path: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
     """Write ``train_state/`` (latest weights, optimiser, progress, manifest) as one unit.
 
     The folder is built under a temporary name and renamed into place when complete, so a kill at any
@@ -202,9 +222,13 @@ def save_train_state(path: str | Path, policy: torch.nn.Module, optimizer: torch
         tensors, meta = optimizer_tensors(optimizer)
         _save_tensors(tmp / OPTIMIZER_FILE, tensors, metadata={"optimizer": json.dumps(meta)})
         atomic_write_json(tmp / STATE_FILE, state)
-        atomic_write_json(tmp / MANIFEST_FILE, {
-            "format": "drive-train-state", "files": {name: _file_digest(tmp / name)
-                                                     for name in (WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE)}})
+        atomic_write_json(
+            tmp / MANIFEST_FILE,
+            {
+                "format": "drive-train-state",
+                "files": {name: _file_digest(tmp / name) for name in (WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE)},
+            },
+        )
 
 
 def check_train_state(folder: str | Path) -> None:
@@ -216,8 +240,14 @@ def check_train_state(folder: str | Path) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         left = sorted(folder.parent.glob(f".{folder.name}.old-*"))  # a save killed between its two renames
-        hint = (f" (an interrupted save left the previous state in {left[-1].name}; rename it to {folder.name} "
-                "to resume from there)") if left else ""
+        hint = (
+            (
+                f" (an interrupted save left the previous state in {left[-1].name}; rename it to {folder.name} "
+                "to resume from there)"
+            )
+            if left
+            else ""
+        )
         raise UserError(f"{folder}: nothing to resume: training state not found{hint}")
     manifest_file = folder / MANIFEST_FILE
     if not manifest_file.exists():
@@ -231,8 +261,10 @@ def check_train_state(folder: str | Path) -> None:
             raise UserError(f"{file}: missing from the training state (listed in {MANIFEST_FILE})")
         found = _file_digest(file)
         if not isinstance(expected, dict) or found["bytes"] != expected.get("bytes"):
-            raise UserError(f"{file}: torn or truncated training state: {found['bytes']} bytes, "
-                            f"{MANIFEST_FILE} records {expected.get('bytes') if isinstance(expected, dict) else None}")
+            raise UserError(
+                f"{file}: torn or truncated training state: {found['bytes']} bytes, "
+                f"{MANIFEST_FILE} records {expected.get('bytes') if isinstance(expected, dict) else None}"
+            )
         if found["sha256"] != expected.get("sha256"):
             raise UserError(f"{file}: corrupt training state: SHA-256 differs from the one in {MANIFEST_FILE}")
 

@@ -94,9 +94,16 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
 
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on Python scalars, constant in this graph
-            torch.onnx.export(module, (frames, state, dt), str(tmp_file), input_names=list(INPUTS),
-                              output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False,
-                              dynamic_axes={n: {0: "batch"} for n in INPUTS + OUTPUTS})
+            torch.onnx.export(
+                module,
+                (frames, state, dt),
+                str(tmp_file),
+                input_names=list(INPUTS),
+                output_names=list(OUTPUTS),
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes={n: {0: "batch"} for n in INPUTS + OUTPUTS},
+            )
         os.chmod(tmp_file, 0o666 & ~_umask())
         os.replace(tmp_file, target)
     config = {
@@ -104,10 +111,15 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
         "format_version": 1,
         "onnx_file": ONNX_FILE,
         "opset": OPSET,
-        "inputs": {"frames": f"uint8 (B, {h}, {w}, 3) RGB", "state": f"float32 (B, {policy.state_size})",
-                   "dt_s": "float32 (B,) seconds since each sample's previous frame"},
-        "outputs": {"steering": "float32 (B,) normalised; radians = steering * max_steer_rad",
-                    "new_state": f"float32 (B, {policy.state_size})"},
+        "inputs": {
+            "frames": f"uint8 (B, {h}, {w}, 3) RGB",
+            "state": f"float32 (B, {policy.state_size})",
+            "dt_s": "float32 (B,) seconds since each sample's previous frame",
+        },
+        "outputs": {
+            "steering": "float32 (B,) normalised; radians = steering * max_steer_rad",
+            "new_state": f"float32 (B, {policy.state_size})",
+        },
         "neuron_labels": policy.neuron_labels,
         "source_checkpoint": checkpoint.name,
         "policy": policy.config,
@@ -173,15 +185,18 @@ class OnnxPolicy:
         options.intra_op_num_threads = threads or 1  # batch-1 graphs of small ops: one thread is fastest
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(folder / config.get("onnx_file", ONNX_FILE)), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(folder / config.get("onnx_file", ONNX_FILE)), options, providers=["CPUExecutionProvider"]
+        )
         # a graph drops inputs it does not use (dt_s for discrete-time controllers, state for cnn)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def initial_state(self, batch: int) -> np.ndarray:
         return np.zeros((batch, self.state_size), dtype=np.float32)
 
-    def step(self, frames, state, dt_s: Any = None, infos: Sequence[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, frames, state, dt_s: Any = None, infos: Sequence[dict] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         frames = np.ascontiguousarray(np.asarray(frames, dtype=np.uint8))
         b = frames.shape[0]
         if state is None:
@@ -199,8 +214,14 @@ class OnnxPolicy:
         return np.asarray(state, dtype=np.float32)[:, : len(self.neuron_labels)]
 
 
-def closed_loop_compare(checkpoint: str | os.PathLike, onnx_folder: str | os.PathLike, steps: int = 1000,
-                        scenario: Any = "default", seed: int = 0, progress: bool = False) -> dict[str, Any]:
+def closed_loop_compare(
+    checkpoint: str | os.PathLike,
+    onnx_folder: str | os.PathLike,
+    steps: int = 1000,
+    scenario: Any = "default",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Drive ``steps`` closed-loop control steps with the torch policy of ``checkpoint`` (steering the
     car) and feed every frame and elapsed time also to the exported :class:`OnnxPolicy`, each with its
     own state. Returns the largest |steering difference| and |state difference| over the run."""
@@ -253,7 +274,9 @@ def _cache_folder(checkpoint: Path) -> Path | None:
     package = Path(__file__).resolve().parents[1]
     for source in sorted([*(package / "core").glob("*.py"), *(package / "policy").glob("*.py")]):
         digest.update(source.name.encode() + source.read_bytes())
-    root = os.environ.get("DRIVE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drive"
+    root = (
+        os.environ.get("DRIVE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drive"
+    )
     return Path(root) / "onnx" / digest.hexdigest()[:20]
 
 

@@ -21,9 +21,8 @@ and by half or more at batch 8, for output differences of about 1e-3 of the feat
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,9 +44,16 @@ NORMALISATION = {
 class DrivingPolicy(nn.Module):
     """Perception + controller. See the module docstring for the conventions."""
 
-    def __init__(self, model_name: str, head: nn.Module, controller: nn.Module | None,
-                 frame_period_s: float = DEFAULT_FRAME_PERIOD_S, max_steer_rad: float = DEFAULT_MAX_STEER_RAD,
-                 image_height: int = 78, image_width: int = 200):
+    def __init__(
+        self,
+        model_name: str,
+        head: nn.Module,
+        controller: nn.Module | None,
+        frame_period_s: float = DEFAULT_FRAME_PERIOD_S,
+        max_steer_rad: float = DEFAULT_MAX_STEER_RAD,
+        image_height: int = 78,
+        image_width: int = 200,
+    ):
         super().__init__()
         if model_name not in MODEL_NAMES:
             raise ValueError(f"unknown model {model_name!r} (choose from {', '.join(MODEL_NAMES)})")
@@ -100,8 +106,10 @@ class DrivingPolicy(nn.Module):
     def _check_frames(self, frames: torch.Tensor, dims: int) -> None:
         if frames.dim() != dims or tuple(frames.shape[-3:]) != (self.image_height, self.image_width, 3):
             want = "(B, T, H, W, 3)" if dims == 5 else "(B, H, W, 3)"
-            raise ValueError(f"frames must be {want} with H, W = {self.image_height}, {self.image_width}; "
-                             f"got shape {tuple(frames.shape)}")
+            raise ValueError(
+                f"frames must be {want} with H, W = {self.image_height}, {self.image_width}; "
+                f"got shape {tuple(frames.shape)}"
+            )
 
     def set_inference_precision(self, precision: str) -> "DrivingPolicy":
         """``float32`` (default) or ``bfloat16``: the precision of the convolutions in :meth:`step`."""
@@ -123,8 +131,9 @@ class DrivingPolicy(nn.Module):
         images = frames.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last for the convolutions
         return self.head(images.to(self._param().device, non_blocking=True))
 
-    def forward(self, frames: torch.Tensor, state: torch.Tensor | None = None,
-                dt_s: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, frames: torch.Tensor, state: torch.Tensor | None = None, dt_s: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """frames uint8 (B, T, H, W, 3), state (B, S) or None, dt_s (B, T) s or None ->
         (normalised steering (B, T), state (B, S))."""
         self._check_frames(frames, 5)
@@ -144,23 +153,28 @@ class DrivingPolicy(nn.Module):
         """``frames`` of :meth:`step` checked against the input contract, as a (B, H, W, 3) tensor."""
         if isinstance(frames, np.ndarray):
             if frames.dtype.name not in self.FRAME_DTYPES:
-                raise ValueError(f"frames: dtype {frames.dtype.name} is not supported; give RGB uint8 (0..255) "
-                                 "or float32 pixel values in [0, 255]")
+                raise ValueError(
+                    f"frames: dtype {frames.dtype.name} is not supported; give RGB uint8 (0..255) "
+                    "or float32 pixel values in [0, 255]"
+                )
             if not (frames.flags.writeable and frames.flags.c_contiguous):
                 frames = np.array(frames)  # torch wants writable memory; 47 kB a frame, a few us
             frames = torch.from_numpy(frames)
         elif not isinstance(frames, torch.Tensor):
             raise ValueError(f"frames: expected a numpy array or a torch tensor, got {type(frames).__name__}")
         if frames.dtype not in (torch.uint8, torch.float32):
-            raise ValueError(f"frames: dtype {str(frames.dtype).removeprefix('torch.')} is not supported; give RGB "
-                             "uint8 (0..255) or float32 pixel values in [0, 255]")
+            raise ValueError(
+                f"frames: dtype {str(frames.dtype).removeprefix('torch.')} is not supported; give RGB "
+                "uint8 (0..255) or float32 pixel values in [0, 255]"
+            )
         self._check_frames(frames, 4)
         if frames.dtype == torch.float32:
             finite = torch.isfinite(frames)
             if not bool(finite.all()):
                 bad = frames[~finite].flatten()[0].item()
-                raise ValueError(f"frames: float frames must be finite, got {bad} "
-                                 f"({int((~finite).sum())} non-finite value(s))")
+                raise ValueError(
+                    f"frames: float frames must be finite, got {bad} ({int((~finite).sum())} non-finite value(s))"
+                )
             lo, hi = float(frames.min()), float(frames.max())
             if lo < 0.0 or hi > 255.0:
                 raise ValueError(f"frames: float32 pixel values must be in [0, 255], got values in [{lo:g}, {hi:g}]")
@@ -173,11 +187,15 @@ class DrivingPolicy(nn.Module):
         if isinstance(state, np.ndarray):
             state = torch.from_numpy(np.asarray(state, dtype=np.float32))
         if not isinstance(state, torch.Tensor):
-            raise ValueError(f"state: expected a torch tensor (or numpy array) of shape ({batch}, {self.state_size}) "
-                             f"or None, got {type(state).__name__}")
+            raise ValueError(
+                f"state: expected a torch tensor (or numpy array) of shape ({batch}, {self.state_size}) "
+                f"or None, got {type(state).__name__}"
+            )
         if tuple(state.shape) != (batch, self.state_size):
-            raise ValueError(f"state: expected shape ({batch}, {self.state_size}) (batch, state size of "
-                             f"{self.model_name}), got {tuple(state.shape)}")
+            raise ValueError(
+                f"state: expected shape ({batch}, {self.state_size}) (batch, state size of "
+                f"{self.model_name}), got {tuple(state.shape)}"
+            )
         p = self._param()
         return state.to(device=p.device, dtype=p.dtype)
 
@@ -190,15 +208,18 @@ class DrivingPolicy(nn.Module):
         if dt.dim() == 0:
             dt = dt.expand(batch)
         elif tuple(dt.shape) != (batch,):
-            raise ValueError(f"dt_s: expected a scalar or shape ({batch},) (one per frame), got shape {tuple(dt.shape)}")
+            raise ValueError(
+                f"dt_s: expected a scalar or shape ({batch},) (one per frame), got shape {tuple(dt.shape)}"
+            )
         ok = torch.isfinite(dt) & (dt > 0)
         if not bool(ok.all()):
             raise ValueError(f"dt_s: must be finite and > 0 seconds, got {dt[~ok].flatten()[0].item()}")
         return dt.to(device=p.device, dtype=p.dtype) / self.frame_period_s
 
     @torch.inference_mode()
-    def step(self, frames: Any, state: Any = None, dt_s: Any = None,
-             infos: Any = None) -> tuple[np.ndarray, torch.Tensor]:
+    def step(
+        self, frames: Any, state: Any = None, dt_s: Any = None, infos: Any = None
+    ) -> tuple[np.ndarray, torch.Tensor]:
         """One closed-loop step for a batch of B envs (the :class:`drive.policy.protocol.Driver` step).
 
         Input contract (checked; a violation raises one ``ValueError`` naming the argument and value):
@@ -240,9 +261,15 @@ class DrivingPolicy(nn.Module):
             return self.controller.neuron_activity(state).float().cpu().numpy()
 
 
-def build_policy(model: str, frame_period_s: float = DEFAULT_FRAME_PERIOD_S,
-                 max_steer_rad: float = DEFAULT_MAX_STEER_RAD, image_height: int = 78, image_width: int = 200,
-                 head: dict[str, Any] | None = None, **controller_overrides) -> DrivingPolicy:
+def build_policy(
+    model: str,
+    frame_period_s: float = DEFAULT_FRAME_PERIOD_S,
+    max_steer_rad: float = DEFAULT_MAX_STEER_RAD,
+    image_height: int = 78,
+    image_width: int = 200,
+    head: dict[str, Any] | None = None,
+    **controller_overrides,
+) -> DrivingPolicy:
     """A fresh policy of a registry model (``ncp19, lstm, gru, ctrnn, cfc, feedforward`` = conv head +
     controller; ``cnn`` = PilotNet). ``head`` overrides head arguments; the remaining keyword arguments go
     to :func:`drive.core.controllers.build_controller` (e.g. a solver choice)."""
@@ -251,11 +278,20 @@ def build_policy(model: str, frame_period_s: float = DEFAULT_FRAME_PERIOD_S,
     if model in CONTROLLER_MODELS:
         from drive.core.controllers import build_controller
 
-        controller = build_controller(model, in_features=perception.out_features, out_features=1, **controller_overrides)
+        controller = build_controller(
+            model, in_features=perception.out_features, out_features=1, **controller_overrides
+        )
     elif controller_overrides:
         raise ValueError(f"model {model!r} has no controller; unexpected options {sorted(controller_overrides)}")
-    return DrivingPolicy(model, perception, controller, frame_period_s=frame_period_s, max_steer_rad=max_steer_rad,
-                         image_height=image_height, image_width=image_width)
+    return DrivingPolicy(
+        model,
+        perception,
+        controller,
+        frame_period_s=frame_period_s,
+        max_steer_rad=max_steer_rad,
+        image_height=image_height,
+        image_width=image_width,
+    )
 
 
 def policy_from_config(config: dict[str, Any]) -> DrivingPolicy:
@@ -268,8 +304,14 @@ def policy_from_config(config: dict[str, Any]) -> DrivingPolicy:
             from drive.core.controllers import controller_from_config
 
             controller = controller_from_config(config["controller"])
-        return DrivingPolicy(model, head, controller, frame_period_s=config["frame_period_s"],
-                             max_steer_rad=config["max_steer_rad"], image_height=config["image_height"],
-                             image_width=config["image_width"])
+        return DrivingPolicy(
+            model,
+            head,
+            controller,
+            frame_period_s=config["frame_period_s"],
+            max_steer_rad=config["max_steer_rad"],
+            image_height=config["image_height"],
+            image_width=config["image_width"],
+        )
     except KeyError as exc:
         raise ValueError(f"policy config: missing field {exc.args[0]!r}") from None

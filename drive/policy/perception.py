@@ -65,12 +65,20 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
 class ConvHead(nn.Module):
     """The NCP paper's conv head: image (N, 3, H, W) in [0, 255] -> features (N, channels[-1] * features_per_channel)."""
 
-    def __init__(self, image_height: int = 78, image_width: int = 200,
-                 channels: tuple[int, ...] = (24, 36, 48, 64, 8), kernels: tuple[int, ...] = (5, 5, 3, 3, 3),
-                 strides: tuple[int, ...] = (2, 2, 2, 1, 1), features_per_channel: int = 4):
+    def __init__(
+        self,
+        image_height: int = 78,
+        image_width: int = 200,
+        channels: tuple[int, ...] = (24, 36, 48, 64, 8),
+        kernels: tuple[int, ...] = (5, 5, 3, 3, 3),
+        strides: tuple[int, ...] = (2, 2, 2, 1, 1),
+        features_per_channel: int = 4,
+    ):
         super().__init__()
         if not (len(channels) == len(kernels) == len(strides)):
-            raise ValueError(f"ConvHead: channels, kernels and strides differ in length: {channels}, {kernels}, {strides}")
+            raise ValueError(
+                f"ConvHead: channels, kernels and strides differ in length: {channels}, {kernels}, {strides}"
+            )
         layers: list[nn.Module] = []
         c_in, h, w = 3, image_height, image_width
         for c, k, s in zip(channels, kernels, strides):
@@ -83,8 +91,12 @@ class ConvHead(nn.Module):
         self.linear = ChannelwiseLinear(c_in, h * w, features_per_channel)
         self.out_features = c_in * features_per_channel
         self.config: dict[str, Any] = {
-            "kind": "conv_head", "image_height": image_height, "image_width": image_width,
-            "channels": list(channels), "kernels": list(kernels), "strides": list(strides),
+            "kind": "conv_head",
+            "image_height": image_height,
+            "image_width": image_width,
+            "channels": list(channels),
+            "kernels": list(kernels),
+            "strides": list(strides),
             "features_per_channel": features_per_channel,
         }
 
@@ -99,9 +111,15 @@ class ConvHead(nn.Module):
 class PilotNet(nn.Module):
     """NVIDIA's PilotNet: image (N, 3, H, W) in [0, 255] -> steering (N, 1)."""
 
-    def __init__(self, image_height: int = 78, image_width: int = 200,
-                 channels: tuple[int, ...] = (24, 36, 48, 64, 64), kernels: tuple[int, ...] = (5, 5, 5, 3, 3),
-                 strides: tuple[int, ...] = (2, 2, 2, 1, 1), dense: tuple[int, ...] = (100, 50, 10)):
+    def __init__(
+        self,
+        image_height: int = 78,
+        image_width: int = 200,
+        channels: tuple[int, ...] = (24, 36, 48, 64, 64),
+        kernels: tuple[int, ...] = (5, 5, 5, 3, 3),
+        strides: tuple[int, ...] = (2, 2, 2, 1, 1),
+        dense: tuple[int, ...] = (100, 50, 10),
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c_in, h, w = 3, image_height, image_width
@@ -120,8 +138,13 @@ class PilotNet(nn.Module):
         self.dense = nn.Sequential(*fc)
         self.out_features = 1
         self.config: dict[str, Any] = {
-            "kind": "pilotnet", "image_height": image_height, "image_width": image_width,
-            "channels": list(channels), "kernels": list(kernels), "strides": list(strides), "dense": list(dense),
+            "kind": "pilotnet",
+            "image_height": image_height,
+            "image_width": image_width,
+            "channels": list(channels),
+            "kernels": list(kernels),
+            "strides": list(strides),
+            "dense": list(dense),
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

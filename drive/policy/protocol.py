@@ -33,8 +33,9 @@ class Driver(Protocol):
         """The state before the first frame, for ``batch`` samples."""
         ...
 
-    def step(self, frames: np.ndarray, state: Any, dt_s: Any = None,
-             infos: Sequence[dict] | None = None) -> tuple[np.ndarray, Any]:
+    def step(
+        self, frames: np.ndarray, state: Any, dt_s: Any = None, infos: Sequence[dict] | None = None
+    ) -> tuple[np.ndarray, Any]:
         """One frame per sample: (steering (B,), new state)."""
         ...
 

@@ -28,8 +28,9 @@ class ExpertPolicy:
     def initial_state(self, batch: int) -> np.ndarray:
         return np.zeros((batch, 0), np.float32)  # stateless (NumPy, so the reference drivers need no torch)
 
-    def step(self, frames: np.ndarray, state: Any, dt_s: Any = None,
-             infos: Sequence[dict] | None = None) -> tuple[np.ndarray, Any]:
+    def step(
+        self, frames: np.ndarray, state: Any, dt_s: Any = None, infos: Sequence[dict] | None = None
+    ) -> tuple[np.ndarray, Any]:
         if infos is None:
             raise ValueError("ExpertPolicy.step: needs the env's info of each frame (infos=...)")
         return np.array([float(i["expert_steering"]) for i in infos], dtype=np.float64), state
@@ -51,8 +52,9 @@ class ConstantPolicy:
     def initial_state(self, batch: int) -> np.ndarray:
         return np.zeros((batch, 0), np.float32)  # stateless (NumPy, so the reference drivers need no torch)
 
-    def step(self, frames: np.ndarray, state: Any, dt_s: Any = None,
-             infos: Sequence[dict] | None = None) -> tuple[np.ndarray, Any]:
+    def step(
+        self, frames: np.ndarray, state: Any, dt_s: Any = None, infos: Sequence[dict] | None = None
+    ) -> tuple[np.ndarray, Any]:
         return np.full(len(frames), self.steering, dtype=np.float64), state
 
     def neuron_activity(self, state: np.ndarray) -> np.ndarray:

@@ -45,18 +45,26 @@ class Augmenter:
 
     def sample(self, batch: int, height: int, width: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Parameters for ``batch`` sequences: factors (B,), shadow flags (B,), shadow polygons (B, 4, 2)."""
+
         def uniform(lo: float, hi: float) -> torch.Tensor:
             return lo + (hi - lo) * torch.rand(batch, generator=generator, dtype=torch.float64)
 
         top, bottom = uniform(0, width), uniform(0, width)
         left_side = torch.rand(batch, generator=generator) < 0.5
         edge = torch.where(left_side, torch.zeros(batch), torch.full((batch,), float(width)))
-        polygons = torch.stack([
-            torch.stack([top, torch.zeros(batch, dtype=torch.float64)], 1),
-            torch.stack([bottom, torch.full((batch,), float(height), dtype=torch.float64)], 1),
-            torch.stack([edge.double(), torch.full((batch,), float(height), dtype=torch.float64)], 1),
-            torch.stack([edge.double(), torch.zeros(batch, dtype=torch.float64)], 1),
-        ], 1).round().to(torch.int32)
+        polygons = (
+            torch.stack(
+                [
+                    torch.stack([top, torch.zeros(batch, dtype=torch.float64)], 1),
+                    torch.stack([bottom, torch.full((batch,), float(height), dtype=torch.float64)], 1),
+                    torch.stack([edge.double(), torch.full((batch,), float(height), dtype=torch.float64)], 1),
+                    torch.stack([edge.double(), torch.zeros(batch, dtype=torch.float64)], 1),
+                ],
+                1,
+            )
+            .round()
+            .to(torch.int32)
+        )
         params = {
             "brightness": uniform(1 - self.brightness, 1 + self.brightness),
             "contrast": uniform(1 - self.contrast, 1 + self.contrast),
@@ -109,14 +117,28 @@ class Augmenter:
 
     @classmethod
     def from_config(cls, cfg) -> "Augmenter":
-        return cls(brightness=cfg.brightness, contrast=cfg.contrast, saturation=cfg.saturation, hue=cfg.hue,
-                   shadow_prob=cfg.shadow_prob, shadow_darkness=cfg.shadow_darkness, noise_variance=cfg.augment_noise)
+        return cls(
+            brightness=cfg.brightness,
+            contrast=cfg.contrast,
+            saturation=cfg.saturation,
+            hue=cfg.hue,
+            shadow_prob=cfg.shadow_prob,
+            shadow_darkness=cfg.shadow_darkness,
+            noise_variance=cfg.augment_noise,
+        )
 
     @classmethod
     def noise_only(cls, noise_variance: float) -> "Augmenter":
         """Only the pixel noise (for ``--no-augment --augment-noise S``)."""
-        return cls(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, shadow_prob=0.0, shadow_darkness=0.0,
-                   noise_variance=noise_variance)
+        return cls(
+            brightness=0.0,
+            contrast=0.0,
+            saturation=0.0,
+            hue=0.0,
+            shadow_prob=0.0,
+            shadow_darkness=0.0,
+            noise_variance=noise_variance,
+        )
 
 
 def slice_params(params: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:

@@ -115,9 +115,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`~drive.errors.UserError` naming the first bad option (by its flag) and its value."""
+
         def need(ok: bool, flag: str, value: Any, what: str) -> None:
             if not ok:
                 raise UserError(f"--{flag} {value!r}: {what}")
+
         need(bool(self.data), "data", self.data, "is required")
         need(bool(self.out), "out", self.out, "is required")
         need(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
@@ -131,7 +133,12 @@ class TrainConfig:
         need(0 <= self.val_fraction < 1, "val-fraction", self.val_fraction, "must be in [0, 1)")
         need(self.augment_noise >= 0, "augment-noise", self.augment_noise, "must be >= 0")
         need(0 <= self.burn_in < self.seq_len, "burn-in", self.burn_in, f"must be in [0, --seq-len {self.seq_len})")
-        need(self.lr_schedule in LR_SCHEDULES, "lr-schedule", self.lr_schedule, f"must be one of {', '.join(LR_SCHEDULES)}")
+        need(
+            self.lr_schedule in LR_SCHEDULES,
+            "lr-schedule",
+            self.lr_schedule,
+            f"must be one of {', '.join(LR_SCHEDULES)}",
+        )
         need(0 <= self.ema_decay < 1, "ema-decay", self.ema_decay, "must be in [0, 1)")
         need(0 <= self.val_smoothing < 1, "val-smoothing", self.val_smoothing, "must be in [0, 1)")
         need(self.max_steps >= 0, "max-steps", self.max_steps, "must be >= 0")
@@ -143,8 +150,12 @@ class TrainConfig:
         need(0 <= self.shadow_prob <= 1, "shadow-prob", self.shadow_prob, "must be in [0, 1]")
         need(0 <= self.shadow_darkness < 0.9, "shadow-darkness", self.shadow_darkness, "must be in [0, 0.9)")
         need(self.dagger_rounds >= 0, "dagger-rounds", self.dagger_rounds, "must be >= 0")
-        need(self.dagger_rounds == 0 or bool(self.scenario), "scenario", self.scenario,
-             "is required with --dagger-rounds")
+        need(
+            self.dagger_rounds == 0 or bool(self.scenario),
+            "scenario",
+            self.scenario,
+            "is required with --dagger-rounds",
+        )
         from drive.policy.perception import MODEL_NAMES
 
         need(self.model in MODEL_NAMES, "model", self.model, f"must be one of {', '.join(MODEL_NAMES)}")

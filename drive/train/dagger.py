@@ -92,23 +92,40 @@ def drive_episode(policy: Driver, env, reset_seed: int, dataset_max_steer_rad: f
     scenario = env.unwrapped.scenario
     labeller = _Labeller(scenario.max_steer_rad / dataset_max_steer_rad)
     log = run_episode(policy, env, reset_seed, observers=[labeller])
-    return {"frames": labeller.frames, "labels": np.array(labeller.labels, np.float32),
-            "applied": np.array(labeller.applied, np.float32),
-            "columns": {k: np.array(v, np.float32) for k, v in labeller.columns.items()},
-            "dt_s": 1.0 / scenario.control_hz, "nonfinite_actions": log.nonfinite_actions,
-            "off_road_events": log.off_road_events, "distance_m": log.distance_m}
+    return {
+        "frames": labeller.frames,
+        "labels": np.array(labeller.labels, np.float32),
+        "applied": np.array(labeller.applied, np.float32),
+        "columns": {k: np.array(v, np.float32) for k, v in labeller.columns.items()},
+        "dt_s": 1.0 / scenario.control_hz,
+        "nonfinite_actions": log.nonfinite_actions,
+        "off_road_events": log.off_road_events,
+        "distance_m": log.distance_m,
+    }
 
 
 def write_episode(writer: DatasetWriter, ep: dict[str, Any], round_index: int) -> int:
     """Append one driven episode to the aggregate (training split only); returns its episode index."""
     n = len(ep["labels"])
-    return writer.add_episode(iter(ep["frames"]), ep["labels"], np.arange(n) * ep["dt_s"],
-                              columns={**ep["columns"], layout.STEERING_APPLIED: ep["applied"]},
-                              episode_meta={"source": DAGGER_SOURCE, "split": "train", "dagger_round": round_index})
+    return writer.add_episode(
+        iter(ep["frames"]),
+        ep["labels"],
+        np.arange(n) * ep["dt_s"],
+        columns={**ep["columns"], layout.STEERING_APPLIED: ep["applied"]},
+        episode_meta={"source": DAGGER_SOURCE, "split": "train", "dagger_round": round_index},
+    )
 
 
-def collect_round(policy: Driver, env, writer: DatasetWriter, round_index: int, episodes: int, seed: int,
-                  dataset_max_steer_rad: float, progress: bool = True) -> list[dict[str, Any]]:
+def collect_round(
+    policy: Driver,
+    env,
+    writer: DatasetWriter,
+    round_index: int,
+    episodes: int,
+    seed: int,
+    dataset_max_steer_rad: float,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Drive ``episodes`` labelled episodes with ``policy`` and append them to ``writer``; returns per-episode stats.
 
     Episode seeds come from (seed, round, episode).
@@ -118,9 +135,16 @@ def collect_round(policy: Driver, env, writer: DatasetWriter, round_index: int, 
         reset_seed = int(np.random.SeedSequence([seed, round_index, e]).generate_state(1)[0])
         ep = drive_episode(policy, env, reset_seed, dataset_max_steer_rad)
         index = write_episode(writer, ep, round_index)
-        stats.append({"episode": index, "frames": len(ep["labels"]), "off_road_events": ep["off_road_events"],
-                      "distance_m": ep["distance_m"], "nonfinite_actions": ep["nonfinite_actions"],
-                      "mean_abs_error": float(np.mean(np.abs(ep["applied"] - ep["labels"])))})
+        stats.append(
+            {
+                "episode": index,
+                "frames": len(ep["labels"]),
+                "off_road_events": ep["off_road_events"],
+                "distance_m": ep["distance_m"],
+                "nonfinite_actions": ep["nonfinite_actions"],
+                "mean_abs_error": float(np.mean(np.abs(ep["applied"] - ep["labels"]))),
+            }
+        )
     return stats
 
 
@@ -136,11 +160,15 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
         scenario = dataclasses.replace(scenario, duration_s=float(cfg.dagger_duration_s))
     info = layout.read_info(data)
     if (scenario.camera.height, scenario.camera.width) != (info.image_height, info.image_width):
-        raise UserError(f"--scenario {cfg.scenario}: camera {scenario.camera.height}x{scenario.camera.width} differs "
-                         f"from the dataset's {info.image_height}x{info.image_width} ({layout.info_path(data)})")
+        raise UserError(
+            f"--scenario {cfg.scenario}: camera {scenario.camera.height}x{scenario.camera.width} differs "
+            f"from the dataset's {info.image_height}x{info.image_width} ({layout.info_path(data)})"
+        )
     if abs(scenario.control_hz - info.fps) > 1e-9:
-        raise UserError(f"--scenario {cfg.scenario}: control_hz {scenario.control_hz} differs from the dataset's "
-                         f"fps {info.fps} ({layout.info_path(data)})")
+        raise UserError(
+            f"--scenario {cfg.scenario}: control_hz {scenario.control_hz} differs from the dataset's "
+            f"fps {info.fps} ({layout.info_path(data)})"
+        )
     aggregate = out / AGGREGATE_DIR
     if not (aggregate / "meta" / "info.json").exists():
         start_aggregate(data, aggregate)
@@ -152,15 +180,29 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
         for k in range(len(rounds) + 1, len(rounds) + cfg.dagger_rounds + 1):
             policy = load_policy(out).eval()
             writer = DatasetWriter(aggregate, info)
-            stats = collect_round(policy, env, writer, k, cfg.dagger_episodes, cfg.seed, info.max_steer_rad,
-                                  progress=cfg.progress)
+            stats = collect_round(
+                policy, env, writer, k, cfg.dagger_episodes, cfg.seed, info.max_steer_rad, progress=cfg.progress
+            )
             writer.close()
             done = json.loads((out / TRAIN_STATE_DIR / "state.json").read_text())["epoch"]
-            round_cfg = dataclasses.replace(cfg, data=str(aggregate), cache_dir="", resume=True, max_steps=0,
-                                            epochs=done + cfg.dagger_epochs, dagger_rounds=0)
+            round_cfg = dataclasses.replace(
+                cfg,
+                data=str(aggregate),
+                cache_dir="",
+                resume=True,
+                max_steps=0,
+                epochs=done + cfg.dagger_epochs,
+                dagger_rounds=0,
+            )
             result = train(round_cfg)
-            rounds.append({"round": k, "episodes": stats, "best_val_loss": result.progress["best_val_loss"],
-                           "epochs_done": result.progress["epoch"]})
+            rounds.append(
+                {
+                    "round": k,
+                    "episodes": stats,
+                    "best_val_loss": result.progress["best_val_loss"],
+                    "epochs_done": result.progress["epoch"],
+                }
+            )
             atomic_write_json(report_path, {"scenario": scenario.name, "rounds": rounds})
     finally:
         env.close()

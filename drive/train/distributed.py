@@ -76,5 +76,6 @@ def init_distributed(device: str = "auto") -> Distributed:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     dist.init_process_group(backend=backend)
-    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev,
-                       enabled=True)
+    return Distributed(
+        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev, enabled=True
+    )

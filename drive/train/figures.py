@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 from drive.io import atomic_path  # noqa: E402
 
 
-def plot_validation(path: str | Path, time_s: np.ndarray, label: np.ndarray, prediction: np.ndarray,
-                    title: str) -> Path:
+def plot_validation(
+    path: str | Path, time_s: np.ndarray, label: np.ndarray, prediction: np.ndarray, title: str
+) -> Path:
     """Line plot of normalised steering (label and prediction) against time, written atomically."""
     fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
     ax.plot(time_s, label, label="label (expert)", color="black", linewidth=1.2)

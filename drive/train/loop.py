@@ -134,8 +134,18 @@ class EpochBatches(torch.utils.data.Dataset):
     each item depends only on (seed, epoch, batch), never on what was drawn before.
     """
 
-    def __init__(self, data: SequenceDataset, order: np.ndarray, batch_size: int, first: int, rank: int,
-                 world_size: int, augmenter: Augmenter | None, seed: int, epoch: int):
+    def __init__(
+        self,
+        data: SequenceDataset,
+        order: np.ndarray,
+        batch_size: int,
+        first: int,
+        rank: int,
+        world_size: int,
+        augmenter: Augmenter | None,
+        seed: int,
+        epoch: int,
+    ):
         self.data, self.order, self.batch_size, self.first = data, order, batch_size, first
         self.local = batch_size // world_size
         self.lo = rank * self.local
@@ -149,12 +159,13 @@ class EpochBatches(torch.utils.data.Dataset):
         if not 0 <= k < len(self):
             raise IndexError(k)
         b = self.first + k
-        window = self.order[b * self.batch_size:(b + 1) * self.batch_size][self.lo:self.lo + self.local]
+        window = self.order[b * self.batch_size : (b + 1) * self.batch_size][self.lo : self.lo + self.local]
         frames, steering, dt = self.data.get_batch(window)
         if self.augmenter is not None:
             c = self.data.cache
-            params = self.augmenter.sample(self.batch_size, c.info.image_height, c.info.image_width,
-                                           batch_generator(self.seed, self.epoch, b))
+            params = self.augmenter.sample(
+                self.batch_size, c.info.image_height, c.info.image_width, batch_generator(self.seed, self.epoch, b)
+            )
             with single_threaded():
                 frames = self.augmenter.apply(frames, slice_params(params, self.lo, self.lo + self.local))
         return frames, steering, dt
@@ -167,7 +178,7 @@ def evaluate(policy: DrivingPolicy, data: SequenceDataset, cfg: TrainConfig, dis
     mine = np.arange(dist.rank, len(data), dist.world_size)
     sums = [0.0, 0.0, 0.0]  # weighted squared error, squared error, sequences
     for i in range(0, len(mine), cfg.batch_size):
-        frames, steering, dt = (t.to(dist.device) for t in data.get_batch(mine[i:i + cfg.batch_size]))
+        frames, steering, dt = (t.to(dist.device) for t in data.get_batch(mine[i : i + cfg.batch_size]))
         pred, _ = policy(frames, None, dt)
         pred, steering = scored(pred, cfg.burn_in), scored(steering, cfg.burn_in)
         n = frames.shape[0]
@@ -182,16 +193,17 @@ def evaluate(policy: DrivingPolicy, data: SequenceDataset, cfg: TrainConfig, dis
 
 
 @torch.no_grad()
-def predict_segment(policy: DrivingPolicy, cache: FrameCache, segment: Segment, device: torch.device,
-                    chunk: int = 256) -> np.ndarray:
+def predict_segment(
+    policy: DrivingPolicy, cache: FrameCache, segment: Segment, device: torch.device, chunk: int = 256
+) -> np.ndarray:
     """Steering predicted over a whole segment, state carried from frame to frame (as in closed loop)."""
     policy.eval()
     o = cache.offsets[segment.episode]
     state, out = None, []
     for s in range(segment.start, segment.stop, chunk):
         e = min(segment.stop, s + chunk)
-        frames = torch.from_numpy(np.array(cache.frames[o + s:o + e]))[None].to(device)
-        dt = torch.from_numpy(cache.dt_s[o + s:o + e])[None].to(device)
+        frames = torch.from_numpy(np.array(cache.frames[o + s : o + e]))[None].to(device)
+        dt = torch.from_numpy(cache.dt_s[o + s : o + e])[None].to(device)
         pred, state = policy(frames, state, dt)
         out.append(pred[0].float().cpu().numpy())
     policy.train()
@@ -204,8 +216,14 @@ def dataset_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
     hidden files such as the lock excluded)."""
     root = Path(root)
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
-        part.startswith(".") or (i == 0 and part == "cache") for i, part in enumerate(p.relative_to(root).parts)))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(
+            part.startswith(".") or (i == 0 and part == "cache") for i, part in enumerate(p.relative_to(root).parts)
+        )
+    )
     for p in files:
         digest.update(f"{p.relative_to(root).as_posix()}\0{p.stat().st_size}\0".encode())
         with open(p, "rb") as fh:
@@ -233,8 +251,10 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
         raise UserError(f"{out / CONFIG_FILE}: field 'training' is {type(saved).__name__}, expected an object")
     for key in RESUME_FIXED:
         if key in saved and saved[key] != getattr(cfg, key):
-            raise UserError(f"--resume: --{key.replace('_', '-')} {getattr(cfg, key)!r} differs from "
-                             f"{out / CONFIG_FILE}'s {saved[key]!r}")
+            raise UserError(
+                f"--resume: --{key.replace('_', '-')} {getattr(cfg, key)!r} differs from "
+                f"{out / CONFIG_FILE}'s {saved[key]!r}"
+            )
 
 
 @dataclass
@@ -268,7 +288,9 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     if cfg.resume:
         _check_resume(cfg, out)
     elif (out / CONFIG_FILE).exists():
-        raise UserError(f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder")
+        raise UserError(
+            f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder"
+        )
     show = cfg.progress and dist.is_main
 
     # ---- 1. data: decode once into the cache (rank 0 builds it, the others wait and open it)
@@ -283,25 +305,45 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
     val_data = SequenceDataset(cache, val_segments, cfg.seq_len, cfg.seq_len)
     if len(train_data) < cfg.batch_size:
-        raise UserError(f"--data {cfg.data}: {len(train_data)} training window(s) of {cfg.seq_len} frames, fewer than "
-                         f"--batch-size {cfg.batch_size}; use shorter --seq-len, a smaller --batch-size or more data")
+        raise UserError(
+            f"--data {cfg.data}: {len(train_data)} training window(s) of {cfg.seq_len} frames, fewer than "
+            f"--batch-size {cfg.batch_size}; use shorter --seq-len, a smaller --batch-size or more data"
+        )
     if cfg.batch_size % dist.world_size:
-        raise UserError(f"--batch-size {cfg.batch_size} must be a multiple of the number of processes ({dist.world_size})")
+        raise UserError(
+            f"--batch-size {cfg.batch_size} must be a multiple of the number of processes ({dist.world_size})"
+        )
     batches_per_epoch = len(train_data) // cfg.batch_size
     frames_per_batch = cfg.batch_size * cfg.seq_len
 
     # ---- 2. model and optimiser (same seed on every process: same initial weights)
     torch.manual_seed(cfg.seed)
-    policy = build_policy(cfg.model, frame_period_s=1.0 / info.fps, max_steer_rad=info.max_steer_rad,
-                          image_height=info.image_height, image_width=info.image_width,
-                          **controller_overrides(cfg)).to(dist.device)
+    policy = build_policy(
+        cfg.model,
+        frame_period_s=1.0 / info.fps,
+        max_steer_rad=info.max_steer_rad,
+        image_height=info.image_height,
+        image_width=info.image_width,
+        **controller_overrides(cfg),
+    ).to(dist.device)
     groups = [{"params": list(policy.head.parameters()), "lr": cfg.lr_head}]
     if policy.controller is not None:
         groups.append({"params": list(policy.controller.parameters()), "lr": cfg.lr_controller})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    progress: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "frames": 0, "train_time_s": 0.0, "losses": [],
-                                "epochs": [], "epoch_loss_sum": 0.0, "best_val_loss": None, "best_epoch": None,
-                                "seed": cfg.seed, "rng": "all randomness is drawn from (seed, epoch, batch)"}
+    progress: dict[str, Any] = {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "frames": 0,
+        "train_time_s": 0.0,
+        "losses": [],
+        "epochs": [],
+        "epoch_loss_sum": 0.0,
+        "best_val_loss": None,
+        "best_epoch": None,
+        "seed": cfg.seed,
+        "rng": "all randomness is drawn from (seed, epoch, batch)",
+    }
     if cfg.resume:
         progress = load_train_state(out, policy, optimizer)
     ema = make_ema(policy, cfg.ema_decay) if cfg.ema_decay else None
@@ -319,33 +361,49 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     model: torch.nn.Module = policy
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
-            policy, device_ids=[dist.device] if dist.device.type == "cuda" else None)
+            policy, device_ids=[dist.device] if dist.device.type == "cuda" else None
+        )
 
     provenance = {
-        **(dataset_fingerprint(cfg.data) if dist.is_main else {}), "episodes": cache.episodes, "frames": cache.num_frames,
+        **(dataset_fingerprint(cfg.data) if dist.is_main else {}),
+        "episodes": cache.episodes,
+        "frames": cache.num_frames,
         "train_segments": [[s.episode, s.start, s.stop] for s in train_segments],
         "val_segments": [[s.episode, s.start, s.stop] for s in val_segments],
-        "train_windows": len(train_data), "val_windows": len(val_data), "info": info.to_dict(),
+        "train_windows": len(train_data),
+        "val_windows": len(val_data),
+        "info": info.to_dict(),
     }
     writer = None
     if dist.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(Path(cfg.logdir) if cfg.logdir else out / "tensorboard"))
-    augmenter = Augmenter.from_config(cfg) if cfg.augment else (
-        Augmenter.noise_only(cfg.augment_noise) if cfg.augment_noise else None)
+    augmenter = (
+        Augmenter.from_config(cfg)
+        if cfg.augment
+        else (Augmenter.noise_only(cfg.augment_noise) if cfg.augment_noise else None)
+    )
 
     # ---- 3. the loop
     stop = False
     while progress["epoch"] < cfg.epochs and not stop:
         epoch = progress["epoch"]
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_data))
-        batches = EpochBatches(train_data, order, cfg.batch_size, progress["batch"], dist.rank, dist.world_size,
-                               augmenter, cfg.seed, epoch)
-        loader = (torch.utils.data.DataLoader(batches, batch_size=None, num_workers=cfg.workers)
-                  if cfg.workers else batches)
-        bar = tqdm(total=batches_per_epoch, initial=progress["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", disable=not show, dynamic_ncols=True)
+        batches = EpochBatches(
+            train_data, order, cfg.batch_size, progress["batch"], dist.rank, dist.world_size, augmenter, cfg.seed, epoch
+        )
+        loader = (
+            torch.utils.data.DataLoader(batches, batch_size=None, num_workers=cfg.workers) if cfg.workers else batches
+        )
+        bar = tqdm(
+            total=batches_per_epoch,
+            initial=progress["batch"],
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not show,
+            dynamic_ncols=True,
+        )
         model.train()
         tick = time.perf_counter()
         for frames, steering, dt in loader:
@@ -388,8 +446,14 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
 
         # ---- 4. validate, plot, save
         val = evaluate(judged, val_data, cfg, dist)
-        record = {"epoch": epoch + 1, "complete": epoch_done, "steps": progress["step"], "train_loss": train_loss,
-                  "val_loss": val.get("loss"), "val_mse": val.get("mse")}
+        record = {
+            "epoch": epoch + 1,
+            "complete": epoch_done,
+            "steps": progress["step"],
+            "train_loss": train_loss,
+            "val_loss": val.get("loss"),
+            "val_mse": val.get("mse"),
+        }
         progress["epochs"].append(record)
         if epoch_done:
             progress["epoch"] += 1
@@ -398,11 +462,14 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
         if dist.is_main:
             if cfg.val_smoothing and val:  # the best epoch is chosen on the smoothed validation loss
                 last = progress.get("val_loss_smoothed")
-                progress["val_loss_smoothed"] = val["loss"] if last is None else (
-                    cfg.val_smoothing * last + (1 - cfg.val_smoothing) * val["loss"])
+                progress["val_loss_smoothed"] = (
+                    val["loss"] if last is None else (cfg.val_smoothing * last + (1 - cfg.val_smoothing) * val["loss"])
+                )
                 record["val_loss_smoothed"] = progress["val_loss_smoothed"]
-                improved = (progress.get("best_val_loss_smoothed") is None
-                            or progress["val_loss_smoothed"] < progress["best_val_loss_smoothed"])
+                improved = (
+                    progress.get("best_val_loss_smoothed") is None
+                    or progress["val_loss_smoothed"] < progress["best_val_loss_smoothed"]
+                )
                 if improved:
                     progress["best_val_loss_smoothed"] = progress["val_loss_smoothed"]
             else:
@@ -412,23 +479,41 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
             if improved or not val:
                 save_weights(judged, out / WEIGHTS_FILE)
             shown = val_segments[0] if val_segments else train_segments[0]
-            t = cache.timestamps_s[cache.offsets[shown.episode] + shown.start:cache.offsets[shown.episode] + shown.stop]
-            plot_validation(out / "figures" / f"validation-epoch-{epoch + 1:03d}.png", t - t[0],
-                            cache.steering[cache.offsets[shown.episode] + shown.start:
-                                           cache.offsets[shown.episode] + shown.stop],
-                            predict_segment(judged, cache, shown, dist.device),
-                            f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
-                            f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""))
-            metrics = {"best_val_loss": progress["best_val_loss"], "best_epoch": progress["best_epoch"],
-                       "last_train_loss": train_loss, "last_val_loss": val.get("loss"),
-                       "last_val_mse": val.get("mse"), "epochs_done": progress["epoch"], "steps": progress["step"],
-                       "frames_seen": progress["frames"], "train_time_s": progress["train_time_s"],
-                       "weights": ("best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
-                                   if val else "latest (no validation set)") + (
-                                       f", EMA of the weights (decay {cfg.ema_decay:g})" if ema is not None else ""),
-                       "world_size": dist.world_size}
-            atomic_write_json(out / CONFIG_FILE, checkpoint_config(
-                policy, {"data": provenance, "training": recorded_training_config(cfg), "metrics": metrics}))
+            t = cache.timestamps_s[
+                cache.offsets[shown.episode] + shown.start : cache.offsets[shown.episode] + shown.stop
+            ]
+            plot_validation(
+                out / "figures" / f"validation-epoch-{epoch + 1:03d}.png",
+                t - t[0],
+                cache.steering[cache.offsets[shown.episode] + shown.start : cache.offsets[shown.episode] + shown.stop],
+                predict_segment(judged, cache, shown, dist.device),
+                f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
+                f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""),
+            )
+            metrics = {
+                "best_val_loss": progress["best_val_loss"],
+                "best_epoch": progress["best_epoch"],
+                "last_train_loss": train_loss,
+                "last_val_loss": val.get("loss"),
+                "last_val_mse": val.get("mse"),
+                "epochs_done": progress["epoch"],
+                "steps": progress["step"],
+                "frames_seen": progress["frames"],
+                "train_time_s": progress["train_time_s"],
+                "weights": (
+                    "best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
+                    if val
+                    else "latest (no validation set)"
+                )
+                + (f", EMA of the weights (decay {cfg.ema_decay:g})" if ema is not None else ""),
+                "world_size": dist.world_size,
+            }
+            atomic_write_json(
+                out / CONFIG_FILE,
+                checkpoint_config(
+                    policy, {"data": provenance, "training": recorded_training_config(cfg), "metrics": metrics}
+                ),
+            )
             if ema is not None:  # before the state: a resumed run reloads the EMA of its last saved step
                 save_weights(ema.module, out / EMA_FILE)
             save_train_state(out, policy, optimizer, progress)
@@ -439,8 +524,10 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
                     writer.add_scalar("val/mse", val["mse"], progress["step"])
                 writer.flush()
             if show:
-                tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f}"
-                           + (f", val loss {val['loss']:.4f}, val mse {val['mse']:.4f}" if val else ""))
+                tqdm.write(
+                    f"epoch {epoch + 1}: train loss {train_loss:.4f}"
+                    + (f", val loss {val['loss']:.4f}, val mse {val['mse']:.4f}" if val else "")
+                )
         dist.barrier()
     if writer is not None:
         writer.close()

@@ -152,18 +152,42 @@ class World:
         """What the painted scenery depends on beyond the track (``()`` for the plain look)."""
         if self.plain_scenery:
             return ()
-        return (self.world_seed, self.centre_line, self.line_colour, self.line_wear, self.edge_lines,
-                self.asphalt_tone, self.asphalt_texture, self.shoulder, self.ground, self.ground_texture,
-                self.sun_elevation_rad, self.sun_azimuth_rad, self.fog_density, self.sky, self.shadows_per_100m)
+        return (
+            self.world_seed,
+            self.centre_line,
+            self.line_colour,
+            self.line_wear,
+            self.edge_lines,
+            self.asphalt_tone,
+            self.asphalt_texture,
+            self.shoulder,
+            self.ground,
+            self.ground_texture,
+            self.sun_elevation_rad,
+            self.sun_azimuth_rad,
+            self.fog_density,
+            self.sky,
+            self.shadows_per_100m,
+        )
 
     @property
     def plain_scenery(self) -> bool:
         """True when the scenery is today's plain look (painted by the original code path)."""
-        return (self.centre_line == "dashed" and self.line_colour == "white" and self.line_wear == 0.0
-                and self.edge_lines == "both" and self.asphalt_tone == 1.0 and self.asphalt_texture == 1.0
-                and self.shoulder == "gravel" and self.ground == "grass" and self.ground_texture == 1.0
-                and self.sun_elevation_rad >= FULL_DAYLIGHT_ELEVATION_RAD and self.fog_density == 0.0
-                and self.sky == "clear" and self.shadows_per_100m == 0.0)
+        return (
+            self.centre_line == "dashed"
+            and self.line_colour == "white"
+            and self.line_wear == 0.0
+            and self.edge_lines == "both"
+            and self.asphalt_tone == 1.0
+            and self.asphalt_texture == 1.0
+            and self.shoulder == "gravel"
+            and self.ground == "grass"
+            and self.ground_texture == 1.0
+            and self.sun_elevation_rad >= FULL_DAYLIGHT_ELEVATION_RAD
+            and self.fog_density == 0.0
+            and self.sky == "clear"
+            and self.shadows_per_100m == 0.0
+        )
 
 
 def haze_distance_m(fog_density: float, clear_m: float = 220.0) -> float:

@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 
 from drive.world.tracks import (
-    EDGE_LINE_INSET_M, LINE_WIDTH_M, Track,
+    EDGE_LINE_INSET_M,
+    LINE_WIDTH_M,
+    Track,
 )
 
 MIN_RASTER_M_PER_PX = 0.15
@@ -108,7 +110,7 @@ def _periodic_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarr
     gp = np.pad(g, pad, mode="wrap")
     c = size // cells
     big = cv2.resize(gp, ((cells + 2 * pad) * c, (cells + 2 * pad) * c), interpolation=cv2.INTER_CUBIC)
-    out = big[pad * c: pad * c + size, pad * c: pad * c + size]
+    out = big[pad * c : pad * c + size, pad * c : pad * c + size]
     return out / max(1e-6, float(np.abs(out).max()))
 
 
@@ -117,8 +119,11 @@ def _shade(color: Sequence[float], factor: float) -> tuple[int, int, int]:
 
 
 #: Base ground colours (RGB) of ``surface.ground``: (grass, dry patches).
-GROUND_COLOURS = {"grass": ((78, 112, 52), (150, 140, 88)), "dry": ((150, 138, 80), (178, 160, 104)),
-                  "dirt": ((118, 94, 68), (146, 122, 92))}
+GROUND_COLOURS = {
+    "grass": ((78, 112, 52), (150, 140, 88)),
+    "dry": ((150, 138, 80), (178, 160, 104)),
+    "dirt": ((118, 94, 68), (146, 122, 92)),
+}
 #: Base colours (RGB) of ``markings.line_colour``.
 LINE_COLOURS_RGB = {"white": (232, 232, 226), "yellow": (236, 186, 40)}
 KERB_RGB = (188, 188, 182)
@@ -221,8 +226,12 @@ class Scenery:
             cx, cy, hd = t.pose_at(float(s), float(lat))
             L, W = rng.uniform(1.0, 6.0), rng.uniform(0.5, 2.5)
             c, sn = math.cos(hd), math.sin(hd)
-            corners = np.array([[cx + a * c * L / 2 - b * sn * W / 2, cy + a * sn * L / 2 + b * c * W / 2]
-                                for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+            corners = np.array(
+                [
+                    [cx + a * c * L / 2 - b * sn * W / 2, cy + a * sn * L / 2 + b * c * W / 2]
+                    for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+                ]
+            )
             f = rng.uniform(0.8, 1.15)
             if texture != 1.0:
                 f = 1.0 + (f - 1.0) * texture
@@ -232,19 +241,30 @@ class Scenery:
             band = 0.9 if texture == 1.0 else 1.0 - 0.1 * texture
             for o in t.lane_offsets_m:
                 for side in (-0.85, 0.85):
-                    cv2.polylines(img, [pts(t.offset_polyline(o + side))], True, _shade(self.asphalt, band), px(0.5), aa, shift)
+                    cv2.polylines(
+                        img, [pts(t.offset_polyline(o + side))], True, _shade(self.asphalt, band), px(0.5), aa, shift
+                    )
         # painted lines: solid edges, dashed lane dividers
         edges = "both" if world is None else world.edge_lines
         centre_kind = "dashed" if world is None else world.centre_line
         worn = world is not None and world.line_wear > 0
-        layers = [(self.line, np.zeros((h, w), np.uint8) if worn else img),
-                  (self.centre_line_rgb, np.zeros((h, w), np.uint8) if worn else img)]
+        layers = [
+            (self.line, np.zeros((h, w), np.uint8) if worn else img),
+            (self.centre_line_rgb, np.zeros((h, w), np.uint8) if worn else img),
+        ]
         lw = px(LINE_WIDTH_M)
         for side in (-1, 1):
             if edges == "both" or (edges == "left" and side == 1) or (edges == "right" and side == -1):
                 colour, target = layers[0]
-                cv2.polylines(target, [pts(t.offset_polyline(side * (t.half_width_m - EDGE_LINE_INSET_M)))], True,
-                              255 if worn else _shade(colour, 1.0), lw, aa, shift)
+                cv2.polylines(
+                    target,
+                    [pts(t.offset_polyline(side * (t.half_width_m - EDGE_LINE_INSET_M)))],
+                    True,
+                    255 if worn else _shade(colour, 1.0),
+                    lw,
+                    aa,
+                    shift,
+                )
         colour, target = layers[1]
         ink = 255 if worn else _shade(colour, 1.0)
         if centre_kind == "dashed":
@@ -283,7 +303,9 @@ class Scenery:
         for colour, mask in layers:
             rows, cols = np.nonzero(mask)  # the lines cover a few % of the raster: blend only there
             alpha = (mask[rows, cols] / 255.0 * keep[rows % tile, cols % tile])[:, None]
-            img[rows, cols] = (img[rows, cols] * (1 - alpha) + np.array(_shade(colour, 1.0)) * alpha).round().astype(np.uint8)
+            img[rows, cols] = (
+                (img[rows, cols] * (1 - alpha) + np.array(_shade(colour, 1.0)) * alpha).round().astype(np.uint8)
+            )
 
     def _paint_shadows(self, img: np.ndarray, pts, px) -> None:
         """Shadows of roadside trees, poles and buildings, cast away from the sun onto ground and road."""
@@ -305,8 +327,12 @@ class Scenery:
                 height, length, depth = srng.uniform(6, 15), srng.uniform(10, 20), srng.uniform(8, 14)
                 cx, cy, hd = t.pose_at(s, lat + side * depth / 2)
                 c, sn = math.cos(hd), math.sin(hd)
-                foot = np.array([[cx + a * c * length / 2 - b * sn * depth / 2, cy + a * sn * length / 2 + b * c * depth / 2]
-                                 for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+                foot = np.array(
+                    [
+                        [cx + a * c * length / 2 - b * sn * depth / 2, cy + a * sn * length / 2 + b * c * depth / 2]
+                        for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+                    ]
+                )
                 cast = foot + away * min(height * reach, 80.0)
                 hull = cv2.convexHull(np.concatenate([pts(foot), pts(cast)]).astype(np.int32))
                 cv2.fillPoly(mask, [hull], 255, cv2.LINE_AA, 4)
@@ -319,7 +345,9 @@ class Scenery:
             thick = 0.3 if kind == "tree" else 0.22
             trunk_len = min(height * (0.55 if kind == "tree" else 1.0) * reach, 80.0)
             normal = np.array([-away[1], away[0]]) * thick / 2
-            quad = np.array([base - normal, base + normal, base + away * trunk_len + normal, base + away * trunk_len - normal])
+            quad = np.array(
+                [base - normal, base + normal, base + away * trunk_len + normal, base + away * trunk_len - normal]
+            )
             cv2.fillPoly(mask, [pts(quad)], 255, cv2.LINE_AA, 4)
             if kind == "tree":
                 r = srng.uniform(1.5, 3.0)
@@ -344,7 +372,7 @@ class Scenery:
         """360° strip: columns = world azimuth (0..2π, counter-clockwise), rows = elevation (top = max)."""
         el = np.linspace(PANORAMA_MAX_ELEVATION_RAD, 0, PANORAMA_H)[:, None]
         t = (el / PANORAMA_MAX_ELEVATION_RAD) ** 0.6
-        sky = (self.haze[None, None, :] * (1 - t[..., None]) + self.zenith[None, None, :] * t[..., None])
+        sky = self.haze[None, None, :] * (1 - t[..., None]) + self.zenith[None, None, :] * t[..., None]
         sky = np.repeat(sky, PANORAMA_W, axis=1).astype(np.float32)
         # soft clouds
         clouds = np.clip(_periodic_noise(rng, PANORAMA_W, 16), 0, 1)
@@ -379,8 +407,15 @@ _SCENERY: "collections.OrderedDict[tuple, Scenery]" = collections.OrderedDict()
 def scenery_for(track: Track, seed: int | None = None, world=None) -> Scenery:
     """The (cached, a few at a time) scenery of a track and drawn world; ``seed`` defaults to the track's seed."""
     seed = (track.seed or 0) if seed is None else seed
-    key = (track.name, track.n, round(track.length_m, 3), track.lanes, track.lane_width_m, seed,
-           world.appearance_key() if world is not None else ())
+    key = (
+        track.name,
+        track.n,
+        round(track.length_m, 3),
+        track.lanes,
+        track.lane_width_m,
+        seed,
+        world.appearance_key() if world is not None else (),
+    )
     sc = _SCENERY.get(key)
     if sc is None:
         sc = Scenery(track, seed, world)
@@ -439,10 +474,15 @@ class Camera:
             az = az + c.yaw_rad
         el = np.arctan2(Zw[s], np.hypot(Xw[s], Y[s]))
         el = np.clip(el, 0, PANORAMA_MAX_ELEVATION_RAD)
-        self._sky_map = np.ascontiguousarray(np.stack([
-            az / (2 * np.pi) * PANORAMA_W,
-            (1 - el / PANORAMA_MAX_ELEVATION_RAD) * (PANORAMA_H - 1),
-        ], axis=-1).astype(np.float32))
+        self._sky_map = np.ascontiguousarray(
+            np.stack(
+                [
+                    az / (2 * np.pi) * PANORAMA_W,
+                    (1 - el / PANORAMA_MAX_ELEVATION_RAD) * (PANORAMA_H - 1),
+                ],
+                axis=-1,
+            ).astype(np.float32)
+        )
         self._bands_for: dict[float, list[tuple[int, int, int]]] = {}
         self._tan_half_fov = math.tan(math.radians(c.fov_deg) / 2)
 
@@ -450,7 +490,9 @@ class Camera:
         """(first row, last row + 1, mip level) bands of the ground rows for a raster resolution."""
         bands = self._bands_for.get(m_per_px)
         if bands is None:
-            lev = np.clip(np.floor(np.log2(np.maximum(self._footprint_m / m_per_px, 1e-9)) + 0.5), 0, n_levels - 1).astype(int)
+            lev = np.clip(
+                np.floor(np.log2(np.maximum(self._footprint_m / m_per_px, 1e-9)) + 0.5), 0, n_levels - 1
+            ).astype(int)
             bands = []
             start = 0
             for r in range(1, len(lev) + 1):
@@ -460,8 +502,15 @@ class Camera:
             self._bands_for[m_per_px] = bands
         return bands
 
-    def render(self, scenery: Scenery, x: float, y: float, yaw: float,
-               boxes: Sequence[VehicleBox] = (), out: np.ndarray | None = None) -> np.ndarray:
+    def render(
+        self,
+        scenery: Scenery,
+        x: float,
+        y: float,
+        yaw: float,
+        boxes: Sequence[VehicleBox] = (),
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The camera frame of a car at (x m, y m) heading ``yaw`` rad: RGB uint8 (H, W, 3)."""
         if out is None:
             out = np.empty(self.shape, np.uint8)
@@ -474,11 +523,19 @@ class Camera:
             c, s = math.cos(yaw), math.sin(yaw)
             for r0, r1, lev in self._bands(scenery.m_per_px, len(scenery.levels)):
                 k = scenery.m_per_px * 2**lev
-                M = np.array([[c / k, -s / k, (x - scenery.x_min) / k - 0.5],
-                              [-s / k, -c / k, (scenery.y_max - y) / k - 0.5]])
+                M = np.array(
+                    [[c / k, -s / k, (x - scenery.x_min) / k - 0.5], [-s / k, -c / k, (scenery.y_max - y) / k - 0.5]]
+                )
                 mp = cv2.transform(self._FL[r0:r1], M)
-                cv2.remap(scenery.levels[lev], mp, None, cv2.INTER_LINEAR, dst=ground[r0:r1],
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=scenery.border)
+                cv2.remap(
+                    scenery.levels[lev],
+                    mp,
+                    None,
+                    cv2.INTER_LINEAR,
+                    dst=ground[r0:r1],
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=scenery.border,
+                )
             haze = np.empty_like(ground)
             haze[:] = scenery.haze.astype(np.uint8)
             out[g0:] = cv2.blendLinear(ground, haze, self._w_ground, self._w_haze)
@@ -486,7 +543,9 @@ class Camera:
             self._draw_boxes(out, scenery, x, y, yaw, boxes)
         return out
 
-    def project(self, forward: np.ndarray, left: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def project(
+        self, forward: np.ndarray, left: np.ndarray, up: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vehicle-frame points (m; up from the ground) -> pixel (u, v) and depth along the optical axis (m)."""
         c = self.config
         if c.yaw_rad != 0.0:
@@ -502,8 +561,9 @@ class Camera:
             v = c.cy - f * Z / X
         return u, v, X
 
-    def _draw_boxes(self, out: np.ndarray, scenery: Scenery, x: float, y: float, yaw: float,
-                    boxes: Sequence[VehicleBox]) -> None:
+    def _draw_boxes(
+        self, out: np.ndarray, scenery: Scenery, x: float, y: float, yaw: float, boxes: Sequence[VehicleBox]
+    ) -> None:
         arr = np.array([b[:6] for b in boxes], float)  # (B, 6): x, y, heading, length, width, height
         dx, dy = arr[:, 0] - x, arr[:, 1] - y
         cam_yaw = yaw + self.config.yaw_rad  # cull in the camera's own heading
@@ -530,8 +590,10 @@ class Camera:
         uv = np.round(uv * 16).astype(np.int32)
         # back-face culling: face f is seen when the camera (in the box frame) is beyond its plane
         cx_, cy_ = x - a[:, 0], y - a[:, 1]
-        cam_b = np.stack([cx_ * bc[:, 0] + cy_ * bs[:, 0], -cx_ * bs[:, 0] + cy_ * bc[:, 0],
-                          np.full(len(a), self.config.height_m)], 1)
+        cam_b = np.stack(
+            [cx_ * bc[:, 0] + cy_ * bs[:, 0], -cx_ * bs[:, 0] + cy_ * bc[:, 0], np.full(len(a), self.config.height_m)],
+            1,
+        )
         ext = np.stack([a[:, 3] / 2, a[:, 4] / 2, a[:, 5]], 1)
         seen = (cam_b @ _FACE_NORMALS.T) > ext[:, _FACE_AXES]  # (B, faces)
         seen &= ok[:, _FACE_IDX].all(-1)
@@ -562,7 +624,12 @@ def _box_template() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.
     for face in faces[1:]:
         a, b, c, d = (np.array(corners[i], float) for i in face)  # bottom0, bottom1, top1, top0
         inset = (b - a) * 0.08
-        quad = [a + (d - a) * 0.55 + inset, b + (c - b) * 0.55 - inset, b + (c - b) * 0.9 - inset, a + (d - a) * 0.9 + inset]
+        quad = [
+            a + (d - a) * 0.55 + inset,
+            b + (c - b) * 0.55 - inset,
+            b + (c - b) * 0.9 - inset,
+            a + (d - a) * 0.9 + inset,
+        ]
         windows.append(list(range(len(pts), len(pts) + 4)))
         pts.extend(quad)
     return np.array(pts), np.array(faces), np.array(normals, float), np.array(shades), np.array(windows)
@@ -581,7 +648,9 @@ class TopDownCamera:
 
     def __init__(self, width: int = 320, height: int = 320, m_per_px: float = 0.25, car_row_fraction: float = 0.7):
         if width < 8 or height < 8 or m_per_px <= 0 or not 0 <= car_row_fraction <= 1:
-            raise ValueError(f"TopDownCamera: bad size/scale ({width}x{height}, {m_per_px} m/px, row {car_row_fraction})")
+            raise ValueError(
+                f"TopDownCamera: bad size/scale ({width}x{height}, {m_per_px} m/px, row {car_row_fraction})"
+            )
         self.width, self.height, self.m_per_px = width, height, m_per_px
         self.c0 = (width - 1) / 2
         self.r0 = (height - 1) * car_row_fraction
@@ -592,10 +661,20 @@ class TopDownCamera:
         fwd, lft = dx * c + dy * s, -dx * s + dy * c
         return np.stack([self.c0 - lft / self.m_per_px, self.r0 - fwd / self.m_per_px], -1)
 
-    def render(self, scenery: Scenery, x: float, y: float, yaw: float, boxes: Sequence[VehicleBox] = (),
-               ego: VehicleBox | None = None, path_xy: np.ndarray | Sequence | None = None) -> np.ndarray:
+    def render(
+        self,
+        scenery: Scenery,
+        x: float,
+        y: float,
+        yaw: float,
+        boxes: Sequence[VehicleBox] = (),
+        ego: VehicleBox | None = None,
+        path_xy: np.ndarray | Sequence | None = None,
+    ) -> np.ndarray:
         """RGB uint8 (height, width, 3) map; ``path_xy`` ((N, 2) world m) is drawn as a line."""
-        lev = int(np.clip(math.floor(math.log2(max(self.m_per_px / scenery.m_per_px, 1.0))), 0, len(scenery.levels) - 1))
+        lev = int(
+            np.clip(math.floor(math.log2(max(self.m_per_px / scenery.m_per_px, 1.0))), 0, len(scenery.levels) - 1)
+        )
         k = scenery.m_per_px * 2**lev
         c, s = math.cos(yaw), math.sin(yaw)
         m = self.m_per_px
@@ -607,10 +686,20 @@ class TopDownCamera:
         wy_col, wy_row = f_col * s + a_col * c, f_row * s + a_row * c
         wx0 = x + (self.r0 * m) * c - (self.c0 * m) * s
         wy0 = y + (self.r0 * m) * s + (self.c0 * m) * c
-        M = np.array([[wx_col / k, wx_row / k, (wx0 - scenery.x_min) / k - 0.5],
-                      [-wy_col / k, -wy_row / k, (scenery.y_max - wy0) / k - 0.5]])
-        img = cv2.warpAffine(scenery.levels[lev], M, (self.width, self.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=scenery.border)
+        M = np.array(
+            [
+                [wx_col / k, wx_row / k, (wx0 - scenery.x_min) / k - 0.5],
+                [-wy_col / k, -wy_row / k, (scenery.y_max - wy0) / k - 0.5],
+            ]
+        )
+        img = cv2.warpAffine(
+            scenery.levels[lev],
+            M,
+            (self.width, self.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=scenery.border,
+        )
         if path_xy is not None and len(path_xy) >= 2:
             p = self._to_view(np.asarray(path_xy, float), x, y, yaw)
             cv2.polylines(img, [np.round(p * 16).astype(np.int32)], False, (255, 200, 0), 2, cv2.LINE_AA, 4)
@@ -618,8 +707,12 @@ class TopDownCamera:
         for b in all_boxes:
             bc, bs = math.cos(b.heading_rad), math.sin(b.heading_rad)
             hl, hw = b.length_m / 2, b.width_m / 2
-            corners = np.array([[b.x_m + a * hl * bc - w * hw * bs, b.y_m + a * hl * bs + w * hw * bc]
-                                for a, w in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+            corners = np.array(
+                [
+                    [b.x_m + a * hl * bc - w * hw * bs, b.y_m + a * hl * bs + w * hw * bc]
+                    for a, w in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+                ]
+            )
             p = np.round(self._to_view(corners, x, y, yaw) * 16).astype(np.int32)
             cv2.fillPoly(img, [p], tuple(int(q) for q in b.color), cv2.LINE_AA, 4)
             cv2.polylines(img, [p], True, (20, 20, 20), 1, cv2.LINE_AA, 4)

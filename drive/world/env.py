@@ -78,7 +78,15 @@ TRAFFIC_MIN_GAP_M = 25.0
 OFF_ROAD_MODES = ("terminate", "recover")
 RESET_OPTIONS = ("track_seed", "lateral_offset_m", "heading_offset_rad", "start_s_m")
 EGO_COLOR = (40, 90, 220)
-TRAFFIC_COLORS = ((200, 40, 40), (230, 230, 230), (30, 30, 35), (200, 160, 30), (60, 140, 70), (120, 120, 130), (150, 30, 90))
+TRAFFIC_COLORS = (
+    (200, 40, 40),
+    (230, 230, 230),
+    (30, 30, 35),
+    (200, 160, 30),
+    (60, 140, 70),
+    (120, 120, 130),
+    (150, 30, 90),
+)
 
 
 class _Ego(Vehicle):
@@ -93,8 +101,13 @@ class DriveEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
-    def __init__(self, scenario: Scenario | str | os.PathLike | None = None, render_mode: str | None = None,
-                 off_road: str = "terminate", render_camera: bool = True):
+    def __init__(
+        self,
+        scenario: Scenario | str | os.PathLike | None = None,
+        render_mode: str | None = None,
+        off_road: str = "terminate",
+        render_camera: bool = True,
+    ):
         """``render_camera=False`` skips the camera (observations are black): a fast path for tests."""
         self.scenario = sc = as_scenario(scenario)
         if off_road not in OFF_ROAD_MODES:
@@ -138,7 +151,9 @@ class DriveEnv(gym.Env):
             if k not in RESET_OPTIONS:
                 raise ValueError(f"reset: unknown option {k!r} (value {opts[k]!r}); known: {', '.join(RESET_OPTIONS)}")
         for k in ("lateral_offset_m", "heading_offset_rad", "start_s_m"):
-            if k in opts and not (isinstance(opts[k], (int, float, np.floating, np.integer)) and math.isfinite(float(opts[k]))):
+            if k in opts and not (
+                isinstance(opts[k], (int, float, np.floating, np.integer)) and math.isfinite(float(opts[k]))
+            ):
                 raise ValueError(f"reset: option {k} must be a finite number, got {opts[k]!r}")
         sc, rng = self.scenario, self.np_random
         world_seed = int(seed) if seed is not None else int(rng.integers(2**31 - 1))
@@ -240,16 +255,24 @@ class DriveEnv(gym.Env):
         ego = self.vehicle
         x, y, yaw = float(ego.position[0]), float(ego.position[1]), float(ego.heading)
         scenery = self._scenery if self._scenery is not None else scenery_for(self.track, world=self.world)
-        return self.topdown.render(scenery, x, y, yaw, self._boxes(),
-                                   ego=VehicleBox(x, y, yaw, Vehicle.LENGTH, Vehicle.WIDTH, 1.5, EGO_COLOR),
-                                   path_xy=path_xy)
+        return self.topdown.render(
+            scenery,
+            x,
+            y,
+            yaw,
+            self._boxes(),
+            ego=VehicleBox(x, y, yaw, Vehicle.LENGTH, Vehicle.WIDTH, 1.5, EGO_COLOR),
+            path_xy=path_xy,
+        )
 
     @property
     def state(self) -> EgoState:
         """The car's state as the expert sees it."""
         self._require_reset()
         ego = self.vehicle
-        return EgoState(float(ego.position[0]), float(ego.position[1]), float(ego.heading), float(ego.speed), self.lane, self._hint)
+        return EgoState(
+            float(ego.position[0]), float(ego.position[1]), float(ego.heading), float(ego.speed), self.lane, self._hint
+        )
 
     # --- internals --------------------------------------------------------------------------
 
@@ -290,7 +313,9 @@ class DriveEnv(gym.Env):
         if not self.render_camera:
             return self._blank
         ego = self.vehicle
-        return self.camera.render(self._scenery, float(ego.position[0]), float(ego.position[1]), float(ego.heading), self._boxes())
+        return self.camera.render(
+            self._scenery, float(ego.position[0]), float(ego.position[1]), float(ego.heading), self._boxes()
+        )
 
     def _info(self, on_road: bool, crashed: bool) -> dict[str, Any]:
         t, ego = self.track, self.vehicle
@@ -329,7 +354,9 @@ class DriveEnv(gym.Env):
                 lane = others[int(rng.integers(len(others)))]
                 s = float(rng.uniform(0, t.length_m))
                 near = [abs(_wrap_half(s - s2, t.length_m)) for l2, s2 in zip(lanes, ss) if l2 == lane]
-                if abs(_wrap_half(s - self._s, t.length_m)) >= TRAFFIC_MIN_GAP_M and all(g >= TRAFFIC_MIN_GAP_M for g in near):
+                if abs(_wrap_half(s - self._s, t.length_m)) >= TRAFFIC_MIN_GAP_M and all(
+                    g >= TRAFFIC_MIN_GAP_M for g in near
+                ):
                     break
             lanes.append(lane)
             ss.append(s)
@@ -355,7 +382,9 @@ class DriveEnv(gym.Env):
             gap[order] = (s[lead] - s[order]) % L - Vehicle.LENGTH
             dv[order] = v[order] - v[lead]
         a, b = IDMVehicle.COMFORT_ACC_MAX, -IDMVehicle.COMFORT_ACC_MIN
-        s_star = IDMVehicle.DISTANCE_WANTED + np.maximum(0.0, v * IDMVehicle.TIME_WANTED + v * dv / (2 * math.sqrt(a * b)))
+        s_star = IDMVehicle.DISTANCE_WANTED + np.maximum(
+            0.0, v * IDMVehicle.TIME_WANTED + v * dv / (2 * math.sqrt(a * b))
+        )
         acc = a * (1 - (v / self._tr_v0) ** IDMVehicle.DELTA - (s_star / np.maximum(gap, 0.1)) ** 2)
         v[:] = np.maximum(v + np.clip(acc, -IDMVehicle.ACC_MAX, IDMVehicle.ACC_MAX) * dt, 0.0)
         k = t.curvatures(s)
@@ -373,8 +402,12 @@ class DriveEnv(gym.Env):
         for i in near:
             c, s = math.cos(th[i]), math.sin(th[i])
             hl, hw = Vehicle.LENGTH / 2, Vehicle.WIDTH / 2
-            pts = np.array([[tx[i] + a * hl * c - w * hw * s, ty[i] + a * hl * s + w * hw * c]
-                            for a, w in ((-1, -1), (-1, 1), (1, 1), (1, -1), (-1, -1))])
+            pts = np.array(
+                [
+                    [tx[i] + a * hl * c - w * hw * s, ty[i] + a * hl * s + w * hw * c]
+                    for a, w in ((-1, -1), (-1, 1), (1, 1), (1, -1), (-1, -1))
+                ]
+            )
             if hw_utils.are_polygons_intersecting(poly, pts, np.zeros(2), np.zeros(2))[0]:
                 return True
         return False
@@ -383,8 +416,10 @@ class DriveEnv(gym.Env):
         if not self._n_traffic:
             return []
         tx, ty, th = self._tr_pose
-        return [VehicleBox(float(tx[i]), float(ty[i]), float(th[i]), Vehicle.LENGTH, Vehicle.WIDTH, 1.5, self._tr_color[i])
-                for i in range(self._n_traffic)]
+        return [
+            VehicleBox(float(tx[i]), float(ty[i]), float(th[i]), Vehicle.LENGTH, Vehicle.WIDTH, 1.5, self._tr_color[i])
+            for i in range(self._n_traffic)
+        ]
 
 
 def _wrap_half(ds: float, length: float) -> float:

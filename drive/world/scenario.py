@@ -165,17 +165,26 @@ class CameraSpec:
     height: int = 78
     """Image height, px (fixed: the observation size)."""
 
-    def config(self, height_m: float | None = None, pitch_rad: float | None = None, yaw_rad: float | None = None,
-               fov_deg: float | None = None) -> CameraConfig:
+    def config(
+        self,
+        height_m: float | None = None,
+        pitch_rad: float | None = None,
+        yaw_rad: float | None = None,
+        fov_deg: float | None = None,
+    ) -> CameraConfig:
         """A concrete ``CameraConfig``: the drawn values given, else each spec's first value."""
+
         def first(v):
             return float(spec_values(v)[0])
+
         return CameraConfig(
             height_m=first(self.height_m) if height_m is None else float(height_m),
             pitch_rad=first(self.pitch_rad) if pitch_rad is None else float(pitch_rad),
             yaw_rad=first(self.yaw_rad) if yaw_rad is None else float(yaw_rad),
             fov_deg=first(self.fov_deg) if fov_deg is None else float(fov_deg),
-            width=self.width, height=self.height)
+            width=self.width,
+            height=self.height,
+        )
 
 
 @dataclasses.dataclass
@@ -234,8 +243,10 @@ def scenario_path(name_or_path: str | os.PathLike) -> Path:
     """A scenario file: an existing path, or the name of a shipped one (``train`` -> scenarios/train.yaml)."""
     p = Path(name_or_path)
     if p.is_dir():
-        raise UserError(f"{name_or_path}: is a folder, not a scenario file (give a .yaml file or a shipped name: "
-                        f"{', '.join(shipped_scenarios())})")
+        raise UserError(
+            f"{name_or_path}: is a folder, not a scenario file (give a .yaml file or a shipped name: "
+            f"{', '.join(shipped_scenarios())})"
+        )
     if p.exists():
         return p
     shipped = resources.scenario_path(p.name) if len(p.parts) == 1 else None
@@ -258,7 +269,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark
+                )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
 
@@ -277,7 +289,9 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     try:
         text = p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{p}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+        raise UserError(
+            f"{p}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
     except OSError as exc:
         raise UserError(f"{p}: cannot read the scenario file: {exc.strerror or exc}") from None
     try:
@@ -394,11 +408,19 @@ def _validate(s: Scenario, source: str) -> None:
     if t.split is not None and t.split not in SPLITS:
         bad("track.split", t.split, f"must be one of {', '.join(SPLITS)}")
     if t.ego_lane is not None and max(spec_values(t.ego_lane)) >= t.min_lanes:
-        bad("track.ego_lane", t.ego_lane, f"must be a lane index in 0..{t.min_lanes - 1} (every drawn lane count has it) or null")
+        bad(
+            "track.ego_lane",
+            t.ego_lane,
+            f"must be a lane index in 0..{t.min_lanes - 1} (every drawn lane count has it) or null",
+        )
     if s.traffic.vehicles < 0:
         bad("traffic.vehicles", s.traffic.vehicles, "must be >= 0")
     if s.traffic.vehicles > 0 and t.min_lanes < 2:
-        bad("traffic.vehicles", s.traffic.vehicles, "traffic drives in the lanes beside the ego's: needs track.lanes >= 2")
+        bad(
+            "traffic.vehicles",
+            s.traffic.vehicles,
+            "traffic drives in the lanes beside the ego's: needs track.lanes >= 2",
+        )
     if s.traffic.vehicles > 40:
         bad("traffic.vehicles", s.traffic.vehicles, "must be <= 40")
     if not 0 < s.traffic.speed_mps <= MAX_SPEED_MPS:
@@ -409,12 +431,16 @@ def _validate(s: Scenario, source: str) -> None:
     if not 8 <= c.height <= 2048:
         bad("camera.height", c.height, "must be between 8 and 2048 pixels")
     # the horizon must stay in the image for every drawn field of view and pitch
-    half_vfov = min(math.atan((c.height / 2) / ((c.width / 2) / math.tan(math.radians(f) / 2)))
-                    for f in spec_values(c.fov_deg))
+    half_vfov = min(
+        math.atan((c.height / 2) / ((c.width / 2) / math.tan(math.radians(f) / 2))) for f in spec_values(c.fov_deg)
+    )
     for pitch in spec_values(c.pitch_rad):
         if not -half_vfov < pitch < math.pi / 2 - 0.05:
-            bad("camera.pitch_rad", c.pitch_rad, f"must keep the horizon below the image top (> {-half_vfov:.3f}) "
-                f"and be < {math.pi / 2 - 0.05:.3f} rad")
+            bad(
+                "camera.pitch_rad",
+                c.pitch_rad,
+                f"must keep the horizon below the image top (> {-half_vfov:.3f}) and be < {math.pi / 2 - 0.05:.3f} rad",
+            )
     if not 0 < s.control_hz <= 1000:
         bad("control_hz", s.control_hz, "must be > 0 and <= 1000 Hz")
     if not 0 < s.sim_hz <= 10000:
@@ -442,13 +468,17 @@ def _validate_draws(s: Scenario, source: str) -> None:
             continue
         form = spec_kind(spec)
         if isinstance(spec, list) and len(spec) == 0:
-            raise UserError(f"{source}: {path}: an empty list draws nothing (give a value, [lo, hi] or choices), got []")
+            raise UserError(
+                f"{source}: {path}: an empty list draws nothing (give a value, [lo, hi] or choices), got []"
+            )
         if form == "range" and spec[0] > spec[1]:
             raise UserError(f"{source}: {path}: a range [lo, hi] needs lo <= hi, got {spec!r}")
         for v in spec_values(spec):
             if isinstance(kind, tuple):
                 if v not in kind:
-                    raise UserError(f"{source}: {path}: must be one of {', '.join(kind)} (or a list of them), got {v!r}")
+                    raise UserError(
+                        f"{source}: {path}: must be one of {', '.join(kind)} (or a list of them), got {v!r}"
+                    )
             elif lo is not None and not lo <= v <= hi:
                 lo_s = "0" if lo == 1e-9 else f"{lo:g}"
                 raise UserError(f"{source}: {path}: must be between {lo_s} and {hi:g}, got {v!r}")

@@ -66,8 +66,18 @@ def wrap_angle(a: float) -> float:
 class Track:
     """A closed circuit: centreline arrays for fast queries, lanes, and a highway-env road network."""
 
-    def __init__(self, name: str, kind: str, seed: int | None, x: np.ndarray, y: np.ndarray,
-                 lanes: int, lane_width_m: float, network=None, smooth_m: float = 0.0):
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        seed: int | None,
+        x: np.ndarray,
+        y: np.ndarray,
+        lanes: int,
+        lane_width_m: float,
+        network=None,
+        smooth_m: float = 0.0,
+    ):
         """``x``, ``y``: the closed reference (road centre) polyline, not repeating its first point."""
         if lanes < 1:
             raise ValueError(f"track {name}: lanes must be >= 1, got {lanes}")
@@ -209,8 +219,10 @@ class Track:
         return self._network
 
     def __repr__(self) -> str:
-        return (f"Track({self.name!r}, length={self.length_m:.0f} m, lanes={self.lanes}x{self.lane_width_m} m, "
-                f"max |κ|={self.max_abs_lane_curvature():.4f} 1/m)")
+        return (
+            f"Track({self.name!r}, length={self.length_m:.0f} m, lanes={self.lanes}x{self.lane_width_m} m, "
+            f"max |κ|={self.max_abs_lane_curvature():.4f} 1/m)"
+        )
 
 
 # --- construction ---------------------------------------------------------------------------
@@ -244,12 +256,13 @@ def curvature_limit(speed_mps: float, steer_curvature_inv_m: float) -> float:
     ``steer_curvature_inv_m`` is the tightest curvature the vehicle's steering can make.
     """
     if speed_mps <= 0 or steer_curvature_inv_m <= 0:
-        raise ValueError(f"curvature_limit: speed_mps and steer_curvature_inv_m must be > 0, got {speed_mps}, {steer_curvature_inv_m}")
+        raise ValueError(
+            f"curvature_limit: speed_mps and steer_curvature_inv_m must be > 0, got {speed_mps}, {steer_curvature_inv_m}"
+        )
     return min(MAX_LATERAL_ACCEL_MPS2 / speed_mps**2, STEER_MARGIN * steer_curvature_inv_m, 1.0 / MIN_RADIUS_M)
 
 
-def procedural_track(seed: int, lanes: int = 2, lane_width_m: float = 3.5,
-                     max_curvature_inv_m: float = 0.03) -> Track:
+def procedural_track(seed: int, lanes: int = 2, lane_width_m: float = 3.5, max_curvature_inv_m: float = 0.03) -> Track:
     """Generate the closed circuit of ``seed`` (deterministic; see the module docstring)."""
     if seed < 0:
         raise ValueError(f"procedural_track: seed must be >= 0, got {seed}")
@@ -299,7 +312,9 @@ def _procedural_cached(seed: int, lanes: int, lane_width_m: float, kmax: float) 
         if not _well_separated(track):
             continue
         return track
-    raise ValueError(f"procedural_track: seed {seed}: no loop met the bounds (max curvature {kmax} 1/m) in {_MAX_ATTEMPTS} tries")
+    raise ValueError(
+        f"procedural_track: seed {seed}: no loop met the bounds (max curvature {kmax} 1/m) in {_MAX_ATTEMPTS} tries"
+    )
 
 
 def _well_separated(track: Track) -> bool:
@@ -329,9 +344,13 @@ def _procedural_network(track: Track):
         left = LineType.CONTINUOUS_LINE if lane == track.lanes - 1 else LineType.STRIPED
         for p in range(pieces):
             idx = np.append(np.arange(bounds[p], bounds[p + 1], step), bounds[p + 1]) % track.n
-            net.add_lane(f"p{p}", f"p{(p + 1) % pieces}",
-                         PolyLaneFixedWidth([tuple(q) for q in pts[idx]], width=track.lane_width_m,
-                                            line_types=(right, left), speed_limit=None))
+            net.add_lane(
+                f"p{p}",
+                f"p{(p + 1) % pieces}",
+                PolyLaneFixedWidth(
+                    [tuple(q) for q in pts[idx]], width=track.lane_width_m, line_types=(right, left), speed_limit=None
+                ),
+            )
     return net
 
 

@@ -10,14 +10,32 @@ from drive.core.wirings import NCP, FullyConnected, Random, Wiring
 
 
 def small_ncp(seed: int = 0, input_dim: int = 5) -> NCP:
-    return NCP(inter=4, command=3, motor=2, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=3,
-               motor_fanin=2, seed=seed, input_dim=input_dim)
+    return NCP(
+        inter=4,
+        command=3,
+        motor=2,
+        sensory_fanout=2,
+        inter_fanout=2,
+        recurrent_command_synapses=3,
+        motor_fanin=2,
+        seed=seed,
+        input_dim=input_dim,
+    )
 
 
 def wiring_zoo(input_dim: int = 6) -> dict[str, Wiring]:
     """Several different wirings (different layer sizes, dense and random)."""
-    ncp = NCP(inter=5, command=4, motor=2, sensory_fanout=3, inter_fanout=2, recurrent_command_synapses=4,
-              motor_fanin=3, seed=7, input_dim=input_dim)
+    ncp = NCP(
+        inter=5,
+        command=4,
+        motor=2,
+        sensory_fanout=3,
+        inter_fanout=2,
+        recurrent_command_synapses=4,
+        motor_fanin=3,
+        seed=7,
+        input_dim=input_dim,
+    )
     return {
         "ncp-small": ncp,
         "fully-connected": FullyConnected(units=6, output_dim=1, input_dim=input_dim, seed=3),
@@ -44,10 +62,22 @@ def ncps_twin(model: LTC):
     import ncps.wirings
 
     w = model.wiring
-    cfg = dict(units=w.units, adjacency_matrix=w.adjacency.tolist(), sensory_adjacency_matrix=w.sensory_adjacency.tolist(),
-               input_dim=w.input_dim, output_dim=w.output_dim)
-    ref = ncps.torch.LTC(w.input_dim, ncps.wirings.Wiring.from_config(cfg), input_mapping="affine", output_mapping="affine",
-                         ode_unfolds=model.ode_unfolds, epsilon=model.epsilon, implicit_param_constraints=True)
+    cfg = dict(
+        units=w.units,
+        adjacency_matrix=w.adjacency.tolist(),
+        sensory_adjacency_matrix=w.sensory_adjacency.tolist(),
+        input_dim=w.input_dim,
+        output_dim=w.output_dim,
+    )
+    ref = ncps.torch.LTC(
+        w.input_dim,
+        ncps.wirings.Wiring.from_config(cfg),
+        input_mapping="affine",
+        output_mapping="affine",
+        ode_unfolds=model.ode_unfolds,
+        epsilon=model.epsilon,
+        implicit_param_constraints=True,
+    )
     ref = ref.to(model.cm.dtype)
     with torch.no_grad():
         for name, p in ref.rnn_cell.named_parameters():

@@ -123,7 +123,12 @@ def test_seeds_are_deterministic():
 def test_ncp19_config_carries_the_wiring_and_solver():
     c = build_controller("ncp19", solver="rk4", ode_unfolds=4)
     cfg = c.config
-    assert cfg["wiring"]["kind"] == "ncp" and cfg["solver"] == "rk4" and cfg["ode_unfolds"] == 4 and cfg["adjoint"] is False
+    assert (
+        cfg["wiring"]["kind"] == "ncp"
+        and cfg["solver"] == "rk4"
+        and cfg["ode_unfolds"] == 4
+        and cfg["adjoint"] is False
+    )
     assert c.neuron_labels[0] == "motor0" and "cmd0" in c.neuron_labels and "inter11" in c.neuron_labels
     y, _ = c(torch.randn(2, 3, 32))
     assert y.shape == (2, 3, 1)
@@ -193,8 +198,11 @@ def _core_imports() -> dict[str, set[str]]:
     for path in (REPO / "drive" / "core").glob("*.py"):
         name = "drive.core" if path.stem == "__init__" else f"drive.core.{path.stem}"
         deps = set()
-        body = [n for n in ast.parse(path.read_text()).body
-                if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+        body = [
+            n
+            for n in ast.parse(path.read_text()).body
+            if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
+        ]
         for node in (n for top in body if not isinstance(top, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(top)):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("drive.core"):
                 deps.add(node.module)

@@ -77,7 +77,7 @@ def test_gradcheck_fused_float64(make_small_ncp, randomise):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, model.units, generator=g, dtype=torch.float64, requires_grad=True)
-    ts = (0.5 + torch.rand(2, 3, generator=g, dtype=torch.float64))
+    ts = 0.5 + torch.rand(2, 3, generator=g, dtype=torch.float64)
     f, inputs = _all_inputs(model, x, h0, ts)
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
 
@@ -132,7 +132,11 @@ def test_batch_with_different_timespans_equals_each_sample_alone(grad, randomise
 def test_cell_and_sequence_share_defaults_and_agree():
     w = ncp19(seed=1)
     cell, seq = LTCCell(w, seed=3), LTC(w, seed=3)
-    assert (cell.ode_unfolds, cell.epsilon, cell.solver) == (seq.ode_unfolds, seq.epsilon, seq.solver) == (6, 1e-8, "fused")
+    assert (
+        (cell.ode_unfolds, cell.epsilon, cell.solver)
+        == (seq.ode_unfolds, seq.epsilon, seq.solver)
+        == (6, 1e-8, "fused")
+    )
     seq.load_state_dict(cell.state_dict())
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 32, generator=g)
@@ -337,9 +341,16 @@ def test_batch1_fast_step_equals_the_autograd_path_and_declines_what_it_does_not
         torch.testing.assert_close(fast[1], s_ag.detach(), atol=tol, rtol=0)
         torch.testing.assert_close(y, fast[0], atol=0, rtol=0)
     with torch.no_grad():
-        declined = [(x[:, :31], h, None), (x, h[:, :18], None), (torch.cat([x, x]), h, None), (x.numpy(), h, None),
-                    (x, h, torch.tensor([0.0], dtype=dtype)), (x, h, torch.tensor([float("nan")], dtype=dtype)),
-                    (x, h, torch.ones(1, 1, dtype=dtype)), (x.to(torch.float16), h, None)]
+        declined = [
+            (x[:, :31], h, None),
+            (x, h[:, :18], None),
+            (torch.cat([x, x]), h, None),
+            (x.numpy(), h, None),
+            (x, h, torch.tensor([0.0], dtype=dtype)),
+            (x, h, torch.tensor([float("nan")], dtype=dtype)),
+            (x, h, torch.ones(1, 1, dtype=dtype)),
+            (x.to(torch.float16), h, None),
+        ]
         for args in declined:
             assert ctrl.core.fast_step(*args) is None
         with pytest.raises(ValueError, match="timespans must be finite"):

@@ -41,7 +41,9 @@ def test_solvers_agree_with_each_other(solver, make_small_ncp, randomise):
     m = _model(make_small_ncp, randomise, solver=solver, ode_unfolds=400)
     m.load_state_dict(ref.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(m(x)[0], ref(x)[0], atol={"euler": 5e-3, "rk4": 1e-8, "dopri5": 1e-6}[solver], rtol=0)
+        torch.testing.assert_close(
+            m(x)[0], ref(x)[0], atol={"euler": 5e-3, "rk4": 1e-8, "dopri5": 1e-6}[solver], rtol=0
+        )
 
 
 def test_one_long_frame_equals_two_half_frames_with_the_same_input(make_small_ncp, randomise):

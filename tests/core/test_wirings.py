@@ -56,7 +56,9 @@ def test_ncp_layers_are_wired_only_forward_except_command_recurrence():
     inter, cmd, motor = (set(w.neurons_of_layer(n)) for n in ("inter", "command", "motor"))
     # sensory synapses land on inter neurons only
     assert set(np.nonzero(w.sensory_adjacency.any(0))[0]) <= inter
-    allowed = {(a, b) for a in inter for b in cmd} | {(a, b) for a in cmd for b in cmd} | {(a, b) for a in cmd for b in motor}
+    allowed = (
+        {(a, b) for a in inter for b in cmd} | {(a, b) for a in cmd for b in cmd} | {(a, b) for a in cmd for b in motor}
+    )
     pairs = set(zip(*np.nonzero(w.adjacency)))
     assert pairs <= allowed
     # each sensory input synapses onto exactly sensory_fanout inter neurons, each inter onto inter_fanout commands
@@ -78,7 +80,9 @@ def test_every_neuron_reachable_from_inputs_and_reaches_a_motor_neuron(which, se
 def test_same_seed_same_wiring_different_seed_different_wiring():
     assert ncp19(seed=5) == ncp19(seed=5)
     assert not np.array_equal(ncp19(seed=5).adjacency, ncp19(seed=6).adjacency)
-    assert np.array_equal(FullyConnected(7, 2, input_dim=3, seed=1).adjacency, FullyConnected(7, 2, input_dim=3, seed=1).adjacency)
+    assert np.array_equal(
+        FullyConnected(7, 2, input_dim=3, seed=1).adjacency, FullyConnected(7, 2, input_dim=3, seed=1).adjacency
+    )
 
 
 def test_polarities_are_plus_minus_one_and_both_occur():
@@ -141,7 +145,9 @@ def test_random_keeps_counts_and_polarity_mix_of_the_model_wiring():
     ],
 )
 def test_impossible_ncp_numbers_raise_naming_the_argument(kwargs, arg):
-    base = dict(inter=4, command=3, motor=1, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=2, motor_fanin=2)
+    base = dict(
+        inter=4, command=3, motor=1, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=2, motor_fanin=2
+    )
     base.update(kwargs)
     with pytest.raises(ValueError, match=arg):
         NCP(**base)

@@ -28,8 +28,15 @@ def pattern_frames(n: int, seed: int, h: int = H, w: int = W) -> np.ndarray:
     return out
 
 
-def write_episode_files(root: Path, episode: int, frames: np.ndarray, steering: np.ndarray, fps: float,
-                        first_index: int, table_rows: int | None = None) -> None:
+def write_episode_files(
+    root: Path,
+    episode: int,
+    frames: np.ndarray,
+    steering: np.ndarray,
+    fps: float,
+    first_index: int,
+    table_rows: int | None = None,
+) -> None:
     """Write one episode's video, table and meta file directly (no drive writer involved)."""
     n = len(steering) if table_rows is None else table_rows
     video = layout.video_path(root, episode)
@@ -38,13 +45,15 @@ def write_episode_files(root: Path, episode: int, frames: np.ndarray, steering: 
     for f in frames:
         writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     writer.release()
-    table = pd.DataFrame({
-        layout.EPISODE_INDEX: np.full(n, episode, dtype=np.int64),
-        layout.FRAME_INDEX: np.arange(n, dtype=np.int64),
-        layout.TIMESTAMP: (np.arange(n) / fps).astype(np.float32),
-        layout.INDEX: np.arange(first_index, first_index + n, dtype=np.int64),
-        layout.STEERING_LABEL: np.asarray(steering[:n], dtype=np.float32),
-    })
+    table = pd.DataFrame(
+        {
+            layout.EPISODE_INDEX: np.full(n, episode, dtype=np.int64),
+            layout.FRAME_INDEX: np.arange(n, dtype=np.int64),
+            layout.TIMESTAMP: (np.arange(n) / fps).astype(np.float32),
+            layout.INDEX: np.arange(first_index, first_index + n, dtype=np.int64),
+            layout.STEERING_LABEL: np.asarray(steering[:n], dtype=np.float32),
+        }
+    )
     path = layout.data_path(root, episode)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(path, index=False)
@@ -66,8 +75,9 @@ def make_dataset(tmp_path):
             write_episode_files(root, e, frames, steering, fps, index)
             episodes[e] = (frames, steering)
             index += n
-        info = DatasetInfo(fps=fps, image_height=H, image_width=W, max_steer_rad=0.5,
-                           total_episodes=len(lengths), total_frames=index)
+        info = DatasetInfo(
+            fps=fps, image_height=H, image_width=W, max_steer_rad=0.5, total_episodes=len(lengths), total_frames=index
+        )
         layout.info_path(root).parent.mkdir(parents=True, exist_ok=True)
         layout.info_path(root).write_text(json.dumps(info.to_dict()))
         return root, episodes

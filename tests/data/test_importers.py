@@ -4,7 +4,6 @@ import math
 
 import cv2
 import numpy as np
-import pandas as pd
 import pytest
 
 from drive.cli import main
@@ -32,13 +31,22 @@ def solid(h, w, value):
 
 # ---------------------------------------------------------------- video-csv
 
+
 def test_video_csv_with_frame_index_column_in_degrees(tmp_path, pattern_frames):
     frames = pattern_frames(12, 3, h=120, w=160)
     write_video(tmp_path / "drive.mp4", frames, fps=20.0)
     (tmp_path / "log.csv").write_text("frame,steer\n" + "".join(f"{i},{(i - 5) * 2.0}\n" for i in range(0, 12, 2)))
     out = tmp_path / "ds"
-    info = import_source("video-csv", tmp_path / "drive.mp4", out, csv=str(tmp_path / "log.csv"), steering_column="steer",
-                         steering_unit="deg", max_steer_rad=math.radians(20.0), progress=False)
+    info = import_source(
+        "video-csv",
+        tmp_path / "drive.mp4",
+        out,
+        csv=str(tmp_path / "log.csv"),
+        steering_column="steer",
+        steering_unit="deg",
+        max_steer_rad=math.radians(20.0),
+        progress=False,
+    )
     assert (info.total_episodes, info.total_frames, info.fps) == (1, 6, 20.0)
     reader = DatasetReader(out)
     table = reader.frames_table()
@@ -55,8 +63,15 @@ def test_video_csv_with_time_column_picks_nearest_frames(tmp_path):
     frames = np.stack([solid(78, 200, 25 * i) for i in range(10)])
     write_video(tmp_path / "v.mp4", frames, fps=10.0)
     (tmp_path / "log.csv").write_text("timestamp,steering\n100.0,0.1\n100.29,0.2\n100.52,-0.3\n")
-    import_source("video-csv", tmp_path / "v.mp4", tmp_path / "ds", csv=str(tmp_path / "log.csv"),
-                  time_offset_s=100.0, max_steer_rad=0.5, progress=False)
+    import_source(
+        "video-csv",
+        tmp_path / "v.mp4",
+        tmp_path / "ds",
+        csv=str(tmp_path / "log.csv"),
+        time_offset_s=100.0,
+        max_steer_rad=0.5,
+        progress=False,
+    )
     reader = DatasetReader(tmp_path / "ds")
     got = reader.read_frames(0)[:, 39, 100, 0].astype(int)
     assert np.all(np.abs(got - np.array([0, 75, 125])) <= 10)  # frames 0, 3 and 5 (neighbours differ by 25)
@@ -67,8 +82,14 @@ def test_video_csv_log_longer_than_video_names_file_and_line(tmp_path, pattern_f
     write_video(tmp_path / "v.mp4", pattern_frames(5, 0), fps=10.0)
     (tmp_path / "log.csv").write_text("frame_index,steering\n" + "".join(f"{i},0.0\n" for i in range(8)))
     with pytest.raises(ValueError, match=r"log.csv line 7: frame 5 is beyond the end of video .*v.mp4 \(5 frame"):
-        import_source("video-csv", tmp_path / "v.mp4", tmp_path / "ds", csv=str(tmp_path / "log.csv"),
-                      max_steer_rad=0.5, progress=False)
+        import_source(
+            "video-csv",
+            tmp_path / "v.mp4",
+            tmp_path / "ds",
+            csv=str(tmp_path / "log.csv"),
+            max_steer_rad=0.5,
+            progress=False,
+        )
     assert not (tmp_path / "ds").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")] == []  # no half-built folder left
 
@@ -78,15 +99,34 @@ def test_video_csv_bad_steering_names_file_and_line(tmp_path, pattern_frames, va
     write_video(tmp_path / "v.mp4", pattern_frames(5, 0), fps=10.0)
     (tmp_path / "log.csv").write_text(f"frame,steering\n0,0.1\n1,0.2\n2,{value}\n")
     with pytest.raises(ValueError, match=rf"log.csv line 4: steering '{value}' {message}"):
-        import_source("video-csv", tmp_path / "v.mp4", tmp_path / "ds", csv=str(tmp_path / "log.csv"),
-                      max_steer_rad=0.5, progress=False)
+        import_source(
+            "video-csv",
+            tmp_path / "v.mp4",
+            tmp_path / "ds",
+            csv=str(tmp_path / "log.csv"),
+            max_steer_rad=0.5,
+            progress=False,
+        )
 
 
 def test_video_csv_unreadable_video_and_cli_error_line(tmp_path, capsys):
     (tmp_path / "v.mp4").write_bytes(b"garbage")
     (tmp_path / "log.csv").write_text("frame,steering\n0,0.1\n")
-    code = main(["import", "--format", "video-csv", str(tmp_path / "v.mp4"), "--csv", str(tmp_path / "log.csv"),
-                 "--max-steer-rad", "0.5", "--out", str(tmp_path / "ds"), "--no-progress"])
+    code = main(
+        [
+            "import",
+            "--format",
+            "video-csv",
+            str(tmp_path / "v.mp4"),
+            "--csv",
+            str(tmp_path / "log.csv"),
+            "--max-steer-rad",
+            "0.5",
+            "--out",
+            str(tmp_path / "ds"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "v.mp4: unreadable video" in err and err.count("\n") == 1
     assert not (tmp_path / "ds").exists()
@@ -101,6 +141,7 @@ def test_normalized_unit_needs_max_steer(tmp_path, pattern_frames):
 
 # ---------------------------------------------------------------- udacity
 
+
 def make_udacity(root, n=6, header=True, gap_after=None):
     lines = ["center,left,right,steering,throttle,brake,speed"] if header else []
     t0 = 30 * 60 + 10.0
@@ -111,8 +152,10 @@ def make_udacity(root, n=6, header=True, gap_after=None):
         for k, cam in enumerate(("center", "left", "right")):
             write_image(root / "IMG" / names[cam], solid(160, 320, 40 + 60 * k))
         # absolute Windows-style paths from the recording machine, as real logs have
-        lines.append(", ".join(f"C:\\Users\\me\\data\\IMG\\{names[c]}" for c in ("center", "left", "right"))
-                     + f", {0.1 * i - 0.2:.3f}, 0.5, 0, 20.1")
+        lines.append(
+            ", ".join(f"C:\\Users\\me\\data\\IMG\\{names[c]}" for c in ("center", "left", "right"))
+            + f", {0.1 * i - 0.2:.3f}, 0.5, 0, 20.1"
+        )
     (root / "driving_log.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -179,6 +222,7 @@ def test_udacity_bad_steering_and_unreadable_image(tmp_path):
 
 # ---------------------------------------------------------------- sully-chen
 
+
 def test_sully_chen_degrees_and_fps(tmp_path):
     src = tmp_path / "driving_dataset"
     angles = [0.0, 12.5, -30.0, 45.0, 7.0]
@@ -197,20 +241,30 @@ def test_sully_chen_2018_format_with_times(tmp_path):
     src = tmp_path / "sc"
     for i in range(4):
         write_image(src / f"{i}.jpg", solid(256, 455, 100))
-    stamps = ["2018-07-01 17:09:44:912", "2018-07-01 17:09:44:962", "2018-07-01 17:09:45:012", "2018-07-01 17:09:45:062"]
+    stamps = [
+        "2018-07-01 17:09:44:912",
+        "2018-07-01 17:09:44:962",
+        "2018-07-01 17:09:45:012",
+        "2018-07-01 17:09:45:062",
+    ]
     (src / "data.txt").write_text("".join(f"{i}.jpg {i * 1.5},{s}\n" for i, s in enumerate(stamps)))
-    info = import_source("sully-chen", src / "data.txt", tmp_path / "ds", max_steer_rad=math.radians(90), progress=False)
+    info = import_source(
+        "sully-chen", src / "data.txt", tmp_path / "ds", max_steer_rad=math.radians(90), progress=False
+    )
     assert info.fps == pytest.approx(20.0, rel=1e-3)
     table = DatasetReader(tmp_path / "ds").frames_table()
     np.testing.assert_allclose(table[layout.TIMESTAMP], [0, 0.05, 0.1, 0.15], atol=1e-5)
     np.testing.assert_allclose(table[layout.STEERING_LABEL], np.arange(4) * 1.5 / 90, atol=1e-6)
 
 
-@pytest.mark.parametrize("bad_line, error, message", [
-    ("2.jpg nan", ValueError, r"data.txt line 3: steering 'nan' is not a finite number"),
-    ("2.jpg", ValueError, r"data.txt line 3: expected 'FILENAME ANGLE'"),
-    ("9.jpg 1.0", UserError, r"data.txt line 3: image .*9.jpg not found"),
-])
+@pytest.mark.parametrize(
+    "bad_line, error, message",
+    [
+        ("2.jpg nan", ValueError, r"data.txt line 3: steering 'nan' is not a finite number"),
+        ("2.jpg", ValueError, r"data.txt line 3: expected 'FILENAME ANGLE'"),
+        ("9.jpg 1.0", UserError, r"data.txt line 3: image .*9.jpg not found"),
+    ],
+)
 def test_sully_chen_broken_lines(tmp_path, bad_line, error, message):
     src = tmp_path / "sc"
     for i in range(4):

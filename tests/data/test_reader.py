@@ -41,7 +41,9 @@ def test_missing_video_names_the_file(make_dataset):
 def test_video_shorter_than_table_names_both_files(make_dataset, pattern_frames, write_episode_files):
     root, _ = make_dataset(lengths=(10,))
     write_episode_files(root, 0, pattern_frames(6, 0), np.zeros(10), 10.0, 0, table_rows=10)
-    with pytest.raises(ValueError, match=r"file-000.mp4: video has 6 frame\(s\) but its table .*file-000.parquet has 10"):
+    with pytest.raises(
+        ValueError, match=r"file-000.mp4: video has 6 frame\(s\) but its table .*file-000.parquet has 10"
+    ):
         DatasetReader(root).read_frames(0)
 
 
@@ -60,7 +62,9 @@ def test_nan_steering_names_file_column_and_frame(make_dataset):
     table = pd.read_parquet(path)
     table.loc[4, layout.STEERING_LABEL] = np.nan
     table.to_parquet(path, index=False)
-    with pytest.raises(ValueError, match=r"file-000.parquet: column 'action.steering' is not a finite number at frame 4"):
+    with pytest.raises(
+        ValueError, match=r"file-000.parquet: column 'action.steering' is not a finite number at frame 4"
+    ):
         DatasetReader(root).frames_table()
 
 

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from drive.cli import main as cli_main
-from drive.data import layout
-from drive.data import recorder
+from drive.data import layout, recorder
 from drive.data.reader import iter_video
 from drive.data.recorder import episode_reset_seed, episode_track_seed, record
 from drive.world.env import DriveEnv
@@ -110,7 +109,9 @@ def test_interrupted_recording_keeps_finished_episodes(tmp_path, monkeypatch):
     assert layout.complete_episodes(root) == [0]
     assert len(pd.read_parquet(layout.data_path(root, 0))) == 20
     assert len(_video_frames(layout.video_path(root, 0))) == 20
-    assert not [p for p in root.rglob("*") if p.name.startswith(".") and p.name != ".drive.lock"]  # no temporary files left
+    assert not [
+        p for p in root.rglob("*") if p.name.startswith(".") and p.name != ".drive.lock"
+    ]  # no temporary files left
     assert not layout.video_path(root, 1).exists()
     # a half-written episode (table and video, no meta file) is not complete ...
     layout.data_path(root, 1).write_bytes(layout.data_path(root, 0).read_bytes())
@@ -155,8 +156,27 @@ def test_bad_arguments(tmp_path):
 
 def test_cli_record(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert cli_main(["record", "--scenario", "train", "--episodes", "1", "--out", str(out), "--seed", "2",
-                     "--noise-injection", "0.05", "--duration-s", "0.5", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "record",
+                "--scenario",
+                "train",
+                "--episodes",
+                "1",
+                "--out",
+                str(out),
+                "--seed",
+                "2",
+                "--noise-injection",
+                "0.05",
+                "--duration-s",
+                "0.5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "1 episodes, 10 frames" in capsys.readouterr().out
     assert cli_main(["record", "--scenario", "nope", "--episodes", "1", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from drive.data import layout, reader as reader_module
+from drive.data import layout
+from drive.data import reader as reader_module
 from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments, window_starts
 
 
@@ -101,6 +102,7 @@ def test_cache_is_rebuilt_when_an_episode_is_added(make_dataset, pattern_frames,
 
 def test_non_increasing_timestamps_are_an_error(make_dataset):
     import pandas as pd
+
     root, _ = make_dataset(lengths=(10,))
     path = layout.data_path(root, 0)
     table = pd.read_parquet(path)

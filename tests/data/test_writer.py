@@ -24,8 +24,13 @@ FPS = 10.0
 
 def _fake_info(t: int, world: dict | None = None) -> dict:
     """What the env's info holds for one step (the keys the recorder and DAgger read)."""
-    info = {"expert_steering": 0.5 * math.sin(t / 3.0), "curvature_ahead_inv_m": 0.01 * t, "speed_mps": 10.0 + t,
-            "lateral_offset_m": -0.1 * t, "heading_error_rad": 0.02 * t}
+    info = {
+        "expert_steering": 0.5 * math.sin(t / 3.0),
+        "curvature_ahead_inv_m": 0.01 * t,
+        "speed_mps": 10.0 + t,
+        "lateral_offset_m": -0.1 * t,
+        "heading_error_rad": 0.02 * t,
+    }
     if world is not None:
         info["world"] = world
     return info
@@ -69,7 +74,9 @@ def test_dataset_matches_the_lerobot_v3_schema(tmp_path, pattern_frames):
         assert stream[key] == video_info[key], key
 
     tasks = pd.read_parquet(layout.tasks_path(root))
-    assert list(tasks.index) == SCHEMA["tasks"]["index"] and tasks["task_index"].tolist() == SCHEMA["tasks"]["task_index"]
+    assert (
+        list(tasks.index) == SCHEMA["tasks"]["index"] and tasks["task_index"].tolist() == SCHEMA["tasks"]["task_index"]
+    )
 
     data = pd.read_parquet(layout.data_path(root, 1))
     assert {c: str(t) for c, t in data.dtypes.items()} == SCHEMA["data_columns"]
@@ -169,10 +176,23 @@ def test_two_writers_in_one_folder_keep_every_episode(tmp_path, pattern_frames):
 def test_two_concurrent_record_processes_keep_every_episode(tmp_path):
     out = tmp_path / "ds"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "drive.cli", "record", "--episodes", "3", "--duration-s", "0.5", "--out", str(out),
-           "--no-progress"]
-    procs = [subprocess.Popen(cmd + ["--seed", str(s)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for s in (1, 2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "drive.cli",
+        "record",
+        "--episodes",
+        "3",
+        "--duration-s",
+        "0.5",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    procs = [
+        subprocess.Popen(cmd + ["--seed", str(s)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for s in (1, 2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err.decode()

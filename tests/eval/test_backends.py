@@ -24,8 +24,11 @@ PERTURB = ["gaussian:0.1,0.3", "drop:0.5"]
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    )
     return env
 
 
@@ -82,11 +85,27 @@ def _wait_for(predicate, timeout_s: float, every_s: float = 0.05):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_local_workers_die_with_their_parent_on_sigkill(tmp_path, tiny_checkpoint, scenario_file):
     """Issue 8: after kill -9 of `drive stress --workers 2`, no spawned worker outlives the parent."""
-    cmd = [sys.executable, "-m", "drive.cli", "stress", "--checkpoint", str(tiny_checkpoint()), "--perturb",
-           "gaussian:0.1,0.2,0.3,0.4", "--seeds", "4", "--workers", "2", "--scenario", str(scenario_file(3.0)),
-           "--out", str(tmp_path / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "drive.cli",
+        "stress",
+        "--checkpoint",
+        str(tiny_checkpoint()),
+        "--perturb",
+        "gaussian:0.1,0.2,0.3,0.4",
+        "--seeds",
+        "4",
+        "--workers",
+        "2",
+        "--scenario",
+        str(scenario_file(3.0)),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+
         def two_workers() -> bool:
             return len([p for p in _descendants(proc.pid) if "spawn_main" in _cmdline(p)]) >= 2
 
@@ -136,9 +155,10 @@ def test_a_local_worker_killed_mid_sweep_costs_no_cell(tmp_path, tiny_checkpoint
 def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpoint):
     ckpt = tiny_checkpoint("cnn")
     base = Scenario(name="eval-test")
-    wrong = dataclasses.replace(base, duration_s=1.0, camera=dataclasses.replace(base.camera, width=base.camera.width + 8))
-    result = stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=wrong, seeds=[0], workers=0,
-                    progress=False)
+    wrong = dataclasses.replace(
+        base, duration_s=1.0, camera=dataclasses.replace(base.camera, width=base.camera.width + 8)
+    )
+    result = stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=wrong, seeds=[0], workers=0, progress=False)
     # the cnn cannot take the wider frames (a real error); the expert's cells still run
     assert result["cells"] == 4 and result["computed"] == 2
     assert sorted((f["model"], f["kind"]) for f in result["failed"]) == [("cnn", "clean"), ("cnn", "gaussian")]
@@ -172,8 +192,15 @@ def ray_cluster():
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]  # the workers import this checkout's `drive`
     try:
-        ray.init(address="local", num_cpus=2, object_store_memory=100 * 1024 * 1024, include_dashboard=False,
-                 log_to_driver=False, configure_logging=True, logging_level="warning")
+        ray.init(
+            address="local",
+            num_cpus=2,
+            object_store_memory=100 * 1024 * 1024,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level="warning",
+        )
     finally:
         if old is None:
             os.environ.pop("PYTHONPATH")
@@ -185,8 +212,17 @@ def ray_cluster():
 
 def _sweep(tmp_path, ckpt, out, backend, workers=2, seeds="0,", duration_s=1.0):
     sc = dataclasses.replace(Scenario(name="eval-test"), duration_s=duration_s)
-    return stress([str(ckpt)], PERTURB, tmp_path / out, scenario=sc, episodes=1, seeds=seeds, workers=workers,
-                  backend=backend, progress=False)
+    return stress(
+        [str(ckpt)],
+        PERTURB,
+        tmp_path / out,
+        scenario=sc,
+        episodes=1,
+        seeds=seeds,
+        workers=workers,
+        backend=backend,
+        progress=False,
+    )
 
 
 @pytest.mark.slow
@@ -234,18 +270,37 @@ def test_a_ray_worker_killed_mid_cell_costs_no_cell(tmp_path, tiny_checkpoint, r
 
 
 @pytest.mark.slow
-def test_an_interrupted_ray_sweep_resumes_with_only_the_missing_cells(tmp_path, tiny_checkpoint, scenario_file,
-                                                                      ray_cluster):
+def test_an_interrupted_ray_sweep_resumes_with_only_the_missing_cells(
+    tmp_path, tiny_checkpoint, scenario_file, ray_cluster
+):
     ckpt = tiny_checkpoint("ncp19")
     scenario = scenario_file(1.0)
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "drive.cli", "stress", "--backend", "ray", "--workers", "1", "--checkpoint", str(ckpt),
-           "--perturb", PERTURB[0], "--perturb", PERTURB[1], "--seeds", "0,", "--scenario", str(scenario),
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "drive.cli",
+        "stress",
+        "--backend",
+        "ray",
+        "--workers",
+        "1",
+        "--checkpoint",
+        str(ckpt),
+        "--perturb",
+        PERTURB[0],
+        "--perturb",
+        PERTURB[1],
+        "--seeds",
+        "0,",
+        "--scenario",
+        str(scenario),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert _wait_for(lambda: list((out / "cells").glob("*.json")), timeout_s=180, every_s=0.02), \
-            "no cell finished"
+        assert _wait_for(lambda: list((out / "cells").glob("*.json")), timeout_s=180, every_s=0.02), "no cell finished"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = proc.communicate(timeout=60)
     finally:
@@ -257,7 +312,9 @@ def test_an_interrupted_ray_sweep_resumes_with_only_the_missing_cells(tmp_path, 
     assert 1 <= len(finished) < 8
     stamps = {name: (out / "cells" / name).stat().st_mtime_ns for name in finished}
 
-    result = stress([str(ckpt)], PERTURB, out, scenario=str(scenario), episodes=1, seeds="0,", backend="ray", progress=False)
+    result = stress(
+        [str(ckpt)], PERTURB, out, scenario=str(scenario), episodes=1, seeds="0,", backend="ray", progress=False
+    )
     assert result["reused"] == len(finished) and result["computed"] == 8 - len(finished)
     assert {name: (out / "cells" / name).stat().st_mtime_ns for name in finished} == stamps
     assert len(list((out / "cells").glob("*.json"))) == 8

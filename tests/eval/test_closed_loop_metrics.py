@@ -109,8 +109,16 @@ def test_steering_jerk_definition():
 
 def test_aggregate_pools_distance_and_events():
     def ep(d, e, lat):
-        log = M.EpisodeLog(planned_steps=4, control_period_s=0.1, steering=[0, 0, 0, 0], lateral_m=[lat] * 4,
-                           heading_error_rad=[0.0] * 4, dt_s=[0.1] * 4, distance_m=d, off_road_events=e)
+        log = M.EpisodeLog(
+            planned_steps=4,
+            control_period_s=0.1,
+            steering=[0, 0, 0, 0],
+            lateral_m=[lat] * 4,
+            heading_error_rad=[0.0] * 4,
+            dt_s=[0.1] * 4,
+            distance_m=d,
+            off_road_events=e,
+        )
         return M.episode_metrics(log)
 
     agg = M.aggregate([ep(1000.0, 1, 0.1), ep(3000.0, 5, -0.3)])

@@ -55,8 +55,18 @@ def test_video_is_discarded_on_error(tmp_path):
 
 def _moving_frames(n: int, h: int = 78, w: int = 200) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return np.stack([np.stack([np.clip(128 + 70 * np.sin((xx + 4 * i) / (10 + 4 * c)) + 30 * np.cos(yy / 8), 0, 255)
-                               for c in range(3)], axis=-1).astype(np.uint8) for i in range(n)])
+    return np.stack(
+        [
+            np.stack(
+                [
+                    np.clip(128 + 70 * np.sin((xx + 4 * i) / (10 + 4 * c)) + 30 * np.cos(yy / 8), 0, 255)
+                    for c in range(3)
+                ],
+                axis=-1,
+            ).astype(np.uint8)
+            for i in range(n)
+        ]
+    )
 
 
 def test_written_video_is_h264_yuv420p_and_reads_back_frame_exact(tmp_path):

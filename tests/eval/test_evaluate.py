@@ -48,8 +48,20 @@ def trained(recorded, tmp_path_factory):
     from drive.train.loop import train
 
     out = tmp_path_factory.mktemp("ckpt") / "ncp19"
-    train(TrainConfig(data=str(recorded), model="ncp19", out=str(out), epochs=1, max_steps=1, batch_size=2,
-                      seq_len=4, val_fraction=0.34, progress=False, augment=False))
+    train(
+        TrainConfig(
+            data=str(recorded),
+            model="ncp19",
+            out=str(out),
+            epochs=1,
+            max_steps=1,
+            batch_size=2,
+            seq_len=4,
+            val_fraction=0.34,
+            progress=False,
+            augment=False,
+        )
+    )
     return out
 
 
@@ -69,9 +81,9 @@ def test_zero_model_mse_is_mean_squared_label(recorded, tmp_path):
     assert any(np.abs(y).max() > 0.01 for y in labels.values())  # the tracks curve: the check is not 0 == 0
     for unit in result["units"]:
         y = labels[unit["episode"]]
-        assert unit["metrics"]["mse"] == pytest.approx(np.mean(y ** 2), rel=1e-9, abs=1e-15)
+        assert unit["metrics"]["mse"] == pytest.approx(np.mean(y**2), rel=1e-9, abs=1e-15)
         assert unit["metrics"]["bias"] == pytest.approx(-np.mean(y), rel=1e-9, abs=1e-15)
-        assert unit["metrics"]["weighted_mse"] == pytest.approx(np.mean(np.exp(2 * np.abs(y)) * y ** 2), rel=1e-9)
+        assert unit["metrics"]["weighted_mse"] == pytest.approx(np.mean(np.exp(2 * np.abs(y)) * y**2), rel=1e-9)
     (row,) = result["rows"]
     assert row["pooled_mse"] == pytest.approx(np.mean(np.concatenate(list(labels.values())) ** 2), rel=1e-9)
     assert row["mse_ci_low"] <= row["mse"] <= row["mse_ci_high"]
@@ -130,9 +142,15 @@ def test_validation_episodes_by_default_are_those_held_out(recorded, trained, tm
 
 
 def test_misfit_dataset_is_one_line_error_naming_both(tmp_path, tiny_checkpoint, capsys):
-    data = _record(tmp_path / "slow", 1, 1.0, control_hz=10.0,
-                   camera=dataclasses.replace(__import__("drive.world.scenario", fromlist=["Scenario"]).Scenario().camera,
-                                              height=66, width=200))
+    data = _record(
+        tmp_path / "slow",
+        1,
+        1.0,
+        control_hz=10.0,
+        camera=dataclasses.replace(
+            __import__("drive.world.scenario", fromlist=["Scenario"]).Scenario().camera, height=66, width=200
+        ),
+    )
     ckpt = tiny_checkpoint("cnn")
     with pytest.raises(UserError) as err:
         evaluate([ckpt], data, tmp_path / "out", progress=False)
@@ -156,12 +174,26 @@ def test_rerun_skips_finished_work(recorded, tiny_checkpoint, tmp_path):
     assert [p.stat().st_mtime_ns for p in units] == stamps
     assert second["rows"] == first["rows"]
     # a new level computes only its own units
-    third = evaluate([ckpt, "expert"], recorded, tmp_path / "out", perturb=["gaussian:0.2,0.3", "drop:0.3"],
-                     episodes="0,2", progress=False)
+    third = evaluate(
+        [ckpt, "expert"],
+        recorded,
+        tmp_path / "out",
+        perturb=["gaussian:0.2,0.3", "drop:0.3"],
+        episodes="0,2",
+        progress=False,
+    )
     assert third["computed"] == 4 and third["reused"] == 12
     out = tmp_path / "out"
-    for name in ("metrics.json", "results.csv", "episodes.csv", "report.md", "error_gaussian.png", "error_drop.png",
-                 "videos/ncp19/episode_000.mp4", "videos/expert/episode_002.mp4"):
+    for name in (
+        "metrics.json",
+        "results.csv",
+        "episodes.csv",
+        "report.md",
+        "error_gaussian.png",
+        "error_drop.png",
+        "videos/ncp19/episode_000.mp4",
+        "videos/expert/episode_002.mp4",
+    ):
         assert (out / name).is_file(), name
     rows = {(r["model"], r["kind"], r["level"]): r for r in third["rows"]}
     assert rows[("expert", "drop", 0.3)]["mse"] > 0  # held labels under frame drop are late
@@ -197,10 +229,27 @@ def test_imported_udacity_dataset(tmp_path, capsys):
     import torch
 
     torch.manual_seed(0)
-    ckpt = save_checkpoint(build_policy("ncp19", frame_period_s=1.0 / info.fps, max_steer_rad=info.max_steer_rad),
-                           tmp_path / "ck" / "ncp19")
-    rc = main(["evaluate", "--checkpoint", str(ckpt), "--checkpoint", "expert", "--data", str(data),
-               "--perturb", "gaussian:0.2", "--workers", "1", "--out", str(tmp_path / "out")])
+    ckpt = save_checkpoint(
+        build_policy("ncp19", frame_period_s=1.0 / info.fps, max_steer_rad=info.max_steer_rad),
+        tmp_path / "ck" / "ncp19",
+    )
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--checkpoint",
+            "expert",
+            "--data",
+            str(data),
+            "--perturb",
+            "gaussian:0.2",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "no training split" in printed and "0, 1, 2" in printed
@@ -212,8 +261,23 @@ def test_imported_udacity_dataset(tmp_path, capsys):
     # explain on recorded frames of the same dataset
     trace = recorded_trace(load_policy(ckpt), data, episode=1)
     assert trace.frames.shape == (8, 78, 200, 3) and len(trace.steering) == 8
-    rc = main(["explain", "--checkpoint", str(ckpt), "--data", str(data), "--episode", "1", "--images", "1",
-               "--ssim-frames", "4", "--out", str(tmp_path / "explain")])
+    rc = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(data),
+            "--episode",
+            "1",
+            "--images",
+            "1",
+            "--ssim-frames",
+            "4",
+            "--out",
+            str(tmp_path / "explain"),
+        ]
+    )
     assert rc == 0
     explained = json.loads((tmp_path / "explain" / "explain.json").read_text())
     assert explained["source"] == "ds episode 1" and explained["steps"] == 8

@@ -79,7 +79,8 @@ def test_explain_writes_saliency_stability_traces_and_wiring(tmp_path, tiny_chec
 
 def test_explain_works_for_the_pilotnet_cnn_without_wiring(tmp_path, tiny_checkpoint, make_scenario):
     out = tmp_path / "cnn"
-    result = explain(str(tiny_checkpoint("cnn")), make_scenario(0.5), out, variances=(0.2,), images=1, ssim_frames=3,
-                     video=False)
+    result = explain(
+        str(tiny_checkpoint("cnn")), make_scenario(0.5), out, variances=(0.2,), images=1, ssim_frames=3, video=False
+    )
     assert result["files"]["wiring"] is None and not (out / "wiring.png").exists()
     assert (out / "neuron_traces.png").is_file() and set(result["mean_ssim"]) == {"0.2"}

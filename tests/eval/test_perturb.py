@@ -7,8 +7,16 @@ import pytest
 
 from drive.eval.perturb import KINDS, Chain, Drop, Gaussian, Latency, make, parse_single, parse_spec
 
-CAMERA_LEVELS = {"gaussian": 0.1, "salt_pepper": 0.05, "blur": 2.0, "brightness": 0.3, "contrast": 0.5,
-                 "occlusion": 0.2, "motion_blur": 9, "jpeg": 90}
+CAMERA_LEVELS = {
+    "gaussian": 0.1,
+    "salt_pepper": 0.05,
+    "blur": 2.0,
+    "brightness": 0.3,
+    "contrast": 0.5,
+    "occlusion": 0.2,
+    "motion_blur": 9,
+    "jpeg": 90,
+}
 
 
 def road_frame(h: int = 78, w: int = 200, seed: int = 0) -> np.ndarray:
@@ -137,15 +145,18 @@ def test_parse_spec_reads_kind_and_levels():
     assert parse_single("latency:2").level == 2
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("fog:0.1", "unknown perturbation kind 'fog'"),
-    ("gaussian", "expected KIND:LEVEL"),
-    ("gaussian:abc", "'abc'"),
-    ("gaussian:-0.1", "-0.1"),
-    ("drop:1", "drop level"),
-    ("latency:1.5", "whole number"),
-    ("gaussian:nan", "nan"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("fog:0.1", "unknown perturbation kind 'fog'"),
+        ("gaussian", "expected KIND:LEVEL"),
+        ("gaussian:abc", "'abc'"),
+        ("gaussian:-0.1", "-0.1"),
+        ("drop:1", "drop level"),
+        ("latency:1.5", "whole number"),
+        ("gaussian:nan", "nan"),
+    ],
+)
 def test_bad_specs_raise_a_value_error_naming_argument_and_value(text, fragment):
     with pytest.raises(ValueError) as exc:
         parse_spec(text)

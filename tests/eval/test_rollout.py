@@ -23,8 +23,9 @@ def counted_steps(monkeypatch):
     return calls
 
 
-def test_simulate_stress_explain_and_dagger_all_drive_through_the_rollout(tmp_path, counted_steps, tiny_checkpoint,
-                                                                          make_scenario):
+def test_simulate_stress_explain_and_dagger_all_drive_through_the_rollout(
+    tmp_path, counted_steps, tiny_checkpoint, make_scenario
+):
     from drive.eval.explain import explain
     from drive.eval.simulate import simulate
     from drive.eval.stress import Cell, Model, run_cell
@@ -82,12 +83,14 @@ def test_simulate_makes_its_output_folder_before_driving(tmp_path, tiny_checkpoi
 
 
 @pytest.mark.parametrize("verb", ["simulate", "stress", "explain"])
-def test_an_out_that_is_a_file_fails_in_one_line_before_any_driving(verb, tmp_path, tiny_checkpoint, counted_steps,
-                                                                    scenario_file, capsys):
+def test_an_out_that_is_a_file_fails_in_one_line_before_any_driving(
+    verb, tmp_path, tiny_checkpoint, counted_steps, scenario_file, capsys
+):
     target = tmp_path / "taken"
     target.write_text("not a folder")
-    code = main([verb, "--checkpoint", str(tiny_checkpoint()), "--scenario", str(scenario_file(0.5)),
-                 "--out", str(target)])
+    code = main(
+        [verb, "--checkpoint", str(tiny_checkpoint()), "--scenario", str(scenario_file(0.5)), "--out", str(target)]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "--out" in err and str(target) in err and "not a folder" in err and "Traceback" not in err
@@ -96,13 +99,16 @@ def test_an_out_that_is_a_file_fails_in_one_line_before_any_driving(verb, tmp_pa
     assert target.read_text() == "not a folder"
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["simulate", "--episodes", "0"], "--episodes 0"),
-    (["simulate", "--perturb", "gaussian:nope"], "--perturb"),
-    (["stress", "--seeds", "0,0"], "--seeds"),
-    (["stress", "--workers", "-1"], "--workers -1"),
-    (["explain", "--images", "-1"], "--images -1"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["simulate", "--episodes", "0"], "--episodes 0"),
+        (["simulate", "--perturb", "gaussian:nope"], "--perturb"),
+        (["stress", "--seeds", "0,0"], "--seeds"),
+        (["stress", "--workers", "-1"], "--workers -1"),
+        (["explain", "--images", "-1"], "--images -1"),
+    ],
+)
 def test_bad_flag_values_are_one_line_and_leave_no_output_folder(argv, match, tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "never"
     code = main(argv + ["--checkpoint", str(tiny_checkpoint()), "--out", str(out)])
@@ -124,8 +130,22 @@ def test_simulate_command_records_the_checkpoint_it_was_given(tmp_path, tiny_che
 
     ckpt = str(tiny_checkpoint())
     out = tmp_path / "run"
-    assert main(["simulate", "--checkpoint", ckpt, "--scenario", str(scenario_file(0.5)), "--no-video", "--no-expert",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--checkpoint",
+                ckpt,
+                "--scenario",
+                str(scenario_file(0.5)),
+                "--no-video",
+                "--no-expert",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "metrics.json").read_text())
     assert result["checkpoint"] == ckpt and result["model"] == "ncp19" and "expert" not in result
     assert result["policy"]["aggregate"]["distance_m"] > 0

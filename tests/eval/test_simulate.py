@@ -29,11 +29,26 @@ def check_metrics_file(path: Path, episodes: int) -> dict:
     return result
 
 
-def test_cli_with_a_small_untrained_checkpoint_writes_metrics_and_videos(tmp_path, tiny_checkpoint, scenario_file, capsys):
+def test_cli_with_a_small_untrained_checkpoint_writes_metrics_and_videos(
+    tmp_path, tiny_checkpoint, scenario_file, capsys
+):
     ckpt = tiny_checkpoint("ncp19")
     out = tmp_path / "run"
-    code = main(["simulate", "--checkpoint", str(ckpt), "--scenario", str(scenario_file(2.0)), "--episodes", "2",
-                 "--seed", "3", "--out", str(out)])
+    code = main(
+        [
+            "simulate",
+            "--checkpoint",
+            str(ckpt),
+            "--scenario",
+            str(scenario_file(2.0)),
+            "--episodes",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = check_metrics_file(out / "metrics.json", episodes=2)
     assert [e["seed"] for e in result["policy"]["episodes"]] == [3, 4]
@@ -48,8 +63,15 @@ def test_cli_with_a_small_untrained_checkpoint_writes_metrics_and_videos(tmp_pat
 
 
 def test_perturbed_run_records_the_perturbation_and_expert_reference(tmp_path, tiny_checkpoint, make_scenario):
-    result = simulate(str(tiny_checkpoint("cnn")), make_scenario(2.0), episodes=1, seed=0,
-                      perturbations=["gaussian:0.2", "drop:0.3"], out=tmp_path / "p", progress=False)
+    result = simulate(
+        str(tiny_checkpoint("cnn")),
+        make_scenario(2.0),
+        episodes=1,
+        seed=0,
+        perturbations=["gaussian:0.2", "drop:0.3"],
+        out=tmp_path / "p",
+        progress=False,
+    )
     assert result["perturbations"] == ["gaussian:0.2", "drop:0.3"]
     assert result["policy"]["aggregate"]["dropped_frames"] > 0
     assert (tmp_path / "p" / "metrics.json").is_file() and not (tmp_path / "p" / "videos").exists()
@@ -57,8 +79,12 @@ def test_perturbed_run_records_the_perturbation_and_expert_reference(tmp_path, t
 
 def test_same_seed_gives_the_same_figures(tiny_checkpoint, make_scenario):
     ckpt = str(tiny_checkpoint("ncp19"))
-    a = simulate(ckpt, make_scenario(2.0), seed=5, perturbations=["gaussian:0.1"], expert_reference=False, progress=False)
-    b = simulate(ckpt, make_scenario(2.0), seed=5, perturbations=["gaussian:0.1"], expert_reference=False, progress=False)
+    a = simulate(
+        ckpt, make_scenario(2.0), seed=5, perturbations=["gaussian:0.1"], expert_reference=False, progress=False
+    )
+    b = simulate(
+        ckpt, make_scenario(2.0), seed=5, perturbations=["gaussian:0.1"], expert_reference=False, progress=False
+    )
     assert_same_figures(a["policy"], b["policy"])
 
 
@@ -93,7 +119,9 @@ def test_show_without_a_display_fails_cleanly(tmp_path, tiny_checkpoint, monkeyp
 
 
 def test_negative_thread_count_is_a_clean_error(tmp_path, tiny_checkpoint, capsys):
-    assert main(["simulate", "--checkpoint", str(tiny_checkpoint()), "--threads", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["simulate", "--checkpoint", str(tiny_checkpoint()), "--threads", "-1", "--out", str(tmp_path / "x")]) == 2
+    )
     err = capsys.readouterr().err
     assert "--threads -1" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
@@ -109,7 +137,9 @@ def test_missing_checkpoint_and_mismatched_camera_are_clean_errors(tmp_path, tin
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="the shipped checkpoint checkpoints/ncp19 is not there yet")
+@pytest.mark.skipif(
+    not (SHIPPED / "config.json").is_file(), reason="the shipped checkpoint checkpoints/ncp19 is not there yet"
+)
 def test_cli_with_no_arguments_drives_the_shipped_checkpoint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["simulate"]) == 0

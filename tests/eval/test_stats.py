@@ -7,7 +7,9 @@ import pytest
 from drive.eval import stats as S
 
 
-def _table(shift: float = 0.0, seeds: int = 3, conditions: int = 30, seed: int = 0, seed_sd: float = 0.0) -> pd.DataFrame:
+def _table(
+    shift: float = 0.0, seeds: int = 3, conditions: int = 30, seed: int = 0, seed_sd: float = 0.0
+) -> pd.DataFrame:
     """Two families on the same conditions; 'other' = 'ncp19' + shift, with independent noise.
 
     ``seed_sd`` adds a per-training-seed offset (what the bootstrap, not the paired test, accounts for).
@@ -19,15 +21,26 @@ def _table(shift: float = 0.0, seeds: int = 3, conditions: int = 30, seed: int =
         for s in range(seeds):
             seed_effect = rng.normal(0, seed_sd) if seed_sd else 0.0
             for c in range(conditions):
-                rows.append({"family": family, "train_seed": s, "level": 0.1, "condition": c,
-                             "off_road_per_km": difficulty[c] + offset + seed_effect + rng.normal(0, 0.3)})
+                rows.append(
+                    {
+                        "family": family,
+                        "train_seed": s,
+                        "level": 0.1,
+                        "condition": c,
+                        "off_road_per_km": difficulty[c] + offset + seed_effect + rng.normal(0, 0.3),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("method", ["permutation", "wilcoxon"])
 def test_identical_families_are_not_significant(method):
-    p_values = [S.compare_families(_table(0.0, seed=k), "off_road_per_km", method=method, n_resamples=500)
-                .set_index("family").loc["other", "p"] for k in range(5)]
+    p_values = [
+        S.compare_families(_table(0.0, seed=k), "off_road_per_km", method=method, n_resamples=500)
+        .set_index("family")
+        .loc["other", "p"]
+        for k in range(5)
+    ]
     assert sum(p < 0.05 for p in p_values) <= 1  # a level-0.05 test rarely rejects
     assert np.median(p_values) > 0.2
 
@@ -50,8 +63,13 @@ def test_bootstrap_interval_covers_the_true_mean_and_narrows_with_data():
     rng = np.random.default_rng(1)
     covered = 0
     for k in range(40):
-        t = pd.DataFrame({"train_seed": np.repeat(np.arange(5), 20), "condition": np.tile(np.arange(20), 5),
-                          "v": rng.normal(2.0, 1.0, 100)})
+        t = pd.DataFrame(
+            {
+                "train_seed": np.repeat(np.arange(5), 20),
+                "condition": np.tile(np.arange(20), 5),
+                "v": rng.normal(2.0, 1.0, 100),
+            }
+        )
         mean, lo, hi = S.bootstrap_ci(t, "v", n_resamples=1000, seed=k)
         assert lo <= mean <= hi
         covered += lo <= 2.0 <= hi

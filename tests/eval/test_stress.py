@@ -14,8 +14,16 @@ from drive.eval.stress import parse_seeds, stress
 
 
 def run_sweep(tmp_path, ckpt, scenario, workers=0, out="sweep"):
-    return stress([str(ckpt)], ["gaussian:0.1,0.3", "drop:0.5"], tmp_path / out, scenario=scenario, episodes=1,
-                  seeds="0,1", workers=workers, progress=False)
+    return stress(
+        [str(ckpt)],
+        ["gaussian:0.1,0.3", "drop:0.5"],
+        tmp_path / out,
+        scenario=scenario,
+        episodes=1,
+        seeds="0,1",
+        workers=workers,
+        progress=False,
+    )
 
 
 def test_sweep_writes_the_documented_schema_and_a_rerun_skips_finished_cells(tmp_path, tiny_checkpoint, make_scenario):
@@ -31,8 +39,13 @@ def test_sweep_writes_the_documented_schema_and_a_rerun_skips_finished_cells(tmp
     df = pd.read_csv(out / "results.csv")
     # rows: model x kind x level, level 0 (the clean baseline) included for every kind
     assert len(df) == 2 * (3 + 2)
-    assert set(zip(df["kind"], df["level"])) == {("gaussian", 0.0), ("gaussian", 0.1), ("gaussian", 0.3),
-                                                  ("drop", 0.0), ("drop", 0.5)}
+    assert set(zip(df["kind"], df["level"])) == {
+        ("gaussian", 0.0),
+        ("gaussian", 0.1),
+        ("gaussian", 0.3),
+        ("drop", 0.0),
+        ("drop", 0.5),
+    }
     for figure in M.EPISODE_FIELDS:
         for suffix in ("", "_std", "_min", "_max"):
             assert f"{figure}{suffix}" in df.columns
@@ -57,13 +70,22 @@ def test_sweep_writes_the_documented_schema_and_a_rerun_skips_finished_cells(tmp
 
 def test_a_changed_input_recomputes_only_the_affected_cells(tmp_path, tiny_checkpoint, make_scenario):
     ckpt = tiny_checkpoint("cnn")
-    stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0], workers=0,
-           progress=False)
-    again = stress([str(ckpt)], ["gaussian:0.2", "blur:2"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0],
-                   workers=0, progress=False)
+    stress(
+        [str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0], workers=0, progress=False
+    )
+    again = stress(
+        [str(ckpt)],
+        ["gaussian:0.2", "blur:2"],
+        tmp_path / "s",
+        scenario=make_scenario(1.0),
+        seeds=[0],
+        workers=0,
+        progress=False,
+    )
     assert again["reused"] == 4 and again["computed"] == 2  # blur:2 for the cnn and the expert
-    longer = stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=make_scenario(1.5), seeds=[0], workers=0,
-                    progress=False)
+    longer = stress(
+        [str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=make_scenario(1.5), seeds=[0], workers=0, progress=False
+    )
     assert longer["reused"] == 0  # a different scenario invalidates the stored cells
 
 
@@ -88,7 +110,9 @@ def test_parse_seeds():
 
 
 def test_cli_rejects_a_bad_perturbation_cleanly(tmp_path, tiny_checkpoint, capsys):
-    code = main(["stress", "--checkpoint", str(tiny_checkpoint()), "--perturb", "gaussian:zero", "--out", str(tmp_path)])
+    code = main(
+        ["stress", "--checkpoint", str(tiny_checkpoint()), "--perturb", "gaussian:zero", "--out", str(tmp_path)]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "--perturb" in err and "'zero'" in err
@@ -106,10 +130,12 @@ def test_a_sweep_of_trained_families_writes_statistics(tmp_path, make_scenario):
         for seed in (0, 1):
             torch.manual_seed(seed)
             policy = build_policy(family, frame_period_s=0.05, max_steer_rad=0.35)
-            ckpts.append(str(save_checkpoint(policy, tmp_path / "zoo" / f"{family}-s{seed}",
-                                             extra={"training": {"seed": seed}})))
-    result = stress(ckpts, ["gaussian:0.04"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0, 1], workers=0,
-                    progress=False)
+            ckpts.append(
+                str(save_checkpoint(policy, tmp_path / "zoo" / f"{family}-s{seed}", extra={"training": {"seed": seed}}))
+            )
+    result = stress(
+        ckpts, ["gaussian:0.04"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0, 1], workers=0, progress=False
+    )
     out = tmp_path / "s"
     cells = pd.read_csv(out / "cells.csv")
     assert set(cells.columns) >= {"model", "family", "train_seed", "kind", "level", "sigma", "condition"}
@@ -119,14 +145,16 @@ def test_a_sweep_of_trained_families_writes_statistics(tmp_path, make_scenario):
     assert cells[cells["model"] == "expert"]["family"].isna().all()
 
     stats = pd.read_csv(out / "stats.csv")
-    assert set(stats["family"]) == {"ncp19", "cnn"} and set(stats["figure"]) == {"mean_abs_lateral_m", "off_road_per_km"}
+    assert set(stats["family"]) == {"ncp19", "cnn"} and set(stats["figure"]) == {
+        "mean_abs_lateral_m",
+        "off_road_per_km",
+    }
     assert (stats["n_seeds"] == 2).all() and (stats["n_conditions"] == 2).all()
     assert stats.loc[stats["level"] == 0.04, "sigma"].to_numpy() == pytest.approx(0.2)
     assert stats.loc[stats["family"] == "ncp19", "p"].isna().all()  # the reference is not tested against itself
     assert stats.loc[stats["family"] == "cnn", "p"].notna().all()
     assert stats["primary"].sum() == len(stats) / 2
-    expected = compare_families(models[models["kind"] == "gaussian"].astype({"train_seed": int}),
-                                "mean_abs_lateral_m")
+    expected = compare_families(models[models["kind"] == "gaussian"].astype({"train_seed": int}), "mean_abs_lateral_m")
     got = stats[(stats["figure"] == "mean_abs_lateral_m")]
     assert got["mean"].to_numpy() == pytest.approx(expected["mean"].to_numpy())
     assert got["ci_low"].to_numpy() == pytest.approx(expected["ci_low"].to_numpy())
@@ -138,8 +166,16 @@ def test_a_sweep_of_trained_families_writes_statistics(tmp_path, make_scenario):
 
 
 def test_a_sweep_without_training_seeds_has_no_statistics(tmp_path, tiny_checkpoint, make_scenario):
-    stress([str(tiny_checkpoint("cnn"))], ["gaussian:0.04"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0],
-           workers=0, progress=False, with_expert=False)
+    stress(
+        [str(tiny_checkpoint("cnn"))],
+        ["gaussian:0.04"],
+        tmp_path / "s",
+        scenario=make_scenario(1.0),
+        seeds=[0],
+        workers=0,
+        progress=False,
+        with_expert=False,
+    )
     assert not (tmp_path / "s" / "stats.csv").exists()
     assert (tmp_path / "s" / "cells.csv").exists()
     assert "## Statistics" not in (tmp_path / "s" / "report.md").read_text()

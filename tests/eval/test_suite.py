@@ -21,9 +21,20 @@ def test_write_results_table_report_and_plot(tmp_path):
     rows = []
     for case in ("plain", "fog"):
         for driver, events in (("ncp19", 3), ("expert", 0)):
-            rows.append({"case": case, "driver": driver, "episodes": 2, "distance_km": 1.5,
-                         "off_road_events": events, "off_road_per_km": events / 1.5, "mean_abs_lateral_m": 0.2,
-                         "max_abs_lateral_m": 1.1, "mean_abs_heading_error_rad": 0.01, "completed_fraction": 1.0})
+            rows.append(
+                {
+                    "case": case,
+                    "driver": driver,
+                    "episodes": 2,
+                    "distance_km": 1.5,
+                    "off_road_events": events,
+                    "off_road_per_km": events / 1.5,
+                    "mean_abs_lateral_m": 0.2,
+                    "max_abs_lateral_m": 1.1,
+                    "mean_abs_heading_error_rad": 0.01,
+                    "completed_fraction": 1.0,
+                }
+            )
     write_results(rows, tmp_path, ["ncp19", "expert"])
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df.columns) == list(COLUMNS) and len(df) == 4

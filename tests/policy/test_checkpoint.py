@@ -51,8 +51,11 @@ def test_load_refuses_shape_mismatch_naming_file_tensor_and_shapes(tmp_path):
     config = json.loads(cfg_path.read_text())
     config["policy"]["head"]["channels"][0] = 16  # the config now describes another first conv
     cfg_path.write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"model.safetensors: tensor 'head.convs.0.weight' has shape \(24, 3, 5, 5\) "
-                                         r"but the config .*config.json expects \(16, 3, 5, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"model.safetensors: tensor 'head.convs.0.weight' has shape \(24, 3, 5, 5\) "
+        r"but the config .*config.json expects \(16, 3, 5, 5\)",
+    ):
         load_policy(tmp_path / "ckpt")
 
 
@@ -92,8 +95,10 @@ def test_load_errors_for_missing_or_foreign_files(tmp_path):
 def test_train_state_round_trip_restores_optimizer_exactly(tmp_path, frames):
     torch.manual_seed(0)
     policy = build_policy("ncp19")
-    groups = [{"params": list(policy.head.parameters()), "lr": 1e-3},
-              {"params": list(policy.controller.parameters()), "lr": 1e-2}]
+    groups = [
+        {"params": list(policy.head.parameters()), "lr": 1e-3},
+        {"params": list(policy.controller.parameters()), "lr": 1e-2},
+    ]
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     seq = frames(2, 3)
     for _ in range(2):
@@ -108,8 +113,12 @@ def test_train_state_round_trip_restores_optimizer_exactly(tmp_path, frames):
 
     torch.manual_seed(99)
     fresh = build_policy("ncp19")
-    fresh_opt = torch.optim.AdamW([{"params": list(fresh.head.parameters()), "lr": 5.0},
-                                   {"params": list(fresh.controller.parameters()), "lr": 5.0}])
+    fresh_opt = torch.optim.AdamW(
+        [
+            {"params": list(fresh.head.parameters()), "lr": 5.0},
+            {"params": list(fresh.controller.parameters()), "lr": 5.0},
+        ]
+    )
     state = load_train_state(tmp_path / "ckpt", fresh, fresh_opt)
     assert state == {"epoch": 1, "step": 2}
     a, meta_a = optimizer_tensors(opt)

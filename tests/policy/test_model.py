@@ -72,7 +72,9 @@ def test_bfloat16_step_is_close_to_float32(frames):
 
 def test_wrong_frame_size_is_a_clear_error(frames):
     policy = build_policy("cnn")
-    with pytest.raises(ValueError, match=r"frames must be \(B, T, H, W, 3\) with H, W = 78, 200; got shape \(1, 2, 60, 200, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"frames must be \(B, T, H, W, 3\) with H, W = 78, 200; got shape \(1, 2, 60, 200, 3\)"
+    ):
         policy(torch.zeros(1, 2, 60, 200, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="unknown model"):
         build_policy("transformer")
@@ -90,8 +92,12 @@ def test_every_driver_implements_the_protocol_and_steps(frames):
     torch.manual_seed(0)
     x = frames(2, seed=1).numpy()
     infos = [{"expert_steering": 0.25}, {"expert_steering": -0.5}]
-    for driver, expected in [(build_policy("ncp19").eval(), None), (build_policy("cnn").eval(), None),
-                             (ExpertPolicy(), [0.25, -0.5]), (ConstantPolicy(0.3), [0.3, 0.3])]:
+    for driver, expected in [
+        (build_policy("ncp19").eval(), None),
+        (build_policy("cnn").eval(), None),
+        (ExpertPolicy(), [0.25, -0.5]),
+        (ConstantPolicy(0.3), [0.3, 0.3]),
+    ]:
         assert isinstance(driver, Driver), type(driver).__name__
         state = driver.initial_state(2)
         steering, state = driver.step(x, state, np.array([0.05, 0.05]), infos=infos)
@@ -115,11 +121,14 @@ def test_step_takes_float32_pixels_on_the_uint8_scale(frames):
     torch.testing.assert_close(sf, s8, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.float32("nan"), r"frames: float frames must be finite, got nan"),
-    (np.float32("inf"), r"frames: float frames must be finite, got inf"),
-    (np.float32(300.0), r"frames: float32 pixel values must be in \[0, 255\]"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.float32("nan"), r"frames: float frames must be finite, got nan"),
+        (np.float32("inf"), r"frames: float frames must be finite, got inf"),
+        (np.float32(300.0), r"frames: float32 pixel values must be in \[0, 255\]"),
+    ],
+)
 def test_step_refuses_non_finite_and_out_of_range_float_frames(frames, bad, match):
     policy = build_policy("ncp19").eval()
     x = frames(2, seed=2).numpy().astype(np.float32)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from drive.policy.perception import ConvHead, MODEL_NAMES, PilotNet, build_head, head_from_config, standardize_images
+from drive.policy.perception import MODEL_NAMES, ConvHead, PilotNet, build_head, head_from_config, standardize_images
 
 
 def n_params(m):
@@ -15,7 +15,12 @@ def test_conv_head_matches_the_paper_layout():
     head = ConvHead()
     convs = [m for m in head.convs if isinstance(m, nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
-        (24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (8, 3, 1)]
+        (24, 5, 2),
+        (36, 5, 2),
+        (48, 3, 2),
+        (64, 3, 1),
+        (8, 3, 1),
+    ]
     assert sum(isinstance(m, nn.ReLU) for m in head.convs) == 5
     assert head.map_size == (10, 25)
     assert head.out_features == 32

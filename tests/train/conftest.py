@@ -33,7 +33,9 @@ def make_train_dataset(tmp_path):
 
     def factory(lengths=(40, 40, 40), fps: float = 10.0, name: str = "data"):
         root = tmp_path / name
-        writer = DatasetWriter(root, DatasetInfo(fps=fps, image_height=78, image_width=200, max_steer_rad=0.5, source="test"))
+        writer = DatasetWriter(
+            root, DatasetInfo(fps=fps, image_height=78, image_width=200, max_steer_rad=0.5, source="test")
+        )
         for e, n in enumerate(lengths):
             steering = (0.7 * np.sin(np.arange(n) / 4.0 + 1.3 * e)).astype(np.float32)
             writer.add_episode(iter(road_frames(steering, e)), steering, np.arange(n) / fps)
@@ -48,8 +50,16 @@ def small_config(tmp_path):
     """small_config(data, **changes) -> a TrainConfig that trains in seconds."""
 
     def factory(data, out="ckpt", **changes):
-        base = TrainConfig(data=str(data), out=str(tmp_path / out), model="ncp19", epochs=1, batch_size=4, seq_len=8,
-                           progress=False, threads=0)
+        base = TrainConfig(
+            data=str(data),
+            out=str(tmp_path / out),
+            model="ncp19",
+            epochs=1,
+            batch_size=4,
+            seq_len=8,
+            progress=False,
+            threads=0,
+        )
         return dataclasses.replace(base, **changes)
 
     return factory

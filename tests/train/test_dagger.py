@@ -20,8 +20,17 @@ from drive.world.scenario import as_scenario
 
 def test_one_dagger_round_aggregates_labelled_learner_episodes(tmp_path, small_config):
     data = record("train", 2, tmp_path / "rec", seed=0, duration_s=2.0, progress=False)
-    cfg = small_config(data, epochs=1, batch_size=2, val_fraction=0.5, dagger_rounds=1, scenario="train",
-                       dagger_episodes=1, dagger_duration_s=1.5, dagger_epochs=1)
+    cfg = small_config(
+        data,
+        epochs=1,
+        batch_size=2,
+        val_fraction=0.5,
+        dagger_rounds=1,
+        scenario="train",
+        dagger_episodes=1,
+        dagger_duration_s=1.5,
+        dagger_epochs=1,
+    )
     first = train(cfg)
     out = tmp_path / "ckpt"
     val_before = json.loads((out / "config.json").read_text())["data"]["val_segments"]
@@ -42,7 +51,7 @@ def test_one_dagger_round_aggregates_labelled_learner_episodes(tmp_path, small_c
     assert [2, 0, 30] in config["data"]["train_segments"]
     # training resumed: one more epoch on top of the first
     assert result.progress["epoch"] == first.progress["epoch"] + 1
-    assert result.progress["losses"][:len(first.progress["losses"])] == first.progress["losses"]
+    assert result.progress["losses"][: len(first.progress["losses"])] == first.progress["losses"]
     report = json.loads((out / "dagger.json").read_text())
     assert [r["round"] for r in report["rounds"]] == [1] and report["rounds"][0]["episodes"][0]["frames"] == 30
     assert pd.read_parquet(layout.episode_meta_path(out / AGGREGATE_DIR, 2))["source"].iloc[0] == DAGGER_SOURCE
@@ -59,8 +68,17 @@ def _poison(checkpoint) -> None:
 
 def test_a_policy_steering_nan_finishes_its_round_and_counts_the_nonfinite_actions(tmp_path, small_config):
     data = record("train", 2, tmp_path / "rec", seed=0, duration_s=1.0, progress=False)
-    cfg = small_config(data, epochs=1, batch_size=2, val_fraction=0.5, dagger_rounds=1, scenario="train",
-                       dagger_episodes=1, dagger_duration_s=1.0, dagger_epochs=1)
+    cfg = small_config(
+        data,
+        epochs=1,
+        batch_size=2,
+        val_fraction=0.5,
+        dagger_rounds=1,
+        scenario="train",
+        dagger_episodes=1,
+        dagger_duration_s=1.0,
+        dagger_epochs=1,
+    )
     train(cfg)
     out = tmp_path / "ckpt"
     _poison(out)
@@ -112,11 +130,21 @@ def test_steering_is_in_the_datasets_units_when_its_max_steer_differs_from_the_s
     assert np.abs(expert_rad).max() > 1e-3
 
 
-def test_one_dagger_round_on_a_dataset_with_another_max_steer_labels_the_expert_angle(tmp_path, make_train_dataset,
-                                                                                       small_config):
+def test_one_dagger_round_on_a_dataset_with_another_max_steer_labels_the_expert_angle(
+    tmp_path, make_train_dataset, small_config
+):
     data = make_train_dataset(lengths=(30, 30), fps=20.0)  # steering 1.0 = 0.5 rad; the scenario's is 0.35 rad
-    cfg = small_config(data, epochs=1, batch_size=2, val_fraction=0.5, dagger_rounds=1, scenario="train",
-                       dagger_episodes=1, dagger_duration_s=1.0, dagger_epochs=1)
+    cfg = small_config(
+        data,
+        epochs=1,
+        batch_size=2,
+        val_fraction=0.5,
+        dagger_rounds=1,
+        scenario="train",
+        dagger_episodes=1,
+        dagger_duration_s=1.0,
+        dagger_epochs=1,
+    )
     train(cfg)
     out = tmp_path / "ckpt"
     learner = load_policy(out)
@@ -128,8 +156,9 @@ def test_one_dagger_round_on_a_dataset_with_another_max_steer_labels_the_expert_
     env = make_env(scenario)
     steps = []
     try:
-        run_episode(learner, env, int(np.random.SeedSequence([cfg.seed, 1, 0]).generate_state(1)[0]),
-                    observers=[steps.append])
+        run_episode(
+            learner, env, int(np.random.SeedSequence([cfg.seed, 1, 0]).generate_state(1)[0]), observers=[steps.append]
+        )
     finally:
         env.close()
     expert_rad = np.array([s.expert_steering for s in steps]) * scenario.max_steer_rad

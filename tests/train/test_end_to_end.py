@@ -50,10 +50,43 @@ def test_import_then_train_through_the_cli(tmp_path, capsys):
         cv2.imwrite(str(src / f"{i}.jpg"), img)
         lines.append(f"{i}.jpg {10 * np.sin(i / 5):.4f}")
     (src / "data.txt").write_text("\n".join(lines) + "\n")
-    assert main(["import", "--format", "sully-chen", str(src), "--fps", "20", "--out", str(tmp_path / "ds"),
-                 "--no-progress"]) == 0
-    assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "ck"), "--epochs", "1",
-                 "--batch-size", "2", "--seq-len", "4", "--max-steps", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--format",
+                "sully-chen",
+                str(src),
+                "--fps",
+                "20",
+                "--out",
+                str(tmp_path / "ds"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "ds"),
+                "--out",
+                str(tmp_path / "ck"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--seq-len",
+                "4",
+                "--max-steps",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "drive import: 1 episode(s), 40 frame(s)" in out and "drive train: 2 step(s)" in out
     # one episode: validation is the last 20 % of it, by time

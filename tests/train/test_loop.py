@@ -35,7 +35,7 @@ def test_weighted_mse_weights_sharp_steering_more():
     label = torch.tensor([0.0, 0.5, -0.5, 1.0])
     expected = (np.exp(2.0 * np.abs(label.numpy())) * label.numpy() ** 2).mean()
     assert weighted_mse(pred, label, 2.0).item() == pytest.approx(expected, rel=1e-6)
-    assert weighted_mse(pred, label, 0.0).item() == pytest.approx((label ** 2).mean().item())
+    assert weighted_mse(pred, label, 0.0).item() == pytest.approx((label**2).mean().item())
 
 
 @pytest.mark.parametrize("model", ["ncp19", pytest.param("cnn", marks=pytest.mark.slow)])
@@ -95,8 +95,9 @@ def test_resume_continues_exactly_and_never_decodes_again(make_train_dataset, sm
     # the same batches in the same order from the same weights and optimiser state
     assert len(resumed["losses"]) == len(straight["losses"])
     np.testing.assert_allclose(resumed["losses"], straight["losses"], **LOSS_TOL)
-    np.testing.assert_allclose([e["val_loss"] for e in resumed["epochs"]], [e["val_loss"] for e in straight["epochs"]],
-                               **LOSS_TOL)
+    np.testing.assert_allclose(
+        [e["val_loss"] for e in resumed["epochs"]], [e["val_loss"] for e in straight["epochs"]], **LOSS_TOL
+    )
 
     # stopped mid-epoch by --max-steps, then resumed
     train(small_config(data, out="stopped", epochs=2, max_steps=3))
@@ -122,8 +123,20 @@ def test_bad_data_errors_are_one_clear_line(make_train_dataset, tmp_path, capsys
     assert code == 2 and "missing: dataset folder not found" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()  # nothing made for a run that cannot start
     data = make_train_dataset(lengths=(20, 20))
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "--seq-len", "16", "--batch-size", "8",
-                 "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--seq-len",
+            "16",
+            "--batch-size",
+            "8",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "fewer than --batch-size 8" in err
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "--model", "mlp", "--no-progress"])
@@ -132,9 +145,31 @@ def test_bad_data_errors_are_one_clear_line(make_train_dataset, tmp_path, capsys
 
 def test_cli_trains_and_reports(make_train_dataset, tmp_path, capsys):
     data = make_train_dataset(lengths=(40, 40))
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "c"), "--model", "gru", "--epochs", "1",
-                 "--batch-size", "2", "--seq-len", "8", "--lr-head", "1e-3", "--lr-controller", "1e-2",
-                 "--max-steps", "2", "--no-augment", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "c"),
+            "--model",
+            "gru",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "8",
+            "--lr-head",
+            "1e-3",
+            "--lr-controller",
+            "1e-2",
+            "--max-steps",
+            "2",
+            "--no-augment",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "drive train: 2 step(s)" in capsys.readouterr().out
     training = json.loads((tmp_path / "c" / "config.json").read_text())["training"]
@@ -147,20 +182,44 @@ def test_train_state_is_one_unit_with_a_manifest(make_train_dataset, small_confi
     cfg = small_config(data, max_steps=2)
     train(cfg)
     state = Path(cfg.out) / "train_state"
-    assert sorted(p.name for p in state.iterdir()) == ["manifest.json", "model.safetensors", "optimizer.safetensors",
-                                                       "state.json"]
+    assert sorted(p.name for p in state.iterdir()) == [
+        "manifest.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+    ]
     assert not [p for p in Path(cfg.out).iterdir() if p.name.startswith(".train_state")]  # no temporaries left
     files = json.loads((state / "manifest.json").read_text())["files"]
     assert files["optimizer.safetensors"]["bytes"] == (state / "optimizer.safetensors").stat().st_size
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
-def test_resume_refuses_a_torn_or_corrupt_train_state_in_one_line(damage, make_train_dataset, small_config, tmp_path,
-                                                                  capsys):
+def test_resume_refuses_a_torn_or_corrupt_train_state_in_one_line(
+    damage, make_train_dataset, small_config, tmp_path, capsys
+):
     data = make_train_dataset(lengths=(40, 40))
     out = tmp_path / "ckpt"
-    assert main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "4", "--seq-len",
-                 "8", "--max-steps", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "8",
+                "--max-steps",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     opt = out / "train_state" / "optimizer.safetensors"
     blob = opt.read_bytes()
@@ -170,8 +229,23 @@ def test_resume_refuses_a_torn_or_corrupt_train_state_in_one_line(damage, make_t
         opt.write_bytes(blob[:-1] + bytes([blob[-1] ^ 0xFF]))
     else:
         opt.unlink()
-    code = main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "4", "--seq-len",
-                 "8", "--resume", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "8",
+            "--resume",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert f"{opt}:" in err
@@ -191,13 +265,17 @@ def test_resume_refuses_a_truncated_optimizer_without_manifest(make_train_datase
         train(small_config(data, epochs=2, resume=True))
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"[1, 2]", "the top level is an array, expected an object"),
-    (b'{"format": "drive-checkpoint", "format_version": 1, "policy": 3}', "field 'policy' is int"),
-    (b'{"a": "\xff\xfe"}', "not UTF-8"),
-])
-def test_bad_checkpoint_config_on_resume_is_one_line_naming_the_file(content, message, make_train_dataset, tmp_path,
-                                                                      capsys):
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"[1, 2]", "the top level is an array, expected an object"),
+        (b'{"format": "drive-checkpoint", "format_version": 1, "policy": 3}', "field 'policy' is int"),
+        (b'{"a": "\xff\xfe"}', "not UTF-8"),
+    ],
+)
+def test_bad_checkpoint_config_on_resume_is_one_line_naming_the_file(
+    content, message, make_train_dataset, tmp_path, capsys
+):
     data = make_train_dataset(lengths=(40, 40))
     out = tmp_path / "ckpt"
     out.mkdir()
@@ -231,20 +309,22 @@ def test_bad_device_is_one_line(make_train_dataset, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "--device 'tpu9'" in err, err
 
 
-def test_training_seeds_change_initialisation_and_order_but_not_the_validation_episodes(make_train_dataset, small_config,
-                                                                                        tmp_path):
+def test_training_seeds_change_initialisation_and_order_but_not_the_validation_episodes(
+    make_train_dataset, small_config, tmp_path
+):
     data = make_train_dataset(lengths=(20, 20, 20, 20, 20))
     runs = {}
     for seed in (0, 1):
-        cfg = small_config(data, epochs=1, max_steps=3, val_fraction=0.4, augment=False, seed=seed,
-                           out=f"s{seed}")
+        cfg = small_config(data, epochs=1, max_steps=3, val_fraction=0.4, augment=False, seed=seed, out=f"s{seed}")
         result = train(cfg)
-        runs[seed] = (read_config(cfg.out)["data"]["val_segments"], result.progress["losses"],
-                      load_policy(cfg.out).state_dict())
+        runs[seed] = (
+            read_config(cfg.out)["data"]["val_segments"],
+            result.progress["losses"],
+            load_policy(cfg.out).state_dict(),
+        )
     assert runs[0][0] == runs[1][0]  # the same held-out episodes
     assert runs[0][1] != runs[1][1]  # another batch order and initialisation: other losses
     assert any(not torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
-    moved = small_config(data, epochs=1, max_steps=1, val_fraction=0.4, augment=False, split_seed=7,
-                         out="split7")
+    moved = small_config(data, epochs=1, max_steps=1, val_fraction=0.4, augment=False, split_seed=7, out="split7")
     train(moved)
     assert read_config(moved.out)["data"]["val_segments"] != runs[0][0]  # split_seed moves it

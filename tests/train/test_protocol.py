@@ -20,11 +20,26 @@ from drive.train.loop import lr_factor, train, weighted_mse, window_loss
 
 def test_the_new_options_are_off_by_default():
     cfg = TrainConfig()
-    assert (cfg.burn_in, cfg.lr_schedule, cfg.ema_decay, cfg.val_smoothing, cfg.augment_noise) == (0, "none", 0.0, 0.0, 0.0)
+    assert (cfg.burn_in, cfg.lr_schedule, cfg.ema_decay, cfg.val_smoothing, cfg.augment_noise) == (
+        0,
+        "none",
+        0.0,
+        0.0,
+        0.0,
+    )
 
 
-@pytest.mark.parametrize("field, value", [("burn_in", 8), ("burn_in", -1), ("lr_schedule", "step"),
-                                          ("ema_decay", 1.0), ("val_smoothing", -0.1), ("augment_noise", -0.01)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("burn_in", 8),
+        ("burn_in", -1),
+        ("lr_schedule", "step"),
+        ("ema_decay", 1.0),
+        ("val_smoothing", -0.1),
+        ("augment_noise", -0.01),
+    ],
+)
 def test_bad_protocol_values_are_refused_naming_the_flag(field, value):
     cfg = dataclasses.replace(TrainConfig(data="d", out="o", seq_len=8), **{field: value})
     with pytest.raises(UserError, match="--" + field.replace("_", "-")):

@@ -12,7 +12,9 @@ from drive.world.scenario import Scenario, TrackSpec, TrafficSpec
 from drive.world.tracks import Track
 
 
-def stadium_track(lanes: int = 1, lane_width_m: float = 3.5, straight_m: float = 1200.0, radius_m: float = 150.0) -> Track:
+def stadium_track(
+    lanes: int = 1, lane_width_m: float = 3.5, straight_m: float = 1200.0, radius_m: float = 150.0
+) -> Track:
     """A closed loop with two long straights along ±x joined by half circles (counter-clockwise).
 
     The first straight runs from (0, 0) to (straight_m, 0) heading +x; its middle is at
@@ -22,8 +24,14 @@ def stadium_track(lanes: int = 1, lane_width_m: float = 3.5, straight_m: float =
     a = np.arange(0, straight_m, ds)
     th = np.arange(0, np.pi, ds / radius_m)
     x = np.concatenate([a, straight_m + radius_m * np.sin(th), straight_m - a, -radius_m * np.sin(th)])
-    y = np.concatenate([np.zeros_like(a), radius_m - radius_m * np.cos(th), np.full_like(a, 2 * radius_m),
-                        radius_m + radius_m * np.cos(th)])
+    y = np.concatenate(
+        [
+            np.zeros_like(a),
+            radius_m - radius_m * np.cos(th),
+            np.full_like(a, 2 * radius_m),
+            radius_m + radius_m * np.cos(th),
+        ]
+    )
     return Track("stadium", "procedural", None, x, y, lanes, lane_width_m)
 
 

@@ -28,7 +28,9 @@ def straight():
 
 def _edge_columns(cam, img, forward_m, half, car_left_m=0.0):
     """Predicted and found columns of the left and right edge lines, ``forward_m`` ahead."""
-    u, v, _ = cam.project(np.array([forward_m, forward_m]), np.array([half - car_left_m, -half - car_left_m]), np.zeros(2))
+    u, v, _ = cam.project(
+        np.array([forward_m, forward_m]), np.array([half - car_left_m, -half - car_left_m]), np.zeros(2)
+    )
     row = img[int(round(v[0]))]
     uL, uR = u
     return uL, uR, _peak(row, int(uL) - 8, int(uL) + 9), _peak(row, int(uR) - 8, int(uR) + 9)
@@ -94,7 +96,7 @@ def test_frame_has_sky_road_and_grass(straight):
     img = cam.render(scenery, 200.0, 0.0, 0.0).astype(int)
     top, bottom = img[:5].mean(axis=(0, 1)), img[-3:, 90:110].mean(axis=(0, 1))
     _, v, _ = cam.project(np.array([12.0]), np.array([0.0]), np.array([0.0]))  # row of the ground 12 m ahead
-    grass = img[int(v[0]) - 1:int(v[0]) + 2, :10].mean(axis=(0, 1))  # ~10 m to the left: beyond the road
+    grass = img[int(v[0]) - 1 : int(v[0]) + 2, :10].mean(axis=(0, 1))  # ~10 m to the left: beyond the road
     assert top[2] > top[0]  # sky: blue above red
     assert abs(bottom[0] - bottom[1]) < 15 and abs(bottom[1] - bottom[2]) < 15  # asphalt: grey
     assert grass[1] > grass[0] + 15 and grass[1] > grass[2] + 15  # grass: green
@@ -122,7 +124,9 @@ def test_vehicle_boxes_project_left_right_and_near_over_far(straight):
     # a near red car hides the far blue one straight behind it, whatever order they are given in
     alone = bluish(cam.render(scenery, 200.0, 0.0, 0.0, [VehicleBox(240.0, 0.0, 0.0, color=blue)]))
     assert alone.sum() > 20
-    both = cam.render(scenery, 200.0, 0.0, 0.0, [VehicleBox(212.0, 0.0, 0.0, color=red), VehicleBox(240.0, 0.0, 0.0, color=blue)])
+    both = cam.render(
+        scenery, 200.0, 0.0, 0.0, [VehicleBox(212.0, 0.0, 0.0, color=red), VehicleBox(240.0, 0.0, 0.0, color=blue)]
+    )
     assert bluish(both).sum() == 0
     u, v, _ = cam.project(np.array([9.5]), np.array([0.0]), np.array([0.4]))  # rear face, below the window
     assert reddish(both)[int(round(v[0])), int(round(u[0]))]

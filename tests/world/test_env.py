@@ -15,9 +15,22 @@ from drive.world.scenario import load_scenario
 from drive.world.tracks import TEST_SEEDS
 
 INFO_KEYS = {
-    "lateral_offset_m", "heading_error_rad", "on_road", "crashed", "distance_m", "speed_mps",
-    "curvature_ahead_inv_m", "expert_steering", "dt_s", "steering_applied", "x_m", "y_m", "yaw_rad",
-    "off_road_events", "track_length_m", "lap_fraction",
+    "lateral_offset_m",
+    "heading_error_rad",
+    "on_road",
+    "crashed",
+    "distance_m",
+    "speed_mps",
+    "curvature_ahead_inv_m",
+    "expert_steering",
+    "dt_s",
+    "steering_applied",
+    "x_m",
+    "y_m",
+    "yaw_rad",
+    "off_road_events",
+    "track_length_m",
+    "lap_fraction",
 }
 
 
@@ -229,7 +242,7 @@ def test_reset_seeds_take_the_tracks_in_turn_and_the_option_overrides():
         env.reset(seed=s)
         taken.append(env.track_seed)
     assert taken[: len(seeds)] == seeds  # seeds 0..n-1 drive every test track once
-    assert taken[len(seeds):] == seeds[:2]  # and then wrap around
+    assert taken[len(seeds) :] == seeds[:2]  # and then wrap around
     env.reset(seed=3, options={"track_seed": 1007})
     assert env.track_seed == 1007
 

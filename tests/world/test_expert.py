@@ -10,7 +10,12 @@ import pytest
 
 from drive.world.env import DriveEnv
 from drive.world.expert import (
-    WHEELBASE_M, EgoState, Expert, SteeringNoise, curvature_to_steer, steer_to_curvature,
+    WHEELBASE_M,
+    EgoState,
+    Expert,
+    SteeringNoise,
+    curvature_to_steer,
+    steer_to_curvature,
 )
 from drive.world.scenario import load_scenario
 

@@ -34,8 +34,10 @@ def _frame(track, **sections):
     """The camera frame of a world with ``sections`` set, from lane 0 in the middle of the first straight."""
     sc = Scenario.from_dict(sections)
     w = draw_world(sc, 0)
-    cam = Camera(sc.camera.config(w.camera_height_m, w.camera_pitch_rad, w.camera_yaw_rad, w.camera_fov_deg),
-                 haze_distance_m(w.fog_density))
+    cam = Camera(
+        sc.camera.config(w.camera_height_m, w.camera_pitch_rad, w.camera_yaw_rad, w.camera_fov_deg),
+        haze_distance_m(w.fog_density),
+    )
     scenery = Scenery(track, 0, w)
     x, y, h = track.pose_at(STRAIGHT_M / 2, float(track.lane_offsets_m[0]))
     return cam.render(scenery, x, y, h).astype(int), cam, scenery
@@ -103,8 +105,13 @@ def test_same_seed_same_world_and_frames_different_seeds_differ():
 
 
 def test_reset_info_world_matches_the_episode():
-    env = DriveEnv({"track": {"split": "test", "lanes": [1, 3], "lane_width_m": [3.0, 4.5], "ego_lane": None},
-                    "speed_mps": [8.0, 12.0]}, render_camera=False)
+    env = DriveEnv(
+        {
+            "track": {"split": "test", "lanes": [1, 3], "lane_width_m": [3.0, 4.5], "ego_lane": None},
+            "speed_mps": [8.0, 12.0],
+        },
+        render_camera=False,
+    )
     for seed in range(4):
         obs, info = env.reset(seed=seed)
         w = info["world"]
@@ -157,7 +164,7 @@ def test_light_fog_sky_and_shadows_change_the_picture(small_track):
     assert dusk[..., 0].mean() / dusk[..., 2].mean() > 1.2 * base[..., 0].mean() / base[..., 2].mean()  # warmer
     fog, _, _ = _frame(small_track, light={"fog_density": 0.6})
     horizon = int(math.ceil(cam.config.horizon_row)) + 2
-    assert fog[horizon:horizon + 6].std(axis=1).mean() < 0.5 * base[horizon:horizon + 6].std(axis=1).mean()
+    assert fog[horizon : horizon + 6].std(axis=1).mean() < 0.5 * base[horizon : horizon + 6].std(axis=1).mean()
     overcast, _, _ = _frame(small_track, light={"sky": "overcast"})
     sky_b, sky_o = base[:10].reshape(-1, 3).mean(0), overcast[:10].reshape(-1, 3).mean(0)
     assert (sky_b[2] - sky_b[0]) > (sky_o[2] - sky_o[0]) + 20  # the clear sky is bluer
@@ -186,36 +193,39 @@ def test_plain_world_paints_the_original_scenery(small_track):
     np.testing.assert_array_equal(plain.panorama, drawn.panorama)
 
 
-@pytest.mark.parametrize("text, key, value", [
-    ("track:\n  lanes: [1, 4]\n", "track.lanes", "4"),
-    ("track:\n  lanes: []\n", "track.lanes", "[]"),
-    ("track:\n  lanes: [3, 1]\n", "track.lanes", "[3, 1]"),
-    ("track:\n  lane_width_m: [2.0, 4.0]\n", "track.lane_width_m", "2.0"),
-    ("track:\n  lanes: [1, 3]\n  ego_lane: 1\n", "track.ego_lane", "1"),
-    ("track:\n  curvature_fraction: 1.5\n", "track.curvature_fraction", "1.5"),
-    ("speed_mps: [5, 50]\n", "speed_mps", "50.0"),
-    ("markings:\n  centre_line: dotted\n", "markings.centre_line", "'dotted'"),
-    ("markings:\n  line_colour: [white, blue]\n", "markings.line_colour", "'blue'"),
-    ("markings:\n  wear: 1.5\n", "markings.wear", "1.5"),
-    ("markings:\n  edge_lines: top\n", "markings.edge_lines", "'top'"),
-    ("markings:\n  colour: white\n", "markings.colour", "'white'"),
-    ("surface:\n  asphalt_tone: 3\n", "surface.asphalt_tone", "3.0"),
-    ("surface:\n  asphalt_texture: -1\n", "surface.asphalt_texture", "-1.0"),
-    ("surface:\n  shoulder: sand\n", "surface.shoulder", "'sand'"),
-    ("surface:\n  ground: [grass, snow]\n", "surface.ground", "'snow'"),
-    ("surface:\n  ground_texture: x\n", "surface.ground_texture", "'x'"),
-    ("light:\n  sun_elevation_rad: [0.1, 2.0]\n", "light.sun_elevation_rad", "2.0"),
-    ("light:\n  sun_azimuth_rad: 4\n", "light.sun_azimuth_rad", "4.0"),
-    ("light:\n  fog_density: 2\n", "light.fog_density", "2.0"),
-    ("light:\n  sky: purple\n", "light.sky", "'purple'"),
-    ("light:\n  shadows_per_100m: -1\n", "light.shadows_per_100m", "-1.0"),
-    ("light:\n  rain: 1\n", "light.rain", "1"),
-    ("camera:\n  height_m: [1.0, 20.0]\n", "camera.height_m", "20.0"),
-    ("camera:\n  pitch_rad: [0.1, 1.6]\n", "camera.pitch_rad", "[0.1, 1.6]"),
-    ("camera:\n  yaw_rad: 0.9\n", "camera.yaw_rad", "0.9"),
-    ("camera:\n  fov_deg: [60, 180]\n", "camera.fov_deg", "180.0"),
-    ("seed: -1\n", "seed", "-1"),
-])
+@pytest.mark.parametrize(
+    "text, key, value",
+    [
+        ("track:\n  lanes: [1, 4]\n", "track.lanes", "4"),
+        ("track:\n  lanes: []\n", "track.lanes", "[]"),
+        ("track:\n  lanes: [3, 1]\n", "track.lanes", "[3, 1]"),
+        ("track:\n  lane_width_m: [2.0, 4.0]\n", "track.lane_width_m", "2.0"),
+        ("track:\n  lanes: [1, 3]\n  ego_lane: 1\n", "track.ego_lane", "1"),
+        ("track:\n  curvature_fraction: 1.5\n", "track.curvature_fraction", "1.5"),
+        ("speed_mps: [5, 50]\n", "speed_mps", "50.0"),
+        ("markings:\n  centre_line: dotted\n", "markings.centre_line", "'dotted'"),
+        ("markings:\n  line_colour: [white, blue]\n", "markings.line_colour", "'blue'"),
+        ("markings:\n  wear: 1.5\n", "markings.wear", "1.5"),
+        ("markings:\n  edge_lines: top\n", "markings.edge_lines", "'top'"),
+        ("markings:\n  colour: white\n", "markings.colour", "'white'"),
+        ("surface:\n  asphalt_tone: 3\n", "surface.asphalt_tone", "3.0"),
+        ("surface:\n  asphalt_texture: -1\n", "surface.asphalt_texture", "-1.0"),
+        ("surface:\n  shoulder: sand\n", "surface.shoulder", "'sand'"),
+        ("surface:\n  ground: [grass, snow]\n", "surface.ground", "'snow'"),
+        ("surface:\n  ground_texture: x\n", "surface.ground_texture", "'x'"),
+        ("light:\n  sun_elevation_rad: [0.1, 2.0]\n", "light.sun_elevation_rad", "2.0"),
+        ("light:\n  sun_azimuth_rad: 4\n", "light.sun_azimuth_rad", "4.0"),
+        ("light:\n  fog_density: 2\n", "light.fog_density", "2.0"),
+        ("light:\n  sky: purple\n", "light.sky", "'purple'"),
+        ("light:\n  shadows_per_100m: -1\n", "light.shadows_per_100m", "-1.0"),
+        ("light:\n  rain: 1\n", "light.rain", "1"),
+        ("camera:\n  height_m: [1.0, 20.0]\n", "camera.height_m", "20.0"),
+        ("camera:\n  pitch_rad: [0.1, 1.6]\n", "camera.pitch_rad", "[0.1, 1.6]"),
+        ("camera:\n  yaw_rad: 0.9\n", "camera.yaw_rad", "0.9"),
+        ("camera:\n  fov_deg: [60, 180]\n", "camera.fov_deg", "180.0"),
+        ("seed: -1\n", "seed", "-1"),
+    ],
+)
 def test_bad_new_key_is_one_line_naming_file_key_and_value(tmp_path, text, key, value):
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -231,8 +241,21 @@ def test_suite_cases_load_on_the_test_tracks():
     from drive.world.tracks import TEST_SEEDS
 
     cases = suite_cases()
-    assert {"single_lane", "three_lanes_middle", "left_lane", "narrow_lanes", "wide_lanes", "yellow_centre_line",
-            "no_centre_line", "low_sun_shadows", "dusk", "fog", "camera_mount", "higher_speed", "traffic"} <= set(cases)
+    assert {
+        "single_lane",
+        "three_lanes_middle",
+        "left_lane",
+        "narrow_lanes",
+        "wide_lanes",
+        "yellow_centre_line",
+        "no_centre_line",
+        "low_sun_shadows",
+        "dusk",
+        "fog",
+        "camera_mount",
+        "higher_speed",
+        "traffic",
+    } <= set(cases)
     for case in cases:
         sc = load_scenario(suite_dir() / f"{case}.yaml")
         assert sc.track.seed_list() == list(TEST_SEEDS)

@@ -36,23 +36,26 @@ def test_explicit_seeds_replace_split(tmp_path):
     assert sc.track.seed_list() == [3, 5] and sc.track.split is None
 
 
-@pytest.mark.parametrize("text, key, value", [
-    ("speed_mps: 10\nspeeed: 3\n", "speeed", "3"),                       # unknown key
-    ("camera:\n  fov_deg: 80\n  zoom: 2\n", "camera.zoom", "2"),          # unknown nested key
-    ("camera:\n  fov_deg: wide\n", "camera.fov_deg", "'wide'"),          # wrong type
-    ("camera:\n  width: 200.5\n", "camera.width", "200.5"),              # float for an int
-    ("traffic:\n  vehicles: true\n", "traffic.vehicles", "True"),        # bool for an int
-    ("speed_mps: -3\n", "speed_mps", "-3.0"),                            # impossible value
-    ("control_hz: 20\nsim_hz: 30\n", "sim_hz", "30.0"),                  # not a multiple
-    ("track:\n  lanes: 0\n", "track.lanes", "0"),
-    ("track:\n  kind: spiral\n", "track.kind", "'spiral'"),
-    ("track:\n  ego_lane: 2\n  lanes: 2\n", "track.ego_lane", "2"),
-    ("track:\n  kind: racetrack\n  lanes: 3\n", "track.lanes", "3"),
-    ("track:\n  lanes: 1\ntraffic:\n  vehicles: 4\n", "traffic.vehicles", "4"),
-    ("track:\n  seeds: [1, -2]\n", "track.seeds[1]", "-2"),
-    ("camera:\n  fov_deg: .nan\n", "camera.fov_deg", "nan"),
-    ("track: 3\n", "track", "3"),
-])
+@pytest.mark.parametrize(
+    "text, key, value",
+    [
+        ("speed_mps: 10\nspeeed: 3\n", "speeed", "3"),  # unknown key
+        ("camera:\n  fov_deg: 80\n  zoom: 2\n", "camera.zoom", "2"),  # unknown nested key
+        ("camera:\n  fov_deg: wide\n", "camera.fov_deg", "'wide'"),  # wrong type
+        ("camera:\n  width: 200.5\n", "camera.width", "200.5"),  # float for an int
+        ("traffic:\n  vehicles: true\n", "traffic.vehicles", "True"),  # bool for an int
+        ("speed_mps: -3\n", "speed_mps", "-3.0"),  # impossible value
+        ("control_hz: 20\nsim_hz: 30\n", "sim_hz", "30.0"),  # not a multiple
+        ("track:\n  lanes: 0\n", "track.lanes", "0"),
+        ("track:\n  kind: spiral\n", "track.kind", "'spiral'"),
+        ("track:\n  ego_lane: 2\n  lanes: 2\n", "track.ego_lane", "2"),
+        ("track:\n  kind: racetrack\n  lanes: 3\n", "track.lanes", "3"),
+        ("track:\n  lanes: 1\ntraffic:\n  vehicles: 4\n", "traffic.vehicles", "4"),
+        ("track:\n  seeds: [1, -2]\n", "track.seeds[1]", "-2"),
+        ("camera:\n  fov_deg: .nan\n", "camera.fov_deg", "nan"),
+        ("track: 3\n", "track", "3"),
+    ],
+)
 def test_bad_scenario_file_names_file_key_and_value(tmp_path, text, key, value):
     p = tmp_path / "bad.yaml"
     p.write_text(text)

@@ -41,8 +41,13 @@ def test_procedural_tracks_are_deterministic_and_varied():
     lengths = {round(procedural_track(s, 2, 3.5, 0.03).length_m) for s in range(10)}
     assert len(lengths) == 10
     # both turning directions occur: the signed total turning is +2π or -2π
-    turns = {round(float(np.sum(procedural_track(s, 2, 3.5, 0.03).curvature) * procedural_track(s, 2, 3.5, 0.03).ds) / (2 * math.pi))
-             for s in range(12)}
+    turns = {
+        round(
+            float(np.sum(procedural_track(s, 2, 3.5, 0.03).curvature) * procedural_track(s, 2, 3.5, 0.03).ds)
+            / (2 * math.pi)
+        )
+        for s in range(12)
+    }
     assert turns == {-1, 1}
 
 
