@@ -50,11 +50,19 @@ def suite_cases(names: Sequence[str] | None = None) -> list[str]:
     return cases
 
 
-def _driver_label(driver: str) -> str:
-    return EXPERT if driver == EXPERT else Path(driver).name
+def driver_labels(drivers: Sequence[str]) -> list[str]:
+    """A label per driver: the checkpoint folder's name, made unique (``ncp19``, ``ncp19-2``), or ``expert``."""
+    labels: list[str] = []
+    for driver in drivers:
+        base = EXPERT if driver == EXPERT else Path(driver).name
+        label, n = base, 2
+        while label in labels:
+            label, n = f"{base}-{n}", n + 1
+        labels.append(label)
+    return labels
 
 
-def _drive_case(case: str, driver: str, seeds: list[int], duration_s: float | None) -> dict[str, Any]:
+def _drive_case(case: str, driver: str, label: str, seeds: list[int], duration_s: float | None) -> dict[str, Any]:
     """Worker: one driver on one case over the given reset seeds; returns the aggregate row."""
     import torch
 
@@ -74,7 +82,7 @@ def _drive_case(case: str, driver: str, seeds: list[int], duration_s: float | No
     agg = M.aggregate(episodes)
     row = {
         "case": case,
-        "driver": _driver_label(driver),
+        "driver": label,
         "episodes": agg["episodes"],
         "distance_km": agg["distance_m"] / 1000.0,
     }
@@ -110,11 +118,15 @@ def run_suite(
         raise UserError("--checkpoint: give at least one checkpoint (or leave the expert on)")
     names = suite_cases(cases)
     seeds = list(range(tracks))
-    jobs = [(case, driver) for case in names for driver in drivers]
+    labels = driver_labels(drivers)
+    jobs = [(case, driver, label) for case in names for driver, label in zip(drivers, labels)]
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = {pool.submit(_drive_case, case, driver, seeds, duration_s): (case, driver) for case, driver in jobs}
+        futures = {
+            pool.submit(_drive_case, case, driver, label, seeds, duration_s): (case, label)
+            for case, driver, label in jobs
+        }
         try:
             for fut in tqdm(
                 cf.as_completed(futures), total=len(futures), desc="suite", unit="case", disable=not progress
@@ -125,7 +137,6 @@ def run_suite(
                 f.cancel()
             raise
     order = {c: i for i, c in enumerate(names)}
-    labels = [_driver_label(d) for d in drivers]
     rows.sort(key=lambda r: (order[r["case"]], labels.index(r["driver"])))
     write_results(rows, Path(out), labels)
     return rows

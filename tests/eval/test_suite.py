@@ -82,3 +82,9 @@ def test_simulate_records_each_episodes_world():
     worlds = [e["world"] for e in result["policy"]["episodes"]]
     assert [w["world_seed"] for w in worlds] == [4, 5] and worlds[0] != worlds[1]
     assert all(isinstance(v, (str, int, float, bool)) for w in worlds for v in w.values())
+
+
+def test_two_checkpoints_with_one_folder_name_get_distinct_labels():
+    from drive.eval.suite import driver_labels
+
+    assert driver_labels(["a/ncp19", "b/ncp19", "expert", "c/ncp19"]) == ["ncp19", "ncp19-2", "expert", "ncp19-3"]
