@@ -179,18 +179,26 @@ def init_local_worker(parent_pid: int) -> None:
     torch.set_num_threads(1)
 
 
+def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A spawn-context process pool whose workers die with this process (by any signal) and run torch on
+    one thread: the pool every parallel verb uses (stress's local backend, ``drive suite``, ``drive evaluate``)."""
+    return cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_local_worker,
+        initargs=(os.getpid(),),
+    )
+
+
 def _run_local(
     cells: Sequence[Cell], job: CellJob, done: Callable, workers: int, max_retries: int
 ) -> list[CellFailure]:
-    ctx = multiprocessing.get_context("spawn")
     failures: list[CellFailure] = []
     todo = list(cells)
     restarts = 0
     while todo:
         broken: list[Cell] = []
-        pool = cf.ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=init_local_worker, initargs=(os.getpid(),)
-        )
+        pool = worker_pool(min(workers, len(todo)))
         futures = {pool.submit(compute_cell, cell, job): cell for cell in todo}
         handled: set[cf.Future] = set()
         try:

@@ -38,7 +38,6 @@ import concurrent.futures as cf
 import dataclasses
 import json
 import math
-import multiprocessing
 import re
 import time
 import warnings
@@ -572,12 +571,6 @@ _DRIVERS: dict[str, Any] = {}
 _EPISODES: dict[tuple, tuple] = {}
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _worker_driver(model: EvalModel) -> Any:
     if not isinstance(model.source, str):
         return model.source
@@ -954,8 +947,9 @@ def evaluate(
                     done.append(run_unit(*args(u, key)))
                     bar.update()
             else:
-                ctx = multiprocessing.get_context("spawn")
-                with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+                from drive.eval.backends import worker_pool
+
+                with worker_pool(workers) as pool:
                     futures = [pool.submit(run_unit, *args(u, key)) for u, key in todo]
                     try:
                         for fut in cf.as_completed(futures):

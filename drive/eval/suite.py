@@ -15,7 +15,6 @@ writes:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing as mp
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,8 +120,9 @@ def run_suite(
     labels = driver_labels(drivers)
     jobs = [(case, driver, label) for case in names for driver, label in zip(drivers, labels)]
     rows: list[dict[str, Any]] = []
-    ctx = mp.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+    from drive.eval.backends import worker_pool
+
+    with worker_pool(min(workers, len(jobs))) as pool:
         futures = {
             pool.submit(_drive_case, case, driver, label, seeds, duration_s): (case, label)
             for case, driver, label in jobs
