@@ -164,6 +164,14 @@ def _umask() -> int:
     return mask
 
 
+def hash_file(digest: Any, path: str | os.PathLike) -> Any:
+    """Feed a file's bytes into a ``hashlib`` object in 1 MiB blocks; returns ``digest``."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest
+
+
 def read_json(path: str | os.PathLike, what: str = "file", expect: type | None = None) -> Any:
     """Parse a UTF-8 JSON file; every failure is a one-line :class:`~drive.errors.UserError` naming the file.
 

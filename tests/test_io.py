@@ -83,3 +83,13 @@ def test_temporaries_of_a_killed_writer_are_swept_by_the_next_write(tmp_path):
     atomic_write_json(tmp_path / "out.json", {"ok": True})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.json", live.name])
     assert sweep_stale_temporaries(tmp_path) == []
+
+
+def test_hash_file_streams_the_same_digest_as_hashing_the_bytes(tmp_path):
+    import hashlib
+
+    from drive.io import hash_file
+
+    data = bytes(range(256)) * 9000  # larger than one 1 MiB block
+    (tmp_path / "f").write_bytes(data)
+    assert hash_file(hashlib.sha256(), tmp_path / "f").hexdigest() == hashlib.sha256(data).hexdigest()

@@ -49,7 +49,7 @@ from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.backends import BACKENDS, CellJob, run_cells
 from drive.eval.perturb import KINDS, make, parse_spec
-from drive.io import atomic_path, atomic_write_json, atomic_write_text
+from drive.io import atomic_path, atomic_write_json, atomic_write_text, hash_file
 
 CLEAN = "clean"
 CELL_FORMAT = 1
@@ -107,9 +107,7 @@ def fingerprint(checkpoint: str | Path) -> str:
         return "expert"
     h = hashlib.sha256()
     for name in ("config.json", "model.safetensors"):
-        with open(Path(checkpoint) / name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        hash_file(h, Path(checkpoint) / name)
     return h.hexdigest()
 
 

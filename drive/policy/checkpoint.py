@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 
 import drive
 from drive.errors import UserError
-from drive.io import atomic_dir, atomic_path, atomic_write_json, read_json
+from drive.io import atomic_dir, atomic_path, atomic_write_json, hash_file, read_json
 from drive.policy.model import DrivingPolicy, policy_from_config
 
 FORMAT = "drive-checkpoint"
@@ -201,11 +201,7 @@ def load_optimizer_tensors(
 
 
 def _file_digest(file: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"bytes": file.stat().st_size, "sha256": digest.hexdigest()}
+    return {"bytes": file.stat().st_size, "sha256": hash_file(hashlib.sha256(), file).hexdigest()}
 
 
 def save_train_state(

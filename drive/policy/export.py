@@ -265,10 +265,12 @@ def _cache_folder(checkpoint: Path) -> Path | None:
     else ``~/.cache/drive``); None when the checkpoint's files cannot be read."""
     import hashlib
 
+    from drive.io import hash_file
+
     digest = hashlib.sha256()
     try:
         for name in ("config.json", "model.safetensors"):
-            digest.update((checkpoint / name).read_bytes())
+            hash_file(digest, checkpoint / name)
     except OSError:
         return None
     package = Path(__file__).resolve().parents[1]

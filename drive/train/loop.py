@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments
 from drive.errors import UserError
-from drive.io import atomic_write_json
+from drive.io import atomic_write_json, hash_file
 from drive.policy.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -226,9 +226,7 @@ def dataset_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
     )
     for p in files:
         digest.update(f"{p.relative_to(root).as_posix()}\0{p.stat().st_size}\0".encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        hash_file(digest, p)
     return {"name": root.resolve().name, "sha256": digest.hexdigest(), "files": len(files)}
 
 
