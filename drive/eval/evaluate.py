@@ -270,7 +270,7 @@ class Unit:
 def make_models(sources: Sequence[Any]) -> list[EvalModel]:
     """Models for checkpoint folders, ``expert`` and driver objects; names made unique."""
     from drive.eval.simulate import resolve_checkpoint
-    from drive.eval.stress import fingerprint
+    from drive.eval.stress import fingerprint, unique_name
 
     models, used = [], set()
     for src in sources:
@@ -286,11 +286,7 @@ def make_models(sources: Sequence[Any]) -> list[EvalModel]:
         else:
             base = re.sub(r"[^A-Za-z0-9._-]", "_", str(getattr(src, "model_name", type(src).__name__))) or "model"
             source, fp = src, f"object:{getattr(src, 'model_name', type(src).__name__)}"
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        models.append(EvalModel(name, source, fp))
+        models.append(EvalModel(unique_name(base, used), source, fp))
     return models
 
 

@@ -111,6 +111,15 @@ def fingerprint(checkpoint: str | Path) -> str:
     return h.hexdigest()
 
 
+def unique_name(base: str, used: set[str], reserved: Sequence[str] = ()) -> str:
+    """``base``, or ``base-2``, ``base-3``, … : the first not in ``used`` nor ``reserved``; added to ``used``."""
+    name, n = base, 2
+    while name in used or name in reserved:
+        name, n = f"{base}-{n}", n + 1
+    used.add(name)
+    return name
+
+
 def make_models(checkpoints: Sequence[str], with_expert: bool) -> list[Model]:
     """Models for the checkpoints (names from their folders, made unique), plus the expert."""
     from drive.eval.simulate import resolve_checkpoint
@@ -119,11 +128,7 @@ def make_models(checkpoints: Sequence[str], with_expert: bool) -> list[Model]:
     for ckpt in checkpoints:
         path = resolve_checkpoint(ckpt)
         base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name) or "model"
-        name, n = base, 2
-        while name in used or name == "expert":
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        models.append(Model(name, str(path), fingerprint(path)))
+        models.append(Model(unique_name(base, used, reserved=("expert",)), str(path), fingerprint(path)))
     if with_expert:
         models.append(Model("expert", "expert", "expert"))
     return models

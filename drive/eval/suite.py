@@ -51,14 +51,10 @@ def suite_cases(names: Sequence[str] | None = None) -> list[str]:
 
 def driver_labels(drivers: Sequence[str]) -> list[str]:
     """A label per driver: the checkpoint folder's name, made unique (``ncp19``, ``ncp19-2``), or ``expert``."""
-    labels: list[str] = []
-    for driver in drivers:
-        base = EXPERT if driver == EXPERT else Path(driver).name
-        label, n = base, 2
-        while label in labels:
-            label, n = f"{base}-{n}", n + 1
-        labels.append(label)
-    return labels
+    from drive.eval.stress import unique_name
+
+    used: set[str] = set()
+    return [unique_name(EXPERT if driver == EXPERT else Path(driver).name, used) for driver in drivers]
 
 
 def _drive_case(case: str, driver: str, label: str, seeds: list[int], duration_s: float | None) -> dict[str, Any]:

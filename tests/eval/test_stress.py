@@ -179,3 +179,15 @@ def test_a_sweep_without_training_seeds_has_no_statistics(tmp_path, tiny_checkpo
     assert not (tmp_path / "s" / "stats.csv").exists()
     assert (tmp_path / "s" / "cells.csv").exists()
     assert "## Statistics" not in (tmp_path / "s" / "report.md").read_text()
+
+
+def test_unique_name_skips_used_and_reserved_names():
+    from drive.eval.stress import unique_name
+
+    used: set[str] = set()
+    assert [unique_name(b, used, reserved=("expert",)) for b in ("ncp19", "ncp19", "expert", "ncp19")] == [
+        "ncp19",
+        "ncp19-2",
+        "expert-2",
+        "ncp19-3",
+    ]
