@@ -11,7 +11,24 @@ from typing import Any, Sequence
 import numpy as np
 
 
-class ExpertPolicy:
+class _Stateless:
+    """What the reference drivers share: no state (a NumPy (B, 0) array, so they need no torch) and no
+    neurons; steering already in the env's normalisation."""
+
+    max_steer_rad: float | None = None
+
+    @property
+    def neuron_labels(self) -> list[str]:
+        return []
+
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, 0), np.float32)
+
+    def neuron_activity(self, state: np.ndarray) -> np.ndarray:
+        return np.zeros((state.shape[0], 0), np.float32)
+
+
+class ExpertPolicy(_Stateless):
     """The scripted expert as a driver: returns ``info["expert_steering"]`` of the frame it is shown.
 
     The rollout hands every driver the env's ``info`` that came with each delivered frame, so latency
@@ -20,13 +37,6 @@ class ExpertPolicy:
     """
 
     model_name = "expert"
-    max_steer_rad: float | None = None
-
-    def __init__(self) -> None:
-        self.neuron_labels: list[str] = []
-
-    def initial_state(self, batch: int) -> np.ndarray:
-        return np.zeros((batch, 0), np.float32)  # stateless (NumPy, so the reference drivers need no torch)
 
     def step(
         self, frames: np.ndarray, state: Any, dt_s: Any = None, infos: Sequence[dict] | None = None
@@ -35,27 +45,15 @@ class ExpertPolicy:
             raise ValueError("ExpertPolicy.step: needs the env's info of each frame (infos=...)")
         return np.array([float(i["expert_steering"]) for i in infos], dtype=np.float64), state
 
-    def neuron_activity(self, state: np.ndarray) -> np.ndarray:
-        return np.zeros((state.shape[0], 0), np.float32)
 
-
-class ConstantPolicy:
+class ConstantPolicy(_Stateless):
     """Always commands the same normalised steering (NaN and ±inf allowed: for tests of the clamp)."""
-
-    max_steer_rad: float | None = None
 
     def __init__(self, steering: float = 0.0):
         self.steering = float(steering)
         self.model_name = f"constant({self.steering:g})"
-        self.neuron_labels: list[str] = []
-
-    def initial_state(self, batch: int) -> np.ndarray:
-        return np.zeros((batch, 0), np.float32)  # stateless (NumPy, so the reference drivers need no torch)
 
     def step(
         self, frames: np.ndarray, state: Any, dt_s: Any = None, infos: Sequence[dict] | None = None
     ) -> tuple[np.ndarray, Any]:
         return np.full(len(frames), self.steering, dtype=np.float64), state
-
-    def neuron_activity(self, state: np.ndarray) -> np.ndarray:
-        return np.zeros((state.shape[0], 0), np.float32)
