@@ -189,8 +189,15 @@ def main() -> int:
     p.add_argument("--out-root", default=str(ROOT / "checkpoints"), help="where checkpoints/<model>/ go")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--episodes", type=int, default=30, help="episodes to record (30 × 60 s = 30 min)")
+    p.add_argument(
+        "--duration-s",
+        type=float,
+        default=None,
+        help="length of each recorded episode (default: the scenario's, 60 s); shorter episodes of the "
+        "same total give more drawn worlds",
+    )
     p.add_argument("--noise-injection", type=float, default=0.25, help="DART noise level while recording")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=8, help="epochs per training (the shipped checkpoints: 8)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the recording, and of training without --seeds")
     p.add_argument(
@@ -235,6 +242,7 @@ def main() -> int:
                 str(args.seed),
                 "--noise-injection",
                 str(args.noise_injection),
+                *([] if args.duration_s is None else ["--duration-s", str(args.duration_s)]),
             ]
         )
         if rc:
