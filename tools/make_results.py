@@ -21,9 +21,12 @@ Steps, all through the ``drive`` CLI:
    bootstrap 95 % interval, per level across models and pooled over models x levels.
    ``--active-from checkpoints/results/results.json`` takes the closed-loop figures of an earlier run
    and runs this step only.
+5. The generalization suite: ``drive suite`` of all models and the expert on every case of
+   ``scenarios/suite/`` and every test track, clean input (``--suite-duration-s`` per episode).
+   ``--suite-only`` runs this step alone.
 
 Writes ``checkpoints/results/``: ``results.md`` (the tables the README shows), ``results.json``,
-``stress.csv``, ``stats.csv`` (per model and level, the mean with its 95 % bootstrap interval and the paired
+``stress.csv``, ``suite.md``/``suite.csv``/``suite.png`` (the suite's tables, rows and plot), ``stats.csv`` (per model and level, the mean with its 95 % bootstrap interval and the paired
 tests against ncp19; see ``drive stress``) and ``robustness_gaussian.png`` (copied from the stress run); the working folders go to
 ``--work`` (default ``runs/results``). The last printed line is one JSON object.
 """
@@ -73,6 +76,9 @@ def main() -> int:
         default=None,
         help="results.json of an earlier run: reuse its closed-loop figures and run only the passive test",
     )
+    p.add_argument("--suite-duration-s", type=float, default=60.0, help="length of each suite episode, s")
+    p.add_argument("--suite-tracks", type=int, default=10, help="test tracks per suite case (10 = all)")
+    p.add_argument("--suite-only", action="store_true", help="run only the generalization suite (step 5)")
     args = p.parse_args()
 
     ckroot, work, publish = ROOT / "checkpoints", Path(args.work), Path(args.publish)
@@ -87,6 +93,8 @@ def main() -> int:
         else {}
     )
     t0 = time.perf_counter()
+    if args.suite_only:
+        return 0 if suite_step(models, ckroot, work, publish, args) is not None else 1
     if args.active_from:
         result = json.loads(Path(args.active_from).read_text())
         missing = [m for m in models if m not in result.get("models", {})]
@@ -264,6 +272,10 @@ def _finish(
         return 1
     result["passive"], passive_lines = passive
     lines += passive_lines
+    suite_lines = suite_step(models, ckroot, work, publish, args)
+    if suite_lines is None:
+        return 1
+    lines += ["", *suite_lines]
     result["passive"]["elapsed_s"] = round(time.perf_counter() - t1, 1)
     if stress_out is not None:  # a full run; with --active-from the closed-loop figures keep their own time
         result["elapsed_s"] = round(time.perf_counter() - t0, 1)
@@ -281,6 +293,40 @@ def _finish(
     print("\n".join(lines))
     print(json.dumps(result))
     return 0
+
+
+def suite_step(models, ckroot: Path, work: Path, publish: Path, args) -> list[str] | None:
+    """``drive suite`` of every model and the expert; publishes suite.md, suite.csv and suite.png."""
+    out = work / "suite"
+    t0 = time.perf_counter()
+    rc = drive(
+        [
+            "suite",
+            *sum((["--checkpoint", str(ckroot / m)] for m in models), []),
+            "--tracks",
+            str(args.suite_tracks),
+            "--duration-s",
+            str(args.suite_duration_s),
+            "--workers",
+            str(args.workers),
+            "--out",
+            str(out),
+        ]
+    )
+    if rc:
+        return None
+    publish.mkdir(parents=True, exist_ok=True)
+    report = (out / "report.md").read_text().replace("# Generalization suite", "### Generalization suite", 1)
+    report = report.replace(
+        "one episode each;",
+        f"one {args.suite_duration_s:g} s episode each, clean input ({time.perf_counter() - t0:.0f} s to run);",
+        1,
+    )
+    atomic_write_text(publish / "suite.md", report)
+    for name, dest in (("results.csv", "suite.csv"), ("suite.png", "suite.png")):
+        shutil.copyfile(out / name, publish / dest)
+    print(report)
+    return report.splitlines()
 
 
 PASSIVE_HEADING = "### Passive against active"

@@ -152,34 +152,58 @@ def write_results(rows: list[dict[str, Any]], out: Path, drivers: Sequence[str])
     plot_results(df, drivers, out / "suite.png")
 
 
+TARGET_MEAN_ABS_LATERAL_M = 0.35
+"""The suite's target for a shipped driver: no off-road event and mean |lateral| at most this, in every case."""
+
+
 def report_markdown(df, drivers: Sequence[str]) -> str:
-    """One table: per case, each driver's off-road/km, mean |lateral| and max |lateral| (expert last)."""
-    header = ["case"]
-    for d in drivers:
-        header += [f"{d} off-road/km", f"{d} mean abs lat (m)", f"{d} max abs lat (m)"]
+    """Three tables, cases down and drivers across (expert last): off-road events per km (with the
+    event count), mean |lateral| and max |lateral|; an "all cases" row, and per model the cases that
+    meet the target (0 events, mean |lateral| <= ``TARGET_MEAN_ABS_LATERAL_M``)."""
+    km = df.groupby("driver")["distance_km"].sum()
     lines = [
         "# Generalization suite",
         "",
-        f"{int(df['episodes'].max()) if len(df) else 0} test tracks per case; "
-        f"{df.groupby('driver')['distance_km'].sum().round(1).to_dict()} km driven per driver.",
+        f"{int(df['episodes'].max()) if len(df) else 0} test tracks per case, one episode each; km driven: "
+        + ", ".join(f"{d} {km.get(d, 0.0):.1f}" for d in drivers)
+        + ".",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
     ]
-    for case, group in df.groupby("case", sort=False):
-        cells = [case]
-        for d in drivers:
-            r = group[group["driver"] == d]
-            if r.empty:
-                cells += ["–"] * 3
-            else:
-                r = r.iloc[0]
-                cells += [
-                    f"{r['off_road_per_km']:.2f}",
-                    f"{r['mean_abs_lateral_m']:.3f}",
-                    f"{r['max_abs_lateral_m']:.2f}",
-                ]
-        lines.append("| " + " | ".join(cells) + " |")
+    tables = (
+        ("Off-road events per km (events)", "off_road_per_km"),
+        ("Mean |lateral| (m)", "mean_abs_lateral_m"),
+        ("Max |lateral| (m)", "max_abs_lateral_m"),
+    )
+    for title, col in tables:
+        lines += [f"**{title}**", "", "| case | " + " | ".join(drivers) + " |", "|" + "---|" * (len(drivers) + 1)]
+        for case, group in list(df.groupby("case", sort=False)) + [("all cases", df)]:
+            cells = [case if case != "all cases" else "**all cases**"]
+            for d in drivers:
+                r = group[group["driver"] == d]
+                if r.empty:
+                    cells.append("–")
+                elif col == "off_road_per_km":
+                    events, dist = int(r["off_road_events"].sum()), float(r["distance_km"].sum())
+                    cells.append(f"{events / dist if dist > 0 else 0.0:.2f} ({events})")
+                elif col == "mean_abs_lateral_m":  # distance-weighted over cases
+                    w = r["distance_km"].to_numpy(float)
+                    v = r[col].to_numpy(float)
+                    cells.append(f"{(w * v).sum() / w.sum() if w.sum() > 0 else v.mean():.3f}")
+                else:
+                    cells.append(f"{r[col].max():.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    cases = list(dict.fromkeys(df["case"]))
+    for d in drivers:
+        if d == EXPERT:
+            continue
+        sub = df[df["driver"] == d]
+        ok = sub[(sub["off_road_events"] == 0) & (sub["mean_abs_lateral_m"] <= TARGET_MEAN_ABS_LATERAL_M)]
+        missed = [c for c in cases if c in set(sub["case"]) and c not in set(ok["case"])]
+        lines.append(
+            f"- {d}: {len(ok)} of {len(sub)} cases meet the target (0 off-road events, mean |lateral| "
+            f"<= {TARGET_MEAN_ABS_LATERAL_M} m)" + (f"; missed: {', '.join(missed)}" if missed else "")
+        )
     return "\n".join(lines) + "\n"
 
 

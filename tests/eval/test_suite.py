@@ -39,8 +39,10 @@ def test_write_results_table_report_and_plot(tmp_path):
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df.columns) == list(COLUMNS) and len(df) == 4
     report = (tmp_path / "report.md").read_text()
-    assert "| fog | 2.00 | 0.200 | 1.10 | 0.00 | 0.200 | 1.10 |" in report
-    assert "expert off-road/km" in report
+    assert "| case | ncp19 | expert |" in report
+    assert "| fog | 2.00 (3) | 0.00 (0) |" in report and "| **all cases** | 2.00 (6) | 0.00 (0) |" in report
+    assert "| fog | 0.200 | 0.200 |" in report and "| fog | 1.10 | 1.10 |" in report
+    assert "- ncp19: 0 of 2 cases meet the target" in report and "missed: plain, fog" in report
     assert (tmp_path / "suite.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
