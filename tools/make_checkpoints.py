@@ -7,7 +7,7 @@
 
 Steps:
 1. ``drive record`` on the training-split tracks (``scenarios/train.yaml``) with DART noise injection,
-   at least 30 minutes of driving (``--episodes`` × the scenario's ``duration_s``).
+   60 episodes × 20 s (20 minutes of driving, 60 drawn worlds; ``--episodes``, ``--duration-s``).
 2. ``drive train`` for each model into ``checkpoints/<model>/`` (same seed, data and budget for every model);
    with ``--seeds`` one training per (model, seed): seed 0 is the shipped ``checkpoints/<model>/``, seed k > 0
    goes to ``checkpoints/zoo/<model>-s<k>/``. A training whose checkpoint is already finished (its
@@ -188,13 +188,13 @@ def main() -> int:
     p.add_argument("--data", default=str(ROOT / "data" / "train"), help="dataset folder to record into / train from")
     p.add_argument("--out-root", default=str(ROOT / "checkpoints"), help="where checkpoints/<model>/ go")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    p.add_argument("--episodes", type=int, default=30, help="episodes to record (30 × 60 s = 30 min)")
+    p.add_argument("--episodes", type=int, default=60, help="episodes to record (60 × 20 s = 20 min)")
     p.add_argument(
         "--duration-s",
         type=float,
-        default=None,
-        help="length of each recorded episode (default: the scenario's, 60 s); shorter episodes of the "
-        "same total give more drawn worlds",
+        default=20.0,
+        help="length of each recorded episode, s (20: more drawn worlds for the same minutes of driving "
+        "than the scenario's 60 s)",
     )
     p.add_argument("--noise-injection", type=float, default=0.25, help="DART noise level while recording")
     p.add_argument("--epochs", type=int, default=8, help="epochs per training (the shipped checkpoints: 8)")
@@ -242,7 +242,8 @@ def main() -> int:
                 str(args.seed),
                 "--noise-injection",
                 str(args.noise_injection),
-                *([] if args.duration_s is None else ["--duration-s", str(args.duration_s)]),
+                "--duration-s",
+                str(args.duration_s),
             ]
         )
         if rc:
