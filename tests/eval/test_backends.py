@@ -69,6 +69,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _cells(folder: Path) -> list[Path]:
+    """The finished cell files in ``folder``: not the hidden temporaries (``.NAME.drive-tmp-PID-….json``) that a
+    worker killed mid-write leaves until the next write into the folder sweeps them."""
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
 def _wait_for(predicate, timeout_s: float, every_s: float = 0.05):
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -135,7 +141,7 @@ def test_a_local_worker_killed_mid_sweep_costs_no_cell(tmp_path, tiny_checkpoint
     def killer() -> None:  # kill a worker once the first cell is written (the others are mid-sweep)
         while not stop.is_set() and not killed:
             workers = [p for p in _descendants(os.getpid()) if "spawn_main" in _cmdline(p)]
-            if workers and list((out / "cells").glob("*.json")):
+            if workers and _cells(out / "cells"):
                 os.kill(workers[0], signal.SIGKILL)
                 killed.append(workers[0])
             time.sleep(0.02)
@@ -149,7 +155,7 @@ def test_a_local_worker_killed_mid_sweep_costs_no_cell(tmp_path, tiny_checkpoint
         thread.join()
     assert killed, "no worker was killed"
     assert result["computed"] == result["cells"] == 8 and result["failed"] == []
-    assert len(list((out / "cells").glob("*.json"))) == 8
+    assert len(_cells(out / "cells")) == 8
 
 
 def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpoint):
@@ -165,7 +171,7 @@ def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpo
     assert all("UserError" in f["error"] and "frames" in f["error"] for f in result["failed"])
     report = (tmp_path / "s" / "report.md").read_text()
     assert "## Failed cells" in report and "`cnn` gaussian 0.2 seed 0: UserError" in report
-    assert len(list((tmp_path / "s" / "cells").glob("*.json"))) == 2  # a failed cell leaves no resume file
+    assert len(_cells(tmp_path / "s" / "cells")) == 2  # a failed cell leaves no resume file
 
 
 def test_backend_ray_without_ray_names_the_extra(tmp_path, tiny_checkpoint, monkeypatch, capsys):
@@ -232,7 +238,7 @@ def test_ray_gives_the_same_results_as_local(tmp_path, tiny_checkpoint, ray_clus
     remote = _sweep(tmp_path, ckpt, "ray", "ray")
     assert local["computed"] == remote["computed"] == 8 and not local["failed"] and not remote["failed"]
     assert (tmp_path / "ray" / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
-    for cell in (tmp_path / "local" / "cells").glob("*.json"):
+    for cell in _cells(tmp_path / "local" / "cells"):
         a = json.loads(cell.read_text())
         b = json.loads((tmp_path / "ray" / "cells" / cell.name).read_text())
         assert a == {**b, "elapsed_s": a["elapsed_s"]}  # all but the timing, bit for bit
@@ -259,14 +265,14 @@ def test_a_ray_worker_killed_mid_cell_costs_no_cell(tmp_path, tiny_checkpoint, r
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        result = _sweep(tmp_path, ckpt, "ray", "ray", duration_s=1.5)
+        result = _sweep(tmp_path, ckpt, "ray", "ray", duration_s=8.0)  # cells long enough for the killer to see one
     finally:
         stop.set()
         thread.join()
     assert killed, "no worker was seen running a cell"
     assert not _alive(killed[0])
     assert result["computed"] == result["cells"] == 8 and result["failed"] == []
-    assert len(list((tmp_path / "ray" / "cells").glob("*.json"))) == 8
+    assert len(_cells(tmp_path / "ray" / "cells")) == 8
 
 
 @pytest.mark.slow
@@ -300,7 +306,7 @@ def test_an_interrupted_ray_sweep_resumes_with_only_the_missing_cells(
     ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert _wait_for(lambda: list((out / "cells").glob("*.json")), timeout_s=180, every_s=0.02), "no cell finished"
+        assert _wait_for(lambda: _cells(out / "cells"), timeout_s=180, every_s=0.02), "no cell finished"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = proc.communicate(timeout=60)
     finally:
@@ -308,7 +314,7 @@ def test_an_interrupted_ray_sweep_resumes_with_only_the_missing_cells(
             proc.kill()
             proc.wait()
     assert proc.returncode != 0, err.decode(errors="replace")[-2000:]
-    finished = {p.name for p in (out / "cells").glob("*.json")}
+    finished = {p.name for p in _cells(out / "cells")}
     assert 1 <= len(finished) < 8
     stamps = {name: (out / "cells" / name).stat().st_mtime_ns for name in finished}
 
@@ -317,4 +323,4 @@ def test_an_interrupted_ray_sweep_resumes_with_only_the_missing_cells(
     )
     assert result["reused"] == len(finished) and result["computed"] == 8 - len(finished)
     assert {name: (out / "cells" / name).stat().st_mtime_ns for name in finished} == stamps
-    assert len(list((out / "cells").glob("*.json"))) == 8
+    assert len(_cells(out / "cells")) == 8
