@@ -42,6 +42,9 @@ from drive.cli import main as drive  # noqa: E402
 from drive.io import atomic_dir, atomic_write_json  # noqa: E402
 
 MODELS = ("ncp19", "cnn", "lstm", "gru", "cfc", "ctrnn")
+RECORD_EPISODES, RECORD_DURATION_S, NOISE_INJECTION = 60, 20.0, 0.25
+"""The shipped checkpoints' recording: 60 episodes x 20 s (20 minutes, 60 drawn worlds), DART noise 0.25.
+tools/run_study.py records the same by default, so the study reuses the shipped seed-0 checkpoints."""
 
 
 def summarise(ckpt: Path) -> dict:
@@ -188,15 +191,15 @@ def main() -> int:
     p.add_argument("--data", default=str(ROOT / "data" / "train"), help="dataset folder to record into / train from")
     p.add_argument("--out-root", default=str(ROOT / "checkpoints"), help="where checkpoints/<model>/ go")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    p.add_argument("--episodes", type=int, default=60, help="episodes to record (60 × 20 s = 20 min)")
+    p.add_argument("--episodes", type=int, default=RECORD_EPISODES, help="episodes to record (60 × 20 s = 20 min)")
     p.add_argument(
         "--duration-s",
         type=float,
-        default=20.0,
+        default=RECORD_DURATION_S,
         help="length of each recorded episode, s (20: more drawn worlds for the same minutes of driving "
         "than the scenario's 60 s)",
     )
-    p.add_argument("--noise-injection", type=float, default=0.25, help="DART noise level while recording")
+    p.add_argument("--noise-injection", type=float, default=NOISE_INJECTION, help="DART noise level while recording")
     p.add_argument("--epochs", type=int, default=8, help="epochs per training (the shipped checkpoints: 8)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the recording, and of training without --seeds")

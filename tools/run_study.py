@@ -116,10 +116,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-root", default=str(ROOT / "checkpoints"), help="<root>/<model> (seed 0) and <root>/zoo/")
     p.add_argument("--data", default=str(ROOT / "data" / "train"), help="training recordings (recorded if missing)")
     p.add_argument(
-        "--episodes", type=int, default=60, help="training episodes to record (60 × 20 s, as make_checkpoints.py)"
+        "--episodes", type=int, default=mk.RECORD_EPISODES, help="training episodes to record (as make_checkpoints.py)"
     )
-    p.add_argument("--record-duration-s", type=float, default=20.0, help="length of each recorded episode, s")
-    p.add_argument("--noise-injection", type=float, default=0.25, help="DART noise level while recording")
+    p.add_argument(
+        "--record-duration-s", type=float, default=mk.RECORD_DURATION_S, help="length of each recorded episode, s"
+    )
+    p.add_argument("--noise-injection", type=float, default=mk.NOISE_INJECTION, help="DART noise level while recording")
     p.add_argument("--record-seed", type=int, default=0, help="seed of the recording")
     p.add_argument("--epochs", type=int, default=8, help="epochs per training (8: the shipped checkpoints' protocol)")
     p.add_argument("--batch-size", type=int, default=16)
