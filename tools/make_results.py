@@ -248,10 +248,7 @@ def main() -> int:
 
         from drive.eval.stress import stats_markdown
 
-        lines += [
-            line.replace("## ", "#### ", 1) if line.startswith("## ") else line
-            for line in stats_markdown(pd.read_csv(stress_out / "stats.csv"))
-        ]
+        lines += demote(stats_markdown(pd.read_csv(stress_out / "stats.csv")))
     return _finish(args, models, ckroot, work, publish, result, lines, stress_out, t0)
 
 
@@ -295,6 +292,11 @@ def _finish(
     return 0
 
 
+def demote(lines: list[str]) -> list[str]:
+    """A report's Markdown headings two levels down, to sit under results.md's ``###`` sections."""
+    return ["##" + line if line.startswith("#") else line for line in lines]
+
+
 def suite_step(models, ckroot: Path, work: Path, publish: Path, args) -> list[str] | None:
     """``drive suite`` of every model and the expert; publishes suite.md, suite.csv and suite.png."""
     out = work / "suite"
@@ -316,12 +318,8 @@ def suite_step(models, ckroot: Path, work: Path, publish: Path, args) -> list[st
     if rc:
         return None
     publish.mkdir(parents=True, exist_ok=True)
-    report = (out / "report.md").read_text().replace("# Generalization suite", "### Generalization suite", 1)
-    report = report.replace(
-        "one episode each;",
-        f"one {args.suite_duration_s:g} s episode each, clean input ({time.perf_counter() - t0:.0f} s to run);",
-        1,
-    )
+    lines = demote((out / "report.md").read_text().splitlines())
+    report = "\n".join([*lines, f"Clean input; {time.perf_counter() - t0:.0f} s to run.", ""])
     atomic_write_text(publish / "suite.md", report)
     for name, dest in (("results.csv", "suite.csv"), ("suite.png", "suite.png")):
         shutil.copyfile(out / name, publish / dest)

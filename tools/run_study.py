@@ -123,8 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--noise-injection", type=float, default=mk.NOISE_INJECTION, help="DART noise level while recording")
     p.add_argument("--record-seed", type=int, default=0, help="seed of the recording")
-    p.add_argument("--epochs", type=int, default=8, help="epochs per training (8: the shipped checkpoints' protocol)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=mk.EPOCHS, help="epochs per training (as make_checkpoints.py)")
+    p.add_argument("--batch-size", type=int, default=mk.BATCH_SIZE)
     p.add_argument("--train-args", default="", help="extra arguments for every drive train, e.g. '--burn-in 4'")
     p.add_argument(
         "--lr-controller",

@@ -44,6 +44,9 @@ def test_write_results_table_report_and_plot(tmp_path):
     assert "| fog | 0.200 | 0.200 |" in report and "| fog | 1.10 | 1.10 |" in report
     assert "- ncp19: 0 of 2 cases meet the target" in report and "missed: plain, fog" in report
     assert (tmp_path / "suite.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "2 test tracks per case, one episode each" in report
+    write_results(rows, tmp_path, ["ncp19", "expert"], duration_s=20.0)
+    assert "2 test tracks per case, one 20 s episode each" in (tmp_path / "report.md").read_text()
 
 
 def test_bad_arguments_are_user_errors(tmp_path):
