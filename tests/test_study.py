@@ -175,3 +175,33 @@ def test_a_stale_checkpoint_stops_the_study(tmp_path, capsys):
     )
     config = json.loads((tmp_path / "ck" / "cnn" / "config.json").read_text())
     assert config["training"]["batch_size"] == 2
+
+
+def synthetic_stats(ncp_off: dict[float, float]) -> pd.DataFrame:
+    """A stats.csv-like table: cnn and lstm at 1.0 off-road/km at every level, ncp19 as given."""
+    rows = []
+    for level in (0.01, 0.1, 0.2):
+        for family, mean in (("ncp19", ncp_off[level]), ("cnn", 1.0), ("lstm", 1.0)):
+            rows.append(
+                {
+                    "kind": "gaussian",
+                    "family": family,
+                    "level": level,
+                    "figure": "off_road_per_km",
+                    "mean": mean,
+                    "ci_low": mean - 0.5,
+                    "ci_high": mean + 0.5,
+                    "p_holm": float("nan") if family == "ncp19" else 0.5,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_target_check_reads_only_levels_up_to_0_1_and_names_the_miss():
+    tool = load_tool()
+    met = tool.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.0, 0.2: 9.0}))
+    assert "met at every level" in met[0]
+    assert len([line for line in met if line.startswith("- ")]) == 2  # σ² 0.01 and 0.1; 0.2 is beyond the target
+    missed = tool.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.25, 0.2: 0.0}))
+    assert "missed at one level or more" in missed[0]
+    assert any("missed by 0.25/km" in line for line in missed)
