@@ -620,7 +620,7 @@ def stage_report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[s
             "",
         ]
     atomic_write_text(out / "study.md", "\n".join(lines))
-    return {"study_md": str(out / "study.md")}
+    return {"study_md": "study.md"}
 
 
 def main(argv: list[str] | None = None) -> int:
