@@ -469,9 +469,9 @@ def target_lines(stats, reference: str = "ncp19") -> list[str]:
             b = off.loc[(base, level)]
             ok = ref["mean"] <= b["mean"]
             met_all &= bool(ok)
-            verdict = "met" if ok else f"missed by {ref['mean'] - b['mean']:.3g}/km"
+            outcome = "met" if ok else f"missed by {ref['mean'] - b['mean']:.3g}/km"
             parts.append(
-                f"{base} {b['mean']:.3g} [{b['ci_low']:.3g}, {b['ci_high']:.3g}] → {verdict} "
+                f"{base} {b['mean']:.3g} [{b['ci_low']:.3g}, {b['ci_high']:.3g}] → {outcome} "
                 f"(difference p = {b['p_holm']:.2g}, Holm)"
             )
         lines.append(
@@ -487,7 +487,7 @@ def target_lines(stats, reference: str = "ncp19") -> list[str]:
     return [head, "", *lines, ""]
 
 
-def wide_table(table, row_key: str, figure: str, label=str) -> list[str]:
+def wide_table(table, row_key: str, figure: str | None, label=str) -> list[str]:
     """A markdown table with ``row_key`` down and families across; cells ``mean [ci_low, ci_high]``.
 
     ``table`` has one row per (row_key, family) with ``figure``, ``<figure>_ci_low`` and ``<figure>_ci_high``
