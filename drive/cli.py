@@ -5,7 +5,10 @@ Each verb is a thin module ``drive/commands/<verb>.py`` exposing ``add_arguments
 imported only for the verb that is run, so ``drive --help`` stays fast (no torch import).
 
 Errors: a :class:`drive.errors.UserError` (bad path, flag value or file content) is printed as one line,
-``drive VERB: error: MESSAGE``, with exit status 2; any other exception is a bug and keeps its traceback.
+``drive VERB: error: MESSAGE``, with exit status 2. An :class:`OSError` from the system (disk full, quota,
+a read-only or vanished folder) is one line naming the path, exit status 1. Ctrl-C is one line, exit
+status 130 (128 + SIGINT), after the verb has written what it finished. Any other exception is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "suite": (
         "drive.commands.suite",
         "generalization suite: every scenarios/suite case on every test track, per model",
+    ),
+    "study": (
+        "drive.commands.study",
+        "the robustness study: train a zoo of families x seeds, stress it under camera noise, report",
     ),
     "export": (
         "drive.commands.export",
@@ -77,6 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:  # bad user input: one clear line, no traceback; anything else is a bug
         print(f"drive {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"drive {args.command}: interrupted; what was finished is written", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if exc.errno is None:  # not a system error (some libraries raise bare OSError): a bug, keep the traceback
+            raise
+        print(f"drive {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a system error: the path(s) it concerns and the system's words (``strerror``)."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(paths) if paths else "(no path given)"
+    return " ".join(f"{where}: {exc.strerror or exc}".split())
 
 
 if __name__ == "__main__":

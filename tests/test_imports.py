@@ -1,5 +1,14 @@
-"""Architecture: no import circles among drive's modules (module-level imports; imports inside functions
-are the way to break a circle, so they are allowed)."""
+"""Architecture: drive's layers import downward only, and no module imports itself back through others,
+counting every import: at module level and inside functions and methods (``TYPE_CHECKING`` blocks, which
+never run, excepted).
+
+The layers, bottom to top (a module may import its own layer and those below):
+
+    errors → io → video_io, resources → core → world → data → policy → eval → train → study → commands → cli
+
+``train`` sits above ``eval`` because training drives the policy closed loop through the one rollout
+(:mod:`drive.eval.rollout`: DAgger, closed-loop selection); ``eval`` never imports ``train``.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +17,37 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "drive"
 
+LAYERS = (
+    ("drive.errors",),
+    ("drive.io",),
+    ("drive.video_io", "drive.resources"),
+    ("drive.core",),
+    ("drive.world",),
+    ("drive.data",),
+    ("drive.policy",),
+    ("drive.eval",),
+    ("drive.train",),
+    ("drive.study",),
+    ("drive.commands",),
+    ("drive.cli",),
+)
+
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def module_level_imports(path: Path, modules: set[str]) -> set[str]:
-    """drive modules imported at module level (also inside module-level if/try blocks, not inside defs)."""
+def layer_of(module: str) -> int | None:
+    """Index of ``module``'s layer (None for the package's face, ``drive/__init__``)."""
+    for i, names in enumerate(LAYERS):
+        if any(module == n or module.startswith(n + ".") for n in names):
+            return i
+    return None
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """drive modules that ``path`` imports anywhere (module level, classes, functions), TYPE_CHECKING excepted."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
@@ -25,34 +57,33 @@ def module_level_imports(path: Path, modules: set[str]) -> set[str]:
             target = target.rpartition(".")[0]
         return target or None
 
-    def visit(nodes):
-        for node in nodes:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                continue
-            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-                continue  # typing only, never executed
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.split(".")[0] == "drive" and (m := resolve(alias.name)):
-                        found.add(m)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")
-                    anchor = anchor[: len(anchor) - node.level + 1]
-                    base = ".".join(anchor + ([node.module] if node.module else []))
-                if base.split(".")[0] != "drive":
-                    continue
-                for alias in node.names:  # `from drive.x import y` may import the submodule drive.x.y
-                    m = resolve(f"{base}.{alias.name}") if f"{base}.{alias.name}" in modules else resolve(base)
-                    if m:
-                        found.add(m)
-            elif isinstance(node, ast.ClassDef):
-                visit(node.body)
-            else:
-                visit([c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt)])
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> None:
+            if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                for child in node.orelse:
+                    self.visit(child)
+                return  # typing only, never executed
+            self.generic_visit(node)
 
-    visit(ast.parse(path.read_text(), str(path)).body)
+        def visit_Import(self, node: ast.Import) -> None:
+            for alias in node.names:
+                if alias.name.split(".")[0] == "drive" and (m := resolve(alias.name)):
+                    found.add(m)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            if base.split(".")[0] != "drive":
+                return
+            for alias in node.names:  # `from drive.x import y` may import the submodule drive.x.y
+                m = resolve(f"{base}.{alias.name}") if f"{base}.{alias.name}" in modules else resolve(base)
+                if m:
+                    found.add(m)
+
+    Visitor().visit(ast.parse(path.read_text(), str(path)))
     found.discard(name)
     return found
 
@@ -60,7 +91,7 @@ def module_level_imports(path: Path, modules: set[str]) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     files = sorted(PACKAGE.rglob("*.py"))
     modules = {module_name(p) for p in files}
-    graph = {module_name(p): module_level_imports(p, modules) for p in files}
+    graph = {module_name(p): imports_of(p, modules) for p in files}
     # importing drive.a.b first runs drive/__init__ and drive/a/__init__: parents are implicit, not edges
     for name, deps in graph.items():
         graph[name] = {d for d in deps if not name.startswith(d + ".")}
@@ -102,17 +133,54 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``a -> b`` for every import from a lower layer into a higher one."""
+    found = []
+    for module, deps in sorted(graph.items()):
+        here = layer_of(module)
+        for dep in sorted(deps):
+            there = layer_of(dep)
+            if here is not None and there is not None and there > here:
+                found.append(f"{module} -> {dep}")
+    return found
+
+
 def test_the_cycle_finder_finds_a_circle():
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_the_graph_sees_real_imports():
+def test_the_graph_sees_imports_inside_functions(tmp_path):
     graph = import_graph()
     assert "drive.train.loop" in graph["drive.train.dagger"]
     assert "drive.errors" in graph["drive.cli"]
+    # drive.commands.train imports the training loop only inside run(): it must still be an edge
+    assert "drive.train.loop" in graph["drive.commands.train"]
+
+
+def test_the_layer_check_catches_an_upward_import():
+    assert upward_imports({"drive.core.ltc": {"drive.eval.rollout"}, "drive.eval.rollout": {"drive.core.ltc"}}) == [
+        "drive.core.ltc -> drive.eval.rollout"
+    ]
+    assert layer_of("drive.commands.study") > layer_of("drive.study.stages") > layer_of("drive.train.loop")
+
+
+def test_every_module_has_a_layer():
+    assert not [m for m in import_graph() if m != "drive" and layer_of(m) is None]
 
 
 def test_no_import_circles_in_drive():
     cycles = find_cycles(import_graph())
     assert not cycles, "import circles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_no_upward_imports_in_drive():
+    found = upward_imports(import_graph())
+    assert not found, "upward imports: " + "; ".join(found)
+
+
+def test_every_command_module_can_be_imported_by_name():
+    """``drive/commands/import.py`` was a keyword as a module name: ``import drive.commands.import`` failed."""
+    import keyword
+
+    assert not [p.stem for p in (PACKAGE / "commands").glob("*.py") if keyword.iskeyword(p.stem)]

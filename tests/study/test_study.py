@@ -1,26 +1,33 @@
-"""tools/run_study.py: one command runs the whole robustness study; an interrupted study resumes, skips finished
+"""``drive study``: one command runs the whole robustness study; an interrupted study resumes, skips finished
 work and ends with the results of an uninterrupted run. A tiny configuration: 2 models x 2 training seeds
 trained two epochs on a few seconds of recordings, 2 noise levels, 2 stress seeds, 2 s episodes, 1 suite case."""
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from drive.cli import main as drive
+from drive.commands.study import add_arguments, config_from_args
+from drive.study import report
+from drive.study.config import stress_seeds
+from drive.study.zoo import build_zoo, checkpoint_name
 
 
-def load_tool():
-    sys.path.insert(0, str(ROOT / "tools"))
-    spec = importlib.util.spec_from_file_location("run_study", ROOT / "tools" / "run_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def study(argv: list[str]) -> int:
+    return drive(["study", *argv])
+
+
+def study_config(argv: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from_args(parser.parse_args(argv))
 
 
 def study_argv(root: Path, *extra: str, episodes: int = 3, seeds: str = "0,1", data: Path | None = None) -> list[str]:
@@ -50,8 +57,8 @@ def study_argv(root: Path, *extra: str, episodes: int = 3, seeds: str = "0,1", d
         "2",
         "--batch-size",
         "4",
-        "--train-args",
-        "--seq-len 8",
+        "--train",
+        "seq_len=8",
         "--workers",
         "1",
         "--duration-s",
@@ -70,22 +77,43 @@ def last_json(capsys) -> dict:
 
 
 def test_checkpoint_names_keep_seed_0_as_the_shipped_folder():
-    tool = load_tool()
-    assert tool.checkpoint_name("ncp19", 0) == "ncp19"
-    assert tool.checkpoint_name("lstm", 2) == "zoo/lstm-s2"
-    assert tool.checkpoint_name("ncp19", 0, "noise") == "zoo/ncp19-noise-s0"
-    assert tool.stress_seeds(10, 3) == list(range(30))
-    assert tool.stress_seeds(1, 2) == [0, 10]
+    assert checkpoint_name("ncp19", 0) == "ncp19"
+    assert checkpoint_name("lstm", 2) == "zoo/lstm-s2"
+    assert checkpoint_name("ncp19", 0, "noise") == "zoo/ncp19-noise-s0"
+    assert stress_seeds(10, 3) == list(range(30))
+    assert stress_seeds(1, 2) == [0, 10]
+
+
+def test_the_zoo_is_built_from_one_config_by_replacing_fields(tmp_path):
+    """Each entry's TrainConfig is the study's budget with the family, seed and folder set; nothing else differs."""
+    cfg = study_config(study_argv(tmp_path, "--lr-controller", "lstm=0.001", "--noise-augment", "0.05"))
+    entries = {e.name: e for e in build_zoo(cfg)}
+    assert sorted(entries) == sorted(
+        [
+            "ncp19",
+            "cnn",
+            "zoo/ncp19-s1",
+            "zoo/cnn-s1",
+            *(f"zoo/{m}-noise-s{k}" for m in ("ncp19", "cnn") for k in (0, 1)),
+        ]
+    )
+    a, b = entries["ncp19"].config, entries["zoo/cnn-s1"].config
+    assert (a.model, a.seed, b.model, b.seed) == ("ncp19", 0, "cnn", 1)
+    assert a.epochs == b.epochs == 2 and a.batch_size == 4 and a.seq_len == 8 and a.augment_noise == 0
+    assert entries["zoo/cnn-noise-s1"].config.augment_noise == 0.05
+    assert Path(a.out) == tmp_path / "ck" / "ncp19" and Path(a.data) == tmp_path / "data"
+    assert study_config(study_argv(tmp_path, "--models", "lstm", "--lr-controller", "lstm=0.001")).budget.lr_controller
+    lstm = build_zoo(study_config(study_argv(tmp_path, "--models", "lstm", "--lr-controller", "lstm=0.001")))[0]
+    assert lstm.config.lr_controller == 0.001
 
 
 @pytest.mark.slow
 def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    tool = load_tool()
     a, b = tmp_path / "a", tmp_path / "b"
 
     # A: uninterrupted
-    assert tool.main(study_argv(a)) == 0
+    assert study(study_argv(a)) == 0
     first = last_json(capsys)["stages"]
     assert first["record"]["recorded"] == 3 and first["train"]["trained"] == 4
     assert (
@@ -98,27 +126,29 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
     # at every stage after the recording and resumed by running the same command again.
     data = b / "data"
     assert (
-        tool.main(study_argv(b, "--stages", "record,train", seeds="0", data=data)) == 0
+        study(study_argv(b, "--stages", "record,train", seeds="0", data=data)) == 0
     )  # the zoo stopped after seed 0 ...
     from drive.train.loop import dataset_fingerprint
 
     assert dataset_fingerprint(data)["sha256"] == dataset_fingerprint(a / "data")["sha256"]
-    from drive.cli import main as drive
+    from drive.train.loop import train
 
-    runs = {r["name"]: r for r in tool.zoo(tool.parse_args(study_argv(b, data=data)))}
+    entries = {e.name: e for e in build_zoo(study_config(study_argv(b, data=data)))}
     # ... and during the second epoch of ncp19 seed 1: a kill leaves the state saved at the end of the first epoch
     per_epoch = json.loads((a / "ck" / "zoo" / "ncp19-s1" / "config.json").read_text())["metrics"]["steps"] // 2
-    assert drive([*runs["zoo/ncp19-s1"]["argv"], "--max-steps", str(per_epoch)]) == 0
+    entry = entries["zoo/ncp19-s1"]
+    entry.path.mkdir(parents=True)
+    train(dataclasses.replace(entry.config, max_steps=per_epoch))
     assert json.loads((b / "ck" / "zoo" / "ncp19-s1" / "config.json").read_text())["metrics"]["epochs_done"] == 1
     capsys.readouterr()
-    assert tool.main(study_argv(b, data=data)) == 0
+    assert study(study_argv(b, data=data)) == 0
     resumed = last_json(capsys)["stages"]
     assert resumed["train"]["trained"] == 2 and resumed["train"]["reused"] == 2
     cells = sorted((b / "out" / "stress" / "cells").glob("*.json"))
     for cell in cells[:5]:  # the stress sweep was killed before these cells were written
         cell.unlink()
     (b / "out" / "suite" / "cnn-s1" / "done.json").unlink()  # and the suite before it stamped cnn seed 1
-    assert tool.main(study_argv(b, data=data)) == 0
+    assert study(study_argv(b, data=data)) == 0
     again = last_json(capsys)["stages"]
     assert again["train"]["trained"] == 0
     assert again["stress"]["plain"]["computed"] == 5 and again["stress"]["plain"]["reused"] == 25
@@ -126,7 +156,7 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
 
     # a rerun of a finished study computes nothing and touches no checkpoint
     stamps = {p: p.stat().st_mtime_ns for p in (b / "ck").rglob("model.safetensors")}
-    assert tool.main(study_argv(b, data=data)) == 0
+    assert study(study_argv(b, data=data)) == 0
     done = last_json(capsys)["stages"]
     assert done["record"]["recorded"] == 0 and done["train"]["trained"] == 0
     assert done["stress"]["plain"]["computed"] == 0 and done["suite"]["computed"] == 0
@@ -139,25 +169,24 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
     stats = pd.read_csv(b / "out" / "stats.csv")
     assert set(stats["family"]) == {"ncp19", "cnn"} and (stats["n_seeds"] == 2).all()
     assert (stats["n_conditions"] == 2).all() and set(stats["level"]) == {0.0, 0.04, 0.09}
-    study = (b / "out" / "study.md").read_text()
-    assert "## Robustness study" in study and "σ²=0.09 (σ=0.3)" in study and "Generalization suite" in study
+    text = (b / "out" / "study.md").read_text()
+    assert "## Robustness study" in text and "σ²=0.09 (σ=0.3)" in text and "Generalization suite" in text
     assert (b / "out" / "robustness_gaussian.png").stat().st_size > 0
 
 
 def test_a_stale_checkpoint_stops_the_study(tmp_path, capsys):
     """A checkpoint trained with other options than the study asks for is named, not silently reused."""
-    tool = load_tool()
-    assert tool.main(study_argv(tmp_path, "--stages", "record", episodes=1)) == 0  # a recording stopped early ...
+    assert study(study_argv(tmp_path, "--stages", "record", episodes=1)) == 0  # a recording stopped early ...
     assert last_json(capsys)["stages"]["record"]["recorded"] == 1
-    assert tool.main(study_argv(tmp_path, "--stages", "record,train", "--models", "cnn", seeds="0", episodes=2)) == 0
+    assert study(study_argv(tmp_path, "--stages", "record,train", "--models", "cnn", seeds="0", episodes=2)) == 0
     assert last_json(capsys)["stages"]["record"] == {"recorded": 1, "reused": 1, "stage_s": pytest.approx(0, abs=60)}
-    with pytest.raises(SystemExit, match="--retrain-stale"):
-        tool.main(
-            study_argv(tmp_path, "--stages", "train", "--models", "cnn", "--batch-size", "2", seeds="0", episodes=2)
-        )
-    assert "stale checkpoint" in capsys.readouterr().err
+    argv = study_argv(tmp_path, "--stages", "train", "--models", "cnn", "--batch-size", "2", seeds="0", episodes=2)
+    assert study(argv) == 2
+    err = capsys.readouterr().err
+    assert "stale checkpoint" in err and "trained with batch_size=4, the study asks for 2" in err
+    assert "--retrain-stale" in err.splitlines()[-1]
     assert (
-        tool.main(
+        study(
             study_argv(
                 tmp_path,
                 "--stages",
@@ -198,10 +227,9 @@ def synthetic_stats(ncp_off: dict[float, float]) -> pd.DataFrame:
 
 
 def test_the_target_check_reads_only_levels_up_to_0_1_and_names_the_miss():
-    tool = load_tool()
-    met = tool.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.0, 0.2: 9.0}))
+    met = report.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.0, 0.2: 9.0}))
     assert "met at every level" in met[0]
     assert len([line for line in met if line.startswith("- ")]) == 2  # σ² 0.01 and 0.1; 0.2 is beyond the target
-    missed = tool.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.25, 0.2: 0.0}))
+    missed = report.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.25, 0.2: 0.0}))
     assert "missed at one level or more" in missed[0]
     assert any("missed by 0.25/km" in line for line in missed)

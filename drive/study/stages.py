@@ -1,0 +1,242 @@
+"""The study's stages as functions, and :func:`run_study`, which runs the ones asked for in order.
+
+1. :func:`stage_record`: the randomized training recordings into ``cfg.data``; only the missing episodes are
+   recorded (a recording appends, and repeats byte for byte for one seed).
+2. :func:`stage_train`: every zoo entry (:mod:`drive.study.zoo`). A finished checkpoint is skipped, an
+   interrupted one resumes; a *stale* one (other data or options) stops the study unless
+   ``retrain_stale``, which deletes and retrains it. Writes ``<ckpt_root>/summary.json`` for the seed-0
+   checkpoints.
+3. :func:`stage_stress`: ``drive stress`` of every checkpoint and the expert under Gaussian noise at
+   ``levels`` on ``tracks`` test tracks × ``noise_seeds``; cells resume.
+4. :func:`stage_suite`: the generalization suite on clean input, one folder per checkpoint, skipped when
+   finished with the same inputs.
+5. :func:`stage_report`: ``study.md`` (:mod:`drive.study.report`), ``suite.csv`` and copies of the stress
+   statistics and plots.
+
+Each stage returns a small dict of what it computed and reused; :func:`run_study` collects them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from drive.errors import UserError
+from drive.io import atomic_path, atomic_write_json, atomic_write_text
+from drive.study.config import VARIANT, StudyConfig, stress_seeds
+from drive.study.zoo import (
+    ZooEntry,
+    build_zoo,
+    is_finished,
+    stale_reason,
+    suite_label,
+    summarise,
+    train_entry,
+    train_on_ray,
+)
+
+
+class StudyFailed(RuntimeError):
+    """A stage could not finish (trainings or cells failed); what is finished is kept and a rerun resumes."""
+
+
+def stage_record(cfg: StudyConfig) -> dict[str, Any]:
+    from drive.data.layout import complete_episodes
+    from drive.data.recorder import record
+
+    data = Path(cfg.data)
+    have = len(complete_episodes(data)) if (data / "meta" / "info.json").exists() else 0
+    todo = max(0, cfg.recording.episodes - have)
+    if todo:
+        data.mkdir(parents=True, exist_ok=True)
+        record(
+            cfg.recording.scenario,
+            todo,
+            data,
+            seed=cfg.recording.seed,
+            noise_injection=cfg.recording.noise_injection,
+            duration_s=cfg.recording.duration_s,
+            progress=cfg.progress,
+        )
+    return {"recorded": todo, "reused": have}
+
+
+def stage_train(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
+    from drive.train.loop import dataset_fingerprint
+
+    if not (Path(cfg.data) / "meta" / "info.json").is_file():
+        raise UserError(f"study: data {cfg.data!r}: no dataset there (run the record stage first)")
+    data_sha = dataset_fingerprint(cfg.data)["sha256"]
+    stale = [(e, why) for e in entries if (why := stale_reason(e, data_sha))]
+    if stale and not cfg.retrain_stale:
+        for e, why in stale:
+            print(f"stale checkpoint {e.path}: {why}", file=sys.stderr)
+        raise UserError(
+            f"study: {len(stale)} checkpoint(s) do not match the study (listed above); "
+            "pass --retrain-stale to delete and retrain them"
+        )
+    for e, _ in stale:
+        shutil.rmtree(e.path)
+    todo = [e for e in entries if not is_finished(e)]
+    print(
+        f"train: {len(entries) - len(todo)} of {len(entries)} training(s) finished; {len(todo)} to run", file=sys.stderr
+    )
+    failed: list[str] = []
+    if cfg.backend == "ray" and todo:
+        from drive.data.sequences import FrameCache
+
+        FrameCache(cfg.data)  # decode the frame cache once on this node before the tasks open it
+        timings, failed = train_on_ray(todo, cfg)
+    else:
+        timings = {e.name: train_entry(e) for e in todo}
+    shipped = [e for e in entries if e.seed == 0 and not e.variant and (e.path / "config.json").is_file()]
+    if shipped:
+        write_summary(Path(cfg.ckpt_root), Path(cfg.data), shipped)
+    if failed:
+        raise StudyFailed(f"study: {len(failed)} training(s) failed: " + "; ".join(failed))
+    return {
+        "trained": len(todo),
+        "reused": len(entries) - len(todo),
+        "retrained_stale": len(stale),
+        "elapsed_s": {k: round(v, 1) for k, v in timings.items()},
+    }
+
+
+def write_summary(root: Path, data: Path, entries: list[ZooEntry]) -> None:
+    """``<root>/summary.json``: size and training figures of the shipped (seed-0) checkpoints."""
+    path = root / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        summary = {}
+    models = summary.get("models", {}) if isinstance(summary, dict) else {}
+    models.update({e.name: summarise(e.path) for e in entries})
+    atomic_write_json(path, {"data": data.resolve().name, "models": models})  # the folder's name: no machine path
+
+
+def stage_stress(cfg: StudyConfig, entries: list[ZooEntry], variant: str) -> dict[str, Any]:
+    from drive.eval.stress import stress
+
+    out = Path(cfg.out) / ("stress" if not variant else f"stress-{variant}-augmented")
+    result = stress(
+        [str(e.path) for e in entries if e.variant == variant],
+        [("gaussian", list(cfg.levels))],
+        out,
+        scenario="default",
+        episodes=1,
+        seeds=stress_seeds(cfg.tracks, cfg.noise_seeds),
+        workers=cfg.workers,
+        duration_s=cfg.duration_s,
+        progress=cfg.progress,
+        backend=cfg.backend,
+        address=cfg.address,
+        with_expert=not variant,
+        reference="ncp19" + (f"+{variant}" if variant else ""),
+    )
+    if result["failed"]:
+        raise StudyFailed(f"study: {len(result['failed'])} stress cell(s) failed (see {out / 'report.md'}); rerun")
+    return {"computed": result["computed"], "reused": result["reused"], "cells": result["cells"]}
+
+
+def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
+    """The suite per checkpoint (and the expert), each into its own folder, skipped when done with the same inputs."""
+    import pandas as pd
+
+    from drive.eval.stress import fingerprint
+    from drive.eval.suite import run_suite, suite_cases
+
+    cases = suite_cases(list(cfg.suite_cases) or None)
+    todo = []
+    for entry in [None, *entries]:
+        out = Path(cfg.out) / "suite" / suite_label(entry)
+        key = {
+            "fingerprint": "expert" if entry is None else fingerprint(entry.path),
+            "cases": cases,
+            "tracks": cfg.suite_tracks,
+            "duration_s": cfg.duration_s,
+        }
+        stamp = out / "done.json"
+        if not (stamp.is_file() and (out / "results.csv").is_file() and json.loads(stamp.read_text()) == key):
+            todo.append((entry, out, key))
+    if todo:  # one run of the suite for every missing driver (one worker pool), then one folder per driver
+        batch = Path(cfg.out) / "suite" / ".batch"
+        batch.mkdir(parents=True, exist_ok=True)
+        run_suite(
+            [str(e.path) for e, _, _ in todo if e is not None],
+            batch,
+            tracks=cfg.suite_tracks,
+            workers=cfg.workers,
+            cases=cases,
+            duration_s=cfg.duration_s,
+            expert=any(e is None for e, _, _ in todo),
+            progress=cfg.progress,
+        )
+        rows = pd.read_csv(batch / "results.csv")
+        for entry, out, key in todo:
+            out.mkdir(parents=True, exist_ok=True)
+            label = "expert" if entry is None else entry.path.name
+            with atomic_path(out / "results.csv") as tmp:
+                rows[rows["driver"] == label].to_csv(tmp, index=False)
+            atomic_write_json(out / "done.json", key)
+        shutil.rmtree(batch)
+    return {"computed": len(todo), "reused": len(entries) + 1 - len(todo)}
+
+
+def stage_report(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
+    from drive.study.report import study_markdown, suite_table
+
+    out = Path(cfg.out)
+    suite = suite_table(cfg, entries)
+    if len(suite):
+        with atomic_path(out / "suite.csv") as tmp:
+            suite.to_csv(tmp, index=False)
+    for variant in [""] + ([VARIANT] if cfg.noise_augment is not None else []):
+        folder = out / ("stress" if not variant else f"stress-{variant}-augmented")
+        prefix = f"{variant}-" if variant else ""
+        if (folder / "stats.csv").is_file():
+            shutil.copyfile(folder / "stats.csv", out / f"{prefix}stats.csv")
+        if (folder / "robustness_gaussian.png").is_file():
+            shutil.copyfile(folder / "robustness_gaussian.png", out / f"{prefix}robustness_gaussian.png")
+    atomic_write_text(out / "study.md", "\n".join(study_markdown(cfg, entries, suite)))
+    return {"study_md": "study.md"}
+
+
+def run_study(cfg: StudyConfig) -> dict[str, Any]:
+    """Run the stages of ``cfg`` in order; returns what each computed and reused (also ``study.json``)."""
+    cfg.validate()
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    entries = build_zoo(cfg)
+    summary: dict[str, Any] = {
+        "models": list(cfg.models),
+        "seeds": list(cfg.seeds),
+        "levels": list(cfg.levels),
+        "noise_seeds": cfg.noise_seeds,
+        "noise_augment": cfg.noise_augment,
+        "stages": {},
+    }
+    t0 = time.perf_counter()
+    for stage in cfg.stages:
+        t = time.perf_counter()
+        if stage == "record":
+            result = stage_record(cfg)
+        elif stage == "train":
+            result = stage_train(cfg, entries)
+        elif stage == "stress":
+            result = {"plain": stage_stress(cfg, entries, "")}
+            if cfg.noise_augment is not None:
+                result[VARIANT] = stage_stress(cfg, entries, VARIANT)
+        elif stage == "suite":
+            result = stage_suite(cfg, entries)
+        else:
+            result = stage_report(cfg, entries)
+        result["stage_s"] = round(time.perf_counter() - t, 1)
+        summary["stages"][stage] = result
+        print(f"{stage}: {result}", file=sys.stderr)
+    summary["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    if "report" in cfg.stages:
+        atomic_write_json(Path(cfg.out) / "study.json", summary)
+    return summary
