@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "drive.commands.study",
         "the robustness study: train a zoo of families x seeds, stress it under camera noise, report",
     ),
+    "results": (
+        "drive.commands.results",
+        "the README's results for the shipped checkpoints: clean, noise stress, SSIM, passive vs active, suite",
+    ),
     "export": (
         "drive.commands.export",
         "write a checkpoint's policy as ONNX (uint8 frames, state, dt_s -> steering, state)",

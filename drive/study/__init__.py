@@ -5,6 +5,7 @@ stressed under camera noise, driven through the generalization suite, and report
 * :mod:`drive.study.zoo` — the trainings (:class:`ZooEntry`), staleness by config, local and Ray training;
 * :mod:`drive.study.stages` — the stages (record, train, stress, suite, report) and :func:`run_study`;
 * :mod:`drive.study.report` — ``study.md``.
+* :mod:`drive.study.results` — :func:`~drive.study.results.make_results`: the README's results (``drive results``).
 
 The command is ``drive study`` (:mod:`drive.commands.study`).
 """
