@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print neurons, synapses and parameters of each controller (NCP paper, Table 2)",
     ),
     "record": ("drive.commands.record", "record expert driving (camera video + steering) into a dataset"),
-    "import": ("drive.commands.import", "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset"),
+    "import": (
+        "drive.commands.import_",
+        "import existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset",
+    ),
     "train": ("drive.commands.train", "train a driver by imitation from a dataset"),
     "simulate": ("drive.commands.simulate", "drive a checkpoint closed loop and write metrics.json and a video"),
     "stress": ("drive.commands.stress", "sweep models x perturbations x levels x seeds"),

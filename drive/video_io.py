@@ -139,14 +139,15 @@ class VideoWriter:
             return
         container, self._container = self._container, None
         try:
-            if keep:
-                for packet in self._stream.encode(None):
-                    container.mux(packet)
+            try:
+                if keep:
+                    for packet in self._stream.encode(None):
+                        container.mux(packet)
+            finally:
+                container.close()  # writes the trailer: can fail too (disk full)
         except BaseException as exc:
-            container.close()
-            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary
             raise
-        container.close()
         if keep:
             self._ctx.__exit__(None, None, None)
         else:
@@ -198,9 +199,17 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
     FileNotFoundError when the file is missing; ValueError naming the file when FFmpeg cannot read it
     or it holds no frame.
     """
+    for _, rgb in iter_video_timed(path, max_frames):
+        yield rgb
+
+
+def iter_video_timed(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Like :func:`iter_video`, with each frame's presentation time: ``(t, rgb)``, ``t`` in seconds from
+    the first frame (``pts * time_base``; NaN for a frame without a timestamp)."""
     import av
 
     n = 0
+    t0 = None
     with _open(path) as container:
         if max_frames is not None and max_frames <= 0:
             return
@@ -208,7 +217,10 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                t = math.nan if frame.time is None else float(frame.time)
+                if t0 is None:
+                    t0 = t
+                yield t - t0, frame.to_ndarray(format="rgb24")
                 n += 1
                 if max_frames is not None and n >= max_frames:
                     return
@@ -218,6 +230,25 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
             return  # a truncated file: keep the frames that decoded
     if n == 0:
         raise UserError(f"{path}: unreadable video (no frame could be decoded)")
+
+
+def frame_times(path: str | os.PathLike) -> np.ndarray:
+    """The presentation times of a video's frames, s from the first frame, in display order, read from
+    the container's packets without decoding (``pts * time_base``); raises UserError naming the file
+    when a packet carries no timestamp (then only decoding can tell)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        pts = []
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream flush packet
+                continue
+            if packet.pts is None:
+                raise UserError(f"{path}: a video packet carries no presentation timestamp")
+            pts.append(packet.pts)
+        if not pts:
+            raise UserError(f"{path}: unreadable video (no frame)")
+        t = np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base)
+    return t - t[0]
 
 
 def decode_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:

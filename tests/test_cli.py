@@ -87,8 +87,13 @@ def test_user_error_raised_inside_a_command_is_one_line(monkeypatch, capsys):
 
 
 def test_every_verb_is_a_thin_command_module():
-    for verb, (module, _) in COMMANDS.items():
-        assert module == f"drive.commands.{verb}"
+    import importlib
+    import keyword
+
+    for verb, (module, _) in COMMANDS.items():  # a verb that is a Python keyword gets a trailing underscore (PEP 8)
+        assert module == f"drive.commands.{verb}" + ("_" if keyword.iskeyword(verb) else "")
+        command = importlib.import_module(module)
+        assert callable(command.add_arguments) and callable(command.run)
 
 
 def test_inspect_refuses_a_bad_plot_path_before_any_work(tmp_path, capsys):

@@ -180,7 +180,7 @@ def test_no_upward_imports_in_drive():
 
 
 def test_every_command_module_can_be_imported_by_name():
-    """``drive/commands/import.py`` was a keyword as a module name: ``import drive.commands.import`` failed."""
+    """``import`` is a keyword: the verb lives in ``drive/commands/import_.py`` (``import drive.commands.import`` cannot be written)."""
     import keyword
 
     assert not [p.stem for p in (PACKAGE / "commands").glob("*.py") if keyword.iskeyword(p.stem)]

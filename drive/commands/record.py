@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir
+from drive.commands.common import prepare_out_dir, seed_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes to record (default: 10)")
     parser.add_argument("--out", required=True, help="dataset folder (created, or appended to)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of track choice, start poses and noise (default: 0)")
+    parser.add_argument(
+        "--seed",
+        type=seed_type,
+        default=0,
+        help="seed of track choice, start poses and noise, 0 <= seed < 2**32 (default: 0)",
+    )
     parser.add_argument(
         "--noise-injection",
         type=float,
@@ -30,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from drive.data import layout
-    from drive.data.recorder import record
+    from drive.data.recorder import check_args, record
 
+    check_args(args.episodes, args.seed, args.noise_injection, args.duration_s)  # before --out is made
     existed = Path(args.out).exists()
     out = prepare_out_dir(args.out)
     try:
@@ -45,9 +52,21 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except BaseException:
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a run refused before its first write leaves no folder behind
+        if not existed and out.is_dir():
+            _remove_if_empty(out)  # a run that saved nothing leaves no folder behind
         raise
     info = layout.read_info(out)
     print(f"{out}: {info.total_episodes} episodes, {info.total_frames} frames at {info.fps:g} Hz")
     return 0
+
+
+def _remove_if_empty(out: Path) -> None:
+    """Remove ``out`` (a folder this run made) when nothing but empty folders and the lock are in it."""
+    for folder, _, _ in sorted(os.walk(out), key=lambda w: -len(w[0])):
+        if Path(folder) != out and not os.listdir(folder):
+            os.rmdir(folder)
+    lock = out / ".drive.lock"
+    if [p.name for p in out.iterdir()] == [lock.name]:
+        lock.unlink()
+    if not any(out.iterdir()):
+        out.rmdir()

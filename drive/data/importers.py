@@ -3,34 +3,55 @@
 Formats (``--format``):
 
 ``video-csv``
-    SRC is any video OpenCV can read; ``--csv`` is a table with one row per labelled frame. Each row
-    names its frame either by a frame-index column (``frame_index``/``frame``, or ``--frame-column``)
-    or by a time column in seconds from the video's first frame (``timestamp``/``time``/``t``, or
-    ``--time-column``; shift with ``--time-offset-s``), which picks the nearest frame. Steering is in
-    ``--steering-column`` (default ``steering``) with unit ``--steering-unit deg|rad|normalized``.
+    SRC is any video FFmpeg (PyAV) can read; ``--csv`` is a table with one row per labelled frame. Each
+    row names its frame either by a frame-index column (``frame_index``/``frame``, or ``--frame-column``:
+    the frame's number in display order) or by a time column in seconds from the video's first frame
+    (``timestamp``/``time``/``t``, or ``--time-column``; shift with ``--time-offset-s``), which picks the
+    frame whose presentation timestamp (``pts * time_base``, not ``n / nominal fps``: variable frame
+    rate videos pair right) is nearest. A label with no frame within ``--max-time-error-s`` (default half
+    the video's median frame interval), or two labels on one frame, is an error naming the times. The
+    dataset's timestamps are the chosen frames' presentation times. Steering is in
+    ``--steering-column`` (default ``steering``) with unit ``--steering-unit deg|rad|normalized`` and
+    sign ``--steering-sign``: ``left-positive`` (the default: ISO 8855 and the datasets' own convention,
+    e.g. openpilot's ``steeringAngleDeg``) or ``right-positive`` (converted by negation).
 ``udacity``
     SRC is the Udacity simulator's ``driving_log.csv`` (or its folder) with images in ``IMG/`` beside it.
     Columns: center, left, right, steering, throttle, brake, speed (a header line is allowed). Steering
-    is already normalised to [-1, 1]. Each camera becomes its own episode; the left camera's label is
-    steering + ``--steering-correction`` (default 0.2), the right's steering - correction (Udacity's
-    sign: positive steers right). Time comes from the image names (``center_YYYY_MM_DD_HH_MM_SS_mmm``);
-    a gap over ``--max-gap-s`` or a step back in time starts a new episode.
+    is already normalised to [-1, 1], and **positive steers right** in Udacity's simulator (its
+    behavioural-cloning project: negative = left turn); it is negated on import. Each camera becomes its
+    own episode. The left camera sees the car as if it were further left, so its label steers more to
+    the right: ours = -(udacity steering) - ``--steering-correction`` (default 0.2); the right camera's
+    = -(udacity steering) + correction. Time comes from the image names
+    (``center_YYYY_MM_DD_HH_MM_SS_mmm``); a gap over ``--max-gap-s`` or a step back in time starts a new
+    episode.
 ``sully-chen``
     SRC is Sully Chen's ``data.txt`` (or its folder): ``FILENAME ANGLE`` per line, angle in degrees of
     the steering wheel, images beside the file; the 2018 format's ``,YYYY-MM-DD HH:MM:SS:mmm`` suffix
-    gives the time, otherwise ``--fps`` does.
+    gives the time, otherwise ``--fps`` does. **Positive turns right** there: the author's own viewer
+    (``run_dataset.py`` in SullyChen/Autopilot-TensorFlow) draws the wheel rotated by
+    ``cv2.getRotationMatrix2D(centre, -angle, 1)``, i.e. clockwise for a positive angle, and the
+    PilotNet reimplementations trained on it read it the same way. It is negated on import.
+
+Sign: every dataset stores ``action.steering`` with **positive = left** (counter-clockwise, the
+simulator's action, :mod:`drive.world.env`); ``meta/info.json`` records ``steering_positive: "left"``
+and the source's own convention in ``source_steering_positive``.
 
 Normalisation: normalised steering = radians / ``max_steer_rad``, clipped to [-1, 1] (a warning says how
 many values were clipped). ``--max-steer-rad`` defaults to the largest absolute angle in the log for
 ``deg``/``rad`` units (the labels then span [-1, 1]), to 25 degrees for Udacity (its simulator's maximum
 steering angle), and must be given for ``normalized`` video-csv logs.
 
-Images: each frame is centre-cropped to the dataset's aspect ratio (``--resize crop``, the default;
+Images: a source frame (after the crop) smaller than a quarter of the dataset's size on either side
+(under 20 x 50 for 78 x 200) is refused with an error naming the file and its size, rather than blown
+up. Each frame is centre-cropped to the dataset's aspect ratio (``--resize crop``, the default;
 the crop keeps the full width or the full height, whichever fits) and resized with OpenCV's area
 interpolation to ``--height`` x ``--width`` (default 78 x 200); ``--resize stretch`` skips the crop.
 
 The dataset is built in a temporary folder beside ``--out`` and moved there only when complete
-(:func:`drive.io.atomic_dir`): a failed import leaves nothing behind.
+(:func:`drive.io.atomic_dir`): a failed import leaves nothing behind. ``--out`` must be absent or empty;
+with ``--overwrite`` it may instead hold a dataset (a readable ``meta/info.json``, and nothing but the
+dataset's own files, lock, temporaries and frame cache), which is replaced. Any other folder is
+refused, as is an ``--out`` that holds one of the import's inputs or lies inside the source's folder.
 """
 
 from __future__ import annotations
@@ -49,17 +70,24 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from drive.data import layout
 from drive.data.layout import DatasetInfo
 from drive.data.writer import DatasetWriter
 from drive.errors import UserError
 from drive.io import atomic_dir
-from drive.video_io import iter_video, video_fps
+from drive.video_io import frame_times, iter_video_timed, video_fps
 
 FORMATS = ("video-csv", "udacity", "sully-chen")
 STEERING_UNITS = ("deg", "rad", "normalized")
 UDACITY_MAX_STEER_RAD = math.radians(25.0)
 """The Udacity simulator's maximum steering angle (25 degrees), rad: what its steering 1.0 stands for."""
 CAMERAS = ("center", "left", "right")
+STEERING_SIGNS = ("left-positive", "right-positive")
+"""video-csv ``--steering-sign``: which way the CSV's positive steering turns."""
+SOURCE_STEERING_POSITIVE = {"udacity": "right", "sully-chen": "right"}
+"""The fixed sign conventions of the formats (which way a positive value turns); see the module doc."""
+MIN_SOURCE_FRACTION = 4
+"""A source frame (after the crop) must be at least 1/this of the dataset's image on each side."""
 
 
 @dataclass
@@ -90,10 +118,16 @@ class ImportOptions:
     """video-csv: the time column, s from the video's first frame (None: ``timestamp``, ``time`` or ``t``)."""
     time_offset_s: float = 0.0
     """video-csv: the CSV time of the video's first frame, s."""
+    steering_sign: str = "left-positive"
+    """video-csv: ``left-positive`` (ours, ISO 8855) or ``right-positive`` (negated on import)."""
+    max_time_error_s: float | None = None
+    """video-csv with a time column: the largest gap, s, between a label's time and its frame's
+    presentation time (None: half the video's median frame interval)."""
     cameras: tuple[str, ...] = CAMERAS
     """udacity: the cameras to import, each its own episode."""
     steering_correction: float = 0.2
-    """udacity: normalised steering added for the left camera, subtracted for the right."""
+    """udacity: normalised steering by which the left camera's label steers more right (and the right
+    camera's more left) than the centre's."""
 
     def check(self) -> None:
         """One-line :class:`UserError` naming the option and value for a bad option."""
@@ -112,7 +146,9 @@ class ImportOptions:
             raise UserError(f"--resize: must be 'crop' or 'stretch', got {self.resize!r}")
         if self.steering_unit not in STEERING_UNITS:
             raise UserError(f"--steering-unit: must be one of {STEERING_UNITS}, got {self.steering_unit!r}")
-        for name in ("max_steer_rad", "fps"):
+        if self.steering_sign not in STEERING_SIGNS:
+            raise UserError(f"--steering-sign: must be one of {STEERING_SIGNS}, got {self.steering_sign!r}")
+        for name in ("max_steer_rad", "fps", "max_time_error_s"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise UserError(f"--{name.replace('_', '-')}: must be a positive number, got {v!r}")
@@ -149,6 +185,26 @@ def fit_frame(rgb: np.ndarray, height: int, width: int, resize: str = "crop") ->
         return np.ascontiguousarray(rgb)
     shrink = rgb.shape[0] >= height and rgb.shape[1] >= width
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def check_source_size(shape: tuple[int, ...], height: int, width: int, resize: str, what: str) -> None:
+    """One-line UserError naming ``what`` (the file) and its size when a source frame, after the crop of
+    :func:`fit_frame`, is under 1/:data:`MIN_SOURCE_FRACTION` of ``height`` x ``width`` on either side:
+    such a frame would be blown up into a blur, not imported."""
+    h, w = shape[:2]
+    ch, cw = h, w
+    if resize == "crop":
+        target = width / height
+        if w / h > target:
+            cw = max(1, round(h * target))
+        elif w / h < target:
+            ch = max(1, round(w / target))
+    min_h, min_w = math.ceil(height / MIN_SOURCE_FRACTION), math.ceil(width / MIN_SOURCE_FRACTION)
+    if ch < min_h or cw < min_w:
+        raise UserError(
+            f"{what}: frame is {h}x{w} (HxW){f', {ch}x{cw} after the crop' if (ch, cw) != (h, w) else ''}: "
+            f"too small for a {height}x{width} dataset (at least {min_h}x{min_w}; see --height/--width)"
+        )
 
 
 def read_image(path: Path, where: str) -> np.ndarray:
@@ -257,7 +313,7 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
         raise UserError(f"{csv_path}: CSV not found")
     if not video.is_file():
         raise UserError(f"{video}: video not found")
-    fps_video = video_fps(video)
+    shown = frame_times(video)  # presentation times of the frames, display order, s from the first
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
@@ -293,8 +349,6 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
                 raise UserError(f"{where}: frame index {row[k_i]!r} is not a non-negative integer")
             frames_wanted.append(int(f))
         else:
-            if fps_video <= 0:
-                raise UserError(f"{video}: the video does not say its frame rate; use a frame-index column")
             t = parse_number(row[k_i], where, what=f"time ({time_col})") - args.time_offset_s
             if t < 0:
                 raise UserError(
@@ -302,46 +356,94 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
                     f"(--time-offset-s {args.time_offset_s})"
                 )
             times.append(t)
-            frames_wanted.append(int(round(t * fps_video)))
-        if len(frames_wanted) > 1 and (
-            frames_wanted[-1] < frames_wanted[-2]
-            or (times and times[-1] <= times[-2])
-            or (not times and frames_wanted[-1] == frames_wanted[-2])
+        if (times and len(times) > 1 and times[-1] <= times[-2]) or (
+            len(frames_wanted) > 1 and frames_wanted[-1] <= frames_wanted[-2]
         ):
             raise UserError(f"{where}: {'time' if times else 'frame index'} {row[k_i]!r} does not increase")
     steering, max_steer = to_normalized(np.array(raw), args.steering_unit, args.max_steer_rad, str(csv_path))
-    if times:
-        t = np.array(times)
-        timestamps = t - t[0]
-        fps = fps_from_times(t, str(csv_path)) if len(t) > 1 else fps_video
-    else:
-        if fps_video <= 0 and args.fps is None:
-            raise UserError(f"{video}: the video does not say its frame rate; pass --fps")
-        fps = args.fps or fps_video
-        f = np.array(frames_wanted, dtype=np.float64)
-        timestamps = (f - f[0]) / fps
-    wanted = np.array(frames_wanted)
+    if args.steering_sign == "right-positive":
+        steering = -steering
     line_of = [line for line, _ in rows]
+    if times:
+        wanted = _pair_by_time(np.array(times), shown, args.max_time_error_s, csv_path, line_of, video)
+    else:
+        wanted = np.array(frames_wanted)
+        beyond = np.nonzero(wanted >= len(shown))[0]
+        if len(beyond):
+            k = int(beyond[0])
+            raise UserError(
+                f"{csv_path} line {line_of[k]}: frame {wanted[k]} is beyond the end of video {video} "
+                f"({len(shown)} frame(s)): the video is shorter than its log"
+            )
+    timestamps = shown[wanted] - shown[wanted[0]]
+    if len(timestamps) > 1:
+        fps = args.fps or fps_from_times(timestamps, str(video))
+    else:
+        fps = args.fps or video_fps(video)
+        if fps <= 0:
+            raise UserError(f"{video}: the video does not say its frame rate; pass --fps")
 
     def frames() -> Iterator[np.ndarray]:
         k = 0
-        last = -1
-        for number, rgb in enumerate(iter_video(video, max_frames=int(wanted[-1]) + 1)):
-            last = number
-            while k < len(wanted) and wanted[k] == number:
+        for number, (t, rgb) in enumerate(iter_video_timed(video, max_frames=int(wanted[-1]) + 1)):
+            if number == 0:
+                check_source_size(rgb.shape, args.height, args.width, args.resize, str(video))
+            if math.isfinite(t) and abs(t - shown[number]) > 1e-6:
+                raise UserError(
+                    f"{video}: frame {number} decodes at {t:.6f} s but its packet says {shown[number]:.6f} s"
+                )
+            if k < len(wanted) and wanted[k] == number:
                 yield fit_frame(rgb, args.height, args.width, args.resize)
                 k += 1
             if k == len(wanted):
                 return
         raise UserError(
-            f"{csv_path} line {line_of[k]}: frame {wanted[k]} is beyond the end of video {video} "
-            f"({last + 1} frame(s)): the video is shorter than its log"
+            f"{csv_path} line {line_of[k]}: frame {wanted[k]} of video {video} could not be decoded "
+            "(a truncated or damaged file)"
         )
 
-    writer = DatasetWriter(out, _info(args, fps, max_steer, f"drive import --format video-csv {video.name}"))
+    writer = DatasetWriter(
+        out,
+        _info(args, fps, max_steer, f"drive import --format video-csv {video.name}", args.steering_sign.split("-")[0]),
+    )
     with tqdm(total=len(steering), desc="import", unit="frame", disable=not progress) as bar:
         writer.add_episode(frames(), steering, timestamps, episode_meta={"source": str(video)}, progress=bar)
     return writer.close()
+
+
+def _pair_by_time(
+    times: np.ndarray, shown: np.ndarray, max_error_s: float | None, csv_path: Path, line_of: list[int], video: Path
+) -> np.ndarray:
+    """For each label time, the index of the frame shown nearest to it; UserError naming the times when
+    none is within the tolerance (a gap in the video, or clocks that do not match) or two labels share a
+    frame (labels denser than the video)."""
+    if max_error_s is None:
+        steps = np.diff(shown)
+        steps = steps[steps > 0]
+        max_error_s = 0.5 * float(np.median(steps)) if len(steps) else math.inf
+    j = np.clip(np.searchsorted(shown, times), 1, max(1, len(shown) - 1))
+    if len(shown) == 1:
+        nearest = np.zeros(len(times), dtype=np.int64)
+    else:
+        nearest = np.where(np.abs(shown[j - 1] - times) <= np.abs(shown[j] - times), j - 1, j)
+    error = np.abs(shown[nearest] - times)
+    bad = np.nonzero(error > max_error_s + 1e-9)[0]
+    if len(bad):
+        k = int(bad[0])
+        raise UserError(
+            f"{csv_path} line {line_of[k]}: no frame of {video} within {max_error_s:.4g} s of the label's time "
+            f"{times[k]:.4g} s (nearest frame at {shown[nearest[k]]:.4g} s): a gap in the video, or labels and "
+            "video on different clocks (see --time-offset-s, --max-time-error-s)"
+        )
+    same = np.nonzero(np.diff(nearest) == 0)[0]
+    if len(same):
+        k = int(same[0])
+        raise UserError(
+            f"{csv_path} lines {line_of[k]} and {line_of[k + 1]}: the labels at {times[k]:.4g} s and "
+            f"{times[k + 1]:.4g} s both fall on the frame at {shown[nearest[k]]:.4g} s of {video}: "
+            "the log is denser than the video"
+        )
+    return nearest
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,7 +476,8 @@ def _udacity(src: Path, args: ImportOptions, out: Path, progress: bool) -> Datas
     if not log.is_file():
         raise UserError(f"{log}: Udacity driving_log.csv not found")
     cameras = list(args.cameras)
-    corrections = {"center": 0.0, "left": args.steering_correction, "right": -args.steering_correction}
+    # In our sign (positive = left): the left camera's label steers more right, the right camera's more left.
+    corrections = {"center": 0.0, "left": -args.steering_correction, "right": args.steering_correction}
     rows = []
     with open(log, newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of the header
         for line, row in enumerate(csv.reader(fh), start=1):
@@ -405,9 +508,8 @@ def _udacity(src: Path, args: ImportOptions, out: Path, progress: bool) -> Datas
     for run in runs:
         for cam in cameras:
             col = {"center": 1, "left": 2, "right": 3}[cam]
-            steering, _ = to_normalized(
-                np.array([rows[i][4] for i in run]) + corrections[cam], "normalized", max_steer, f"{log} ({cam} camera)"
-            )
+            ours = -np.array([rows[i][4] for i in run])  # Udacity: positive steers right
+            steering, _ = to_normalized(ours + corrections[cam], "normalized", max_steer, f"{log} ({cam} camera)")
             episodes.append(
                 _Episode(
                     images=[(rows[i][0], rows[i][col]) for i in run],
@@ -455,7 +557,8 @@ def _sully_chen(src: Path, args: ImportOptions, out: Path, progress: bool) -> Da
         raise UserError(f"{log}: no data line")
     if times and len(times) != len(names):
         raise UserError(f"{log}: some lines have a time and some do not")
-    steering, max_steer = to_normalized(np.array(angles), "deg", args.max_steer_rad, str(log))
+    # Sully Chen's angles: positive turns right (clockwise wheel); ours: positive = left.
+    steering, max_steer = to_normalized(-np.array(angles), "deg", args.max_steer_rad, str(log))
     if times:
         t = np.array(times)
         runs = split_episodes(t, args.max_gap_s)
@@ -497,11 +600,16 @@ def _write_image_episodes(
             path = resolve(rec)
             if not path.is_file():
                 raise UserError(f"{log} line {line}: image {path} not found")
-    writer = DatasetWriter(out, _info(args, fps, max_steer, f"drive import --format {fmt} {log}"))
+    writer = DatasetWriter(
+        out, _info(args, fps, max_steer, f"drive import --format {fmt} {log}", SOURCE_STEERING_POSITIVE[fmt])
+    )
 
     def frames(ep: _Episode) -> Iterator[np.ndarray]:
         for line, rec in ep.images:
-            yield fit_frame(read_image(resolve(rec), f"{log} line {line}"), args.height, args.width, args.resize)
+            path = resolve(rec)
+            rgb = read_image(path, f"{log} line {line}")
+            check_source_size(rgb.shape, args.height, args.width, args.resize, f"{log} line {line}: image {path}")
+            yield fit_frame(rgb, args.height, args.width, args.resize)
 
     total = sum(len(ep.images) for ep in episodes)
     with tqdm(total=total, desc="import", unit="frame", disable=not progress) as bar:
@@ -516,13 +624,16 @@ def _write_image_episodes(
     return writer.close()
 
 
-def _info(args: ImportOptions, fps: float, max_steer_rad: float, source: str) -> DatasetInfo:
+def _info(args: ImportOptions, fps: float, max_steer_rad: float, source: str, source_positive: str) -> DatasetInfo:
+    if not (math.isfinite(fps) and 0 < fps <= layout.MAX_FPS):
+        raise UserError(f"{source}: frame rate {fps:.6g} Hz from the source's times is out of (0, {layout.MAX_FPS:g}]")
     return DatasetInfo(
         fps=float(fps),
         image_height=args.height,
         image_width=args.width,
         max_steer_rad=float(max_steer_rad),
         source=source,
+        source_steering_positive=source_positive,
     )
 
 
@@ -540,20 +651,62 @@ def import_dataset(
 ) -> DatasetInfo:
     """Import ``src`` in format ``fmt`` (one of :data:`FORMATS`) into the folder ``out``, atomically.
 
-    ``out`` must be absent or empty unless ``overwrite``. Returns the dataset's info. Bad input is a
-    one-line :class:`UserError` naming the file, line or option, and the value.
+    ``out`` must be absent or empty; with ``overwrite`` it may hold a dataset, which is replaced (see
+    :func:`check_out`). Returns the dataset's info. Bad input is a one-line :class:`UserError` naming the
+    file, line or option, and the value.
     """
     options = options or ImportOptions()
     if fmt not in FORMATS:
         raise UserError(f"--format: must be one of {FORMATS}, got {fmt!r}")
     options.check()
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace it)")
+    check_out(fmt, Path(src), out, options, overwrite)
     run_format = {"video-csv": _video_csv, "udacity": _udacity, "sully-chen": _sully_chen}[fmt]
     with atomic_dir(out) as tmp:
         info = run_format(Path(src), options, tmp, progress)
     return info
+
+
+def _inputs(fmt: str, src: Path, options: ImportOptions) -> tuple[list[Path], Path | None]:
+    """(the files and folders the import reads, the source's folder) of a format."""
+    if fmt == "video-csv":
+        return [src] + ([Path(options.csv)] if options.csv else []), None
+    log = src / ("driving_log.csv" if fmt == "udacity" else "data.txt") if src.is_dir() else src
+    folder = log.parent
+    return [log, folder / "IMG" if fmt == "udacity" else folder], folder
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_out(fmt: str, src: Path, out: Path, options: ImportOptions, overwrite: bool) -> None:
+    """Refuse an ``--out`` the import could not replace without destroying something not ours: one that
+    holds one of the import's inputs or lies inside the source's folder; a non-empty one without
+    ``overwrite``; with ``overwrite``, one that is not a dataset or holds other files than a dataset's
+    (its layout, lock, temporaries, frame cache). One-line :class:`UserError` naming the folder."""
+    target = out.resolve()
+    inputs, folder = _inputs(fmt, src, options)
+    for path in inputs:
+        if _within(path.resolve(), target):
+            raise UserError(f"--out {out}: holds the import's input {path}: write the dataset to another folder")
+    if folder is not None and _within(target, folder.resolve()):
+        raise UserError(f"--out {out}: is inside the source folder {folder}: write the dataset to another folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise UserError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace a dataset)")
+    if not layout.is_dataset(out):
+        raise UserError(
+            f"--out {out}: --overwrite replaces a dataset, and this folder is not one "
+            f"(no readable {layout.info_path(out).relative_to(out)}): refusing to delete it"
+        )
+    foreign = layout.foreign_entries(out)
+    if foreign:
+        raise UserError(
+            f"--out {out}: --overwrite replaces a dataset, and this folder also holds {foreign[0]} "
+            f"({len(foreign)} file(s) not of a dataset): refusing to delete them"
+        )
 
 
 def import_source(

@@ -22,6 +22,9 @@ every file is written to a temporary name and renamed. Datasets written before t
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +137,12 @@ def info_path(root: Path) -> Path:
     return Path(root) / "meta" / "info.json"
 
 
+STEERING_POSITIVE = "left"
+"""The datasets' steering sign: a positive ``action.steering`` steers left (as the env's action does)."""
+MAX_FPS = 1000.0
+"""The highest frame rate, Hz, a dataset may declare: more is taken for a corrupt ``meta/info.json``."""
+
+
 @dataclasses.dataclass
 class DatasetInfo:
     """Typed contents of ``meta/info.json``."""
@@ -158,6 +167,11 @@ class DatasetInfo:
     """Layout version, following LeRobot's numbering."""
     robot_type: str | None = "car"
     """LeRobot's ``robot_type``: what was driven."""
+    steering_positive: str = STEERING_POSITIVE
+    """Which way a positive normalised steering turns: always ``left`` (counter-clockwise seen from above,
+    ISO 8855 and the simulator's convention); importers convert their source's sign to it."""
+    source_steering_positive: str | None = None
+    """Imported datasets: which way a positive steering value turned in the source (``left``/``right``)."""
 
     def features(self) -> dict[str, Any]:
         """LeRobot-style feature descriptions: dtype, shape and names of every column."""
@@ -214,15 +228,65 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "meta/info.json") -> "DatasetInfo":
+        """Read and check ``meta/info.json``'s contents; a one-line :class:`UserError` naming ``where``, the
+        field and the value for anything missing or out of range (fps in (0, :data:`MAX_FPS`], positive
+        integer image size, positive max_steer_rad, non-negative totals, ``features`` with positive shapes
+        matching the image size)."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: the top level must be an object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
-        for required in ("fps", "image_height", "image_width", "max_steer_rad"):
-            if required not in kwargs:
+        for required in ("fps", "image_height", "image_width", "max_steer_rad", "features"):
+            if required not in d:
                 raise UserError(f"{where}: missing field {required!r}")
-        if not (isinstance(kwargs["fps"], (int, float)) and kwargs["fps"] > 0):
-            raise UserError(f"{where}: field 'fps' must be a positive number, got {kwargs['fps']!r}")
-        kwargs["fps"] = float(kwargs["fps"])
+        fps = kwargs["fps"]
+        if not (_is_number(fps) and 0 < fps <= MAX_FPS):
+            raise UserError(f"{where}: field 'fps' must be a number in (0, {MAX_FPS:g}] Hz, got {fps!r}")
+        kwargs["fps"] = float(fps)
+        for name in ("image_height", "image_width"):
+            if not (_is_int(kwargs[name]) and kwargs[name] > 0):
+                raise UserError(f"{where}: field {name!r} must be a positive integer, got {kwargs[name]!r}")
+        if not (_is_number(kwargs["max_steer_rad"]) and kwargs["max_steer_rad"] > 0):
+            raise UserError(
+                f"{where}: field 'max_steer_rad' must be a positive number, got {kwargs['max_steer_rad']!r}"
+            )
+        for name in ("total_episodes", "total_frames"):
+            if name in kwargs and not (_is_int(kwargs[name]) and kwargs[name] >= 0):
+                raise UserError(f"{where}: field {name!r} must be a non-negative integer, got {kwargs[name]!r}")
+        _check_features(d["features"], kwargs["image_height"], kwargs["image_width"], where)
+        if kwargs.get("steering_positive", STEERING_POSITIVE) != STEERING_POSITIVE:
+            raise UserError(
+                f"{where}: field 'steering_positive' is {kwargs['steering_positive']!r}; "
+                f"datasets store steering with positive = {STEERING_POSITIVE!r}"
+            )
         return cls(**kwargs)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_features(features: Any, height: int, width: int, where: str) -> None:
+    if not isinstance(features, dict) or not features:
+        raise UserError(f"{where}: field 'features' must be a non-empty object, got {features!r}")
+    for name, feature in features.items():
+        shape = feature.get("shape") if isinstance(feature, dict) else None
+        if not (isinstance(shape, list) and shape and all(_is_int(n) and n > 0 for n in shape)):
+            raise UserError(
+                f"{where}: field 'features.{name}.shape' must be a list of positive integers, got {shape!r}"
+            )
+    video = features.get(VIDEO_KEY)
+    if not isinstance(video, dict):
+        raise UserError(f"{where}: field 'features' has no {VIDEO_KEY!r} entry")
+    if video["shape"] != [height, width, 3]:
+        raise UserError(
+            f"{where}: field 'features.{VIDEO_KEY}.shape' is {video['shape']!r}, but image_height x image_width "
+            f"is {height}x{width} (expected {[height, width, 3]})"
+        )
 
 
 def _number(x: float) -> int | float:
@@ -252,3 +316,35 @@ def complete_episodes(root: Path) -> list[int]:
     for p in base.glob("chunk-*/file-*.parquet"):
         out.append(int(p.stem.split("-")[1]))
     return sorted(out)
+
+
+_OWN_FILE = re.compile(
+    r"^(?:meta/(?:info\.json|tasks\.parquet|stats\.json|episodes/chunk-\d{3,}/file-\d{3,}\.parquet)"
+    r"|data/chunk-\d{3,}/file-\d{3,}\.parquet"
+    r"|videos/[^/]+/chunk-\d{3,}/file-\d{3,}\.mp4"
+    r"|cache/[^/]+)$"
+)
+_OWN_HIDDEN = re.compile(r"^\.(?:drive\.lock|.*\.drive-(?:tmp|old)-\d+-.*)$")
+
+
+def foreign_entries(root: str | Path) -> list[Path]:
+    """Files under ``root`` that are not part of a dataset's layout (nor its lock, temporaries or frame
+    cache), sorted: what replacing the folder would destroy that no drive command made."""
+    root = Path(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            if _OWN_HIDDEN.match(name) or _OWN_FILE.match((rel / name).as_posix()):
+                continue
+            found.append(rel / name)
+    return sorted(found)
+
+
+def is_dataset(root: str | Path) -> bool:
+    """Whether ``root`` holds a dataset: a ``meta/info.json`` that reads back (:func:`read_info`)."""
+    try:
+        read_info(Path(root))
+    except UserError:
+        return False
+    return True

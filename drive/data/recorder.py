@@ -37,11 +37,18 @@ DART_CORRELATION_S = 0.5
 """Correlation time of the injected steering noise, s."""
 
 
-def _check_args(episodes: Any, seed: Any, noise_injection: Any, duration_s: Any) -> None:
+MAX_SEED = 2**32 - 1
+"""The largest ``--seed``, as every verb's (``drive.commands.common.seed_type``); it is stored in the
+episode table's int64 ``seed`` column."""
+
+
+def check_args(episodes: Any, seed: Any, noise_injection: Any, duration_s: Any) -> None:
+    """One-line :class:`UserError` naming the flag and value for a bad argument of :func:`record`; called
+    before any work (the command calls it before it creates ``--out``)."""
     if not isinstance(episodes, (int, np.integer)) or isinstance(episodes, bool) or episodes < 1:
         raise UserError(f"--episodes: must be an integer >= 1, got {episodes!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise UserError(f"--seed: must be an integer >= 0, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed: must be a whole number 0 <= seed < 2**32, got {seed!r}")
     if (
         not isinstance(noise_injection, (int, float))
         or not math.isfinite(noise_injection)
@@ -81,7 +88,7 @@ def record(
     from drive.world.expert import SteeringNoise
     from drive.world.scenario import as_scenario
 
-    _check_args(episodes, seed, noise_injection, duration_s)
+    check_args(episodes, seed, noise_injection, duration_s)
     base = as_scenario(scenario)
     sc = dataclasses.replace(base, duration_s=float(duration_s)) if duration_s is not None else base
     if sc.track.kind == "procedural" and sc.track.seeds is None and sc.track.split == "test":
@@ -103,6 +110,7 @@ def record(
     seeds = sc.track.seed_list()
     steps = int(round(sc.duration_s * sc.control_hz))
     bar = tqdm(total=episodes * steps, unit="frame", desc="record", disable=not progress)
+    saved = 0
     try:
         for k in range(episodes):
             e = first_episode + k
@@ -127,6 +135,16 @@ def record(
                     **world,
                 }
             )
+            saved += 1
+    except BaseException:
+        if saved == 0:
+            # Nothing recorded: a dataset this run created would fix the next run's scenario for nothing.
+            # Best effort: the error that brought us here (disk full, Ctrl-C) is the one to report.
+            try:
+                writer.remove_if_empty()
+            except (OSError, UserError):
+                pass
+        raise
     finally:
         bar.close()
         writer.close()

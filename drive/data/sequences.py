@@ -61,13 +61,22 @@ class FrameCache:
     """
 
     def __init__(
-        self, root: str | Path, cache_dir: str | Path | None = None, build: bool = True, progress: bool = True
+        self,
+        root: str | Path,
+        cache_dir: str | Path | None = None,
+        build: bool = True,
+        progress: bool = True,
+        episodes: list[int] | None = None,
     ):
         self.root = Path(root)
         self.reader = DatasetReader(self.root)
         self.info = self.reader.info
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / "cache"
-        self.episodes = list(self.reader.episodes)
+        # ``episodes``: a fixed list, e.g. from drive.data.reader.snapshot (None: all complete episodes now)
+        self.episodes = list(self.reader.episodes) if episodes is None else [int(e) for e in episodes]
+        unknown = sorted(set(self.episodes) - set(self.reader.episodes))
+        if unknown:
+            raise UserError(f"{self.root}: episode {unknown[0]} is not a complete episode of the dataset")
         if not self.episodes:
             raise UserError(f"{self.root}: dataset has no complete episode")
         table = self.reader.frames_table(self.episodes)

@@ -18,11 +18,12 @@ that fps, image size, max_steer_rad, source and scenario (but for ``duration_s``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,19 @@ VALUE_COLUMNS = (
 """Per-frame columns a caller gives to :meth:`DatasetWriter.add_frame` (the label is required)."""
 DATASET_GOP = 10
 """Keyframe interval of dataset videos, frames: cheap random access for LeRobot's reader."""
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Make a system error raised without a file name (pyarrow's, FFmpeg's) name ``path``, so the command
+    line's one-line report says which file could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or exc.filename is not None:
+            raise
+        strerror = exc.strerror or os.strerror(exc.errno)
+        raise OSError(exc.errno, strerror, str(path)) from exc
 
 
 def _first_difference(old: Any, new: Any, key: str) -> tuple[str, Any, Any] | None:
@@ -86,6 +100,8 @@ class DatasetWriter:
         h, w = info.image_height, info.image_width
         if h <= 0 or w <= 0 or h % 2 or w % 2:
             raise UserError(f"{self.root}: image size {h}x{w} (HxW): H.264 video needs positive even sizes")
+        self.created = False
+        """Whether this writer made the dataset (wrote its meta/info.json)."""
         with output_lock(self.root, self.lock_timeout_s):
             self.info = self._open(info)
         self._known: dict[int, dict[str, Any]] = {}  # episode -> {"length", "stats"}
@@ -101,8 +117,15 @@ class DatasetWriter:
                     f"{self.root}: folder is not empty and holds no meta/info.json "
                     f"(found {sorted(visible)[0]!r}): refusing to write a dataset into it"
                 )
-            atomic_write_json(path, info.to_dict())
-            self._write_tasks()
+            try:
+                with naming(path):
+                    atomic_write_json(path, info.to_dict())
+                with naming(layout.tasks_path(self.root)):
+                    self._write_tasks()
+            except BaseException:
+                path.unlink(missing_ok=True)  # a half-made dataset would decide the next run's fps and size
+                raise
+            self.created = True
             return info
         old = layout.read_info(self.root)
         for name in ("source", "fps", "image_height", "image_width", "max_steer_rad"):
@@ -216,20 +239,45 @@ class DatasetWriter:
                 frame_table = pd.DataFrame({c: full[c] for c in layout.FRAME_COLUMNS})
                 for c in layout.FRAME_COLUMNS:
                     episode_stats[c] = stats.column_stats(full[c])
-                video = layout.video_path(self.root, episode)
-                video.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self._pending, video)
-                self._pending = None
-                with atomic_path(layout.data_path(self.root, episode)) as tmp:
-                    frame_table.to_parquet(tmp, index=False)
                 meta = self._meta_row(episode, first, n, float(timestamps[-1]), episode_stats, extra)
-                with atomic_path(layout.episode_meta_path(self.root, episode)) as tmp:  # last: marks it complete
-                    meta.to_parquet(tmp, index=False)
-                self._known[episode] = {"length": n, "stats": episode_stats}
-                self._write_totals()
+                try:
+                    video = layout.video_path(self.root, episode)
+                    with naming(video):
+                        video.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(self._pending, video)
+                    self._pending = None
+                    path = layout.data_path(self.root, episode)
+                    with naming(path), atomic_path(path) as tmp:
+                        frame_table.to_parquet(tmp, index=False)
+                    path = layout.episode_meta_path(self.root, episode)
+                    with naming(path), atomic_path(path) as tmp:  # last: marks it complete
+                        meta.to_parquet(tmp, index=False)
+                    self._known[episode] = {"length": n, "stats": episode_stats}
+                    self._write_totals()
+                except BaseException:
+                    self._remove_episode(episode)  # disk full, Ctrl-C: no half-written episode stays behind
+                    raise
         finally:
             self.discard_episode()
         return episode
+
+    def _remove_episode(self, episode: int) -> None:
+        """Delete an episode this writer was saving (under the lock) and put the totals back; best effort:
+        the error that brought us here is the one to report."""
+        for path in (
+            layout.episode_meta_path(self.root, episode),
+            layout.data_path(self.root, episode),
+            layout.video_path(self.root, episode),
+        ):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        self._known.pop(episode, None)
+        try:
+            self._write_totals()
+        except OSError:
+            pass
 
     def _meta_row(
         self, episode: int, first: int, n: int, last_t: float, episode_stats: dict, extra: dict[str, Any]
@@ -280,17 +328,43 @@ class DatasetWriter:
         done = self._scan()
         self.info.total_episodes = len(done)
         self.info.total_frames = sum(self._known[e]["length"] for e in done)
-        atomic_write_json(layout.info_path(self.root), self.info.to_dict())
+        with naming(layout.info_path(self.root)):
+            atomic_write_json(layout.info_path(self.root), self.info.to_dict())
         with_stats = [self._known[e]["stats"] for e in done if self._known[e]["stats"]]
         if with_stats:
             features = [f for f in with_stats[0] if all(f in s for s in with_stats)]
             merged = {f: stats.aggregate([s[f] for s in with_stats]) for f in features}
-            atomic_write_json(layout.stats_path(self.root), stats.to_json(merged, (layout.VIDEO_KEY,)))
+            with naming(layout.stats_path(self.root)):
+                atomic_write_json(layout.stats_path(self.root), stats.to_json(merged, (layout.VIDEO_KEY,)))
 
     def next_episode_index(self) -> int:
         """The index the next saved episode would get now (another writer may take it first)."""
         with output_lock(self.root, self.lock_timeout_s):
             return self._next_free()[0]
+
+    def remove_if_empty(self) -> bool:
+        """Undo the creation of a dataset that got no episode: when this writer made it and the folder
+        holds nothing but its meta files (no episode, no other writer's video in progress), delete them
+        and the empty folders, so that a failed first run does not decide the next one's fps, size or
+        scenario. The lock file and ``root`` itself stay. Returns whether it removed the dataset."""
+        if not self.created:
+            return False
+        try:
+            self.discard_episode()
+        except OSError:
+            pass  # its temporary is gone either way (atomic_path removes it)
+        own = {layout.info_path(self.root), layout.tasks_path(self.root), layout.stats_path(self.root)}
+        with output_lock(self.root, self.lock_timeout_s):
+            files = [Path(d) / f for d, _, names in os.walk(self.root) for f in names if f != ".drive.lock"]
+            if layout.complete_episodes(self.root) or any(f not in own for f in files):
+                return False
+            for f in files:
+                f.unlink()
+            for d, _, _ in sorted(os.walk(self.root), key=lambda w: -len(w[0])):
+                if Path(d) != self.root and not os.listdir(d):
+                    os.rmdir(d)
+        self.created = False
+        return True
 
     def close(self) -> DatasetInfo:
         """Drop any unsaved frames; returns the dataset's info as last written."""

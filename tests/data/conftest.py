@@ -60,6 +60,19 @@ def write_episode_files(
     meta = layout.episode_meta_path(root, episode)
     meta.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"episode_index": [episode], "length": [n]}).to_parquet(meta, index=False)
+    if layout.info_path(root).exists():  # keep info.json's totals, as the drive writer does after each episode
+        update_totals(root)
+
+
+def update_totals(root: Path) -> None:
+    """Rewrite meta/info.json's totals from the episodes' meta rows."""
+    info = json.loads(layout.info_path(root).read_text())
+    episodes = layout.complete_episodes(root)
+    info["total_episodes"] = len(episodes)
+    info["total_frames"] = int(
+        sum(pd.read_parquet(layout.episode_meta_path(root, e))["length"].iloc[0] for e in episodes)
+    )
+    layout.info_path(root).write_text(json.dumps(info))
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def test_video_csv_with_frame_index_column_in_degrees(tmp_path, pattern_frames):
         max_steer_rad=math.radians(20.0),
         progress=False,
     )
-    assert (info.total_episodes, info.total_frames, info.fps) == (1, 6, 20.0)
+    assert (info.total_episodes, info.total_frames, info.fps) == (1, 6, 10.0)  # every 2nd frame of 20 Hz
     reader = DatasetReader(out)
     table = reader.frames_table()
     np.testing.assert_allclose(table[layout.STEERING_LABEL], [(i - 5) * 2.0 / 20.0 for i in range(0, 12, 2)], atol=1e-6)
@@ -75,7 +75,8 @@ def test_video_csv_with_time_column_picks_nearest_frames(tmp_path):
     reader = DatasetReader(tmp_path / "ds")
     got = reader.read_frames(0)[:, 39, 100, 0].astype(int)
     assert np.all(np.abs(got - np.array([0, 75, 125])) <= 10)  # frames 0, 3 and 5 (neighbours differ by 25)
-    np.testing.assert_allclose(reader.frames_table()[layout.TIMESTAMP], [0, 0.29, 0.52], atol=1e-5)
+    # the frames' own presentation times, not the labels'
+    np.testing.assert_allclose(reader.frames_table()[layout.TIMESTAMP], [0, 0.3, 0.5], atol=1e-5)
 
 
 def test_video_csv_log_longer_than_video_names_file_and_line(tmp_path, pattern_frames):
@@ -167,8 +168,9 @@ def test_udacity_three_cameras_with_correction(tmp_path):
     assert info.max_steer_rad == pytest.approx(math.radians(25))
     assert info.fps == pytest.approx(10.0, rel=0.02)
     reader = DatasetReader(tmp_path / "ds")
-    base = np.array([0.1 * i - 0.2 for i in range(6)])
-    for episode, shift, value in ((0, 0.0, 40), (1, 0.25, 100), (2, -0.25, 160)):
+    base = -np.array([0.1 * i - 0.2 for i in range(6)])  # Udacity's positive steers right, ours left
+    # the left camera's label steers more right (more negative here), the right camera's more left
+    for episode, shift, value in ((0, 0.0, 40), (1, -0.25, 100), (2, 0.25, 160)):
         table = reader.episode_table(episode)
         np.testing.assert_allclose(table[layout.STEERING_LABEL], base + shift, atol=1e-5)
         np.testing.assert_allclose(table[layout.TIMESTAMP], np.arange(6) * 0.1, atol=2e-3)
@@ -233,7 +235,8 @@ def test_sully_chen_degrees_and_fps(tmp_path):
     assert info.max_steer_rad == pytest.approx(math.radians(45.0))  # default: the largest angle
     assert (info.total_episodes, info.total_frames, info.fps) == (1, 5, 20.0)
     reader = DatasetReader(tmp_path / "ds")
-    np.testing.assert_allclose(reader.frames_table()[layout.STEERING_LABEL], np.array(angles) / 45.0, atol=1e-6)
+    # Sully Chen's positive angle turns right; ours steers left
+    np.testing.assert_allclose(reader.frames_table()[layout.STEERING_LABEL], -np.array(angles) / 45.0, atol=1e-6)
     assert abs(int(reader.read_frames(0)[3, 39, 100, 1]) - 90) <= 8
 
 
@@ -254,7 +257,7 @@ def test_sully_chen_2018_format_with_times(tmp_path):
     assert info.fps == pytest.approx(20.0, rel=1e-3)
     table = DatasetReader(tmp_path / "ds").frames_table()
     np.testing.assert_allclose(table[layout.TIMESTAMP], [0, 0.05, 0.1, 0.15], atol=1e-5)
-    np.testing.assert_allclose(table[layout.STEERING_LABEL], np.arange(4) * 1.5 / 90, atol=1e-6)
+    np.testing.assert_allclose(table[layout.STEERING_LABEL], -np.arange(4) * 1.5 / 90, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -283,8 +286,14 @@ def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
     (tmp_path / "ds" / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="exists and is not empty"):
         import_source("sully-chen", src, tmp_path / "ds", fps=20.0, progress=False)
+    with pytest.raises(UserError, match="not one"):  # --overwrite replaces datasets only
+        import_source("sully-chen", src, tmp_path / "ds", fps=20.0, overwrite=True, progress=False)
+    assert (tmp_path / "ds" / "keep.txt").read_text() == "x"
+    (tmp_path / "ds" / "keep.txt").unlink()
+    import_source("sully-chen", src, tmp_path / "ds", fps=20.0, progress=False)
+    (src / "data.txt").write_text("0.jpg 1.0\n0.jpg 2.0\n")
     import_source("sully-chen", src, tmp_path / "ds", fps=20.0, overwrite=True, progress=False)
-    assert not (tmp_path / "ds" / "keep.txt").exists() and DatasetReader(tmp_path / "ds").episodes == [0]
+    assert DatasetReader(tmp_path / "ds").info.total_frames == 2  # the dataset was replaced
 
 
 def test_fit_frame_crops_to_aspect_then_resizes():

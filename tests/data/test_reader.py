@@ -1,5 +1,7 @@
 """The dataset reader: tables of complete episodes, frames decoded to RGB, errors that name the file."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,7 +29,10 @@ def test_reads_tables_and_rgb_frames_close_to_what_was_written(make_dataset):
 
 def test_incomplete_episode_is_skipped(make_dataset):
     root, _ = make_dataset(lengths=(10, 10))
-    layout.episode_meta_path(root, 1).unlink()  # episode 1 still being written
+    layout.episode_meta_path(root, 1).unlink()  # episode 1 still being written: its meta row comes last,
+    info = json.loads(layout.info_path(root).read_text())  # and info.json's totals after it
+    info.update(total_episodes=1, total_frames=10)
+    layout.info_path(root).write_text(json.dumps(info))
     assert DatasetReader(root).episodes == [0]
 
 

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from drive.commands.common import prepare_out_dir
-from drive.data.importers import CAMERAS, FORMATS, STEERING_UNITS, ImportOptions
+from drive.data.importers import CAMERAS, FORMATS, STEERING_SIGNS, STEERING_UNITS, ImportOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", required=True, choices=FORMATS, help="the source's format")
     parser.add_argument("--out", required=True, help="the dataset folder to create")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the dataset in --out (refused for a folder that is not a dataset or holds other files)",
+    )
     parser.add_argument(
         "--height", type=int, default=d.height, help=f"image height of the dataset, pixels, even (default {d.height})"
     )
@@ -66,13 +70,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.time_offset_s,
         help="CSV time of the video's first frame, s (default 0)",
     )
+    g.add_argument(
+        "--max-time-error-s",
+        type=float,
+        default=None,
+        help="largest gap, s, between a label's time and its frame's presentation time "
+        "(default: half the video's median frame interval)",
+    )
+    g.add_argument(
+        "--steering-sign",
+        choices=STEERING_SIGNS,
+        default=d.steering_sign,
+        help=f"which way the CSV's positive steering turns (default {d.steering_sign}, as the datasets store "
+        "it; right-positive is negated). udacity and sully-chen: right-positive, converted",
+    )
     g = parser.add_argument_group("udacity")
     g.add_argument("--cameras", default=",".join(CAMERAS), help="cameras to import (default center,left,right)")
     g.add_argument(
         "--steering-correction",
         type=float,
         default=d.steering_correction,
-        help="normalised steering added for the left camera, subtracted for the right (default 0.2)",
+        help="normalised steering by which the left camera's label steers more right, the right camera's "
+        "more left (default 0.2)",
     )
 
 
@@ -92,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         frame_column=args.frame_column,
         time_column=args.time_column,
         time_offset_s=args.time_offset_s,
+        steering_sign=args.steering_sign,
+        max_time_error_s=args.max_time_error_s,
         cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
         steering_correction=args.steering_correction,
     )
