@@ -91,3 +91,20 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, required
 def dataclass_from_args(args: argparse.Namespace, cls: type) -> Any:
     """An instance of ``cls`` from the parsed flags of :func:`add_dataclass_arguments`."""
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+SEED_LIMIT = 2**32
+"""Seeds are whole numbers in ``[0, 2**32)``: what every generator the verbs seed accepts (NumPy's
+``SeedSequence`` and Gymnasium refuse negative seeds; 32 bits fit the legacy ``RandomState`` and torch)."""
+
+
+def seed_type(text: str) -> int:
+    """argparse ``type=`` for a ``--seed`` flag: a whole number ``0 <= seed < 2**32``, else a one-line error
+    (``drive VERB: error: argument --seed: ...``, exit status 2) before any work."""
+    try:
+        seed = int(text, 10)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 <= seed < 2**32, got {text!r}") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number 0 <= seed < 2**32, got {text!r}")
+    return seed

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir
+from drive.commands.common import prepare_out_dir, seed_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="worker processes (default: 2; 0 or 1 = in this process)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="perturbation seed; episode e uses (seed, e) (default: 0)")
+    parser.add_argument(
+        "--seed", type=seed_type, default=0, help="perturbation seed; episode e uses (seed, e) (default: 0)"
+    )
     parser.add_argument(
         "--alpha",
         type=float,
@@ -71,10 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.eval.evaluate import evaluate
+    from drive.eval.evaluate import check_options, evaluate
     from drive.eval.metrics import format_table
     from drive.eval.simulate import DEFAULT_CHECKPOINT
 
+    check_options(args.workers, args.seed, args.alpha, args.curve_threshold, args.max_lag_s)  # before --out is made
     prepare_out_dir(args.out)
     result = evaluate(
         args.checkpoint or [DEFAULT_CHECKPOINT],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir
+from drive.commands.common import prepare_out_dir, seed_type
 from drive.errors import UserError
 
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--episode", type=int, default=None, help="with --data: the episode (default: the first)")
     parser.add_argument("--out", default="runs/explain", help="output folder (default: runs/explain)")
-    parser.add_argument("--seed", type=int, default=0, help="reset seed of the episode (default: 0)")
+    parser.add_argument("--seed", type=seed_type, default=0, help="reset seed of the episode (default: 0)")
     parser.add_argument(
         "--noise",
         type=_variances,

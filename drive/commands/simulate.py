@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir
+from drive.commands.common import prepare_out_dir, seed_type
 from drive.errors import UserError
 
 
@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scenario YAML file or shipped scenario name (default: scenarios/default.yaml)",
     )
     parser.add_argument("--episodes", type=int, default=1, help="episodes to drive (default: 1)")
-    parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode; episode i uses seed+i")
+    parser.add_argument(
+        "--seed", type=seed_type, default=0, help="reset seed of the first episode; episode i uses seed+i"
+    )
     parser.add_argument("--out", default="runs/simulate", help="output folder (default: runs/simulate)")
     parser.add_argument(
         "--video",

@@ -14,7 +14,8 @@ which alone writes the resume files (``DIR/cells/<cell>.json``): workers need no
   by Ray (``max_retries``).
 
 In both, a cell that raises is reported as a :class:`CellFailure` and the sweep goes on; Ctrl-C
-cancels what is outstanding (cells already finished are kept, so a rerun resumes).
+cancels what is outstanding at once (cells already finished are kept, so a rerun resumes; the local
+workers never see the Ctrl-C themselves, see :class:`WorkerPool`).
 """
 
 from __future__ import annotations
@@ -173,18 +174,65 @@ def _die_with_parent(parent_pid: int) -> None:
 def init_local_worker(parent_pid: int) -> None:
     """Initializer of a local pool worker: dies with its parent, one torch thread, Ctrl-C left to the parent."""
     _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cancels; running cells finish and are kept
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so from the start (_QuietSpawnProcess)
     import torch
 
     torch.set_num_threads(1)
 
 
-def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A spawn-context process pool whose workers die with this process (by any signal) and run torch on
-    one thread: the pool every parallel verb uses (stress's local backend, ``drive suite``, ``drive evaluate``)."""
-    return cf.ProcessPoolExecutor(
+class _QuietSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that ignores SIGINT from its first instruction: the disposition ``SIG_IGN`` is
+    inherited across exec, so this process ignores SIGINT while it starts one (a few milliseconds)."""
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():  # signal.signal: main thread only
+            return super().start()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return super().start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _QuietSpawnContext(multiprocessing.context.SpawnContext):
+    Process = _QuietSpawnProcess
+
+
+class WorkerPool(cf.ProcessPoolExecutor):
+    """A process pool whose workers never see the terminal's Ctrl-C, and which a Ctrl-C stops at once.
+
+    A Ctrl-C goes to the whole foreground process group, workers included. A worker starts with SIGINT
+    ignored (:class:`_QuietSpawnProcess`), so it never prints a KeyboardInterrupt traceback from its
+    start-up imports; the parent alone handles the Ctrl-C. Leaving a ``with`` block by an exception
+    (Ctrl-C, or an error) stops the pool (:meth:`stop`) instead of waiting for the running tasks."""
+
+    def stop(self) -> None:
+        """Cancel the queued tasks and end the workers now; tasks running are lost (a rerun computes them)."""
+        terminate = getattr(super(), "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+            return
+        for future in list(getattr(self, "_pending_work_items", {}).values()):
+            future.future.cancel()
+        for process in list((getattr(self, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.terminate()
+        self.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.stop()
+            return False
+        return super().__exit__(exc_type, exc, tb)
+
+
+def worker_pool(workers: int) -> WorkerPool:
+    """A spawn-context process pool whose workers die with this process (by any signal), run torch on one
+    thread and leave Ctrl-C to this process (:class:`WorkerPool`): the pool every parallel verb uses
+    (stress's local backend, ``drive suite``, ``drive evaluate``)."""
+    return WorkerPool(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=_QuietSpawnContext(),
         initializer=init_local_worker,
         initargs=(os.getpid(),),
     )
@@ -199,9 +247,11 @@ def _run_local(
     while todo:
         broken: list[Cell] = []
         pool = worker_pool(min(workers, len(todo)))
-        futures = {pool.submit(compute_cell, cell, job): cell for cell in todo}
+        futures: dict[cf.Future, Cell] = {}
         handled: set[cf.Future] = set()
         try:
+            for cell in todo:
+                futures[pool.submit(compute_cell, cell, job)] = cell
             for fut in cf.as_completed(futures):
                 handled.add(fut)
                 exc = fut.exception()
@@ -211,11 +261,11 @@ def _run_local(
                     broken.append(futures[fut])
                 else:  # the cell raised: report it, go on
                     failures.append(CellFailure(futures[fut], one_line(exc)))
-        except BaseException:  # Ctrl-C: cancel the queue, keep the cells that finish meanwhile
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C: keep the cells already finished, stop the rest at once
             for fut, cell in futures.items():
                 if fut not in handled and fut.done() and not fut.cancelled() and fut.exception() is None:
                     done(cell, fut.result())
+            pool.stop()
             raise
         pool.shutdown(wait=True)
         if broken and restarts >= max_retries:

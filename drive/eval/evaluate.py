@@ -837,6 +837,17 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
             "",
             format_table(table, ("model", "kind", "level", "episodes", *REPORT_FIGURES)),
             "",
+        ]
+        + (
+            [
+                f"**Interrupted**: {config['finished']} of {config['units']} unit(s) finished; the table shows "
+                "those (a rerun computes the rest).",
+                "",
+            ]
+            if config.get("interrupted")
+            else []
+        )
+        + [
             "Definitions:",
             "",
         ]
@@ -849,6 +860,33 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
 
 
 # ----------------------------------------------------------------------------------- evaluate
+
+
+def check_options(
+    workers: int = 1,
+    seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
+    curve_threshold: float = DEFAULT_CURVE_THRESHOLD,
+    max_lag_s: float = DEFAULT_MAX_LAG_S,
+) -> None:
+    """The numeric options of :func:`evaluate`, each a one-line :class:`UserError` naming the flag and value.
+
+    ``alpha`` is bounded as the training loss's (``drive.train.config.MAX_ALPHA``): the weight
+    exp(alpha |label|) of full lock then stays finite, and far from overflowing, in float32 and float64."""
+    from drive.train.config import MAX_ALPHA
+
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise UserError(f"--workers: must be a whole number >= 0, got {workers!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise UserError(f"--seed: must be a whole number 0 <= seed < 2**32, got {seed!r}")
+    for name, value in (("--alpha", alpha), ("--curve-threshold", curve_threshold), ("--max-lag-s", max_lag_s)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise UserError(f"{name}: must be a number >= 0, got {value!r}")
+    if alpha > MAX_ALPHA:
+        raise UserError(
+            f"--alpha: must be between 0 and {MAX_ALPHA:g} (the training loss's bound: the weight exp(alpha |label|) "
+            f"overflows past it), got {alpha!r}"
+        )
 
 
 def evaluate(
@@ -878,11 +916,7 @@ def evaluate(
 
     if not models:
         raise UserError("--checkpoint: give at least one checkpoint")
-    if not isinstance(workers, int) or workers < 0:
-        raise UserError(f"--workers: must be a whole number >= 0, got {workers!r}")
-    for name, value in (("--alpha", alpha), ("--curve-threshold", curve_threshold), ("--max-lag-s", max_lag_s)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise UserError(f"{name}: must be a number >= 0, got {value!r}")
+    check_options(workers, seed, alpha, curve_threshold, max_lag_s)
     sweeps = []
     for p in perturb:
         kind, levels = parse_spec(p) if isinstance(p, str) else (p[0], [KINDS[p[0]].check(v) for v in p[1]])
@@ -936,6 +970,67 @@ def evaluate(
             )
             return (u, str(root), options, key, str(unit_dir / u.file_name), vpath)
 
+        def write(interrupted: bool = False) -> list[dict[str, Any]]:
+            """results.csv, episodes.csv, metrics.json and report.md first, then the plots (not on Ctrl-C)."""
+            import pandas as pd
+
+            order = {u.file_name: i for i, u in enumerate(plan)}
+            done.sort(key=lambda r: order.get(_file_of(r, eval_models), 0))
+            rows = summary_rows(done, eval_models, sweeps, seed)
+            config = {
+                "data": str(root),
+                "fps": reader.info.fps,
+                "max_steer_rad": reader.info.max_steer_rad,
+                "models": [
+                    {
+                        "name": m.name,
+                        "checkpoint": m.source if isinstance(m.source, str) else None,
+                        "fingerprint": m.fingerprint,
+                    }
+                    for m in eval_models
+                ],
+                "perturbations": [[k, list(v)] for k, v in sweeps],
+                "episodes": [list(s) for s in segments],
+                "episode_note": note,
+                **options,
+                "units": len(plan),
+                "finished": len(done),
+                "computed": len(done) - reused,
+                "reused": reused,
+                "interrupted": interrupted,
+                "plots": [],
+            }
+            episode_rows = [
+                {
+                    "model": u["model"],
+                    "kind": u["kind"],
+                    "level": u["level"],
+                    "episode": u["episode"],
+                    "start": u["start"],
+                    "stop": u["stop"],
+                    **u["metrics"],
+                }
+                for u in done
+            ]
+            metrics = {
+                "config": config,
+                "definitions": DEFINITIONS,
+                "rows": rows,
+                "episodes": episode_rows,
+                "videos": [u["video"] for u in done if u.get("video")],
+            }
+            with atomic_path(out_dir / "results.csv") as tmp:
+                pd.DataFrame(rows).to_csv(tmp, index=False)
+            with atomic_path(out_dir / "episodes.csv") as tmp:
+                pd.DataFrame(episode_rows).to_csv(tmp, index=False)
+            atomic_write_json(out_dir / "metrics.json", metrics)
+            atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
+            if not interrupted:  # the plots last: they cannot cost the tables
+                config["plots"] = plot_error(rows, out_dir)
+                atomic_write_json(out_dir / "metrics.json", metrics)
+                atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
+            return rows
+
         bar = tqdm(total=len(plan), initial=reused, desc="evaluate", unit="unit", disable=not progress)
         try:
             if workers <= 1 or len(todo) <= 1:
@@ -945,71 +1040,18 @@ def evaluate(
             else:
                 from drive.eval.backends import worker_pool
 
-                with worker_pool(workers) as pool:
+                with worker_pool(workers) as pool:  # leaving it by Ctrl-C stops the workers at once
                     futures = [pool.submit(run_unit, *args(u, key)) for u, key in todo]
-                    try:
-                        for fut in cf.as_completed(futures):
-                            done.append(fut.result())
-                            bar.update()
-                    except BaseException:
-                        pool.shutdown(wait=True, cancel_futures=True)  # finished units stay on disk for a rerun
-                        raise
+                    for fut in cf.as_completed(futures):
+                        done.append(fut.result())
+                        bar.update()
+        except KeyboardInterrupt:  # the finished units are on disk for a rerun; summarise them, then stop
+            bar.close()
+            write(interrupted=True)
+            raise
         finally:
             bar.close()
-
-        order = {u.file_name: i for i, u in enumerate(plan)}
-        done.sort(key=lambda r: order.get(_file_of(r, eval_models), 0))
-        rows = summary_rows(done, eval_models, sweeps, seed)
-        config = {
-            "data": str(root),
-            "fps": reader.info.fps,
-            "max_steer_rad": reader.info.max_steer_rad,
-            "models": [
-                {
-                    "name": m.name,
-                    "checkpoint": m.source if isinstance(m.source, str) else None,
-                    "fingerprint": m.fingerprint,
-                }
-                for m in eval_models
-            ],
-            "perturbations": [[k, list(v)] for k, v in sweeps],
-            "episodes": [list(s) for s in segments],
-            "episode_note": note,
-            **options,
-            "units": len(plan),
-            "computed": len(todo),
-            "reused": reused,
-        }
-        config["plots"] = plot_error(rows, out_dir)
-        episode_rows = [
-            {
-                "model": u["model"],
-                "kind": u["kind"],
-                "level": u["level"],
-                "episode": u["episode"],
-                "start": u["start"],
-                "stop": u["stop"],
-                **u["metrics"],
-            }
-            for u in done
-        ]
-        import pandas as pd
-
-        with atomic_path(out_dir / "results.csv") as tmp:
-            pd.DataFrame(rows).to_csv(tmp, index=False)
-        with atomic_path(out_dir / "episodes.csv") as tmp:
-            pd.DataFrame(episode_rows).to_csv(tmp, index=False)
-        atomic_write_json(
-            out_dir / "metrics.json",
-            {
-                "config": config,
-                "definitions": DEFINITIONS,
-                "rows": rows,
-                "episodes": episode_rows,
-                "videos": [u["video"] for u in done if u.get("video")],
-            },
-        )
-        atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
+        rows = write()
     return {"rows": rows, "units": done, "episodes": segments, "note": note, "computed": len(todo), "reused": reused}
 
 

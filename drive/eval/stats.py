@@ -28,6 +28,9 @@ import pandas as pd
 from scipy import stats
 
 FAMILY, SEED, LEVEL, CONDITION = "family", "train_seed", "level", "condition"
+MIN_OBSERVATIONS = 2
+"""The fewest values an interval (finite observations of a family at a level) or a paired test (conditions
+both families share) needs; with fewer, the statistic is NaN (a report says it is omitted, and why)."""
 
 
 def bootstrap_ci(
@@ -42,7 +45,8 @@ def bootstrap_ci(
     """(mean, low, high) of ``value`` with a two-stage percentile bootstrap over seeds, then conditions.
 
     ``table`` holds one family at one level: one row per (training seed, condition). With a single
-    training seed this is the ordinary bootstrap over conditions.
+    training seed this is the ordinary bootstrap over conditions. A single observation (one training seed,
+    one condition) has no interval: ``low`` and ``high`` are NaN (see :data:`MIN_OBSERVATIONS`).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -52,6 +56,8 @@ def bootstrap_ci(
     if not groups:
         return float("nan"), float("nan"), float("nan")
     mean = float(np.mean([g.mean() for g in groups]))
+    if sum(g.size for g in groups) < MIN_OBSERVATIONS:  # resampling one value gives a zero-width "interval"
+        return mean, float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     n_seeds = len(groups)
     picks = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))  # stage 1: which seeds
@@ -83,19 +89,21 @@ def paired_test(
 
     ``permutation``: random sign flips of the paired differences (exact when 2^n ≤ n_resamples);
     ``wilcoxon``: the signed-rank test (zero differences split, as they are common for event counts).
-    Identical samples give p = 1.
+    Identical samples give p = 1. Fewer than :data:`MIN_OBSERVATIONS` finite pairs admit no test: NaN.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired samples must be 1-D and the same length, got {a.shape} and {b.shape}")
+    if method not in ("permutation", "wilcoxon"):
+        raise ValueError(f"method must be 'permutation' or 'wilcoxon', got {method!r}")
     ok = np.isfinite(a) & np.isfinite(b)
     d = a[ok] - b[ok]
-    if d.size == 0 or np.all(d == 0):
+    if d.size < MIN_OBSERVATIONS:
+        return float("nan")
+    if np.all(d == 0):
         return 1.0
     if method == "wilcoxon":
         return float(stats.wilcoxon(d, zero_method="zsplit", alternative="two-sided").pvalue)
-    if method != "permutation":
-        raise ValueError(f"method must be 'permutation' or 'wilcoxon', got {method!r}")
     res = stats.permutation_test(
         (d,),
         np.mean,

@@ -52,6 +52,8 @@ from drive.eval.perturb import KINDS, make, parse_spec
 from drive.io import atomic_path, atomic_write_json, atomic_write_text, hash_file
 
 CLEAN = "clean"
+SEED_LIMIT = 2**32
+"""Seeds are whole numbers in ``[0, 2**32)``, as every verb's ``--seed`` (``drive.commands.common.seed_type``)."""
 CELL_FORMAT = 1
 PRIMARY_FIGURE = "mean_abs_lateral_m"
 """The figure the study's claims rest on: mean |lateral offset| (m), informative even when off-road counts are 0."""
@@ -121,11 +123,13 @@ def unique_name(base: str, used: set[str], reserved: Sequence[str] = ()) -> str:
 
 
 def make_models(checkpoints: Sequence[str], with_expert: bool) -> list[Model]:
-    """Models for the checkpoints (names from their folders, made unique), plus the expert."""
+    """Models for the checkpoints (names from their folders, made unique), plus the expert (also when a
+    checkpoint is the word ``expert``)."""
     from drive.eval.simulate import resolve_checkpoint
 
     models, used = [], set()
-    for ckpt in checkpoints:
+    with_expert = with_expert or any(str(c) == "expert" for c in checkpoints)
+    for ckpt in (c for c in checkpoints if str(c) != "expert"):
         path = resolve_checkpoint(ckpt)
         base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name) or "model"
         models.append(Model(unique_name(base, used, reserved=("expert",)), str(path), fingerprint(path)))
@@ -143,11 +147,11 @@ def parse_seeds(text: str) -> list[int]:
     if not parts:
         raise UserError(f"--seeds: expected a count (3) or a list (0,1,2), got {text!r}")
     if "," not in str(text):
-        if parts[0] < 1:
-            raise UserError(f"--seeds: a count must be >= 1, got {text!r}")
+        if not 1 <= parts[0] <= SEED_LIMIT:
+            raise UserError(f"--seeds: a count must be between 1 and 2**32, got {text!r}")
         return list(range(parts[0]))
-    if any(p < 0 for p in parts) or len(set(parts)) != len(parts):
-        raise UserError(f"--seeds: seeds must be distinct and >= 0, got {text!r}")
+    if any(not 0 <= p < SEED_LIMIT for p in parts) or len(set(parts)) != len(parts):
+        raise UserError(f"--seeds: seeds must be distinct whole numbers 0 <= seed < 2**32, got {text!r}")
     return parts
 
 
@@ -291,9 +295,15 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
         M.format_table(table_rows, columns),
         "",
     ]
+    if config.get("interrupted"):
+        lines += [
+            f"**Interrupted**: {config['finished']} of {config['cells']} cell(s) finished; the table shows those "
+            "(statistics and plots come with a complete run; a rerun computes the rest).",
+            "",
+        ]
     if stats is not None:
         lines += stats_markdown(stats, config.get("reference", REFERENCE_FAMILY))
-    elif config.get("stats_note"):
+    if config.get("stats_note"):
         lines += [config["stats_note"], ""]
     failed = config.get("failed", [])
     if failed:
@@ -368,10 +378,10 @@ def plot_curves(
     return written
 
 
-def write_results(
-    out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None, stats: Any = None
-) -> None:
-    """``results.csv``, ``results.json``, ``cells.csv``, ``stats.csv``, the plots and ``report.md``."""
+def write_tables(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None) -> None:
+    """``results.csv``, ``cells.csv``, ``results.json`` and ``report.md`` without statistics or plots: written
+    first (and on Ctrl-C), so that nothing after them can cost the results. An earlier sweep's ``stats.csv``
+    no longer describes this one and is removed."""
     import pandas as pd
 
     with atomic_path(out_dir / "results.csv") as tmp:
@@ -379,11 +389,19 @@ def write_results(
     if cells is not None:
         with atomic_path(out_dir / "cells.csv") as tmp:
             cells.to_csv(tmp, index=False)
+    (out_dir / "stats.csv").unlink(missing_ok=True)
+    atomic_write_json(out_dir / "results.json", {"config": config, "rows": rows})
+    atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
+
+
+def write_results(
+    out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None, stats: Any = None
+) -> None:
+    """``results.csv``, ``results.json``, ``cells.csv``, ``stats.csv``, the plots and ``report.md``."""
+    write_tables(out_dir, rows, config, cells)
     if stats is not None:
         with atomic_path(out_dir / "stats.csv") as tmp:
             stats.to_csv(tmp, index=False)
-    elif (out_dir / "stats.csv").exists():  # an earlier sweep's statistics no longer describe this one
-        (out_dir / "stats.csv").unlink()
     stats_models = sorted(cells.loc[cells["family"].notna(), "model"].unique()) if stats is not None else []
     config = {**config, "plots": plot_curves(rows, out_dir, stats, stats_models)}
     atomic_write_json(out_dir / "results.json", {"config": config, "rows": rows})
@@ -475,7 +493,9 @@ def stats_table(cells: Any, reference: str = REFERENCE_FAMILY) -> tuple[Any, str
         (family, seed), _ = next(iter(clash.items()))
         names = sorted(known[(known[FAMILY] == family) & (known[SEED] == seed)]["model"].unique())
         return None, f"no statistics: checkpoints {', '.join(names)} are all family {family} training seed {seed}"
-    parts = []
+    parts, notes = [], []
+    if reference not in set(known[FAMILY]):
+        notes.append(f"no family {reference} among the checkpoints: no paired tests against it")
     for kind, sel in known.groupby("kind", sort=False):
         table = sel.assign(**{SEED: sel[SEED].astype(int)})
         for figure in STATS_FIGURES:
@@ -485,7 +505,29 @@ def stats_table(cells: Any, reference: str = REFERENCE_FAMILY) -> tuple[Any, str
             res.insert(res.columns.get_loc(LEVEL) + 1, "sigma", [noise_sigma(kind, lv) for lv in res[LEVEL]])
             res["primary"] = figure == PRIMARY_FIGURE
             parts.append(res)
-    return pd.concat(parts, ignore_index=True), None
+    stats = pd.concat(parts, ignore_index=True)
+    return stats, omitted_note(stats, reference, notes)
+
+
+def omitted_note(stats: Any, reference: str, notes: Sequence[str] = ()) -> str | None:
+    """A report line saying which statistics are omitted (NaN) because the sweep has too few samples."""
+    from drive.eval.stats import FAMILY, MIN_OBSERVATIONS
+
+    notes = list(notes)
+    others = stats[stats[FAMILY] != reference]
+    if reference in set(stats[FAMILY]) and len(others) and others["p"].isna().any():
+        fewest = int(others.loc[others["p"].isna(), "n_conditions"].min())
+        notes.append(
+            f"paired tests against {reference} omitted where the families share fewer than {MIN_OBSERVATIONS} "
+            f"conditions (this sweep has {fewest} at some level; run --seeds {MIN_OBSERVATIONS} or more)"
+        )
+    no_ci = stats["mean"].notna() & stats["ci_low"].isna()
+    if no_ci.any():
+        notes.append(
+            f"95 % intervals omitted where a family has fewer than {MIN_OBSERVATIONS} observations "
+            "(one training seed, one condition)"
+        )
+    return ("Statistics omitted: " + "; ".join(notes) + ".") if notes else None
 
 
 def stats_markdown(stats: Any, reference: str = REFERENCE_FAMILY) -> list[str]:
@@ -495,6 +537,8 @@ def stats_markdown(stats: Any, reference: str = REFERENCE_FAMILY) -> list[str]:
     def ci(r) -> str:
         if r["mean"] is None or not math.isfinite(r["mean"]):
             return "–"
+        if not (math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"])):
+            return f"{r['mean']:.3g} [–]"
         return f"{r['mean']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
 
     def test(r) -> str:
@@ -604,41 +648,58 @@ def stress(
 
     if reused and progress:
         print(f"stress: {reused} of {len(cells)} cell(s) already done in {cell_dir}", file=sys.stderr)
-    failures = run_cells(
-        todo,
-        CellJob(scenario_dict, episodes, off_road),
-        keep,
-        backend=backend,
-        workers=workers,
-        address=address,
-        max_retries=max_retries,
-        progress=progress,
-    )
-    failed = [
-        {"model": f.cell.model.name, "kind": f.cell.kind, "level": f.cell.level, "seed": f.cell.seed, "error": f.error}
-        for f in failures
-    ]
 
-    rows = result_rows(done, sweeps, models)
-    cells_df = cell_table(done, sweeps, models)
-    stats, stats_note = stats_table(cells_df, reference)
-    config = {
-        "models": [dataclasses.asdict(m) for m in models],
-        "perturbations": [[k, list(v)] for k, v in sweeps],
-        "seeds": seeds,
-        "episodes": episodes,
-        "off_road": off_road,
-        "scenario_name": sc.name,
-        "duration_s": sc.duration_s,
-        "scenario": scenario_dict,
-        "cells": len(cells),
-        "computed": len(todo) - len(failed),
-        "reused": reused,
-        "failed": failed,
-        "primary_figure": PRIMARY_FIGURE,
-        "reference": reference,
-        "stats_note": stats_note,
-    }
+    def summary(failures: Sequence[Any], interrupted: bool = False) -> tuple[list, Any, dict[str, Any]]:
+        failed = [
+            {
+                "model": f.cell.model.name,
+                "kind": f.cell.kind,
+                "level": f.cell.level,
+                "seed": f.cell.seed,
+                "error": f.error,
+            }
+            for f in failures
+        ]
+        config = {
+            "models": [dataclasses.asdict(m) for m in models],
+            "perturbations": [[k, list(v)] for k, v in sweeps],
+            "seeds": seeds,
+            "episodes": episodes,
+            "off_road": off_road,
+            "scenario_name": sc.name,
+            "duration_s": sc.duration_s,
+            "scenario": scenario_dict,
+            "cells": len(cells),
+            "finished": len(done),
+            "computed": len(done) - reused,
+            "reused": reused,
+            "failed": failed,
+            "interrupted": interrupted,
+            "primary_figure": PRIMARY_FIGURE,
+            "reference": reference,
+            "stats_note": None,
+        }
+        return result_rows(done, sweeps, models), cell_table(done, sweeps, models), config
+
+    try:
+        failures = run_cells(
+            todo,
+            CellJob(scenario_dict, episodes, off_road),
+            keep,
+            backend=backend,
+            workers=workers,
+            address=address,
+            max_retries=max_retries,
+            progress=progress,
+        )
+    except KeyboardInterrupt:  # write what is finished, then let the command line say so (exit 130)
+        rows, cells_df, config = summary([], interrupted=True)
+        write_tables(out_dir, rows, config, cells_df)
+        raise
+    rows, cells_df, config = summary(failures)
+    failed = config["failed"]
+    write_tables(out_dir, rows, config, cells_df)  # the results first: statistics and plots cannot cost them
+    stats, config["stats_note"] = stats_table(cells_df, reference)
     write_results(out_dir, rows, config, cells_df, stats)
     return {
         "rows": rows,

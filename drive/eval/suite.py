@@ -123,25 +123,25 @@ def run_suite(
             pool.submit(_drive_case, case, driver, label, seeds, duration_s): (case, label)
             for case, driver, label in jobs
         }
+        order = {c: i for i, c in enumerate(names)}
         try:
             for fut in tqdm(
                 cf.as_completed(futures), total=len(futures), desc="suite", unit="case", disable=not progress
             ):
                 rows.append(fut.result())
-        except BaseException:
-            for f in futures:
-                f.cancel()
+        except KeyboardInterrupt:  # the pool stops at once (WorkerPool); the finished cases are written
+            rows.sort(key=lambda r: (order[r["case"]], labels.index(r["driver"])))
+            write_results(rows, Path(out), labels, duration_s, plot=False)
             raise
-    order = {c: i for i, c in enumerate(names)}
     rows.sort(key=lambda r: (order[r["case"]], labels.index(r["driver"])))
     write_results(rows, Path(out), labels, duration_s)
     return rows
 
 
 def write_results(
-    rows: list[dict[str, Any]], out: Path, drivers: Sequence[str], duration_s: float | None = None
+    rows: list[dict[str, Any]], out: Path, drivers: Sequence[str], duration_s: float | None = None, plot: bool = True
 ) -> None:
-    """results.csv, report.md and suite.png from the suite's rows."""
+    """results.csv, report.md and (``plot``) suite.png from the suite's rows, in that order."""
     import pandas as pd
 
     from drive.io import atomic_path
@@ -151,7 +151,8 @@ def write_results(
         df.to_csv(tmp, index=False, float_format="%.4g")
     with atomic_path(out / "report.md") as tmp:
         Path(tmp).write_text(report_markdown(df, drivers, duration_s))
-    plot_results(df, drivers, out / "suite.png")
+    if plot:
+        plot_results(df, drivers, out / "suite.png")
 
 
 TARGET_MEAN_ABS_LATERAL_M = 0.35

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,8 +89,9 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     dt = torch.full((2,), policy.frame_period_s)
     out.mkdir(parents=True, exist_ok=True)
     target = out / ONNX_FILE
-    with tempfile.TemporaryDirectory(dir=out) as tmp:  # nothing partial left behind
-        tmp_file = Path(tmp) / ONNX_FILE
+    from drive.io import atomic_path, atomic_write_json
+
+    with atomic_path(target) as tmp_file:  # nothing partial left behind, even by a killed export (swept later)
         import warnings
 
         with torch.no_grad(), warnings.catch_warnings():
@@ -104,8 +106,6 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
                 dynamo=False,
                 dynamic_axes={n: {0: "batch"} for n in INPUTS + OUTPUTS},
             )
-        os.chmod(tmp_file, 0o666 & ~_umask())
-        os.replace(tmp_file, target)
     config = {
         "format": "drive-onnx-policy",
         "format_version": 1,
@@ -124,8 +124,6 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
         "source_checkpoint": checkpoint.name,
         "policy": policy.config,
     }
-    from drive.io import atomic_write_json
-
     atomic_write_json(out / CONFIG_FILE, config)
     return target
 
@@ -148,12 +146,6 @@ def check_checkpoint(checkpoint: str | os.PathLike) -> None:
     from drive.policy.checkpoint import read_config
 
     _user_errors(Path(checkpoint), read_config, Path(checkpoint))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class OnnxPolicy:
@@ -258,11 +250,14 @@ def closed_loop_compare(
     return {"steps": steps, "max_abs_steering_diff": max_d_steer, "max_abs_state_diff": max_d_state}
 
 
-def _cache_folder(checkpoint: Path) -> Path | None:
-    """A per-checkpoint cache folder for its ONNX export, keyed by the content of its config and
-    weights and by the code that builds the exported graph (``drive/core`` and ``drive/policy``, so an
-    export made by older code is never reused) (``$DRIVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/drive``,
-    else ``~/.cache/drive``); None when the checkpoint's files cannot be read."""
+DIGEST_FILE = "digest.json"
+"""In a cache folder: the cache key and the SHA-256 of each cached file, written with them and checked before use."""
+
+
+def _cache_key(checkpoint: Path) -> str | None:
+    """The cache key of a checkpoint's ONNX export: SHA-256 of its config and weights and of the code that
+    builds the exported graph (``drive/core`` and ``drive/policy``, so an export made by older code is never
+    reused); None when the checkpoint's files cannot be read."""
     import hashlib
 
     from drive.io import hash_file
@@ -276,16 +271,82 @@ def _cache_folder(checkpoint: Path) -> Path | None:
     package = Path(__file__).resolve().parents[1]
     for source in sorted([*(package / "core").glob("*.py"), *(package / "policy").glob("*.py")]):
         digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_root() -> Path:
+    """``$DRIVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/drive``, else ``~/.cache/drive``."""
     root = (
         os.environ.get("DRIVE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drive"
     )
-    return Path(root) / "onnx" / digest.hexdigest()[:20]
+    return Path(root)
+
+
+def _cache_folder(checkpoint: Path) -> Path | None:
+    """A per-checkpoint cache folder for its ONNX export (``<cache root>/onnx/<key prefix>``, see
+    :func:`_cache_key` and :func:`_cache_root`); None when the checkpoint's files cannot be read."""
+    key = _cache_key(checkpoint)
+    return None if key is None else _cache_root() / "onnx" / key[:20]
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    from drive.io import hash_file
+
+    return {name: hash_file(hashlib.sha256(), folder / name).hexdigest() for name in (ONNX_FILE, CONFIG_FILE)}
+
+
+def _cached_policy(cache: Path, key: str) -> tuple[OnnxPolicy | None, str | None]:
+    """(the cached policy, None) when ``cache`` holds this key's export and every file matches its digest;
+    else (None, why not: None when there is simply nothing cached)."""
+    if not cache.exists():
+        return None, None
+    try:
+        stored = json.loads((cache / DIGEST_FILE).read_text())
+    except FileNotFoundError:
+        return None, f"no {DIGEST_FILE}"
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable {DIGEST_FILE} ({type(exc).__name__})"
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None, f"{DIGEST_FILE} is for another checkpoint or code"
+    try:
+        found = _file_digests(cache)
+    except OSError as exc:
+        return None, f"cannot read {exc.filename or 'a cached file'} ({exc.strerror or exc})"
+    changed = [name for name, digest in found.items() if stored.get("files", {}).get(name) != digest]
+    if changed:
+        return None, f"{', '.join(changed)} changed since it was cached (SHA-256 mismatch)"
+    try:
+        return OnnxPolicy(cache), None
+    except Exception as exc:  # a file that matches its digest but does not load (e.g. another onnxruntime)
+        return None, f"does not load ({one_line(exc)})"
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _export_to_cache(checkpoint: Path, cache: Path, key: str) -> OnnxPolicy:
+    """Export into ``cache`` atomically (built under a temporary name beside it, swept if a writer died),
+    with the digest of each file."""
+    from drive.io import atomic_dir, atomic_write_json
+
+    with atomic_dir(cache) as tmp:
+        export_onnx(checkpoint, tmp)
+        atomic_write_json(tmp / DIGEST_FILE, {"key": key, "files": _file_digests(tmp)})
+    return OnnxPolicy(cache)
 
 
 def load_driver_for_runtime(checkpoint: str | os.PathLike, runtime: str = DEFAULT_RUNTIME):
     """A driver for a checkpoint folder on ``runtime``: ``torch`` (the :class:`DrivingPolicy`) or
     ``onnx`` (an :class:`OnnxPolicy`, exported on first use into a cache folder keyed by the
-    checkpoint's content, see :func:`_cache_folder`; into a temporary folder when that is not writable)."""
+    checkpoint's content, see :func:`_cache_folder`; into a temporary folder when that is not writable).
+
+    A cached export is used only when its files match the SHA-256 digests stored with them
+    (:data:`DIGEST_FILE`); a changed, truncated or unloadable one is exported again, with a one-line
+    warning on stderr. Processes sharing the cache take turns (a lock file per key)."""
     if runtime not in RUNTIMES:
         raise UserError(f"--runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     if runtime == "torch":
@@ -293,18 +354,28 @@ def load_driver_for_runtime(checkpoint: str | os.PathLike, runtime: str = DEFAUL
 
         return load_policy(checkpoint)
     checkpoint = Path(checkpoint)
-    cache = _cache_folder(checkpoint)
-    if cache is not None and (cache / ONNX_FILE).is_file() and (cache / CONFIG_FILE).is_file():
-        return OnnxPolicy(cache)
-    if cache is not None:
+    key = _cache_key(checkpoint)
+    if key is not None:
+        cache = _cache_root() / "onnx" / key[:20]
         try:
-            cache.mkdir(parents=True, exist_ok=True)
-            export_onnx(checkpoint, cache)
-            return OnnxPolicy(cache)
+            from filelock import FileLock
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(cache.parent / f".{cache.name}.lock")):
+                policy, why = _cached_policy(cache, key)
+                if policy is not None:
+                    return policy
+                if why is not None:
+                    print(f"drive: warning: ONNX cache {cache}: {why}; exporting it again", file=sys.stderr)
+                return _export_to_cache(checkpoint, cache, key)
         except OSError:
-            pass
+            pass  # an unwritable cache: export into a temporary folder below
     tmp = tempfile.TemporaryDirectory(prefix="drive-onnx-")
-    export_onnx(checkpoint, tmp.name)
-    policy = OnnxPolicy(tmp.name)
+    try:
+        export_onnx(checkpoint, tmp.name)
+        policy = OnnxPolicy(tmp.name)
+    except BaseException:
+        tmp.cleanup()
+        raise
     policy._tmp = tmp  # removed with the policy
     return policy

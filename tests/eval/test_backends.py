@@ -129,6 +129,61 @@ def test_local_workers_die_with_their_parent_on_sigkill(tmp_path, tiny_checkpoin
     assert survivors, f"still alive after the parent's SIGKILL: {[(p, _cmdline(p)) for p in everyone if _alive(p)]}"
 
 
+def test_pool_workers_ignore_ctrl_c_from_their_first_instruction():
+    """A worker inherits SIGINT ignored (no initializer needed), so a Ctrl-C during its start-up imports
+    prints no traceback; the parent's own handler is back once the worker is started."""
+    from drive.eval.backends import WorkerPool, _QuietSpawnContext
+
+    before = signal.getsignal(signal.SIGINT)
+    with WorkerPool(1, mp_context=_QuietSpawnContext()) as pool:
+        in_worker = pool.submit(signal.getsignal, signal.SIGINT).result(timeout=60)
+        assert signal.getsignal(signal.SIGINT) is before
+    assert in_worker == signal.SIG_IGN
+
+
+def test_leaving_the_pool_by_an_exception_stops_running_tasks_at_once():
+    from drive.eval.backends import worker_pool
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with worker_pool(1) as pool:
+            task = pool.submit(time.sleep, 120)
+            assert _wait_for(lambda: task.running() and pool._processes, timeout_s=60)
+            workers = list(pool._processes.values())
+            raise KeyboardInterrupt
+    assert time.monotonic() - start < 60  # did not wait for the two-minute task
+    assert not any(w.is_alive() for w in workers)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_of_a_parallel_sweep_is_one_line_and_prompt(tmp_path, tiny_checkpoint, scenario_file):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the workers start: no worker
+    traceback, no wait for the running cells, one line and exit status 130, the finished results written."""
+    cmd = [sys.executable, "-m", "drive.cli", "stress", "--checkpoint", str(tiny_checkpoint()), "--no-expert"]
+    cmd += ["--seeds", "6", "--workers", "2", "--scenario", str(scenario_file(30.0)), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        workers = _wait_for(lambda: [p for p in _descendants(proc.pid) if "spawn_main" in _cmdline(p)], 120, 0.01)
+        assert workers, "the sweep never started its workers"
+        time.sleep(0.5)  # the parent is past starting them; they are still importing (torch: seconds)
+        os.killpg(proc.pid, signal.SIGINT)
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "stress cells" not in line]
+    assert proc.returncode == 130 and lines == ["drive stress: interrupted; what was finished is written"], err
+    assert took < 20  # a cell drives 30 s of simulation: the sweep did not wait for the running ones
+    assert (tmp_path / "out" / "results.csv").exists()
+    assert _wait_for(lambda: not [p for p in workers if _alive(p)], timeout_s=10)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_local_worker_killed_mid_sweep_costs_no_cell(tmp_path, tiny_checkpoint):

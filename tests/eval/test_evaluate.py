@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from drive.cli import main
@@ -321,3 +322,23 @@ def test_batched_run_equals_one_step_per_frame(recorded, tiny_checkpoint, model)
     np.testing.assert_allclose(batched.prediction, stepped.prediction, rtol=1e-4, atol=1e-5)
     for a, b in zip(batched.seen, stepped.seen):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_writes_the_finished_units_and_propagates(recorded, tmp_path, monkeypatch):
+    from drive.eval import evaluate as ev
+
+    real, calls = ev.run_unit, []
+
+    def interrupted_on_the_second(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(ev, "run_unit", interrupted_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(["expert"], recorded, tmp_path / "out", episodes="all", video=False, progress=False)
+    out = tmp_path / "out"
+    assert len(pd.read_csv(out / "episodes.csv")) == 1 and len(pd.read_csv(out / "results.csv")) == 1
+    assert "**Interrupted**: 1 of 3 unit(s) finished" in (out / "report.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["config"]["interrupted"] is True

@@ -191,3 +191,79 @@ def test_unique_name_skips_used_and_reserved_names():
         "expert-2",
         "ncp19-3",
     ]
+
+
+def _family_checkpoints(tmp_path, families=("ncp19", "cnn"), seeds=(0,)):
+    from drive.policy.checkpoint import save_checkpoint
+    from drive.policy.model import build_policy
+
+    ckpts = []
+    for family in families:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            policy = build_policy(family, frame_period_s=0.05, max_steer_rad=0.35)
+            path = tmp_path / "zoo" / f"{family}-s{seed}"
+            ckpts.append(str(save_checkpoint(policy, path, extra={"training": {"seed": seed}})))
+    return ckpts
+
+
+def test_one_seed_writes_the_results_and_omits_the_statistics_it_cannot_compute(tmp_path, make_scenario):
+    """Two families, one stress seed (one condition): no paired test and no interval exist; the sweep writes
+    everything else, says what is omitted, and a rerun does the same (it used to die in the permutation test)."""
+    ckpts = _family_checkpoints(tmp_path)
+    for _ in range(2):  # the rerun reuses every cell and finishes too
+        result = stress(
+            ckpts, ["gaussian:0.04"], tmp_path / "s", scenario=make_scenario(1.0), seeds=[0], workers=0, progress=False
+        )
+    out = tmp_path / "s"
+    assert result["reused"] == result["cells"]
+    assert len(pd.read_csv(out / "results.csv")) == 3 * 2  # ncp19, cnn, expert x levels 0 and 0.04
+    stats = pd.read_csv(out / "stats.csv")
+    assert stats["p"].isna().all() and stats["ci_low"].isna().all() and stats["mean"].notna().all()
+    report = (out / "report.md").read_text()
+    assert "## Statistics" in report and "Statistics omitted: paired tests against ncp19" in report
+    assert "run --seeds 2 or more" in report and "95 % intervals omitted" in report
+
+
+def test_ctrl_c_writes_the_finished_cells_and_propagates(tmp_path, tiny_checkpoint, make_scenario, monkeypatch):
+    from drive.eval import backends
+
+    real, calls = backends.compute_cell, []
+
+    def interrupted_on_the_third(cell, job):
+        calls.append(cell)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(cell, job)
+
+    monkeypatch.setattr(backends, "compute_cell", interrupted_on_the_third)
+    ckpt = str(tiny_checkpoint("cnn"))
+    sweep = dict(scenario=make_scenario(1.0), seeds=[0], workers=0, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        stress([ckpt], ["gaussian:0.1,0.2"], tmp_path / "s", **sweep)
+    out = tmp_path / "s"
+    df = pd.read_csv(out / "results.csv")
+    assert set(zip(df["model"], df["kind"], df["level"])) == {("cnn", "gaussian", 0.0), ("cnn", "gaussian", 0.1)}
+    assert len(list((out / "cells").glob("*.json"))) == 2
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["interrupted"] and results["config"]["finished"] == 2
+    assert "**Interrupted**: 2 of 6 cell(s) finished" in (out / "report.md").read_text()
+
+    monkeypatch.setattr(backends, "compute_cell", real)  # the rerun computes only the rest
+    again = stress([ckpt], ["gaussian:0.1,0.2"], tmp_path / "s", **sweep)
+    assert again["reused"] == 2 and again["computed"] == 4
+    assert "Interrupted" not in (out / "report.md").read_text()
+
+
+def test_ctrl_c_through_the_command_line_is_one_line_and_exit_130(tmp_path, scenario_file, monkeypatch, capsys):
+    from drive.eval import backends
+
+    def interrupted(cell, job):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backends, "compute_cell", interrupted)
+    argv = ["stress", "--checkpoint", "expert", "--seeds", "1", "--workers", "0", "--out", str(tmp_path / "s")]
+    assert main([*argv, "--scenario", str(scenario_file(1.0))]) == 130
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and err.splitlines()[-1] == "drive stress: interrupted; what was finished is written"
+    assert (tmp_path / "s" / "results.csv").exists()

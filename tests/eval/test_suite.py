@@ -93,3 +93,22 @@ def test_two_checkpoints_with_one_folder_name_get_distinct_labels():
     from drive.eval.suite import driver_labels
 
     assert driver_labels(["a/ncp19", "b/ncp19", "expert", "c/ncp19"]) == ["ncp19", "ncp19-2", "expert", "ncp19-3"]
+
+
+def test_ctrl_c_writes_the_finished_cases_and_stops_the_workers(tmp_path, monkeypatch):
+    """Ctrl-C after the first case: results.csv and report.md hold it, the interrupt propagates, no plot."""
+    from drive.eval import suite
+
+    real = suite.cf.as_completed
+
+    def first_then_ctrl_c(futures, *args, **kwargs):
+        for fut in real(futures, *args, **kwargs):
+            yield fut
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(suite.cf, "as_completed", first_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite([], tmp_path, tracks=1, workers=1, cases=["plain", "single_lane"], duration_s=1.0, progress=False)
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert len(df) == 1 and df["case"].iloc[0] in ("plain", "single_lane")
+    assert (tmp_path / "report.md").exists() and not (tmp_path / "suite.png").exists()
