@@ -1,40 +1,74 @@
 """`drive train`: flags -> :class:`~drive.train.config.TrainConfig`, then :func:`drive.train.loop.train`,
-then, with ``--dagger-rounds K``, :func:`drive.train.dagger.run_dagger`."""
+then, with ``--dagger-rounds K``, :func:`drive.train.dagger.run_dagger`, all under ``--out``'s lock.
+
+With ``--resume`` the options not given on the command line are those recorded in ``OUT/config.json``; a
+given option that differs from the recorded one is refused, except those of
+:data:`drive.train.config.RESUME_MAY_CHANGE` (``--epochs`` to extend the training, ``--threads``, …).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import math
 import os
 from pathlib import Path
 
-from drive.commands.common import add_dataclass_arguments, dataclass_from_args, prepare_out_dir
+from drive.commands.common import add_dataclass_arguments, prepare_out_dir, seed_type
 from drive.errors import UserError
-from drive.train.config import TrainConfig
+from drive.train.config import TrainConfig, resumed_config
+
+NOT_GIVEN = object()
+"""Default of every flag, so :func:`run` knows which options were given (``--resume`` fills in the rest)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(parser, TrainConfig, required=("data", "out"))
+    for action in parser._actions:
+        if action.dest in ("seed", "split_seed"):
+            action.type = seed_type  # 0 <= seed < 2**32, as every verb's --seed
+    parser.set_defaults(**{f.name: NOT_GIVEN for f in dataclasses.fields(TrainConfig)})
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg: TrainConfig = dataclass_from_args(args, TrainConfig)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in given.items() if v is not NOT_GIVEN}
+    cfg = TrainConfig(**given)
     cfg.validate()
     if not Path(cfg.data).is_dir():
         raise UserError(f"--data: {cfg.data}: dataset folder not found")
-    if int(os.environ.get("RANK", "0")) == 0:  # checked before the frame cache is built
+    from drive.train.loop import check_out_and_data, hold_out, train
+
+    check_out_and_data(cfg.out, cfg.data)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:  # checked before the frame cache is built
         prepare_out_dir(cfg.out)
         if cfg.logdir:
             prepare_out_dir(cfg.logdir, "--logdir")
+    dagger_phase = False
+    with hold_out(cfg.out) if main else contextlib.nullcontext():
+        if cfg.resume:  # the options not given are the recorded ones
+            from drive.policy.checkpoint import CONFIG_FILE
+            from drive.train.dagger import in_dagger_phase
+            from drive.train.loop import recorded_sections
 
-    from drive.train.loop import train
+            recorded, recorded_data = recorded_sections(Path(cfg.out))
+            cfg = resumed_config(given, recorded, str(Path(cfg.out) / CONFIG_FILE))
+            cfg.validate()
+            dagger_phase = in_dagger_phase(cfg.out, recorded_data)
+            if dagger_phase and not cfg.dagger_rounds:
+                raise UserError(
+                    f"--resume: {cfg.out} went on with DAgger rounds (its data is {cfg.out}/dagger-data); "
+                    "add rounds with --dagger-rounds N --scenario S, or train a new --out"
+                )
+        if not (cfg.resume and dagger_phase):  # in the DAgger phase the base training is done
+            progress = train(cfg).progress
+        if cfg.dagger_rounds:
+            from drive.train.dagger import run_dagger
 
-    progress = train(cfg).progress
-    if cfg.dagger_rounds:
-        from drive.train.dagger import run_dagger
-
-        progress = run_dagger(cfg).progress
-    if int(os.environ.get("RANK", "0")) == 0:
+            progress = run_dagger(cfg).progress
+    if main:
         best = progress.get("best_val_loss")
         print(
             f"drive train: {progress['step']} step(s), {progress['train_time_s']:.1f} s"

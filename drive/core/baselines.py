@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drive.core.controller_base import Controller
+from drive.core.limits import MAX_HIDDEN, MAX_ODE_UNFOLDS, check_int
 
 
 def _check_hidden(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1")
-    return value
+    """A width or step count, bounded (:mod:`drive.core.limits`) so a damaged config cannot hang torch."""
+    high = MAX_ODE_UNFOLDS if name == "ode_unfolds" else MAX_HIDDEN
+    return check_int(name, value, 1, high)
 
 
 class _Baseline(Controller):

@@ -24,6 +24,7 @@ from drive.core.baselines import (
     LSTMController,
 )
 from drive.core.controller_base import Controller
+from drive.core.limits import MAX_IN_FEATURES, MAX_OUT_FEATURES, check_int
 from drive.core.ltc_controller import LTCController, ltc_wiring
 from drive.core.wirings import Wiring
 
@@ -55,9 +56,7 @@ __all__ = [
 
 
 def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1")
-    return value
+    return check_int(name, value, 1, MAX_OUT_FEATURES if name == "out_features" else MAX_IN_FEATURES)
 
 
 def build_controller(name: str, in_features: int = 32, out_features: int = 1, **overrides: Any) -> Controller:

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from drive.core.limits import MAX_ODE_UNFOLDS, MAX_UNITS, MIN_TOLERANCE, check_float, check_int
 from drive.core.wirings import Wiring
 
 #: Initial ranges of the *effective* (post-softplus) parameters, uniform; as in the NCP paper's
@@ -306,13 +307,16 @@ class LTCBase(nn.Module):
         from drive.core.ode import check_solver
 
         check_solver(solver, adjoint)
-        self.solver, self.adjoint, self.rtol, self.atol = solver, bool(adjoint), float(rtol), float(atol)
+        rtol = check_float("rtol", rtol, MIN_TOLERANCE, 1.0)
+        atol = check_float("atol", atol, MIN_TOLERANCE, 1.0)
+        self.solver, self.adjoint, self.rtol, self.atol = solver, bool(adjoint), rtol, atol
         if in_features is not None:
             wiring.build(in_features)
         if not wiring.is_built:
             raise ValueError("LTC needs in_features or a built wiring (wiring.build(input_dim))")
-        if isinstance(ode_unfolds, bool) or not isinstance(ode_unfolds, int) or ode_unfolds < 1:
-            raise ValueError(f"ode_unfolds={ode_unfolds!r} must be an integer >= 1")
+        ode_unfolds = check_int("ode_unfolds", ode_unfolds, 1, MAX_ODE_UNFOLDS)  # work per frame: bounded
+        if wiring.units > MAX_UNITS:
+            raise ValueError(f"wiring has {wiring.units} units, at most {MAX_UNITS} are allowed")
         if not (isinstance(epsilon, (int, float)) and epsilon >= 0 and math.isfinite(epsilon)):
             raise ValueError(f"epsilon={epsilon!r} must be a finite number >= 0")
         self.wiring = wiring

@@ -28,10 +28,18 @@ from typing import Any
 
 import numpy as np
 
+from drive.core.limits import MAX_UNITS
+
 #: Layer names from input to output, used for plotting and labels.
 LAYER_ORDER = ("sensory", "inter", "command", "hidden", "motor")
 #: Short label prefixes per layer (``neuron_labels``).
 LAYER_PREFIX = {"motor": "motor", "command": "cmd", "inter": "inter", "hidden": "n"}
+
+
+#: The fields of :meth:`Wiring.to_dict`; :meth:`Wiring.from_dict` refuses any other.
+WIRING_KEYS = frozenset(
+    ("kind", "params", "units", "output_dim", "input_dim", "layers", "adjacency", "sensory_adjacency")
+)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -192,12 +200,19 @@ class Wiring:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Wiring":
         """Rebuild a wiring from :meth:`to_dict` output (matrices restored exactly)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"wiring must be an object, got {type(d).__name__}")
+        unknown = sorted(set(d) - WIRING_KEYS)
+        if unknown:
+            raise ValueError(f"wiring dict has unknown field {unknown[0]!r} (known: {', '.join(sorted(WIRING_KEYS))})")
         try:
             kind = d["kind"]
             adjacency = np.asarray(d["adjacency"])
             output_dim = d["output_dim"]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"wiring dict is missing field {exc}") from None
+        if adjacency.ndim == 2 and adjacency.shape[0] > MAX_UNITS:
+            raise ValueError(f"wiring adjacency has {adjacency.shape[0]} units, at most {MAX_UNITS} are allowed")
         sensory = d.get("sensory_adjacency")
         target = {c.kind: c for c in (Wiring, NCP, FullyConnected, Random)}.get(kind)
         if target is None:
@@ -213,6 +228,8 @@ class Wiring:
         )
         if d.get("input_dim") is not None and w.input_dim != d["input_dim"]:
             raise ValueError(f"wiring dict input_dim={d['input_dim']} does not match its sensory_adjacency")
+        if d.get("units") is not None and w.units != d["units"]:
+            raise ValueError(f"wiring dict units={d['units']!r} does not match its {w.units}x{w.units} adjacency")
         w._restore(d.get("params") or {})
         return w
 

@@ -18,21 +18,27 @@ wiring, normalisation, ``frame_period_s``, ``max_steer_rad``, image size) and wh
 (training: ``data`` provenance, ``training`` config, ``metrics``).
 
 :func:`load_policy` rebuilds the policy from ``config.json`` and refuses weights that do not fit it,
-naming the file, the tensor, and the expected and found shapes. Every problem with a file the user gave
-(missing, not JSON, wrong format, torn or truncated) is a one-line :class:`~drive.errors.UserError`
-naming the file.
+naming the file, the tensor, and the expected and found shapes. The ``policy`` section is checked first
+(:func:`drive.policy.model.policy_from_config`): an unknown field, fields that contradict each other
+(``state_size``, a wiring's ``units``, the model against its head and controller), sizes beyond
+:mod:`drive.core.limits` (``ode_unfolds`` <= 1000, conv channels <= 1024, ...) and a ``max_steer_rad`` outside
+(0, pi/2] are refused. Every problem with a file the user gave
+(missing, not JSON or nested too deeply, wrong format, torn or truncated) is a one-line
+:class:`~drive.errors.UserError` naming the file. A system error while writing (a full disk) is an
+``OSError`` naming the file (:func:`naming_path`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 import drive
 from drive.errors import UserError
@@ -49,10 +55,25 @@ STATE_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"
 
 
-def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+@contextlib.contextmanager
+def naming_path(path: str | Path) -> Iterator[None]:
+    """Give a system error raised in the block (disk full, quota, I/O error) the path it concerns when it has
+    none (a failed ``write`` names no file), so the command line can report it in one line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
+def _save_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None, shown_as: Path | None = None
+) -> None:
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    blob = save(tensors, metadata=metadata)  # serialised here, written by Python: a full disk is an OSError
+    with naming_path(shown_as or path), atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
 
 
 def _load_tensors(file: Path, what: str) -> dict[str, torch.Tensor]:
@@ -68,9 +89,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def save_weights(policy: torch.nn.Module, path: str | Path) -> None:
-    """Write a module's state dict as safetensors, atomically."""
-    _save_tensors(Path(path), dict(policy.state_dict()))
+def save_weights(policy: torch.nn.Module, path: str | Path, shown_as: str | Path | None = None) -> None:
+    """Write a module's state dict as safetensors, atomically; a system error names ``shown_as`` (default:
+    ``path``)."""
+    _save_tensors(Path(path), dict(policy.state_dict()), shown_as=Path(shown_as) if shown_as else None)
 
 
 def checkpoint_config(policy: DrivingPolicy, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -94,14 +116,18 @@ def save_checkpoint(policy: DrivingPolicy, path: str | Path, extra: dict[str, An
     path.mkdir(parents=True, exist_ok=True)
     config = checkpoint_config(policy, extra)
     save_weights(policy, path / WEIGHTS_FILE)
-    atomic_write_json(path / CONFIG_FILE, config)
+    with naming_path(path / CONFIG_FILE):
+        atomic_write_json(path / CONFIG_FILE, config)
     return path
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
     """The ``config.json`` of a checkpoint folder, checked for its format."""
     file = Path(path) / CONFIG_FILE
-    config = read_json(file, f"not a checkpoint: {CONFIG_FILE}", expect=dict)
+    try:
+        config = read_json(file, f"not a checkpoint: {CONFIG_FILE}", expect=dict)
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise UserError(f"{file}: invalid JSON: nested too deeply for a checkpoint config") from None
     if config.get("format") != FORMAT:
         raise UserError(f"{file}: field 'format' is {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("format_version") != FORMAT_VERSION:
@@ -213,18 +239,23 @@ def save_train_state(
     moment leaves either the previous state or the new one, never a mix; ``manifest.json`` (size and
     SHA-256 of each file) lets :func:`load_train_state` refuse a state damaged afterwards.
     """
-    with atomic_dir(Path(path) / TRAIN_STATE_DIR) as tmp:
-        save_weights(policy, tmp / WEIGHTS_FILE)
+    final = Path(path) / TRAIN_STATE_DIR  # what a system error names (not the temporary folder)
+    with naming_path(final), atomic_dir(final) as tmp:
+        save_weights(policy, tmp / WEIGHTS_FILE, shown_as=final / WEIGHTS_FILE)
         tensors, meta = optimizer_tensors(optimizer)
-        _save_tensors(tmp / OPTIMIZER_FILE, tensors, metadata={"optimizer": json.dumps(meta)})
-        atomic_write_json(tmp / STATE_FILE, state)
-        atomic_write_json(
-            tmp / MANIFEST_FILE,
-            {
-                "format": "drive-train-state",
-                "files": {name: _file_digest(tmp / name) for name in (WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE)},
-            },
+        _save_tensors(
+            tmp / OPTIMIZER_FILE, tensors, metadata={"optimizer": json.dumps(meta)}, shown_as=final / OPTIMIZER_FILE
         )
+        with naming_path(final / STATE_FILE):
+            atomic_write_json(tmp / STATE_FILE, state)
+        with naming_path(final / MANIFEST_FILE):
+            atomic_write_json(
+                tmp / MANIFEST_FILE,
+                {
+                    "format": "drive-train-state",
+                    "files": {name: _file_digest(tmp / name) for name in (WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE)},
+                },
+            )
 
 
 def check_train_state(folder: str | Path) -> None:

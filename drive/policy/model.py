@@ -22,18 +22,36 @@ and by half or more at batch 8, for output differences of about 1e-3 of the feat
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from drive.core.limits import MAX_IMAGE_SIDE, check_int
 from drive.policy.perception import CONTROLLER_MODELS, MODEL_NAMES, build_head, head_from_config, standardize_images
 
 DEFAULT_FRAME_PERIOD_S = 0.1
 """Nominal frame period, s, when none is given (10 Hz); training sets it from the dataset's fps."""
 DEFAULT_MAX_STEER_RAD = 0.5
 """Angle, rad, of normalised steering 1.0 when none is given; training sets it from the dataset."""
+MAX_STEER_RAD = math.pi / 2
+"""Largest ``max_steer_rad`` a policy may have: a front-wheel angle beyond 90 degrees is not a steering angle."""
+MAX_FRAME_PERIOD_S = 10.0
+"""Longest nominal frame period, s (0.1 frames per second)."""
+POLICY_KEYS = (
+    "model",
+    "frame_period_s",
+    "max_steer_rad",
+    "image_height",
+    "image_width",
+    "state_size",
+    "normalisation",
+    "head",
+    "controller",
+)
+"""The fields of :attr:`DrivingPolicy.config`; :func:`policy_from_config` refuses any other."""
 NORMALISATION = {
     "images": "per-image standardisation: (x - mean) / max(std, 1/sqrt(3*H*W)), x RGB in [0, 255]",
     "steering": "normalised to [-1, 1]; radians = steering * max_steer_rad",
@@ -57,10 +75,12 @@ class DrivingPolicy(nn.Module):
         super().__init__()
         if model_name not in MODEL_NAMES:
             raise ValueError(f"unknown model {model_name!r} (choose from {', '.join(MODEL_NAMES)})")
-        if not frame_period_s > 0:
-            raise ValueError(f"frame_period_s must be positive, got {frame_period_s!r}")
-        if not max_steer_rad > 0:
-            raise ValueError(f"max_steer_rad must be positive, got {max_steer_rad!r}")
+        if not _in_range(frame_period_s, 0.0, MAX_FRAME_PERIOD_S, low_open=True):
+            raise ValueError(f"frame_period_s={frame_period_s!r} must be a number in (0, {MAX_FRAME_PERIOD_S:g}] s")
+        if not _in_range(max_steer_rad, 0.0, MAX_STEER_RAD, low_open=True):
+            raise ValueError(f"max_steer_rad={max_steer_rad!r} must be a number in (0, pi/2] rad")
+        image_height = check_int("image_height", image_height, 1, MAX_IMAGE_SIDE)
+        image_width = check_int("image_width", image_width, 1, MAX_IMAGE_SIDE)
         if controller is not None and controller.in_features != head.out_features:
             raise ValueError(f"controller takes {controller.in_features} features, the head gives {head.out_features}")
         self.model_name = model_name
@@ -294,24 +314,67 @@ def build_policy(
     )
 
 
+def _in_range(value: Any, low: float, high: float, low_open: bool = False) -> bool:
+    """A real number (not a bool) in [low, high], or (low, high] with ``low_open``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    v = float(value)
+    return math.isfinite(v) and (v > low if low_open else v >= low) and v <= high
+
+
 def policy_from_config(config: dict[str, Any]) -> DrivingPolicy:
-    """Rebuild a policy (fresh weights) from :attr:`DrivingPolicy.config`."""
+    """Rebuild a policy (fresh weights) from :attr:`DrivingPolicy.config`.
+
+    Refuses (``ValueError`` naming the field and value) an unknown field, a value out of its bounds
+    (:mod:`drive.core.limits`; ``max_steer_rad`` in (0, pi/2]) and fields that contradict each other: the
+    model name against the controller's name or the head's kind, ``state_size`` against the controller
+    built, ``normalisation`` against the one this code applies.
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"policy config must be an object, got {type(config).__name__}")
+    unknown = [k for k in config if k not in POLICY_KEYS]
+    if unknown:
+        raise ValueError(f"policy config: unknown field {unknown[0]!r} (known: {', '.join(POLICY_KEYS)})")
     try:
         model = config["model"]
-        head = head_from_config(config["head"])
-        controller = None
-        if config.get("controller") is not None:
-            from drive.core.controllers import controller_from_config
-
-            controller = controller_from_config(config["controller"])
-        return DrivingPolicy(
-            model,
-            head,
-            controller,
-            frame_period_s=config["frame_period_s"],
-            max_steer_rad=config["max_steer_rad"],
-            image_height=config["image_height"],
-            image_width=config["image_width"],
-        )
+        head_config, controller_config = config["head"], config.get("controller")
+        kwargs = {k: config[k] for k in ("frame_period_s", "max_steer_rad", "image_height", "image_width")}
     except KeyError as exc:
         raise ValueError(f"policy config: missing field {exc.args[0]!r}") from None
+    if model not in MODEL_NAMES:
+        raise ValueError(f"policy config: field 'model' is {model!r}, expected one of {', '.join(MODEL_NAMES)}")
+    want_kind = "pilotnet" if model == "cnn" else "conv_head"
+    if not isinstance(head_config, dict) or head_config.get("kind") != want_kind:
+        found = head_config.get("kind") if isinstance(head_config, dict) else head_config
+        raise ValueError(f"policy config: field 'head.kind' is {found!r}, model {model!r} has a {want_kind!r} head")
+    if model in CONTROLLER_MODELS:
+        name = controller_config.get("name") if isinstance(controller_config, dict) else controller_config
+        if name != model:
+            raise ValueError(f"policy config: field 'controller.name' is {name!r}, expected the model's {model!r}")
+    elif controller_config is not None:
+        raise ValueError(f"policy config: field 'controller' must be null for model {model!r}")
+    if "normalisation" in config and config["normalisation"] != NORMALISATION:
+        raise ValueError(
+            f"policy config: field 'normalisation' is {config['normalisation']!r:.120}, this code applies {NORMALISATION!r}"
+        )
+    try:
+        head = head_from_config(head_config)
+    except ValueError as exc:
+        raise ValueError(f"policy config: field 'head': {exc}") from None
+    controller = None
+    if controller_config is not None:
+        from drive.core.controllers import controller_from_config
+
+        try:
+            controller = controller_from_config(controller_config)
+        except ValueError as exc:
+            raise ValueError(f"policy config: field 'controller': {exc}") from None
+    try:
+        policy = DrivingPolicy(model, head, controller, **kwargs)
+    except ValueError as exc:
+        raise ValueError(f"policy config: {exc}") from None
+    if "state_size" in config and config["state_size"] != policy.state_size:
+        raise ValueError(
+            f"policy config: field 'state_size' is {config['state_size']!r}, but its controller has {policy.state_size}"
+        )
+    return policy

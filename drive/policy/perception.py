@@ -15,6 +15,9 @@ RGB uint8 frames is fine) and standardise each image by its own statistics first
 ``(x - mean) / max(std, 1 / sqrt(3*H*W))`` over all its pixels and channels (as TensorFlow's
 ``per_image_standardization``), which removes global brightness and contrast changes.
 
+Sizes are bounded (:mod:`drive.core.limits`: image sides <= 2048, at most 16 conv layers of <= 1024 channels,
+kernels <= 31, strides <= 16), so a damaged checkpoint config is refused instead of built.
+
 ``MODEL_NAMES`` lists the models of the registry: the recurrent controllers of
 :mod:`drive.core.controllers` behind a :class:`ConvHead`, and ``cnn`` = :class:`PilotNet` alone.
 """
@@ -28,6 +31,16 @@ import torch
 from torch import nn
 
 from drive.core.controllers import CONTROLLER_NAMES as CONTROLLER_MODELS  # the one list of controller names
+from drive.core.limits import (
+    MAX_CHANNELS,
+    MAX_DENSE,
+    MAX_FEATURES_PER_CHANNEL,
+    MAX_IMAGE_SIDE,
+    MAX_KERNEL,
+    MAX_STRIDE,
+    check_int,
+    check_int_list,
+)
 
 MODEL_NAMES = CONTROLLER_MODELS + ("cnn",)
 """Every driving model: a conv head on each registry controller, and ``cnn`` (PilotNet, no controller)."""
@@ -58,6 +71,20 @@ class ChannelwiseLinear(nn.Module):
         return torch.bmm(x.transpose(0, 1), self.weight).transpose(0, 1) + self.bias
 
 
+def _check_convs(
+    what: str, image_height: Any, image_width: Any, channels: Any, kernels: Any, strides: Any
+) -> tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """The image size and conv stack of a head, within the bounds of :mod:`drive.core.limits`."""
+    image_height = check_int("image_height", image_height, 1, MAX_IMAGE_SIDE)
+    image_width = check_int("image_width", image_width, 1, MAX_IMAGE_SIDE)
+    channels = check_int_list("channels", channels, 1, MAX_CHANNELS)
+    kernels = check_int_list("kernels", kernels, 1, MAX_KERNEL)
+    strides = check_int_list("strides", strides, 1, MAX_STRIDE)
+    if not (len(channels) == len(kernels) == len(strides)):
+        raise ValueError(f"{what}: channels, kernels and strides differ in length: {channels}, {kernels}, {strides}")
+    return image_height, image_width, channels, kernels, strides
+
+
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
@@ -75,10 +102,10 @@ class ConvHead(nn.Module):
         features_per_channel: int = 4,
     ):
         super().__init__()
-        if not (len(channels) == len(kernels) == len(strides)):
-            raise ValueError(
-                f"ConvHead: channels, kernels and strides differ in length: {channels}, {kernels}, {strides}"
-            )
+        image_height, image_width, channels, kernels, strides = _check_convs(
+            "ConvHead", image_height, image_width, channels, kernels, strides
+        )
+        features_per_channel = check_int("features_per_channel", features_per_channel, 1, MAX_FEATURES_PER_CHANNEL)
         layers: list[nn.Module] = []
         c_in, h, w = 3, image_height, image_width
         for c, k, s in zip(channels, kernels, strides):
@@ -121,6 +148,10 @@ class PilotNet(nn.Module):
         dense: tuple[int, ...] = (100, 50, 10),
     ):
         super().__init__()
+        image_height, image_width, channels, kernels, strides = _check_convs(
+            "PilotNet", image_height, image_width, channels, kernels, strides
+        )
+        dense = check_int_list("dense", dense, 1, MAX_DENSE) if dense else ()
         layers: list[nn.Module] = []
         c_in, h, w = 3, image_height, image_width
         for c, k, s in zip(channels, kernels, strides):
@@ -160,12 +191,14 @@ HEADS = {"conv_head": ConvHead, "pilotnet": PilotNet}
 
 def head_from_config(config: dict[str, Any]) -> nn.Module:
     """Rebuild a head from its ``config`` dict (as saved in a checkpoint)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"head config must be an object, got {type(config).__name__}")
     config = dict(config)
     kind = config.pop("kind", None)
     if kind not in HEADS:
         raise ValueError(f"head config: unknown kind {kind!r} (known: {sorted(HEADS)})")
     for key in ("channels", "kernels", "strides", "dense"):
-        if key in config:
+        if isinstance(config.get(key), list):
             config[key] = tuple(config[key])
     try:
         return HEADS[kind](**config)

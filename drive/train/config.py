@@ -8,11 +8,52 @@ place to read them. This module never sees argv.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from drive.errors import UserError
 
 LR_SCHEDULES = ("none", "cosine")
+
+#: Bounds on the flags that set how much work a run does (generous, finite: a typo is refused, not run).
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 4096
+MAX_SEQ_LEN = 10_000
+MAX_STEPS = 10**9
+MAX_WORKERS = 64
+MAX_THREADS = 1024
+MAX_DAGGER_ROUNDS = 1000
+MAX_DAGGER_EPISODES = 10_000
+MAX_DAGGER_DURATION_S = 86_400.0
+MAX_ALPHA = 10.0
+"""exp(10) = 22,026: past that the loss weight of full lock overflows float32 gradients quickly."""
+MAX_SEED = 2**32 - 1
+"""As ``drive.commands.common.SEED_LIMIT`` (exclusive there): the seeds every verb takes."""
+
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "max_steps",
+    "out",
+    "resume",
+    "progress",
+    "threads",
+    "workers",
+    "device",
+    "logdir",
+    "cache_dir",
+    "dagger_rounds",
+    "scenario",
+    "dagger_episodes",
+    "dagger_epochs",
+    "dagger_duration_s",
+)
+"""Options ``--resume`` lets differ from the recorded run: how long to go on (``epochs`` extends the training,
+``max_steps``), where and how it runs (``threads``, ``workers``, ``device``: the same arithmetic up to float
+rounding; ``progress``; ``logdir``; ``cache_dir``: the same frames, decoded elsewhere; ``out``: the folder may
+have been moved) and the DAgger rounds to add after it. ``data`` must be the same dataset, by folder name and
+content (SHA-256). Every other option decides the batches, the model or the optimisation; a resumed run
+takes it from ``config.json``, and a value given that differs is refused in one line naming it. With
+``--lr-schedule cosine``, a larger ``--epochs`` stretches the schedule over the new total from the current step."""
 
 
 @dataclasses.dataclass
@@ -24,11 +65,11 @@ class TrainConfig:
     out: str = ""
     """Checkpoint folder to write (config.json, model.safetensors, train_state/, tensorboard/, figures/)."""
     epochs: int = 10
-    """Number of passes over the training windows."""
+    """Number of passes over the training windows (1 to 100,000)."""
     batch_size: int = 16
-    """Global batch, in sequences; under torchrun each of N processes takes batch_size / N of them."""
+    """Global batch, in sequences (1 to 4096); under torchrun each of N processes takes batch_size / N of them."""
     seq_len: int = 16
-    """Frames per training sequence (16 in the NCP paper); gradients flow through all of them (BPTT)."""
+    """Frames per training sequence (16 in the NCP paper; 1 to 10,000); gradients flow through all of them (BPTT)."""
     stride: int = 0
     """Frames between the starts of consecutive windows of an episode; 0 means seq_len (no overlap)."""
     lr_head: float = 5e-4
@@ -41,12 +82,13 @@ class TrainConfig:
     """Largest global L2 norm of the gradient before a step; 0 disables clipping."""
     alpha: float = 2.0
     """Loss weighting: each sample's squared error is weighted by exp(alpha * |label|) (NCP paper), so rare
-    sharp steering counts more; 2.0 weights full lock 7.4 times a straight-ahead frame; 0 = plain MSE."""
+    sharp steering counts more; 2.0 weights full lock 7.4 times a straight-ahead frame; 0 = plain MSE (at most 10)."""
     seed: int = 0
-    """Training seed: initialisation, the window order and augmentation (not the split: see split_seed)."""
+    """Training seed, 0 <= seed < 2**32: initialisation, the window order and augmentation (not the split: see
+    split_seed)."""
     split_seed: int = 0
-    """Seed of the train/validation split by episode; kept fixed across training seeds, so every seed of a
-    study validates on the same episodes."""
+    """Seed of the train/validation split by episode (0 <= seed < 2**32); kept fixed across training seeds, so
+    every seed of a study validates on the same episodes."""
     val_fraction: float = 0.2
     """Share of the episodes kept for validation (one-episode datasets: share of its last frames)."""
     augment: bool = True
@@ -87,11 +129,14 @@ class TrainConfig:
     adjoint: bool = False
     """Backpropagate through the ODE solver with the adjoint method (constant memory), if the controller can."""
     resume: bool = False
-    """Continue from OUT/train_state (latest weights, optimiser, epoch and step)."""
+    """Continue from OUT/train_state (latest weights, optimiser, epoch and step). Options not given are the
+    recorded ones; only --epochs, --max-steps, --progress, --threads, --workers, --device, --logdir, --cache-dir
+    and the DAgger options may differ from them (any other is refused), and --data must be the recorded dataset
+    (folder name and content)."""
     max_steps: int = 0
-    """Stop after this many optimiser steps in all (0: no limit); for tests and quick checks."""
+    """Stop after this many optimiser steps in all (0: no limit; at most 10**9); for tests and quick checks."""
     workers: int = 0
-    """Background processes that gather batches from the frame cache (0: in the training process)."""
+    """Background processes that gather batches from the frame cache (0: in the training process; at most 64)."""
     logdir: str = ""
     """TensorBoard folder (empty: OUT/tensorboard)."""
     cache_dir: str = ""
@@ -99,19 +144,20 @@ class TrainConfig:
     device: str = "auto"
     """cpu, cuda, cuda:N or auto (CUDA when there is a GPU)."""
     threads: int = 0
-    """torch CPU threads per process (0: torch's default)."""
+    """torch CPU threads per process (0: torch's default; at most 1024)."""
     progress: bool = True
     """Show progress bars."""
     dagger_rounds: int = 0
-    """DAgger rounds after the first training: the policy drives, the expert labels, the data grows, retrain."""
+    """DAgger rounds after the first training (at most 1000): the policy drives, the expert labels, the data
+    grows, retrain."""
     scenario: str = ""
     """Scenario YAML to drive in for DAgger rounds."""
     dagger_episodes: int = 2
-    """Episodes driven by the policy per DAgger round."""
+    """Episodes driven by the policy per DAgger round (1 to 10,000)."""
     dagger_epochs: int = 2
-    """Training epochs after each DAgger round."""
+    """Training epochs after each DAgger round (1 to 100,000)."""
     dagger_duration_s: float = 0.0
-    """Length of each DAgger episode, s (0: the scenario's own)."""
+    """Length of each DAgger episode, s (0: the scenario's own; at most 86,400)."""
 
     def validate(self) -> None:
         """Raise :class:`~drive.errors.UserError` naming the first bad option (by its flag) and its value."""
@@ -120,16 +166,31 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"--{flag} {value!r}: {what}")
 
+        for f in dataclasses.fields(self):  # the types first, so the comparisons below cannot raise
+            value, kind = getattr(self, f.name), _FIELD_TYPES[f.name]
+            ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            need(
+                ok, f.name.replace("_", "-"), value, f"must be {'a finite number' if kind is float else kind.__name__}"
+            )
+
+        def between(flag: str, value: Any, low: Any, high: Any) -> None:
+            need(low <= value <= high, flag, value, f"must be in [{low}, {high}]")
+
         need(bool(self.data), "data", self.data, "is required")
         need(bool(self.out), "out", self.out, "is required")
-        need(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
-        need(self.batch_size >= 1, "batch-size", self.batch_size, "must be >= 1")
-        need(self.seq_len >= 1, "seq-len", self.seq_len, "must be >= 1")
-        need(self.stride >= 0, "stride", self.stride, "must be >= 0")
+        between("epochs", self.epochs, 1, MAX_EPOCHS)
+        between("batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        between("seq-len", self.seq_len, 1, MAX_SEQ_LEN)
+        between("stride", self.stride, 0, MAX_SEQ_LEN)
+        between("seed", self.seed, 0, MAX_SEED)
+        between("split-seed", self.split_seed, 0, MAX_SEED)
         need(self.lr_head > 0, "lr-head", self.lr_head, "must be > 0")
         need(self.lr_controller > 0, "lr-controller", self.lr_controller, "must be > 0")
+        need(self.weight_decay >= 0, "weight-decay", self.weight_decay, "must be >= 0")
         need(self.grad_clip >= 0, "grad-clip", self.grad_clip, "must be >= 0")
-        need(self.alpha >= 0, "alpha", self.alpha, "must be >= 0")
+        between("alpha", self.alpha, 0, MAX_ALPHA)
         need(0 <= self.val_fraction < 1, "val-fraction", self.val_fraction, "must be in [0, 1)")
         need(self.augment_noise >= 0, "augment-noise", self.augment_noise, "must be >= 0")
         need(0 <= self.burn_in < self.seq_len, "burn-in", self.burn_in, f"must be in [0, --seq-len {self.seq_len})")
@@ -141,15 +202,18 @@ class TrainConfig:
         )
         need(0 <= self.ema_decay < 1, "ema-decay", self.ema_decay, "must be in [0, 1)")
         need(0 <= self.val_smoothing < 1, "val-smoothing", self.val_smoothing, "must be in [0, 1)")
-        need(self.max_steps >= 0, "max-steps", self.max_steps, "must be >= 0")
-        need(self.workers >= 0, "workers", self.workers, "must be >= 0")
-        need(self.threads >= 0, "threads", self.threads, "must be >= 0")
+        between("max-steps", self.max_steps, 0, MAX_STEPS)
+        between("workers", self.workers, 0, MAX_WORKERS)
+        between("threads", self.threads, 0, MAX_THREADS)
         need(0 <= self.hue <= 0.5, "hue", self.hue, "must be in [0, 0.5]")
         for flag in ("brightness", "contrast", "saturation"):
             need(0 <= getattr(self, flag) < 1, flag, getattr(self, flag), "must be in [0, 1)")
         need(0 <= self.shadow_prob <= 1, "shadow-prob", self.shadow_prob, "must be in [0, 1]")
         need(0 <= self.shadow_darkness < 0.9, "shadow-darkness", self.shadow_darkness, "must be in [0, 0.9)")
-        need(self.dagger_rounds >= 0, "dagger-rounds", self.dagger_rounds, "must be >= 0")
+        between("dagger-rounds", self.dagger_rounds, 0, MAX_DAGGER_ROUNDS)
+        between("dagger-episodes", self.dagger_episodes, 1, MAX_DAGGER_EPISODES)
+        between("dagger-epochs", self.dagger_epochs, 1, MAX_EPOCHS)
+        between("dagger-duration-s", self.dagger_duration_s, 0, MAX_DAGGER_DURATION_S)
         need(
             self.dagger_rounds == 0 or bool(self.scenario),
             "scenario",
@@ -162,3 +226,57 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_FIELD_TYPES: dict[str, type] = {
+    f.name: {"int": int, "float": float, "str": str, "bool": bool}[
+        f.type if isinstance(f.type, str) else f.type.__name__
+    ]
+    for f in dataclasses.fields(TrainConfig)
+}
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def recorded_value(recorded: dict[str, Any], key: str, where: str) -> Any:
+    """``recorded[key]`` (the ``training`` section of a checkpoint's config.json), checked for its type."""
+    value, kind = recorded[key], _FIELD_TYPES[key]
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise UserError(f"{where}: field 'training.{key}' is {value!r}, expected {kind.__name__}")
+    return value
+
+
+def check_resume(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> None:
+    """Refuse, in one line naming the flag, both values and the file, an option that differs from the run
+    recorded in ``where`` (its ``training`` section) and is not one of :data:`RESUME_MAY_CHANGE`.
+
+    ``data`` is not compared here (the checkpoint records only its folder name): :func:`drive.train.loop.train`
+    compares the dataset's name and SHA-256 with the recorded provenance.
+    """
+    for key in _FIELD_TYPES:
+        if key in RESUME_MAY_CHANGE or key == "data" or key not in recorded:
+            continue
+        value = recorded_value(recorded, key, where)
+        if value != getattr(cfg, key):
+            raise UserError(
+                f"--resume: {_flag(key)} {getattr(cfg, key)!r} differs from {where}'s {value!r} "
+                f"(only {', '.join(_flag(k) for k in RESUME_MAY_CHANGE if k not in ('out', 'resume'))} may change)"
+            )
+
+
+def resumed_config(given: dict[str, Any], recorded: dict[str, Any], where: str) -> TrainConfig:
+    """The config of a resumed run: the options ``given`` on the command line, and for every other option
+    the value recorded in ``where`` (so ``--resume`` repeats the recorded run without repeating its flags).
+    A given option that differs from the recorded one is refused by :func:`check_resume`."""
+    values = dict(given)
+    for key in _FIELD_TYPES:
+        if key not in values and key in recorded and key not in RESUME_MAY_CHANGE and key != "data":
+            values[key] = recorded_value(recorded, key, where)
+    cfg = TrainConfig(**values)
+    check_resume(cfg, recorded, where)
+    return cfg

@@ -34,11 +34,12 @@ from drive.data import layout
 from drive.data.writer import DatasetWriter
 from drive.errors import UserError
 from drive.eval.rollout import Step, make_env, run_episode
-from drive.io import atomic_dir, atomic_write_json
-from drive.policy.checkpoint import TRAIN_STATE_DIR, load_policy
+from drive.io import atomic_dir, atomic_write_json, read_json
+from drive.policy.checkpoint import TRAIN_STATE_DIR
+from drive.policy.load import load_driver
 from drive.policy.protocol import Driver
 from drive.train.config import TrainConfig
-from drive.train.loop import TrainResult, train
+from drive.train.loop import TrainResult, hold_out, train
 
 DAGGER_SOURCE = "drive train --dagger-rounds"
 AGGREGATE_DIR = "dagger-data"
@@ -148,12 +149,28 @@ def collect_round(
     return stats
 
 
-def run_dagger(cfg: TrainConfig) -> TrainResult:
-    """Run ``cfg.dagger_rounds`` rounds after the training that wrote ``cfg.out``; returns the last training."""
-    from drive.world.scenario import as_scenario
+def in_dagger_phase(out: str | os.PathLike, recorded_data: dict[str, Any]) -> bool:
+    """Whether the checkpoint in ``out`` was last trained by a DAgger round (on ``OUT/dagger-data``), given
+    the ``data`` section of its config.json: ``--resume`` then goes on with DAgger rounds only."""
+    return recorded_data.get("name") == AGGREGATE_DIR and (Path(out) / AGGREGATE_DIR).is_dir()
 
+
+def run_dagger(cfg: TrainConfig) -> TrainResult:
+    """Run ``cfg.dagger_rounds`` rounds after the training that wrote ``cfg.out``; returns the last training.
+
+    Holds ``OUT``'s lock throughout. ``OUT/dagger.json`` records the original dataset's fingerprint
+    (``source``) when the aggregate is started; later rounds refuse a ``--data`` with other content.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UserError("--dagger-rounds: DAgger runs in one process; do not start it under torchrun")
+    with hold_out(cfg.out):
+        return _run_dagger(cfg)
+
+
+def _run_dagger(cfg: TrainConfig) -> TrainResult:
+    from drive.data.reader import snapshot
+    from drive.world.scenario import as_scenario
+
     out, data = Path(cfg.out), Path(cfg.data)
     scenario = as_scenario(cfg.scenario)
     if cfg.dagger_duration_s:
@@ -170,15 +187,26 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
             f"fps {info.fps} ({layout.info_path(data)})"
         )
     aggregate = out / AGGREGATE_DIR
+    report_path = out / "dagger.json"
+    _, source = snapshot(data)
     if not (aggregate / "meta" / "info.json").exists():
         start_aggregate(data, aggregate)
-    report_path = out / "dagger.json"
-    rounds = json.loads(report_path.read_text())["rounds"] if report_path.exists() else []
+        atomic_write_json(report_path, {"scenario": scenario.name, "source": source, "rounds": []})
+    report = read_json(report_path, "DAgger report", expect=dict) if report_path.exists() else {}
+    recorded = report.get("source")
+    if isinstance(recorded, dict) and recorded.get("sha256") != source["sha256"]:
+        raise UserError(
+            f"--data {cfg.data}: its content differs from the dataset the DAgger rounds of {out} started from "
+            f"({report_path}: source {recorded.get('name')!r}); resume with that dataset"
+        )
+    rounds = report.get("rounds", [])
+    if not isinstance(rounds, list):
+        raise UserError(f"{report_path}: field 'rounds' is {type(rounds).__name__}, expected an array")
     env = make_env(scenario, off_road="recover")
     result = None
     try:
         for k in range(len(rounds) + 1, len(rounds) + cfg.dagger_rounds + 1):
-            policy = load_policy(out).eval()
+            policy = load_driver(out)
             writer = DatasetWriter(aggregate, info)
             stats = collect_round(
                 policy, env, writer, k, cfg.dagger_episodes, cfg.seed, info.max_steer_rad, progress=cfg.progress
@@ -194,7 +222,7 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
                 epochs=done + cfg.dagger_epochs,
                 dagger_rounds=0,
             )
-            result = train(round_cfg)
+            result = train(round_cfg, dagger_round=True)
             rounds.append(
                 {
                     "round": k,
@@ -203,7 +231,7 @@ def run_dagger(cfg: TrainConfig) -> TrainResult:
                     "epochs_done": result.progress["epoch"],
                 }
             )
-            atomic_write_json(report_path, {"scenario": scenario.name, "rounds": rounds})
+            atomic_write_json(report_path, {"scenario": scenario.name, "source": source, "rounds": rounds})
     finally:
         env.close()
     return result

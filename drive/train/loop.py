@@ -16,6 +16,14 @@
    epochs with ``val_smoothing``) as
    ``model.safetensors``, write ``config.json`` and the resumable ``train_state/`` (all atomically).
 
+Reliability: rank 0 holds ``OUT``'s lock (:func:`drive.io.output_lock`) for the whole run, so a second run
+into the folder fails at once; the dataset's episodes and fingerprint are taken together under the dataset's
+lock (:func:`drive.data.reader.snapshot`). Every save writes ``train_state/`` and then ``config.json`` last,
+so a run that fails (a full disk: one line naming the file) leaves either a resumable folder or one a fresh
+run may start over (:func:`_check_fresh_out`). ``--resume`` keeps the recorded options
+(:data:`drive.train.config.RESUME_MAY_CHANGE`) and dataset. The first Ctrl-C stops after the step in
+progress, saves the state of that step (``--resume`` goes on exactly) and raises KeyboardInterrupt.
+
 Under ``torchrun --nproc-per-node N`` the same code runs DistributedDataParallel: every process draws the
 same global batch order, takes its slice of ``batch_size / N`` sequences, gradients are averaged, and
 only rank 0 writes. All randomness comes from (seed, epoch, batch), so a resumed run continues exactly
@@ -28,6 +36,8 @@ import contextlib
 import hashlib
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,26 +47,26 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from drive.data.reader import snapshot
 from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments
 from drive.errors import UserError
-from drive.io import atomic_write_json, hash_file
+from drive.io import atomic_write_json, hash_file, output_lock
 from drive.policy.checkpoint import (
     CONFIG_FILE,
+    TRAIN_STATE_DIR,
     WEIGHTS_FILE,
     checkpoint_config,
     load_train_state,
+    naming_path,
     read_config,
     save_train_state,
     save_weights,
 )
 from drive.policy.model import DrivingPolicy, build_policy
 from drive.train.augment import Augmenter, batch_generator, slice_params
-from drive.train.config import TrainConfig
+from drive.train.config import TrainConfig, check_resume
 from drive.train.distributed import Distributed, init_distributed
 from drive.train.figures import plot_validation
-
-# Options that must not change when resuming: they decide which batches and which model.
-RESUME_FIXED = ("model", "batch_size", "seq_len", "stride", "seed", "split_seed", "val_fraction")
 
 
 def weighted_mse(prediction: torch.Tensor, label: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -243,16 +253,127 @@ def recorded_training_config(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
-def _check_resume(cfg: TrainConfig, out: Path) -> None:
-    saved = read_config(out).get("training", {})
-    if not isinstance(saved, dict):
-        raise UserError(f"{out / CONFIG_FILE}: field 'training' is {type(saved).__name__}, expected an object")
-    for key in RESUME_FIXED:
-        if key in saved and saved[key] != getattr(cfg, key):
+def recorded_sections(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``training`` and ``data`` sections of ``out``'s config.json (each checked to be an object), for
+    ``--resume``."""
+    if not (out / CONFIG_FILE).exists() and out.is_dir():
+        raise UserError(
+            f"{out}: nothing to resume: no {CONFIG_FILE} (a run stopped before its first save leaves none); "
+            "start again without --resume"
+        )
+    config = read_config(out)
+    sections = []
+    for key in ("training", "data"):
+        value = config.get(key, {})
+        if not isinstance(value, dict):
+            raise UserError(f"{out / CONFIG_FILE}: field '{key}' is {type(value).__name__}, expected an object")
+        sections.append(value)
+    return sections[0], sections[1]
+
+
+def is_finished(config: dict[str, Any]) -> bool:
+    """Whether a checkpoint's config.json says its training ran to its last epoch (``metrics.finished``; for
+    checkpoints written before that field: ``metrics.epochs_done`` >= ``training.epochs``)."""
+    metrics, training = config.get("metrics"), config.get("training")
+    if not isinstance(metrics, dict):
+        return False
+    if "finished" in metrics:
+        return metrics["finished"] is True
+    done, epochs = metrics.get("epochs_done"), training.get("epochs") if isinstance(training, dict) else None
+    return isinstance(done, int) and isinstance(epochs, int) and done >= epochs
+
+
+def _check_fresh_out(out: Path) -> None:
+    """A run without ``--resume`` may start in ``out`` unless it holds a checkpoint worth keeping.
+
+    The rule: ``config.json`` is written last at every save, after ``train_state/``. A folder whose
+    ``config.json`` has a ``train_state/`` beside it can be resumed: refused (pass --resume). One without a
+    ``train_state/`` is kept only if it is marked finished (:func:`is_finished`, e.g. a shipped checkpoint);
+    otherwise it is what a failed run left (disk full before its first complete save) and a fresh run
+    starts over it, overwriting its files.
+    """
+    if not (out / CONFIG_FILE).exists():
+        return
+    if (out / TRAIN_STATE_DIR).exists():
+        raise UserError(
+            f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder"
+        )
+    try:
+        finished = is_finished(read_config(out))
+    except UserError:
+        finished = True  # a config.json we cannot read is not ours to overwrite
+    if finished:
+        raise UserError(f"--out {out}: already holds a finished checkpoint; choose another folder")
+
+
+def check_out_and_data(out: str | os.PathLike, data: str | os.PathLike, dagger_aggregate_ok: bool = False) -> None:
+    """Refuse an ``--out`` that is the dataset folder, inside it, or contains it (one line naming both): the
+    checkpoint's files would be hashed as data, or training would write into the dataset. DAgger rounds
+    train on ``OUT/dagger-data``, drive's own aggregate, with ``dagger_aggregate_ok``."""
+    o, d = Path(out).resolve(), Path(data).resolve()
+    if dagger_aggregate_ok and d.parent == o:
+        return
+    if o == d or d in o.parents or o in d.parents:
+        how = "is" if o == d else ("is inside" if d in o.parents else "contains")
+        raise UserError(f"--out {out}: {how} the dataset folder --data {data}; choose a folder outside it")
+
+
+def _check_same_data(cfg: TrainConfig, fingerprint: dict[str, Any], recorded: dict[str, Any], where: Path) -> None:
+    """``--resume`` trains on the recorded dataset only: the same folder name and the same content."""
+    for key, what in (("name", "folder name"), ("sha256", "content (SHA-256)")):
+        if key in recorded and recorded[key] != fingerprint[key]:
             raise UserError(
-                f"--resume: --{key.replace('_', '-')} {getattr(cfg, key)!r} differs from "
-                f"{out / CONFIG_FILE}'s {saved[key]!r}"
+                f"--resume: --data {cfg.data}: its {what} {fingerprint[key]!r:.20} differs from the dataset "
+                f"recorded in {where} ({recorded[key]!r:.20}); resume on that dataset, or train a new --out"
             )
+
+
+_HELD_OUTS: set[str] = set()
+"""Output folders whose lock this process holds (so DAgger's rounds, inside the command's hold, re-enter)."""
+
+
+@contextlib.contextmanager
+def hold_out(out: str | os.PathLike):
+    """Hold ``drive.io.output_lock(out)`` (no waiting: a second run into the folder fails at once, naming
+    it) unless this process already holds it."""
+    key = str(Path(out).resolve())
+    if key in _HELD_OUTS:
+        yield
+        return
+    with output_lock(out):
+        _HELD_OUTS.add(key)
+        try:
+            yield
+        finally:
+            _HELD_OUTS.discard(key)
+
+
+class _StopRequest:
+    """Ctrl-C during the loop: the first SIGINT asks the loop to stop after the step in progress (its state
+    is then saved, so ``--resume`` goes on from that step); a second one interrupts at once. Only in the
+    main thread of a single process (under torchrun every rank must stop at the same step, so there a
+    Ctrl-C interrupts at once and ``--resume`` goes on from the last saved epoch)."""
+
+    def __init__(self, enabled: bool):
+        self.requested = False
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.previous: Any = None
+
+    def _handler(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)  # a second Ctrl-C interrupts at once
+
+    def __enter__(self) -> "_StopRequest":
+        if self.enabled:
+            self.previous = signal.getsignal(signal.SIGINT)
+            if self.previous is None:
+                self.previous = signal.default_int_handler
+            signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 @dataclass
@@ -264,40 +385,54 @@ class TrainResult:
     policy: DrivingPolicy
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train as configured (single process, or one rank under torchrun)."""
+def train(cfg: TrainConfig, *, dagger_round: bool = False) -> TrainResult:
+    """Train as configured (single process, or one rank under torchrun).
+
+    Rank 0 holds ``OUT``'s lock (:func:`hold_out`) for the whole run. With ``--resume`` the options are
+    checked against the recorded run (:func:`drive.train.config.check_resume`) and the dataset against the
+    recorded provenance (name and SHA-256), except in a DAgger round (``dagger_round``: it trains on the
+    aggregate ``OUT/dagger-data``, which grows every round). Ctrl-C stops after the step in progress with
+    the state saved (:class:`_StopRequest`), then raises KeyboardInterrupt.
+    """
     cfg.validate()
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():  # before any work (the frame cache can take minutes)
+        raise UserError(f"--out: {out}: exists and is not a folder")
+    check_out_and_data(cfg.out, cfg.data, dagger_aggregate_ok=dagger_round)
     dist = init_distributed(cfg.device)
     try:
-        return _train(cfg, dist)
+        with hold_out(out) if dist.is_main else contextlib.nullcontext():
+            return _train(cfg, dist, dagger_round)
     finally:
         dist.close()
 
 
-def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
+def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> TrainResult:
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():  # before any work (the frame cache can take minutes)
-        raise UserError(f"--out: {out}: exists and is not a folder")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if dist.device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
+    recorded_data: dict[str, Any] = {}
     if cfg.resume:
-        _check_resume(cfg, out)
-    elif (out / CONFIG_FILE).exists():
-        raise UserError(
-            f"--out {out}: already holds a checkpoint; pass --resume to continue it or choose another folder"
-        )
+        recorded_training, recorded_data = recorded_sections(out)
+        check_resume(cfg, recorded_training, str(out / CONFIG_FILE))
+    elif dist.is_main:
+        _check_fresh_out(out)
     show = cfg.progress and dist.is_main
 
-    # ---- 1. data: decode once into the cache (rank 0 builds it, the others wait and open it)
+    # ---- 1. data: the episodes and their fingerprint under the dataset's lock, then decode them once into
+    # the cache (rank 0 builds it, the others wait and open it)
+    episodes, fingerprint = snapshot(cfg.data)
+    if cfg.resume and not dagger_round:
+        _check_same_data(cfg, fingerprint, recorded_data, out / CONFIG_FILE)
     cache_dir = cfg.cache_dir or None
     if dist.is_main:
-        cache = FrameCache(cfg.data, cache_dir, progress=show)
+        cache = FrameCache(cfg.data, cache_dir, progress=show, episodes=episodes)
     dist.barrier()
     if not dist.is_main:
-        cache = FrameCache(cfg.data, cache_dir, build=False, progress=False)
+        cache = FrameCache(cfg.data, cache_dir, build=False, progress=False, episodes=episodes)
     info = cache.info
     train_segments, val_segments = split_segments(cache.lengths, cfg.val_fraction, cfg.split_seed, cache.train_only)
     train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
@@ -316,14 +451,17 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
 
     # ---- 2. model and optimiser (same seed on every process: same initial weights)
     torch.manual_seed(cfg.seed)
-    policy = build_policy(
-        cfg.model,
-        frame_period_s=1.0 / info.fps,
-        max_steer_rad=info.max_steer_rad,
-        image_height=info.image_height,
-        image_width=info.image_width,
-        **controller_overrides(cfg),
-    ).to(dist.device)
+    try:
+        policy = build_policy(
+            cfg.model,
+            frame_period_s=1.0 / info.fps,
+            max_steer_rad=info.max_steer_rad,
+            image_height=info.image_height,
+            image_width=info.image_width,
+            **controller_overrides(cfg),
+        ).to(dist.device)
+    except ValueError as exc:  # the dataset's frame size, rate or steering range does not make a policy
+        raise UserError(f"--data {cfg.data}: {' '.join(str(exc).split())}") from None
     groups = [{"params": list(policy.head.parameters()), "lr": cfg.lr_head}]
     if policy.controller is not None:
         groups.append({"params": list(policy.controller.parameters()), "lr": cfg.lr_controller})
@@ -363,7 +501,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
         )
 
     provenance = {
-        **(dataset_fingerprint(cfg.data) if dist.is_main else {}),
+        **(fingerprint if dist.is_main else {}),
         "episodes": cache.episodes,
         "frames": cache.num_frames,
         "train_segments": [[s.episode, s.start, s.stop] for s in train_segments],
@@ -384,149 +522,191 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     )
 
     # ---- 3. the loop
-    stop = False
-    while progress["epoch"] < cfg.epochs and not stop:
-        epoch = progress["epoch"]
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_data))
-        batches = EpochBatches(
-            train_data, order, cfg.batch_size, progress["batch"], dist.rank, dist.world_size, augmenter, cfg.seed, epoch
-        )
-        loader = (
-            torch.utils.data.DataLoader(batches, batch_size=None, num_workers=cfg.workers) if cfg.workers else batches
-        )
-        bar = tqdm(
-            total=batches_per_epoch,
-            initial=progress["batch"],
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=not show,
-            dynamic_ncols=True,
-        )
-        model.train()
-        tick = time.perf_counter()
-        for frames, steering, dt in loader:
-            frames, steering, dt = frames.to(dist.device), steering.to(dist.device), dt.to(dist.device)
-            prediction, _ = model(frames, None, dt)
-            loss = window_loss(prediction, steering, cfg.alpha, cfg.burn_in)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-            if cfg.lr_schedule != "none":
-                factor = lr_factor(cfg.lr_schedule, progress["step"], total_steps)
-                for group, base in zip(optimizer.param_groups, base_lrs):
-                    group["lr"] = base * factor
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(policy)
-
-            batch_loss = dist.mean(loss.item())  # the global batch's loss, as one process would compute it
-            now = time.perf_counter()
-            progress["train_time_s"] += now - tick
-            fps = frames_per_batch / max(now - tick, 1e-9)
-            tick = now
-            progress["step"] += 1
-            progress["batch"] += 1
-            progress["frames"] += frames_per_batch
-            progress["epoch_loss_sum"] += batch_loss
-            progress["losses"].append(batch_loss)
-            if writer is not None:
-                writer.add_scalar("train/loss", batch_loss, progress["step"])
-                writer.add_scalar("train/frames_per_s", fps, progress["step"])
-            bar.set_postfix(loss=f"{batch_loss:.4f}", fps=f"{fps:.0f}")
-            bar.update(1)
-            if cfg.max_steps and progress["step"] >= cfg.max_steps:
-                stop = True
-                break
-        bar.close()
-        epoch_done = progress["batch"] >= batches_per_epoch
-        train_loss = progress["epoch_loss_sum"] / max(1, progress["batch"])
-
-        # ---- 4. validate, plot, save
-        val = evaluate(judged, val_data, cfg, dist)
-        record = {
-            "epoch": epoch + 1,
-            "complete": epoch_done,
+    def metrics_now(train_loss: float, val: dict[str, float]) -> dict[str, Any]:
+        return {
+            "best_val_loss": progress["best_val_loss"],
+            "best_epoch": progress["best_epoch"],
+            "last_train_loss": train_loss,
+            "last_val_loss": val.get("loss"),
+            "last_val_mse": val.get("mse"),
+            "epochs_done": progress["epoch"],
             "steps": progress["step"],
-            "train_loss": train_loss,
-            "val_loss": val.get("loss"),
-            "val_mse": val.get("mse"),
-        }
-        progress["epochs"].append(record)
-        if epoch_done:
-            progress["epoch"] += 1
-            progress["batch"] = 0
-            progress["epoch_loss_sum"] = 0.0
-        if dist.is_main:
-            if cfg.val_smoothing and val:  # the best epoch is chosen on the smoothed validation loss
-                last = progress.get("val_loss_smoothed")
-                progress["val_loss_smoothed"] = (
-                    val["loss"] if last is None else (cfg.val_smoothing * last + (1 - cfg.val_smoothing) * val["loss"])
-                )
-                record["val_loss_smoothed"] = progress["val_loss_smoothed"]
-                improved = (
-                    progress.get("best_val_loss_smoothed") is None
-                    or progress["val_loss_smoothed"] < progress["best_val_loss_smoothed"]
-                )
-                if improved:
-                    progress["best_val_loss_smoothed"] = progress["val_loss_smoothed"]
-            else:
-                improved = val and (progress["best_val_loss"] is None or val["loss"] < progress["best_val_loss"])
-            if improved:
-                progress["best_val_loss"], progress["best_epoch"] = val["loss"], epoch + 1
-            if improved or not val:
-                save_weights(judged, out / WEIGHTS_FILE)
-            shown = val_segments[0] if val_segments else train_segments[0]
-            t = cache.timestamps_s[
-                cache.offsets[shown.episode] + shown.start : cache.offsets[shown.episode] + shown.stop
-            ]
-            plot_validation(
-                out / "figures" / f"validation-epoch-{epoch + 1:03d}.png",
-                t - t[0],
-                cache.steering[cache.offsets[shown.episode] + shown.start : cache.offsets[shown.episode] + shown.stop],
-                predict_segment(judged, cache, shown, dist.device),
-                f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
-                f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""),
+            "frames_seen": progress["frames"],
+            "train_time_s": progress["train_time_s"],
+            "finished": progress["epoch"] >= cfg.epochs,
+            "weights": (
+                "best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
+                if progress["best_epoch"] is not None
+                else "latest (no validation set)"
             )
-            metrics = {
-                "best_val_loss": progress["best_val_loss"],
-                "best_epoch": progress["best_epoch"],
-                "last_train_loss": train_loss,
-                "last_val_loss": val.get("loss"),
-                "last_val_mse": val.get("mse"),
-                "epochs_done": progress["epoch"],
-                "steps": progress["step"],
-                "frames_seen": progress["frames"],
-                "train_time_s": progress["train_time_s"],
-                "weights": (
-                    "best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
-                    if val
-                    else "latest (no validation set)"
-                )
-                + (f", EMA of the weights (decay {cfg.ema_decay:g})" if ema is not None else ""),
-                "world_size": dist.world_size,
-            }
+            + (f", EMA of the weights (decay {cfg.ema_decay:g})" if ema is not None else ""),
+            "world_size": dist.world_size,
+        }
+
+    def save_state(metrics: dict[str, Any]) -> None:
+        """The resumable state, then config.json last: a config.json always has its train_state/ beside it
+        (the rule of :func:`_check_fresh_out`)."""
+        if ema is not None:  # before the state: a resumed run reloads the EMA of its last saved step
+            save_weights(ema.module, out / EMA_FILE)
+        save_train_state(out, policy, optimizer, progress)
+        with naming_path(out / CONFIG_FILE):
             atomic_write_json(
                 out / CONFIG_FILE,
                 checkpoint_config(
                     policy, {"data": provenance, "training": recorded_training_config(cfg), "metrics": metrics}
                 ),
             )
-            if ema is not None:  # before the state: a resumed run reloads the EMA of its last saved step
-                save_weights(ema.module, out / EMA_FILE)
-            save_train_state(out, policy, optimizer, progress)
-            if writer is not None:
-                writer.add_scalar("train/epoch_loss", train_loss, progress["step"])
-                if val:
-                    writer.add_scalar("val/loss", val["loss"], progress["step"])
-                    writer.add_scalar("val/mse", val["mse"], progress["step"])
-                writer.flush()
-            if show:
-                tqdm.write(
-                    f"epoch {epoch + 1}: train loss {train_loss:.4f}"
-                    + (f", val loss {val['loss']:.4f}, val mse {val['mse']:.4f}" if val else "")
+
+    stop = False
+    try:
+        with _StopRequest(enabled=not dist.enabled) as interrupt, naming_path(out):
+            while progress["epoch"] < cfg.epochs and not stop:
+                epoch = progress["epoch"]
+                order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_data))
+                batches = EpochBatches(
+                    train_data,
+                    order,
+                    cfg.batch_size,
+                    progress["batch"],
+                    dist.rank,
+                    dist.world_size,
+                    augmenter,
+                    cfg.seed,
+                    epoch,
                 )
-        dist.barrier()
-    if writer is not None:
-        writer.close()
+                loader = (
+                    torch.utils.data.DataLoader(
+                        batches, batch_size=None, num_workers=cfg.workers, worker_init_fn=_ignore_sigint
+                    )
+                    if cfg.workers
+                    else batches
+                )
+                bar = tqdm(
+                    total=batches_per_epoch,
+                    initial=progress["batch"],
+                    desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                    unit="batch",
+                    disable=not show,
+                    dynamic_ncols=True,
+                )
+                model.train()
+                tick = time.perf_counter()
+                for frames, steering, dt in loader:
+                    frames, steering, dt = frames.to(dist.device), steering.to(dist.device), dt.to(dist.device)
+                    prediction, _ = model(frames, None, dt)
+                    loss = window_loss(prediction, steering, cfg.alpha, cfg.burn_in)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+                    if cfg.lr_schedule != "none":
+                        factor = lr_factor(cfg.lr_schedule, progress["step"], total_steps)
+                        for group, base in zip(optimizer.param_groups, base_lrs):
+                            group["lr"] = base * factor
+                    optimizer.step()
+                    if ema is not None:
+                        ema.update_parameters(policy)
+
+                    batch_loss = dist.mean(loss.item())  # the global batch's loss, as one process computes it
+                    now = time.perf_counter()
+                    progress["train_time_s"] += now - tick
+                    fps = frames_per_batch / max(now - tick, 1e-9)
+                    tick = now
+                    progress["step"] += 1
+                    progress["batch"] += 1
+                    progress["frames"] += frames_per_batch
+                    progress["epoch_loss_sum"] += batch_loss
+                    progress["losses"].append(batch_loss)
+                    if writer is not None:
+                        writer.add_scalar("train/loss", batch_loss, progress["step"])
+                        writer.add_scalar("train/frames_per_s", fps, progress["step"])
+                    bar.set_postfix(loss=f"{batch_loss:.4f}", fps=f"{fps:.0f}")
+                    bar.update(1)
+                    if cfg.max_steps and progress["step"] >= cfg.max_steps:
+                        stop = True
+                        break
+                    if interrupt.requested:
+                        break
+                bar.close()
+                train_loss = progress["epoch_loss_sum"] / max(1, progress["batch"])
+                if interrupt.requested:  # Ctrl-C: save the state of the last finished step, skip validation
+                    if dist.is_main:
+                        save_state(metrics_now(train_loss, {}))
+                    raise KeyboardInterrupt
+                epoch_done = progress["batch"] >= batches_per_epoch
+
+                # ---- 4. validate, plot, save
+                val = evaluate(judged, val_data, cfg, dist)
+                record = {
+                    "epoch": epoch + 1,
+                    "complete": epoch_done,
+                    "steps": progress["step"],
+                    "train_loss": train_loss,
+                    "val_loss": val.get("loss"),
+                    "val_mse": val.get("mse"),
+                }
+                progress["epochs"].append(record)
+                if epoch_done:
+                    progress["epoch"] += 1
+                    progress["batch"] = 0
+                    progress["epoch_loss_sum"] = 0.0
+                if dist.is_main:
+                    if cfg.val_smoothing and val:  # the best epoch is chosen on the smoothed validation loss
+                        last = progress.get("val_loss_smoothed")
+                        progress["val_loss_smoothed"] = (
+                            val["loss"]
+                            if last is None
+                            else (cfg.val_smoothing * last + (1 - cfg.val_smoothing) * val["loss"])
+                        )
+                        record["val_loss_smoothed"] = progress["val_loss_smoothed"]
+                        improved = (
+                            progress.get("best_val_loss_smoothed") is None
+                            or progress["val_loss_smoothed"] < progress["best_val_loss_smoothed"]
+                        )
+                        if improved:
+                            progress["best_val_loss_smoothed"] = progress["val_loss_smoothed"]
+                    else:
+                        improved = val and (
+                            progress["best_val_loss"] is None or val["loss"] < progress["best_val_loss"]
+                        )
+                    if improved:
+                        progress["best_val_loss"], progress["best_epoch"] = val["loss"], epoch + 1
+                    if improved or not val:
+                        save_weights(judged, out / WEIGHTS_FILE)
+                    shown = val_segments[0] if val_segments else train_segments[0]
+                    lo, hi = cache.offsets[shown.episode] + shown.start, cache.offsets[shown.episode] + shown.stop
+                    t = cache.timestamps_s[lo:hi]
+                    figure = out / "figures" / f"validation-epoch-{epoch + 1:03d}.png"
+                    with naming_path(figure):
+                        plot_validation(
+                            figure,
+                            t - t[0],
+                            cache.steering[lo:hi],
+                            predict_segment(judged, cache, shown, dist.device),
+                            f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
+                            f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""),
+                        )
+                    save_state(metrics_now(train_loss, val))
+                    if writer is not None:
+                        writer.add_scalar("train/epoch_loss", train_loss, progress["step"])
+                        if val:
+                            writer.add_scalar("val/loss", val["loss"], progress["step"])
+                            writer.add_scalar("val/mse", val["mse"], progress["step"])
+                        writer.flush()
+                    if show:
+                        tqdm.write(
+                            f"epoch {epoch + 1}: train loss {train_loss:.4f}"
+                            + (f", val loss {val['loss']:.4f}, val mse {val['mse']:.4f}" if val else "")
+                        )
+                dist.barrier()
+                if interrupt.requested:  # Ctrl-C during validation or the save: the epoch is saved; stop now
+                    raise KeyboardInterrupt
+    finally:
+        if writer is not None:
+            writer.close()
     return TrainResult(progress, policy)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the training process, which stops after the step in progress."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
