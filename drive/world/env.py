@@ -62,6 +62,7 @@ from highway_env import utils as hw_utils
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
+from drive.errors import UserError
 from drive.world.appearance import World, draw_world, haze_distance_m
 from drive.world.camera import HAZE_DISTANCE_M, Camera, TopDownCamera, VehicleBox, scenery_for
 from drive.world.expert import EgoState, Expert, steer_to_curvature
@@ -174,7 +175,14 @@ class DriveEnv(gym.Env):
             track_seed = int(self._track_seeds[int(rng.integers(len(self._track_seeds)))])
         self.track_seed = track_seed
         max_curvature = curvature_limit(w.speed_mps, steer_to_curvature(sc.max_steer_rad)) * w.curvature_fraction
-        self.track = t = track_for(sc.track.kind, track_seed, w.lanes, w.lane_width_m, max_curvature)
+        try:
+            self.track = t = track_for(sc.track.kind, track_seed, w.lanes, w.lane_width_m, max_curvature)
+        except ValueError as exc:  # a scenario built in code, unvalidated: load_scenario refuses these
+            raise UserError(
+                f"scenario {sc.name!r}: speed_mps {w.speed_mps:g}, track.curvature_fraction {w.curvature_fraction:g}, "
+                f"max_steer_rad {sc.max_steer_rad:g}, track.lanes {w.lanes}, track.lane_width_m {w.lane_width_m:g}: "
+                f"{exc}"
+            ) from None
         self.expert = Expert(t, sc.max_steer_rad, sim_dt_s=self._dt_sim)
         self.lane = int(w.ego_lane) if w.ego_lane >= 0 else int(rng.integers(t.lanes))
         s0 = float(opts["start_s_m"]) if "start_s_m" in opts else float(rng.uniform(0, t.length_m))

@@ -7,12 +7,12 @@ Schema (every key optional; a missing key takes the dataclass default, which are
     track:
       kind: procedural            # procedural | racetrack (highway-env's racetrack layout)
       split: test                 # train | test: the track seeds of drive.world.tracks
-      seeds: null                 # or an explicit list of track seeds (not with racetrack)
+      seeds: null                 # or an explicit list of track seeds, each 0..2**32-1 (not with racetrack)
       lanes: 2                    # *1..3; null = the kind's own (procedural 2, racetrack 2)
       lane_width_m: 3.5           # *2.5..6 m; null = the kind's own (procedural 3.5, racetrack 5)
       ego_lane: 0                 # *lane the ego drives in, 0 = rightmost; null = random per reset
       curvature_fraction: 1.0     # *0.05..1: the tightest bend, as a fraction of the drivable bound
-    speed_mps: 10.0               # *ego speed, held constant, m/s (0 < v <= 40)
+    speed_mps: 10.0               # *ego speed, held constant, m/s (0 < v <= 40; procedural: see below)
     traffic:
       vehicles: 0                 # other vehicles, in lanes other than the ego's
       speed_mps: 8.0              # their cruise speed, m/s
@@ -42,21 +42,34 @@ Schema (every key optional; a missing key takes the dataclass default, which are
       shadows_per_100m: 0.0       # *roadside trees, poles, buildings casting shadows, 0..20
     control_hz: 20.0              # policy / camera frequency, Hz
     sim_hz: 40.0                  # simulation frequency, Hz, an integer multiple of control_hz
-    duration_s: 60.0              # episode length before truncation, s
-    seed: null                    # seed of the first reset() when none is given (null: entropy)
+    duration_s: 60.0              # episode length before truncation, s (0 < d <= 86400)
+    seed: null                    # seed of the first reset() when none is given, 0..2**32-1 (null: entropy)
     max_steer_rad: 0.35           # front-wheel angle that normalised steering 1.0 stands for, rad
 
 Keys marked * are drawn per episode (``drive.world.appearance``): a single value is fixed,
 ``[lo, hi]`` is a range (integers inclusive), a list of three or more numbers or of words is a
 choice. An unknown key, a value of the wrong type or an impossible value raises
 ``drive.errors.UserError`` naming the file, the dotted key (``camera.fov_deg``) and the value.
+
+A procedural loop is at most 2 km long (``drive.world.tracks.MAX_LENGTH_M``), so its bends cannot be
+gentler than a 2 km circle's (radius 318 m): the bound that ``speed_mps`` (3 m/s² of lateral
+acceleration), ``track.curvature_fraction`` and ``max_steer_rad`` set must allow that circle on every lane,
+for every drawn value (one lane, default steering: up to 30.8 m/s at ``curvature_fraction`` 1, 9.7 m/s at
+0.1, and no ``curvature_fraction`` below 0.064; more lanes allow a little less). A scenario that asks for
+more is refused when read, naming the field to change; the racetrack takes any speed.
+
+The file itself is read by one loader (:func:`read_yaml`): at most ``MAX_SCENARIO_BYTES``, plain YAML
+data (``yaml.SafeLoader``) without aliases (``*name``: no "billion laughs"), duplicate keys or nesting
+deeper than ``MAX_YAML_DEPTH``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -75,7 +88,16 @@ from drive.world.appearance import (
     spec_values,
 )
 from drive.world.camera import CameraConfig
-from drive.world.tracks import TEST_SEEDS, TRAIN_SEEDS
+from drive.world.tracks import (
+    MAX_LATERAL_ACCEL_MPS2,
+    MAX_LENGTH_M,
+    MIN_RADIUS_M,
+    STEER_MARGIN,
+    TEST_SEEDS,
+    TRAIN_SEEDS,
+    curvature_limit,
+    loop_curvature_floor,
+)
 
 TRACK_KINDS = ("procedural", "racetrack")
 SPLITS = ("train", "test")
@@ -84,6 +106,24 @@ RACETRACK_LANES = 2
 RACETRACK_LANE_WIDTH_M = 5.0
 #: highway-env's ``Vehicle.MAX_SPEED``, m/s.
 MAX_SPEED_MPS = 40.0
+#: Longest episode a scenario (``duration_s``) or a ``--duration-s`` flag may ask for, s.
+MAX_DURATION_S = 24 * 3600.0
+#: Largest track seed or scenario seed, as for every seed of the package (``--seed``): 0 <= seed < 2**32.
+MAX_SEED = 2**32 - 1
+#: Largest scenario file read, bytes (the shipped ones are under 2 KB).
+MAX_SCENARIO_BYTES = 1 << 20
+#: Deepest nesting of lists and mappings a scenario file may have (the schema needs 3).
+MAX_YAML_DEPTH = 16
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+_REPR.maxlevel = 3
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, shortened for error messages: a long value is shown as its start and ``...``."""
+    return _REPR.repr(value)
 
 
 @dataclasses.dataclass
@@ -239,6 +279,19 @@ class Scenario:
         return scenario
 
 
+def duration_s_arg(text: str) -> float:
+    """``type=`` of the ``--duration-s`` flags: seconds in (0, ``MAX_DURATION_S``], the bound of ``duration_s``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_DURATION_S):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds > 0 and <= {MAX_DURATION_S:g} (a scenario's longest episode), got {text!r}"
+        )
+    return value
+
+
 def scenario_path(name_or_path: str | os.PathLike) -> Path:
     """A scenario file: an existing path, or the name of a shipped one (``train`` -> scenarios/train.yaml)."""
     p = Path(name_or_path)
@@ -248,6 +301,8 @@ def scenario_path(name_or_path: str | os.PathLike) -> Path:
             f"{', '.join(shipped_scenarios())})"
         )
     if p.exists():
+        if not p.is_file():  # a FIFO would block the read forever, a device never end
+            raise UserError(f"{name_or_path}: not a regular file (give a .yaml file or a shipped scenario name)")
         return p
     shipped = resources.scenario_path(p.name) if len(p.parts) == 1 else None
     if shipped is not None:
@@ -260,8 +315,33 @@ def shipped_scenarios() -> list[str]:
     return resources.shipped_scenarios()
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (instead of keeping the last)."""
+class _ScenarioLoader(yaml.SafeLoader):
+    """The one YAML loader of scenario files: ``yaml.SafeLoader`` (plain data only), stricter.
+
+    It refuses a key given twice in one mapping (instead of keeping the last), any alias (``*name``:
+    a "billion laughs" file makes a few lines stand for billions of values, which every later walk over
+    them, even an error message, would expand) and nesting deeper than ``MAX_YAML_DEPTH``.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in scenario files", event.start_mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
@@ -269,10 +349,36 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark
+                    None, None, f"duplicate key {_show(key)} (first at line {seen[key].line + 1})", key_node.start_mark
                 )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The data of a scenario YAML file, read through ``_ScenarioLoader``; bad content is a ``UserError``.
+
+    At most ``MAX_SCENARIO_BYTES`` are read: a larger file (or a device that never ends) is refused.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the scenario file: {exc.strerror or exc}") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise UserError(f"{path}: too large for a scenario file (more than {MAX_SCENARIO_BYTES} bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_ScenarioLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML: {_yaml_error_line(exc)}") from None
+    except RecursionError:  # a guard behind MAX_YAML_DEPTH
+        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
 
 
 def _yaml_error_line(exc: yaml.YAMLError) -> str:
@@ -286,18 +392,7 @@ def _yaml_error_line(exc: yaml.YAMLError) -> str:
 def load_scenario(path: str | os.PathLike) -> Scenario:
     """Read a scenario YAML file (or a shipped scenario's name) into a validated ``Scenario``."""
     p = scenario_path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{p}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read the scenario file: {exc.strerror or exc}") from None
-    try:
-        d = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise UserError(f"{p}: invalid YAML: {_yaml_error_line(exc)}") from None
+    d = read_yaml(p)
     if d is not None and not isinstance(d, dict):
         raise UserError(f"{p}: the top level must be a mapping of keys, got {type(d).__name__}")
     return Scenario.from_dict(d, source=str(p))
@@ -340,15 +435,15 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _convert(value, arg, key, source)
             except ValueError:
                 continue
-        raise UserError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+        raise UserError(f"{source}: {key}: expected {_type_name(tp)}, got {_show(value)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise UserError(f"{source}: {key}: expected a list, got {value!r}")
+            raise UserError(f"{source}: {key}: expected a list, got {_show(value)}")
         return [_convert(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise UserError(f"{source}: {key}: expected a mapping of keys, got {value!r}")
+            raise UserError(f"{source}: {key}: expected a mapping of keys, got {_show(value)}")
         return _build(tp, value, key + ".", source)
     if tp is bool:
         if isinstance(value, bool):
@@ -364,7 +459,7 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise UserError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+    raise UserError(f"{source}: {key}: expected {_type_name(tp)}, got {_show(value)}")
 
 
 def _build(cls: type, d: dict[str, Any], prefix: str, source: str) -> Any:
@@ -372,14 +467,17 @@ def _build(cls: type, d: dict[str, Any], prefix: str, source: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for k in d:
         if k not in names:
-            raise UserError(f"{source}: {prefix}{k}: unknown key (value {d[k]!r}); known keys: {', '.join(names)}")
+            name = k if isinstance(k, str) and len(k) <= 60 else _show(k)
+            raise UserError(
+                f"{source}: {prefix}{name}: unknown key (value {_show(d[k])}); known keys: {', '.join(names)}"
+            )
     kwargs = {k: _convert(v, hints[k], prefix + k, source) for k, v in d.items()}
     return cls(**kwargs)
 
 
 def _validate(s: Scenario, source: str) -> None:
     def bad(key: str, value: Any, why: str) -> None:
-        raise UserError(f"{source}: {key}: {why}, got {value!r}")
+        raise UserError(f"{source}: {key}: {why}, got {_show(value)}")
 
     t = s.track
     if t.kind not in TRACK_KINDS:
@@ -403,8 +501,9 @@ def _validate(s: Scenario, source: str) -> None:
             if len(t.seeds) == 0:
                 bad("track.seeds", t.seeds, "must list at least one seed")
             for i, sd in enumerate(t.seeds):
-                if sd < 0:
-                    bad(f"track.seeds[{i}]", sd, "must be >= 0")
+                if not 0 <= sd <= MAX_SEED:
+                    bad(f"track.seeds[{i}]", sd, "must be a whole number 0 <= seed < 2**32")
+        _validate_loop_bound(s, source)
     if t.split is not None and t.split not in SPLITS:
         bad("track.split", t.split, f"must be one of {', '.join(SPLITS)}")
     if t.ego_lane is not None and max(spec_values(t.ego_lane)) >= t.min_lanes:
@@ -448,14 +547,56 @@ def _validate(s: Scenario, source: str) -> None:
     ratio = s.sim_hz / s.control_hz
     if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:
         bad("sim_hz", s.sim_hz, f"must be an integer multiple of control_hz ({s.control_hz})")
-    if not 0 < s.duration_s <= 24 * 3600:
-        bad("duration_s", s.duration_s, "must be > 0 and <= 86400 s")
-    if s.seed is not None and s.seed < 0:
-        bad("seed", s.seed, "must be >= 0 or null")
+    if not 0 < s.duration_s <= MAX_DURATION_S:
+        bad("duration_s", s.duration_s, f"must be > 0 and <= {MAX_DURATION_S:g} s")
+    if s.seed is not None and not 0 <= s.seed <= MAX_SEED:
+        bad("seed", s.seed, "must be a whole number 0 <= seed < 2**32, or null")
     if not 0 < s.max_steer_rad <= 1.0:
         bad("max_steer_rad", s.max_steer_rad, "must be > 0 and <= 1.0 rad")
     if not s.name:
         bad("name", s.name, "must not be empty")
+
+
+def _validate_loop_bound(s: Scenario, source: str) -> None:
+    """Every draw of a procedural scenario must have a loop: bends gentle enough, yet closing within 2 km.
+
+    The bends' bound (``drive.world.tracks.curvature_limit`` at the speed, times ``curvature_fraction``)
+    must reach ``loop_curvature_floor``; it is checked at the worst draw (fastest, smallest fraction, most
+    and widest lanes), so that no reset can fail to generate its track.
+    """
+    from drive.world.expert import steer_to_curvature  # imports highway-env: only when a scenario is checked
+
+    t = s.track
+    v = max(spec_values(s.speed_mps))
+    f = min(spec_values(t.curvature_fraction))
+    lanes, width = t.n_lanes, max(spec_values(t.lane_width_m))
+    steer = steer_to_curvature(s.max_steer_rad)
+    kmax = curvature_limit(v, steer) * f
+    floor = loop_curvature_floor(lanes, width)
+    if kmax >= floor:
+        return
+    fixes: list[tuple[str, Any, str]] = []  # (key, its value, what would do)
+    if f * min(STEER_MARGIN * steer, 1.0 / MIN_RADIUS_M) >= floor:  # slowing down is enough
+        v_max = math.sqrt(f * MAX_LATERAL_ACCEL_MPS2 / floor)
+        fixes.append(("speed_mps", s.speed_mps, f"speed_mps <= {math.floor(v_max * 100) / 100:g}"))
+    f_min = floor / curvature_limit(v, steer)
+    if f_min <= 1.0:
+        fixes.append(
+            (
+                "track.curvature_fraction",
+                t.curvature_fraction,
+                f"track.curvature_fraction >= {math.ceil(f_min * 1000) / 1000:g}",
+            )
+        )
+    if not fixes:
+        fixes.append(("max_steer_rad", s.max_steer_rad, "a larger max_steer_rad"))
+    key, value, _ = fixes[0]
+    raise UserError(
+        f"{source}: {key}: no procedural loop of at most {MAX_LENGTH_M:g} m has bends this gentle "
+        f"(speed_mps {v:g}, track.curvature_fraction {f:g}, max_steer_rad {s.max_steer_rad:g}, {lanes} lane(s) of "
+        f"{width:g} m: radius >= {1 / kmax:.0f} m); use {' or '.join(fix for _, _, fix in fixes)}, "
+        f"or track.kind racetrack, got {_show(value)}"
+    )
 
 
 def _validate_draws(s: Scenario, source: str) -> None:
@@ -472,13 +613,13 @@ def _validate_draws(s: Scenario, source: str) -> None:
                 f"{source}: {path}: an empty list draws nothing (give a value, [lo, hi] or choices), got []"
             )
         if form == "range" and spec[0] > spec[1]:
-            raise UserError(f"{source}: {path}: a range [lo, hi] needs lo <= hi, got {spec!r}")
+            raise UserError(f"{source}: {path}: a range [lo, hi] needs lo <= hi, got {_show(spec)}")
         for v in spec_values(spec):
             if isinstance(kind, tuple):
                 if v not in kind:
                     raise UserError(
-                        f"{source}: {path}: must be one of {', '.join(kind)} (or a list of them), got {v!r}"
+                        f"{source}: {path}: must be one of {', '.join(kind)} (or a list of them), got {_show(v)}"
                     )
             elif lo is not None and not lo <= v <= hi:
                 lo_s = "0" if lo == 1e-9 else f"{lo:g}"
-                raise UserError(f"{source}: {path}: must be between {lo_s} and {hi:g}, got {v!r}")
+                raise UserError(f"{source}: {path}: must be between {lo_s} and {hi:g}, got {_show(v)}")

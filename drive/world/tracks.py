@@ -11,6 +11,9 @@ Two kinds:
   = 3 m/s² and κ_steer the tightest curvature the steering can make; far-apart parts of the loop
   keep ``MIN_SEPARATION_M`` of grass between their road edges. Its lanes are highway-env
   ``PolyLaneFixedWidth`` lanes (the loop cut in ≤ 200 m pieces) in a ``RoadNetwork``.
+  A loop of length L turns by 2π, so its bound can be no lower than about 2π / ``MAX_LENGTH_M``
+  (``loop_curvature_floor``: about 31 m/s at 3 m/s²); near that floor, where no drawn shape is
+  smooth enough, the loop is a circle. A lower bound is a ``ValueError``.
 
 Conventions: x, y in metres in a right-handed world frame; heading (yaw) in rad, counter-clockwise
 from +x; lateral offsets are positive to the LEFT of the direction of travel (highway-env's lane
@@ -262,6 +265,23 @@ def curvature_limit(speed_mps: float, steer_curvature_inv_m: float) -> float:
     return min(MAX_LATERAL_ACCEL_MPS2 / speed_mps**2, STEER_MARGIN * steer_curvature_inv_m, 1.0 / MIN_RADIUS_M)
 
 
+def _reference_bound(lanes: int, lane_width_m: float, kmax: float) -> float:
+    """Bound on the reference line's |κ| so that every lane centre keeps |κ| <= kmax: κ/(1 - o κ) <= kmax."""
+    outer = (lanes - 1) * lane_width_m / 2  # the outermost lane centre's offset
+    return 0.995 * kmax / (1 + outer * kmax)
+
+
+def loop_curvature_floor(lanes: int, lane_width_m: float) -> float:
+    """Smallest ``max_curvature_inv_m`` (1/m) that ``procedural_track`` meets for every seed.
+
+    A closed loop turns by 2π, so its reference line's largest |κ| is at least 2π / length: with at most
+    ``MAX_LENGTH_M``, the bound must allow a circle of that length (on every lane centre).
+    """
+    c = 2 * math.pi / MAX_LENGTH_M
+    outer = (lanes - 1) * lane_width_m / 2
+    return c / (0.995 - outer * c)
+
+
 def procedural_track(seed: int, lanes: int = 2, lane_width_m: float = 3.5, max_curvature_inv_m: float = 0.03) -> Track:
     """Generate the closed circuit of ``seed`` (deterministic; see the module docstring)."""
     if seed < 0:
@@ -276,12 +296,11 @@ def procedural_track(seed: int, lanes: int = 2, lane_width_m: float = 3.5, max_c
 @functools.lru_cache(maxsize=32)
 def _procedural_cached(seed: int, lanes: int, lane_width_m: float, kmax: float) -> Track:
     rng = np.random.default_rng([seed, 0x7AC])
-    half_w = lanes * lane_width_m / 2
-    outer = half_w - lane_width_m / 2  # the outermost lane centre's offset
-    # reference-line bound so that every lane centre keeps |κ| <= kmax: κ/(1 - o κ) <= kmax
-    kref = 0.995 * kmax / (1 + outer * kmax)
+    kref = _reference_bound(lanes, lane_width_m, kmax)
     theta = np.linspace(0, 2 * np.pi, 4096, endpoint=False)
-    for attempt in range(_MAX_ATTEMPTS):
+    # below 2π / MAX_LENGTH_M no drawn shape can fit (every loop's largest |κ| is at least 2π / length)
+    attempts = _MAX_ATTEMPTS if kref * MAX_LENGTH_M >= 2 * math.pi * (1 - 1e-6) else 0
+    for attempt in range(attempts):
         # shapes get smoother with each failed attempt, so high speeds still find a loop
         amplitude = 0.32 * (1 - attempt / _MAX_ATTEMPTS)
         r = np.ones_like(theta)
@@ -306,15 +325,33 @@ def _procedural_cached(seed: int, lanes: int, lane_width_m: float, kmax: float) 
             continue
         x, y = x * scale, y * scale
         x, y = x - x.mean(), y - y.mean()
-        track = Track(f"procedural-{seed}", "procedural", seed, x, y, lanes, lane_width_m)
-        if track.max_abs_lane_curvature() > kmax * 1.001:
-            continue
-        if not _well_separated(track):
-            continue
+        track = _checked(Track(f"procedural-{seed}", "procedural", seed, x, y, lanes, lane_width_m), kmax)
+        if track is not None:
+            return track
+    # no drawn shape was smooth enough (the bound is near 2π / MAX_LENGTH_M): the tightest circle allowed
+    length = min(max(2 * math.pi / kref, MIN_LENGTH_M), MAX_LENGTH_M)
+    radius = length / (2 * math.pi)
+    phi = np.linspace(0, 2 * np.pi, int(round(length / SAMPLE_SPACING_M)), endpoint=False)  # samples on the arc
+    x, y = radius * np.cos(phi), radius * np.sin(phi)
+    if np.random.default_rng([seed, 0x7AC, 1]).random() < 0.5:
+        x, y = x[::-1], y[::-1]
+    track = _checked(Track(f"procedural-{seed}", "procedural", seed, x, y, lanes, lane_width_m), kmax)
+    if track is not None:
         return track
     raise ValueError(
-        f"procedural_track: seed {seed}: no loop met the bounds (max curvature {kmax} 1/m) in {_MAX_ATTEMPTS} tries"
+        f"procedural_track: seed {seed}: no loop met the bounds (max curvature {kmax:.6g} 1/m; a loop of at most "
+        f"{MAX_LENGTH_M:g} m with {lanes} lane(s) of {lane_width_m:g} m needs >= "
+        f"{loop_curvature_floor(lanes, lane_width_m):.6g} 1/m)"
     )
+
+
+def _checked(track: Track, kmax: float) -> Track | None:
+    """``track`` if every lane centre keeps |κ| <= ``kmax`` and far parts keep their grass, else None."""
+    if track.max_abs_lane_curvature() > kmax * 1.001:
+        return None
+    if not _well_separated(track):
+        return None
+    return track
 
 
 def _well_separated(track: Track) -> bool:

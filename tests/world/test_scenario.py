@@ -100,3 +100,72 @@ def test_duplicate_keys_are_an_error_not_last_wins(tmp_path):
     p.write_text("speed_mps: 10\ncamera:\n  fov_deg: 80\n  fov_deg: 90\n")
     msg = _one_line_error(p)
     assert "dup.yaml" in msg and "duplicate key 'fov_deg'" in msg and "line 4" in msg
+
+
+def _alias_bomb(levels: int, fan: int) -> str:
+    """The "billion laughs": each level an anchored list of ``fan`` aliases of the one below."""
+    lines = ["a0: &a0 [lol]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fan)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels, fan", [(4, 4), (10, 10)])
+def test_yaml_aliases_are_refused_before_any_expansion(tmp_path, levels, fan):
+    p = tmp_path / "bomb.yaml"
+    p.write_text(_alias_bomb(levels, fan))
+    msg = _one_line_error(p)
+    assert "bomb.yaml" in msg and "alias" in msg and "line 2" in msg, msg
+    assert len(msg) < 300, msg
+
+
+def test_a_plain_alias_is_refused_too(tmp_path):
+    p = tmp_path / "alias.yaml"
+    p.write_text("traffic:\n  speed_mps: &v 9.0\nspeed_mps: *v\n")
+    msg = _one_line_error(p)
+    assert "alias.yaml" in msg and "alias" in msg and "line 3" in msg, msg
+
+
+def test_an_oversized_scenario_file_is_refused_unread(tmp_path):
+    from drive.world.scenario import MAX_SCENARIO_BYTES
+
+    p = tmp_path / "big.yaml"
+    p.write_text("name: big\n" + "# padding\n" * (MAX_SCENARIO_BYTES // 10 + 1))
+    msg = _one_line_error(p)
+    assert "big.yaml" in msg and "too large" in msg and str(MAX_SCENARIO_BYTES) in msg, msg
+
+
+def test_deeply_nested_yaml_is_a_one_line_error(tmp_path):
+    p = tmp_path / "deep.yaml"
+    p.write_text("name: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    msg = _one_line_error(p)
+    assert "deep.yaml" in msg and "nested" in msg, msg
+
+
+def test_a_huge_unknown_value_is_shown_shortened(tmp_path):
+    p = tmp_path / "long.yaml"
+    p.write_text("zoom: [" + ", ".join(["1"] * 5000) + "]\n")
+    msg = _one_line_error(p)
+    assert "long.yaml" in msg and "zoom" in msg and "..." in msg and len(msg) < 400, msg
+
+
+@pytest.mark.parametrize(
+    "text, key", [("track:\n  seeds: [3, 4294967296]\n", "track.seeds[1]"), ("seed: 4294967296\n", "seed")]
+)
+def test_seeds_beyond_32_bits_are_refused_naming_the_key(tmp_path, text, key):
+    # such seeds reached the recorder, which failed writing its int64 columns after driving the episode
+    p = tmp_path / "seeds.yaml"
+    p.write_text(text)
+    msg = _one_line_error(p)
+    assert "seeds.yaml" in msg and f"{key}:" in msg and "4294967296" in msg, msg
+    p.write_text(text.replace("4294967296", "4294967295"))
+    load_scenario(p)
+
+
+def test_a_fifo_or_device_given_as_the_scenario_is_refused_unread(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block until a writer comes
+    assert "pipe.yaml" in _one_line_error(fifo) and "regular file" in _one_line_error(fifo)
+    assert "regular file" in _one_line_error("/dev/zero")
