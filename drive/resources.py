@@ -82,10 +82,32 @@ def default_checkpoint() -> Path:
     return path
 
 
+def shipped_checkpoints() -> list[str]:
+    """Names of the checkpoints shipped here: every ``checkpoints/<name>/config.json`` of a source checkout
+    (``ncp19``, ``cnn``, ``lstm``, …); an installed package ships only the default."""
+    root = _source_root()
+    if root is not None and (root / "checkpoints").is_dir():
+        return sorted(p.parent.name for p in (root / "checkpoints").glob("*/config.json"))
+    return [DEFAULT_CHECKPOINT_NAME] if _shipped_checkpoint(DEFAULT_CHECKPOINT_NAME) is not None else []
+
+
+def _shipped_checkpoint(name: str) -> Path | None:
+    path = _shipped("drive.checkpoints", "checkpoints", name)
+    return path if path is not None and (path / "config.json").is_file() else None
+
+
 def resolve_checkpoint_arg(path: str | os.PathLike) -> Path:
-    """``path`` as given when it exists; the shipped default when ``path`` is the default's name
-    (``checkpoints/ncp19``) and there is no such folder here."""
+    """``path`` as given when it exists; otherwise a shipped checkpoint named by it, from any directory:
+    a bare name (``lstm``) or the shipped spelling (``checkpoints/lstm``)."""
     p = Path(path)
-    if not p.exists() and os.fspath(path) in (DEFAULT_CHECKPOINT, DEFAULT_CHECKPOINT + "/"):
-        return default_checkpoint()
+    if p.exists():
+        return p
+    text = os.fspath(path).rstrip("/")
+    name = text[len("checkpoints/") :] if text.startswith("checkpoints/") else text
+    if name and Path(name).name == name and name not in (".", ".."):
+        if name == DEFAULT_CHECKPOINT_NAME and text in (name, DEFAULT_CHECKPOINT):
+            return default_checkpoint()
+        shipped = _shipped_checkpoint(name)
+        if shipped is not None:
+            return shipped
     return p

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from drive.eval.rollout import make_env, run_episode
-from drive.policy.export import DEFAULT_RUNTIME, load_driver_for_runtime
+from drive.policy.load import DEFAULT_RUNTIME, load_driver
 from drive.policy.reference import ExpertPolicy
 from drive.world.scenario import Scenario
 
@@ -53,7 +53,7 @@ from bench_sim import bench_highway_gray
 
 def load_ncp19(checkpoint: Path, runtime: str):
     if (checkpoint / "config.json").is_file():
-        return load_driver_for_runtime(checkpoint, runtime), str(checkpoint.name)
+        return load_driver(checkpoint, runtime), str(checkpoint.name)
     from drive.policy.model import build_policy
 
     if runtime != "torch":
@@ -67,8 +67,8 @@ import sys
 from pathlib import Path
 import numpy as np
 from drive.eval.simulate import make_env, resolve_scenario
-from drive.policy.export import load_driver_for_runtime
-policy = load_driver_for_runtime(Path(sys.argv[1]), sys.argv[2])
+from drive.policy.load import load_driver
+policy = load_driver(Path(sys.argv[1]), sys.argv[2])
 env = make_env(resolve_scenario("default"))
 obs, info = env.reset(seed=0)
 steering, state = policy.step(obs[None], policy.initial_state(1), np.array([0.05]))

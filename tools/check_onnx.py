@@ -2,7 +2,8 @@
 
 Exports ``--checkpoint`` (default ``checkpoints/ncp19``) into a temporary folder, then drives ``--steps``
 (1,000) control steps with the torch policy steering, feeding each frame and elapsed time to the
-onnxruntime policy too (each keeps its own state). Prints the figures; the last line is one JSON object.
+onnxruntime policy too (each keeps its own state), through the one rollout (``drive.eval.compare``).
+Prints the figures; the last line is one JSON object.
 
     .venv/bin/python tools/check_onnx.py [--checkpoint checkpoints/ncp19] [--steps 1000]
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drive.policy.export import closed_loop_compare, export_onnx
+from drive.eval.compare import closed_loop_compare
+from drive.policy.export import export_onnx
 
 TARGET = 1e-4
 

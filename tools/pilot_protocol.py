@@ -76,7 +76,8 @@ def closed_loop(checkpoint: Path, episodes: int, duration_s: float | None, noise
     """Mean |lateral| and off-road per km on training-split tracks, clean and at noise variance ``noise``."""
     from drive.eval import metrics as M
     from drive.eval.perturb import make
-    from drive.eval.simulate import drive_episodes, load_driver, resolve_scenario
+    from drive.eval.simulate import drive_episodes, resolve_scenario
+    from drive.policy.load import load_driver
 
     scenario = resolve_scenario(ROOT / "scenarios" / "train.yaml", duration_s)
     policy = load_driver(str(checkpoint))

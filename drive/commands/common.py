@@ -6,6 +6,11 @@
 * :func:`add_dataclass_arguments` / :func:`dataclass_from_args` — one flag per field of a config
   dataclass, its docstring as the help text (``batch_size`` -> ``--batch-size``; booleans that default to
   true get a ``--no-...`` flag), so the dataclass stays the one place where an option is described.
+* :func:`add_perturb_arguments` — the repeatable ``--perturb KIND:LEVEL,…`` flag of ``simulate``, ``stress``
+  and ``evaluate``, parsed by the library's own parser (:func:`drive.eval.perturb.parse_spec`) as the flag's
+  type, so a bad value is one argparse line before any work and the command checks nothing itself.
+* :func:`add_backend_arguments` — ``--backend`` and ``--address`` of ``stress`` and ``study``; their
+  combination is checked by the library (:func:`drive.eval.backends.check_backend`).
 """
 
 from __future__ import annotations
@@ -108,3 +113,55 @@ def seed_type(text: str) -> int:
     if not 0 <= seed < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"must be a whole number 0 <= seed < 2**32, got {text!r}")
     return seed
+
+
+def _flag_type(parse, flag: str):
+    """An argparse ``type=`` from a library parser: its :class:`UserError` becomes the flag's one-line error."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except UserError as exc:
+            message = str(exc)
+            for prefix in (f"{flag}: ", f"{flag} "):
+                message = message.removeprefix(prefix)
+            raise argparse.ArgumentTypeError(message) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def add_perturb_arguments(parser: argparse.ArgumentParser, single: bool = False, help: str | None = None) -> None:
+    """The repeatable ``--perturb`` flag. ``single``: ``KIND:LEVEL``, one perturbation each
+    (:func:`drive.eval.perturb.parse_single`, values are :class:`~drive.eval.perturb.Perturbation`);
+    else ``KIND:LEVEL,LEVEL…`` (:func:`drive.eval.perturb.parse_spec`, values are ``(kind, levels)``)."""
+    from drive.eval.perturb import parse_single, parse_spec
+
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        default=[],
+        type=_flag_type(parse_single if single else parse_spec, "--perturb"),
+        metavar="KIND:LEVEL" if single else "KIND:LEVEL,LEVEL…",
+        help=help or "perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)",
+    )
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, default: str = "local") -> None:
+    """``--backend`` (where the work runs: local processes or a Ray cluster) and ``--address`` (the Ray
+    cluster to join), as given: the library checks both, and the pair, in one place
+    (:func:`drive.eval.backends.check_backend`)."""
+    from drive.eval.backends import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        default=default,
+        metavar="{" + ",".join(BACKENDS) + "}",
+        help=f"where the work runs: {' or '.join(BACKENDS)} (local processes or a Ray cluster; default: {default})",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="with --backend ray: the cluster to join (auto = the running one; default: start a local one)",
+    )

@@ -8,17 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir, seed_type
+from drive.commands.common import add_perturb_arguments, prepare_out_dir, seed_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from drive.eval.evaluate import (
-        DEFAULT_ALPHA,
-        DEFAULT_CURVE_THRESHOLD,
-        DEFAULT_MAX_LAG_S,
-        OPEN_LOOP_STAGES,
-    )
+    from drive.eval.evaluate import DEFAULT_MAX_LAG_S
+    from drive.eval.metrics import DEFAULT_ALPHA, DEFAULT_CURVE_THRESHOLD
     from drive.eval.perturb import KINDS
+    from drive.eval.replay import OPEN_LOOP_STAGES
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "perturbation kinds in open loop (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
@@ -32,13 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder, or 'expert' for the recorded labels replayed (repeatable; default: checkpoints/ncp19)",
     )
     parser.add_argument("--data", required=True, help="dataset folder (drive record / drive import)")
-    parser.add_argument(
-        "--perturb",
-        action="append",
-        default=[],
-        metavar="KIND:LEVEL,LEVEL…",
-        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)",
-    )
+    add_perturb_arguments(parser)
     parser.add_argument(
         "--episodes",
         default="validation",

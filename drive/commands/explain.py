@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from drive.eval.explain import explain
-    from drive.eval.simulate import resolve_checkpoint, resolve_scenario
+    from drive.eval.simulate import resolve_scenario
+    from drive.policy.load import resolve_checkpoint
 
     # 1. typed values from the flags; nothing is written yet
     if args.images < 0:

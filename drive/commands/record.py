@@ -28,15 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help="DART: std of the noise added to the applied steering, normalised units (default: 0)",
     )
+    from drive.world.scenario import duration_s_arg
+
     parser.add_argument(
-        "--duration-s", type=float, default=None, help="episode length in seconds (default: the scenario's duration_s)"
+        "--duration-s",
+        type=duration_s_arg,
+        default=None,
+        help="episode length in seconds (default: the scenario's duration_s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from drive.data import layout
-    from drive.data.recorder import check_args, record
+    from drive.data.reader import DatasetReader
+    from drive.data.recorder import check_args, coverage_table, format_coverage, record
 
     check_args(args.episodes, args.seed, args.noise_injection, args.duration_s)  # before --out is made
     existed = Path(args.out).exists()
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     info = layout.read_info(out)
     print(f"{out}: {info.total_episodes} episodes, {info.total_frames} frames at {info.fps:g} Hz")
+    print(format_coverage(coverage_table(DatasetReader(out).episodes_table())))
     return 0
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir, seed_type
+from drive.commands.common import add_perturb_arguments, prepare_out_dir, seed_type
 from drive.errors import UserError
 
 
@@ -44,14 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="end an episode when the car leaves the road (default: count it, recentre, go on)",
     )
-    parser.add_argument(
-        "--perturb",
-        action="append",
-        default=[],
-        metavar="KIND:LEVEL",
-        help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)",
+    add_perturb_arguments(
+        parser, single=True, help="inject a perturbation, e.g. gaussian:0.1 (repeatable; see `drive stress --help`)"
     )
-    parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
+    from drive.world.scenario import duration_s_arg
+
+    parser.add_argument(
+        "--duration-s", type=duration_s_arg, default=None, help="override the scenario's episode length, s"
+    )
     parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
     parser.add_argument(
         "--runtime",
@@ -70,15 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.eval.perturb import parse_single
-    from drive.eval.simulate import (
-        check_compatible,
-        check_display,
-        load_driver,
-        resolve_scenario,
-        simulate,
-        summary_table,
-    )
+    from drive.eval.simulate import check_display, resolve_scenario, simulate, summary_table
+    from drive.policy.load import check_compatible, load_driver
 
     # 1. typed values from the flags (cheap checks first; nothing is written yet)
     if args.threads < 0:
@@ -87,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--episodes {args.episodes}: must be >= 1")
     if args.show:
         check_display()
-    perturbations = [parse_single(p, "--perturb") for p in args.perturb]
     scenario = resolve_scenario(args.scenario, args.duration_s)
     driver = load_driver(args.checkpoint, args.runtime)
     check_compatible(driver, scenario)
@@ -103,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         scenario,
         episodes=args.episodes,
         seed=args.seed,
-        perturbations=perturbations,
+        perturbations=args.perturb,
         out=out,
         video=args.video,
         off_road="terminate" if args.end_on_off_road else "recover",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir
+from drive.commands.common import add_backend_arguments, add_perturb_arguments, prepare_out_dir
 from drive.errors import UserError
 
 
@@ -28,13 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="checkpoint folder (repeatable; default: checkpoints/ncp19)",
     )
-    parser.add_argument(
-        "--perturb",
-        action="append",
-        default=[],
-        metavar="KIND:LEVEL,LEVEL…",
-        help="perturbation kind and levels, e.g. gaussian:0.1,0.2,0.3 (repeatable)",
-    )
+    add_perturb_arguments(parser)
     parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default: 1)")
     parser.add_argument(
@@ -47,29 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker processes (default: 2; 0 or 1 = in this process); "
         "with --backend ray and no --address, the CPUs of the local Ray instance",
     )
-    parser.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="where cells run: local processes or a Ray cluster (default: local)",
-    )
-    parser.add_argument(
-        "--address",
-        default=None,
-        metavar="ADDR",
-        help="with --backend ray: the cluster to join (auto = the running one; default: start a local one)",
-    )
+    add_backend_arguments(parser)
     parser.add_argument("--out", default="runs/stress", help="output folder (default: runs/stress)")
-    parser.add_argument("--duration-s", type=float, default=None, help="override the scenario's episode length, s")
+    from drive.world.scenario import duration_s_arg
+
+    parser.add_argument(
+        "--duration-s", type=duration_s_arg, default=None, help="override the scenario's episode length, s"
+    )
     parser.add_argument("--end-on-off-road", action="store_true", help="end episodes on leaving the road")
     parser.add_argument("--no-expert", action="store_true", help="leave the expert out of the sweep")
 
 
 def run(args: argparse.Namespace) -> int:
     from drive.eval import metrics as M
-    from drive.eval.perturb import parse_spec
-    from drive.eval.simulate import DEFAULT_CHECKPOINT, resolve_checkpoint, resolve_scenario
+    from drive.eval.backends import check_backend
+    from drive.eval.simulate import DEFAULT_CHECKPOINT, resolve_scenario
     from drive.eval.stress import parse_seeds, stress
+    from drive.policy.load import resolve_checkpoint
 
     # 1. typed values from the flags; nothing is written yet
     if args.episodes < 1:
@@ -77,24 +65,18 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise UserError(f"--workers {args.workers}: must be >= 0")
     seeds = parse_seeds(args.seeds)
-    sweeps = [parse_spec(p) for p in args.perturb]
     checkpoints = args.checkpoint or [DEFAULT_CHECKPOINT]
     for checkpoint in checkpoints:
         if checkpoint != "expert":
             resolve_checkpoint(checkpoint)
     scenario = resolve_scenario(args.scenario, args.duration_s)
-    if args.address is not None and args.backend != "ray":
-        raise UserError(f"--address: only used with --backend ray, got --backend {args.backend}")
-    if args.backend == "ray":
-        from drive.eval.backends import import_ray
-
-        import_ray()  # fail before any work if the extra is missing
+    check_backend(args.backend, args.address)  # the library's check, before --out is made
     # 2. the output folder, before any driving
     out = prepare_out_dir(args.out)
     # 3. the work
     result = stress(
         checkpoints,
-        sweeps,
+        args.perturb,
         out,
         scenario=scenario,
         episodes=args.episodes,

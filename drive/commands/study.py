@@ -9,6 +9,7 @@ import json
 import math
 import sys
 
+from drive.commands.common import add_backend_arguments
 from drive.study.config import MODELS, PAPER_LEVELS, STAGES, RecordingConfig, StudyConfig, TrainingBudget
 
 
@@ -118,8 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train and evaluate the noise-augmented variant (default σ² 0.1)",
     )
     parser.add_argument("--retrain-stale", action="store_true", help="delete and retrain stale checkpoints")
-    parser.add_argument("--backend", choices=("local", "ray"), default=d.backend)
-    parser.add_argument("--address", default=None, help="with --backend ray: the cluster to join (auto = running)")
+    add_backend_arguments(parser, default=d.backend)
     parser.add_argument("--cpus-per-task", type=float, default=d.cpus_per_task, help="with ray: CPUs per training")
     parser.add_argument("--gpus-per-task", type=float, default=None, help="with ray: GPUs per training")
     parser.add_argument("--workers", type=int, default=d.workers, help="parallel stress and suite workers")

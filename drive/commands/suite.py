@@ -29,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only this suite case (repeatable; default: every file in scenarios/suite/)",
     )
+    from drive.world.scenario import duration_s_arg
+
     parser.add_argument(
-        "--duration-s", type=float, default=None, help="override each case's episode length, s (default: 60)"
+        "--duration-s", type=duration_s_arg, default=None, help="override each case's episode length, s (default: 60)"
     )
     parser.add_argument("--no-expert", action="store_true", help="leave out the expert's reference figures")
 

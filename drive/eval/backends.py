@@ -1,7 +1,9 @@
 """Where the stress sweep's cells run: ``local`` worker processes or a ``ray`` cluster.
 
-Both backends take the cells still to compute and hand each result back to the driver process,
-which alone writes the resume files (``DIR/cells/<cell>.json``): workers need no shared disk.
+Both backends take the cells still to compute and a *job*, a picklable callable that computes one cell
+(``job(cell) -> result``; the stress sweep's is :class:`drive.eval.stress.CellJob`), and hand each result
+back to the driver process, which alone writes the resume files (``DIR/cells/<cell>.json``): workers need
+no shared disk. A cell has a ``model`` (:class:`drive.eval.sweep.Model`); nothing here knows more of it.
 
 - ``local``: a pool of spawned worker processes on this machine (one torch thread each). Workers
   end with their parent, by any signal: on Linux through ``prctl(PR_SET_PDEATHSIG)``, elsewhere
@@ -15,43 +17,29 @@ which alone writes the resume files (``DIR/cells/<cell>.json``): workers need no
 
 In both, a cell that raises is reported as a :class:`CellFailure` and the sweep goes on; Ctrl-C
 cancels what is outstanding at once (cells already finished are kept, so a rerun resumes; the local
-workers never see the Ctrl-C themselves, see :class:`WorkerPool`).
+workers never see the Ctrl-C themselves, see :class:`drive.eval.sweep.WorkerPool`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import multiprocessing
-import os
-import signal
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from drive.errors import UserError
+from drive.eval import sweep
+from drive.eval.sweep import worker_pool
 
-if TYPE_CHECKING:
-    from drive.eval.stress import Cell
+Cell = Any
+"""A unit of a sweep with a ``model`` (:class:`drive.eval.sweep.Model`) and a ``file_name``."""
+Job = Callable[[Any], dict]
+"""Computes one cell in the process it runs in and returns its result; picklable (it travels to workers)."""
 
 BACKENDS = ("local", "ray")
 RAY_EXTRA = "pip install 'drive-ncp[ray]'"
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
-
-
-@dataclasses.dataclass(frozen=True)
-class CellJob:
-    """What every cell of one sweep shares."""
-
-    scenario: dict[str, Any]
-    """The scenario as a dict (:meth:`drive.world.scenario.Scenario.to_dict`)."""
-    episodes: int
-    """Episodes per cell."""
-    off_road: str
-    """``recover`` or ``terminate``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,17 +58,25 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def compute_cell(cell: Cell, job: CellJob) -> dict[str, Any]:
+def compute_cell(cell: Cell, job: Job) -> dict[str, Any]:
     """Compute one cell in this process and return its result (the driver writes it)."""
-    from drive.eval.stress import run_cell
+    return job(cell)
 
-    with tempfile.TemporaryDirectory(prefix="drive-cell-") as tmp:
-        return run_cell(cell, job.scenario, job.episodes, job.off_road, os.path.join(tmp, cell.file_name))
+
+def check_backend(backend: str, address: str | None) -> None:
+    """``--backend`` and ``--address``, each a one-line :class:`UserError`: a known backend, an address only
+    with ``ray``, and Ray installed when asked for (before any work)."""
+    if backend not in BACKENDS:
+        raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise UserError(f"--address: only used with --backend ray, got --backend {backend}")
+    if backend == "ray":
+        import_ray()
 
 
 def run_cells(
     cells: Sequence[Cell],
-    job: CellJob,
+    job: Job,
     on_result: Callable[[Cell, dict[str, Any]], None],
     backend: str = "local",
     workers: int = 2,
@@ -88,14 +84,11 @@ def run_cells(
     max_retries: int = 3,
     progress: bool = True,
 ) -> list[CellFailure]:
-    """Compute ``cells`` on ``backend``; ``on_result(cell, result)`` is called in this process as each one
-    finishes (in completion order). Returns the cells that failed. A tqdm bar counts cells done."""
+    """Compute ``cells`` on ``backend`` (``backend`` and ``address`` as :func:`check_backend` passes them);
+    ``on_result(cell, result)`` is called in this process as each one finishes (in completion order).
+    Returns the cells that failed. A tqdm bar counts cells done."""
     from tqdm.auto import tqdm
 
-    if backend not in BACKENDS:
-        raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    if address is not None and backend != "ray":
-        raise UserError(f"--address: only used with --backend ray, got --backend {backend}")
     if not isinstance(max_retries, int) or max_retries < 0:
         raise UserError(f"max_retries: must be a whole number >= 0, got {max_retries!r}")
     started = False
@@ -125,7 +118,7 @@ def run_cells(
 # ----------------------------------------------------------------------------------- in process
 
 
-def _run_here(cells: Sequence[Cell], job: CellJob, done: Callable) -> list[CellFailure]:
+def _run_here(cells: Sequence[Cell], job: Job, done: Callable) -> list[CellFailure]:
     import torch
 
     failures = []
@@ -146,101 +139,8 @@ def _run_here(cells: Sequence[Cell], job: CellJob, done: Callable) -> list[CellF
 
 # ------------------------------------------------------------------------------- local processes
 
-PR_SET_PDEATHSIG = 1
 
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this process end when ``parent_pid`` does, whatever signal killed it."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # the watchdog below still works
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watchdog() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watchdog, name="drive-parent-watchdog", daemon=True).start()
-
-
-def init_local_worker(parent_pid: int) -> None:
-    """Initializer of a local pool worker: dies with its parent, one torch thread, Ctrl-C left to the parent."""
-    _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so from the start (_QuietSpawnProcess)
-    import torch
-
-    torch.set_num_threads(1)
-
-
-class _QuietSpawnProcess(multiprocessing.context.SpawnProcess):
-    """A spawned process that ignores SIGINT from its first instruction: the disposition ``SIG_IGN`` is
-    inherited across exec, so this process ignores SIGINT while it starts one (a few milliseconds)."""
-
-    def start(self) -> None:
-        if threading.current_thread() is not threading.main_thread():  # signal.signal: main thread only
-            return super().start()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            return super().start()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-class _QuietSpawnContext(multiprocessing.context.SpawnContext):
-    Process = _QuietSpawnProcess
-
-
-class WorkerPool(cf.ProcessPoolExecutor):
-    """A process pool whose workers never see the terminal's Ctrl-C, and which a Ctrl-C stops at once.
-
-    A Ctrl-C goes to the whole foreground process group, workers included. A worker starts with SIGINT
-    ignored (:class:`_QuietSpawnProcess`), so it never prints a KeyboardInterrupt traceback from its
-    start-up imports; the parent alone handles the Ctrl-C. Leaving a ``with`` block by an exception
-    (Ctrl-C, or an error) stops the pool (:meth:`stop`) instead of waiting for the running tasks."""
-
-    def stop(self) -> None:
-        """Cancel the queued tasks and end the workers now; tasks running are lost (a rerun computes them)."""
-        terminate = getattr(super(), "terminate_workers", None)  # Python >= 3.14
-        if terminate is not None:
-            terminate()
-            return
-        for future in list(getattr(self, "_pending_work_items", {}).values()):
-            future.future.cancel()
-        for process in list((getattr(self, "_processes", None) or {}).values()):
-            if process.is_alive():
-                process.terminate()
-        self.shutdown(wait=True, cancel_futures=True)
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.stop()
-            return False
-        return super().__exit__(exc_type, exc, tb)
-
-
-def worker_pool(workers: int) -> WorkerPool:
-    """A spawn-context process pool whose workers die with this process (by any signal), run torch on one
-    thread and leave Ctrl-C to this process (:class:`WorkerPool`): the pool every parallel verb uses
-    (stress's local backend, ``drive suite``, ``drive evaluate``)."""
-    return WorkerPool(
-        max_workers=workers,
-        mp_context=_QuietSpawnContext(),
-        initializer=init_local_worker,
-        initargs=(os.getpid(),),
-    )
-
-
-def _run_local(
-    cells: Sequence[Cell], job: CellJob, done: Callable, workers: int, max_retries: int
-) -> list[CellFailure]:
+def _run_local(cells: Sequence[Cell], job: Job, done: Callable, workers: int, max_retries: int) -> list[CellFailure]:
     failures: list[CellFailure] = []
     todo = list(cells)
     restarts = 0
@@ -322,20 +222,19 @@ _INSTALLED: dict[str, str] = {}  # in a Ray worker: checkpoint path -> fingerpri
 def install_checkpoint(model: Any, files: dict[str, bytes]) -> None:
     """In a worker: build the policy of ``model`` from its checkpoint's bytes and make it the one the
     cells of ``model`` use (no checkpoint folder needed on this machine)."""
-    from drive.eval import stress
-    from drive.policy.checkpoint import load_policy
+    from drive.policy.load import load_driver
 
-    if _INSTALLED.get(model.checkpoint) == model.fingerprint and model.checkpoint in stress._POLICIES:
+    if _INSTALLED.get(model.checkpoint) == model.fingerprint and sweep.has_driver(model.checkpoint):
         return
     with tempfile.TemporaryDirectory(prefix="drive-ckpt-") as tmp:
         for name, data in files.items():
             Path(tmp, name).write_bytes(data)
-        policy = load_policy(tmp)
-    stress._POLICIES[model.checkpoint] = policy
+        policy = load_driver(tmp)
+    sweep.install_driver(model.checkpoint, policy)
     _INSTALLED[model.checkpoint] = model.fingerprint
 
 
-def ray_cell(cell: Cell, job: CellJob, files: dict[str, bytes] | None) -> dict[str, Any]:
+def ray_cell(cell: Cell, job: Job, files: dict[str, bytes] | None) -> dict[str, Any]:
     """The body of a cell's Ray task (``files``: the checkpoint's bytes, resolved from the object store)."""
     import torch
 
@@ -345,7 +244,7 @@ def ray_cell(cell: Cell, job: CellJob, files: dict[str, bytes] | None) -> dict[s
     return compute_cell(cell, job)
 
 
-def _run_ray(ray: Any, cells: Sequence[Cell], job: CellJob, done: Callable, max_retries: int) -> list[CellFailure]:
+def _run_ray(ray: Any, cells: Sequence[Cell], job: Job, done: Callable, max_retries: int) -> list[CellFailure]:
     failures: list[CellFailure] = []
     task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(ray_cell)
     refs: dict[str, Any] = {}

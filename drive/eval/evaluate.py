@@ -1,22 +1,18 @@
 """`drive evaluate`: recorded video as a test bench (the NCP paper's *passive* test), under camera noise.
 
-Each model is run open loop over whole episodes (or the held-out segments) of a dataset, carrying its
-recurrent state from frame to frame, with the recorded frame times: the controller is told the time
-since the last frame it saw (``dt_s`` from the ``timestamp`` column; the nominal ``1 / fps`` for the
-first frame), as in closed loop. Its prediction at each frame is compared with the recorded label.
-
-Perturbations are those of ``drive stress`` (:mod:`drive.eval.perturb`), applied as the closed loop
-applies them: a :class:`~drive.eval.perturb.Chain` reset with ``(seed, episode)``, then for each frame
-``camera`` and ``deliver``. The same seed gives the same frames out for the same frames in. ``drop``
-holds the previous prediction on a lost frame (and the next frame is integrated over the true elapsed
-time); ``latency`` shows the model the frame from k frames ago. Physical kinds (``push``,
-``actuator``) act on a car, which a recording does not have: they are refused.
+This module is the entry point: it plans the work and writes the results; it composes
+:mod:`drive.eval.replay` (each model run open loop over whole episodes, or the held-out segments, of a
+dataset, state carried and the recorded frame times, under the perturbations of ``drive stress``; physical
+kinds, ``push`` and ``actuator``, act on a car, which a recording does not have: they are refused),
+:func:`drive.eval.metrics.steering_metrics` (the prediction at each frame against the recorded label),
+:func:`drive.eval.stats.bootstrap_mean_ci` (the intervals), :mod:`drive.eval.sweep` (model identity,
+resume, the worker pool) and :func:`drive.eval.video.write_overlay_video` (the videos).
 
 Default episodes: those the checkpoint held out for validation (``config.json`` ``data.val_segments``,
 written by ``drive train``), when ``--data`` is the dataset it was trained on; otherwise (another
 dataset, no provenance) every complete episode, with a printed note naming them.
 
-Figures per model x kind x level x episode (:func:`steering_metrics`): MSE and MAE of the normalised
+Figures per model x kind x level x episode (:func:`~drive.eval.metrics.steering_metrics`): MSE and MAE of the normalised
 steering and in radians, the same on curves (|label| > ``curve_threshold``) and on straights, the bias
 (mean signed error), the lag that best aligns prediction with label, and the weighted MSE of the
 training loss (mean of exp(alpha |label|) (prediction - label)^2). Across episodes: the mean and a
@@ -36,221 +32,36 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import json
 import math
-import re
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from drive.errors import UserError
-from drive.eval.perturb import KINDS, Chain, make, parse_spec
+from drive.eval.metrics import (
+    DEFAULT_ALPHA,
+    DEFAULT_CURVE_THRESHOLD,
+    STEERING_DEFINITIONS,
+    STEERING_FIGURES,
+    STEERING_REPORT_FIGURES,
+    steering_metrics,
+)
+from drive.eval.perturb import CLEAN, KINDS, check_sweeps
+from drive.eval.replay import OPEN_LOOP_STAGES, check_fits, load_segment, run_open_loop
+from drive.eval.sweep import EXPERT, Model, cached_driver, load_finished, make_model, result_file, resume_key
 from drive.io import atomic_path, atomic_write_json, atomic_write_text
 
-CLEAN = "clean"
 UNIT_FORMAT = 1
-OPEN_LOOP_STAGES = ("camera", "timing")
-DEFAULT_ALPHA = 2.0
-DEFAULT_CURVE_THRESHOLD = 0.1
 DEFAULT_MAX_LAG_S = 1.0
-EXPERT = "expert"
-
-DEFINITIONS = {
-    "frames": "frames compared (prediction vs recorded label)",
-    "mse": "mean (prediction - label)^2, normalised steering ([-1, 1] = +-max_steer_rad of the dataset)",
-    "mae": "mean |prediction - label|, normalised steering",
-    "mse_rad2": "mse in radians^2 of front-wheel angle (normalised x the dataset's max_steer_rad)",
-    "mae_rad": "mae in radians of front-wheel angle",
-    "weighted_mse": "mean exp(alpha |label|) (prediction - label)^2, normalised: the training loss (NCP paper), alpha in the config",
-    "curve_mse": "mse over frames with |label| > curve_threshold (normalised); None when there are none",
-    "curve_mae": "mae over those frames",
-    "straight_mse": "mse over frames with |label| <= curve_threshold",
-    "straight_mae": "mae over those frames",
-    "curve_fraction": "share of the frames that are curves",
-    "bias": "mean (prediction - label), normalised: > 0 steers too far left on average",
-    "bias_rad": "bias in radians",
-    "lag_frames": "k in [-max_lag, max_lag] minimising mean (prediction[t + k] - label[t])^2: > 0 = the prediction "
-    "follows the label k frames late",
-    "lag_s": "lag_frames x the median frame period, s",
-    "nonfinite": "non-finite predictions (clamped as in closed loop: NaN -> 0, +-inf -> +-1)",
-    "dropped_frames": "frames lost to the drop perturbation (previous prediction held)",
-}
-FIGURES = (
-    "mse",
-    "mae",
-    "mse_rad2",
-    "mae_rad",
-    "weighted_mse",
-    "curve_mse",
-    "curve_mae",
-    "straight_mse",
-    "straight_mae",
-    "bias",
-    "bias_rad",
-    "lag_frames",
-    "lag_s",
-)
-REPORT_FIGURES = ("mse", "mae_rad", "weighted_mse", "curve_mae", "straight_mae", "bias", "lag_s")
-
-
-# ------------------------------------------------------------------------------------ metrics
-
-
-def best_lag(prediction: np.ndarray, label: np.ndarray, max_lag: int) -> int:
-    """The shift k (|k| <= max_lag, overlap at least half the frames) minimising mean (p[t + k] - y[t])^2."""
-    n = len(label)
-    best, best_err = 0, math.inf
-    for k in range(-max_lag, max_lag + 1):
-        if n - abs(k) < max(1, n // 2):
-            continue
-        p, y = (prediction[k:], label[: n - k]) if k >= 0 else (prediction[: n + k], label[-k:])
-        err = float(np.mean((p - y) ** 2))
-        if err < best_err - 1e-15 or (abs(err - best_err) <= 1e-15 and abs(k) < abs(best)):
-            best, best_err = k, err
-    return best
-
-
-def steering_metrics(
-    prediction: np.ndarray,
-    label: np.ndarray,
-    max_steer_rad: float,
-    alpha: float = DEFAULT_ALPHA,
-    curve_threshold: float = DEFAULT_CURVE_THRESHOLD,
-    max_lag: int = 20,
-    period_s: float = 0.05,
-) -> dict[str, Any]:
-    """Open-loop figures of one episode (see ``DEFINITIONS``); ``prediction`` and ``label`` normalised."""
-    p = np.asarray(prediction, np.float64)
-    y = np.asarray(label, np.float64)
-    if p.shape != y.shape or p.ndim != 1 or len(p) == 0:
-        raise ValueError(
-            f"steering_metrics: prediction {p.shape} and label {y.shape} must be the same non-empty 1-D shape"
-        )
-    e = p - y
-    curve = np.abs(y) > curve_threshold
-
-    def part(mask: np.ndarray, fn) -> float | None:
-        return float(fn(e[mask])) if mask.any() else None
-
-    lag = best_lag(p, y, max_lag)
-    return {
-        "frames": int(len(e)),
-        "mse": float(np.mean(e**2)),
-        "mae": float(np.mean(np.abs(e))),
-        "mse_rad2": float(np.mean(e**2)) * max_steer_rad**2,
-        "mae_rad": float(np.mean(np.abs(e))) * max_steer_rad,
-        "weighted_mse": float(np.mean(np.exp(alpha * np.abs(y)) * e**2)),
-        "curve_mse": part(curve, lambda x: np.mean(x**2)),
-        "curve_mae": part(curve, lambda x: np.mean(np.abs(x))),
-        "straight_mse": part(~curve, lambda x: np.mean(x**2)),
-        "straight_mae": part(~curve, lambda x: np.mean(np.abs(x))),
-        "curve_fraction": float(curve.mean()),
-        "bias": float(np.mean(e)),
-        "bias_rad": float(np.mean(e)) * max_steer_rad,
-        "lag_frames": int(lag),
-        "lag_s": float(lag * period_s),
-    }
-
-
-def bootstrap_ci(values: Sequence[float], seed: int = 0, n_resamples: int = 2000) -> tuple[float | None, float | None]:
-    """95 % bootstrap CI of the mean across episodes (scipy, BCa; percentile when BCa is undefined).
-
-    None, None with fewer than two values; (v, v) when all values are equal.
-    """
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
-    if len(x) < 2:
-        return None, None
-    if np.ptp(x) == 0:
-        return float(x[0]), float(x[0])
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = stats.bootstrap(
-                (x,),
-                np.mean,
-                confidence_level=0.95,
-                n_resamples=n_resamples,
-                method=method,
-                random_state=np.random.default_rng(seed),
-            )
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if math.isfinite(lo) and math.isfinite(hi):
-            return lo, hi
-    return None, None
-
-
-def rank_agreement(x: Sequence[float], y: Sequence[float], seed: int = 0, n_resamples: int = 2000) -> dict[str, Any]:
-    """How well ``x`` ranks like ``y`` (e.g. offline error against closed-loop off-road per km, one pair per model).
-
-    Spearman's rho (``scipy.stats.spearmanr``) with its p-value, and a 95 % percentile interval from a paired
-    ``scipy.stats.bootstrap`` over the pairs; resamples whose rho is undefined (a constant side) are left out of
-    the interval, and their share is reported. rho is None when either side is constant.
-    """
-    from scipy import stats
-
-    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    out: dict[str, Any] = {
-        "n": int(len(a)),
-        "rho": None,
-        "p_value": None,
-        "ci_low": None,
-        "ci_high": None,
-        "undefined_resamples": None,
-    }
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return out
-    res = stats.spearmanr(a, b)
-    out["rho"], out["p_value"] = float(res.statistic), float(res.pvalue)
-
-    def rho(u, v):
-        if np.ptp(u) == 0 or np.ptp(v) == 0:
-            return np.nan
-        return stats.spearmanr(u, v).statistic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        boot = stats.bootstrap(
-            (a, b),
-            rho,
-            paired=True,
-            vectorized=False,
-            n_resamples=n_resamples,
-            method="percentile",
-            random_state=np.random.default_rng(seed),
-        )
-    dist = np.asarray(boot.bootstrap_distribution, np.float64)
-    ok = dist[np.isfinite(dist)]
-    out["undefined_resamples"] = float(1.0 - len(ok) / len(dist))
-    if len(ok):
-        out["ci_low"], out["ci_high"] = (float(v) for v in np.percentile(ok, [2.5, 97.5]))
-    return out
-
-
-# ------------------------------------------------------------------------------------- models
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalModel:
-    """A driver under evaluation."""
-
-    name: str
-    """Label in tables and plots (the checkpoint folder's name, made unique)."""
-    source: Any
-    """Checkpoint folder (str), ``expert`` (the recorded labels replayed) or a driver object."""
-    fingerprint: str
-    """SHA-256 of the checkpoint's config.json and weights; ``expert``; or the object's model_name."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
     """One unit of work: a model on one episode segment under one perturbation level."""
 
-    model: EvalModel
+    model: Model
     kind: str
     """Perturbation kind, or ``clean``."""
     level: float
@@ -262,64 +73,29 @@ class Unit:
 
     @property
     def file_name(self) -> str:
-        level = f"{self.level:g}".replace("-", "m")
         seg = f"ep{self.episode:03d}" + ("" if self.start == 0 else f"_{self.start}")
-        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.model.name}__{self.kind}_{level}__{seg}") + ".json"
+        return result_file(self.model, self.kind, self.level, seg)
 
 
-def make_models(sources: Sequence[Any]) -> list[EvalModel]:
-    """Models for checkpoint folders, ``expert`` and driver objects; names made unique."""
-    from drive.eval.simulate import resolve_checkpoint
-    from drive.eval.stress import fingerprint, unique_name
-
-    models, used = [], set()
+def make_models(sources: Sequence[Any]) -> list[Model]:
+    """Models for checkpoint folders, ``expert`` and driver objects (:func:`drive.eval.sweep.make_model`);
+    names made unique."""
+    models: list[Model] = []
+    used: set[str] = set()
     for src in sources:
-        if isinstance(src, (str, Path)) and str(src) == EXPERT:
-            base, source, fp = EXPERT, EXPERT, EXPERT
-        elif isinstance(src, (str, Path)):
-            try:
-                path = resolve_checkpoint(src)
-            except (FileNotFoundError, UserError) as exc:
-                raise UserError(f"--checkpoint: {exc}") from None
-            base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name) or "model"
-            source, fp = str(path), fingerprint(path)
-        else:
-            base = re.sub(r"[^A-Za-z0-9._-]", "_", str(getattr(src, "model_name", type(src).__name__))) or "model"
-            source, fp = src, f"object:{getattr(src, 'model_name', type(src).__name__)}"
-        models.append(EvalModel(unique_name(base, used), source, fp))
+        try:
+            models.append(make_model(src, used))
+        except (FileNotFoundError, UserError) as exc:
+            raise UserError(f"--checkpoint: {exc}") from None
     return models
 
 
-def load_model_driver(model: EvalModel) -> Any:
-    from drive.eval.simulate import load_driver
-
-    return load_driver(model.source)
-
-
-def checkpoint_config(model: EvalModel) -> dict[str, Any] | None:
-    if not isinstance(model.source, str) or model.source == EXPERT:
+def checkpoint_config(model: Model) -> dict[str, Any] | None:
+    if not isinstance(model.checkpoint, str) or model.checkpoint == EXPERT:
         return None
     from drive.policy.checkpoint import read_config
 
-    return read_config(model.source)
-
-
-def check_fits(policy: Any, info: Any, data: Path, where: str) -> None:
-    """The dataset's frame size and rate must be what the policy was built for; else a one-line UserError."""
-    h, w = getattr(policy, "image_height", None), getattr(policy, "image_width", None)
-    period = getattr(policy, "frame_period_s", None)
-    if h is None and period is None:
-        return
-    size_ok = h is None or (h, w) == (info.image_height, info.image_width)
-    rate_ok = period is None or abs(info.fps * period - 1.0) <= 0.02
-    if size_ok and rate_ok:
-        return
-    want = f"{h}x{w} frames" if h is not None else "frames"
-    want += f" at {1.0 / period:.4g} fps" if period is not None else ""
-    raise UserError(
-        f"--data {data}: {info.image_height}x{info.image_width} frames at {info.fps:.4g} fps "
-        f"(meta/info.json) do not fit {where}, which takes {want}"
-    )
+    return read_config(model.checkpoint)
 
 
 # ----------------------------------------------------------------------------------- episodes
@@ -356,7 +132,7 @@ def parse_episodes(text: Any) -> str | list[int]:
 
 
 def select_segments(
-    models: Sequence[EvalModel], root: Path, reader: Any, episodes: str | list[int]
+    models: Sequence[Model], root: Path, reader: Any, episodes: str | list[int]
 ) -> tuple[list[tuple[int, int, int]], str]:
     """The (episode, start, stop) segments to evaluate and a note saying which and why."""
     whole = {e: (e, 0, reader.episode_length(e)) for e in reader.episodes}
@@ -410,7 +186,7 @@ def _names(segs: Sequence[tuple[int, int, int]]) -> str:
     return ", ".join(str(e) if s == 0 else f"{e}[{s}:{t}]" for e, s, t in segs)
 
 
-def _training_overlap(models: Sequence[EvalModel], root: Path, reader: Any, segs) -> str:
+def _training_overlap(models: Sequence[Model], root: Path, reader: Any, segs) -> str:
     out = []
     for m in models:
         prov = (checkpoint_config(m) or {}).get("data") or {}
@@ -435,179 +211,17 @@ def data_fingerprint(root: Path, reader: Any, episode: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ one unit
 
 
-@dataclasses.dataclass
-class OpenLoopRun:
-    """What a model did over one segment: per frame (index into the segment)."""
-
-    prediction: np.ndarray
-    """Normalised steering in the dataset's units, clamped (N,)."""
-    label: np.ndarray
-    """Recorded label (N,)."""
-    t_s: np.ndarray
-    """Timestamps, s (N,)."""
-    seen: list[np.ndarray]
-    """The frame the model last saw at each step (perturbed, maybe delayed or held)."""
-    dropped: np.ndarray
-    """True where no frame reached the model (N,)."""
-    activity: np.ndarray
-    """Neuron activity after each step (N, neurons)."""
-    nonfinite: int
-
-
-def segment_dt(t_s: np.ndarray, fps: float, where: str) -> np.ndarray:
-    """Time since the previous frame, s; the nominal period for the first; UserError when time does not increase."""
-    d = np.diff(np.asarray(t_s, np.float64))
-    if len(d) and d.min() <= 0:
-        k = int(np.argmin(d)) + 1
-        raise UserError(f"{where}: column 'timestamp' does not increase at frame {k} ({t_s[k - 1]} then {t_s[k]})")
-    return np.concatenate([[1.0 / fps], d])
-
-
-def perturbed_frames(frames: Sequence[np.ndarray], kind: str, level: float, seed: int, episode: int):
-    """Yield (seen frame or None when lost, index of the frame shown) per frame, as the closed loop perturbs.
-
-    Same chain and seeding as :func:`drive.eval.rollout.run_episode`: ``Chain([make(kind, level)])``
-    reset with ``(seed, episode)``; ``camera`` then ``deliver`` per frame.
-    """
-    chain = Chain([] if kind == CLEAN else [make(kind, level)])
-    chain.reset((seed, episode), frames[0].shape)
-    for i, frame in enumerate(frames):
-        delivered = chain.deliver((chain.camera(frame), i))
-        yield (None, None) if delivered is None else delivered
-
-
-def run_open_loop(
-    policy: Any,
-    frames: np.ndarray,
-    label: np.ndarray,
-    t_s: np.ndarray,
-    fps: float,
-    data_max_steer_rad: float,
-    kind: str = CLEAN,
-    level: float = 0.0,
-    seed: int = 0,
-    episode: int = 0,
-    where: str = "episode",
-    activity: bool = True,
-    batched: bool = True,
-    chunk: int = 128,
-) -> OpenLoopRun:
-    """Run a driver over recorded frames, state carried, true elapsed time; see the module docstring.
-
-    A :class:`~drive.policy.model.DrivingPolicy` under a camera perturbation (or none), when the neuron
-    activity is not wanted (``activity=False``) and ``batched``, runs ``chunk`` frames per call of its
-    ``forward`` (the conv head on the whole chunk, the controller over the sequence, the state carried):
-    the same computation as one ``step`` per frame, several times faster. Otherwise one ``step`` per frame.
-    """
-    from drive.eval.rollout import clamp_steering, policy_step
-
-    dt = segment_dt(t_s, fps, where)
-    scale = (policy.max_steer_rad / data_max_steer_rad) if getattr(policy, "max_steer_rad", None) else 1.0
-    if batched and not activity and (kind == CLEAN or KINDS[kind].cls.stage == "camera"):
-        from drive.policy.model import DrivingPolicy
-
-        if isinstance(policy, DrivingPolicy):
-            return _run_batched(policy, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk)
-    state = policy.initial_state(1)
-    n = len(frames)
-    pred = np.zeros(n, np.float64)
-    dropped = np.zeros(n, bool)
-    seen, acts = [], []
-    steering, last_seen, since = 0.0, frames[0], dt[0]
-    nonfinite = 0
-    for i, (frame, j) in enumerate(perturbed_frames(frames, kind, level, seed, episode)):
-        if i > 0:
-            since += dt[i]
-        if frame is None:
-            dropped[i] = True
-        else:
-            info = {"expert_steering": float(label[j]), "timestamp": float(t_s[j])}
-            raw, state = policy_step(policy, frame, info, state, since)
-            steering, bad = clamp_steering(raw * scale)
-            nonfinite += int(bad)
-            since = 0.0
-            last_seen = frame
-        pred[i] = steering
-        seen.append(last_seen)
-        acts.append(np.asarray(policy.neuron_activity(state))[0])
-    activity = np.stack(acts) if acts and acts[0].size else np.zeros((n, 0), np.float32)
-    return OpenLoopRun(
-        pred, np.asarray(label, np.float64), np.asarray(t_s, np.float64), seen, dropped, activity, nonfinite
-    )
-
-
-def _run_batched(policy: Any, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk) -> OpenLoopRun:
-    import torch
-
-    from drive.eval.rollout import clamp_steering
-
-    seen = [f for f, _ in perturbed_frames(frames, kind, level, seed, episode)]
-    raw = []
-    state = None
-    with torch.inference_mode():
-        for s in range(0, len(seen), chunk):
-            x = torch.from_numpy(np.stack(seen[s : s + chunk]))[None]
-            d = torch.from_numpy(np.asarray(dt[s : s + chunk], np.float32))[None]
-            y, state = policy(x, state, d)
-            raw.append(y[0].float().cpu().numpy().astype(np.float64))
-    clamped = [clamp_steering(float(v) * scale) for v in np.concatenate(raw)]
-    n = len(seen)
-    return OpenLoopRun(
-        np.array([c[0] for c in clamped]),
-        np.asarray(label, np.float64),
-        np.asarray(t_s, np.float64),
-        seen,
-        np.zeros(n, bool),
-        np.zeros((n, 0), np.float32),
-        int(sum(c[1] for c in clamped)),
-    )
-
-
-_DRIVERS: dict[str, Any] = {}
-_EPISODES: dict[tuple, tuple] = {}
-
-
-def _worker_driver(model: EvalModel) -> Any:
-    if not isinstance(model.source, str):
-        return model.source
-    if model.source not in _DRIVERS:
-        _DRIVERS[model.source] = load_model_driver(model)
-    return _DRIVERS[model.source]
-
-
-def load_segment(root: Path, episode: int, start: int, stop: int):
-    """(frames, label, t_s, info) of a segment; the last two decoded episodes are kept per process."""
-    from drive.data import layout
-    from drive.data.reader import DatasetReader
-
-    key = (str(root), episode)
-    if key not in _EPISODES:
-        reader = DatasetReader(root)
-        table = reader.episode_table(episode)
-        frames = reader.read_frames(episode)
-        if len(_EPISODES) >= 2:
-            _EPISODES.pop(next(iter(_EPISODES)))
-        _EPISODES[key] = (
-            frames,
-            table[layout.STEERING_LABEL].to_numpy(np.float64),
-            table[layout.TIMESTAMP].to_numpy(np.float64),
-            reader.info,
-        )
-    frames, label, t_s, info = _EPISODES[key]
-    return frames[start:stop], label[start:stop], t_s[start:stop], info
-
-
 def unit_key(unit: Unit, options: dict[str, Any], data_stamp: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "format": UNIT_FORMAT,
-        "model": unit.model.name,
-        "fingerprint": unit.model.fingerprint,
-        "kind": unit.kind,
-        "level": unit.level,
-        "segment": [unit.episode, unit.start, unit.stop],
-        "options": options,
-        "data": data_stamp,
-    }
+    """Everything a unit's result depends on (:func:`drive.eval.sweep.resume_key`)."""
+    return resume_key(
+        UNIT_FORMAT,
+        unit.model,
+        unit.kind,
+        unit.level,
+        segment=[unit.episode, unit.start, unit.stop],
+        options=options,
+        data=data_stamp,
+    )
 
 
 def run_unit(
@@ -615,7 +229,7 @@ def run_unit(
 ) -> dict[str, Any]:
     """Compute one unit, write its video (if asked) and its JSON atomically; returns what was written."""
     start_time = time.perf_counter()
-    policy = _worker_driver(unit.model)
+    policy = cached_driver(unit.model)
     frames, label, t_s, info = load_segment(Path(root), unit.episode, unit.start, unit.stop)
     from drive.data import layout
 
@@ -645,6 +259,8 @@ def run_unit(
     )
     figures.update(nonfinite=run.nonfinite, dropped_frames=int(run.dropped.sum()))
     if video_path:
+        from drive.eval.video import write_overlay_video
+
         write_overlay_video(
             Path(video_path),
             run,
@@ -668,84 +284,18 @@ def run_unit(
     return result
 
 
-# -------------------------------------------------------------------------------------- video
-
-
-def trace_panel(
-    label: np.ndarray, prediction: np.ndarray, i: int, height: int, width: int, window: int = 200
-) -> np.ndarray:
-    """Recorded (green) and predicted (orange) steering over the last ``window`` frames, newest on the right."""
-    import cv2
-
-    from drive.eval.video import BACKGROUND, EXPERT_RGB, GREY, POLICY_RGB
-
-    panel = np.full((height, width, 3), BACKGROUND, np.uint8)
-    lo = max(0, i + 1 - window)
-    mid, half = height // 2, (height - 30) / 2
-    cv2.line(panel, (0, mid), (width - 1, mid), (60, 60, 60), 1)
-    for y_val in (-1, 1):
-        y = int(round(mid - y_val * half))
-        cv2.line(panel, (0, y), (width - 1, y), (45, 45, 45), 1)
-    xs = width - 1 - (i - np.arange(lo, i + 1)) * (width - 1) / max(1, window - 1)
-    for values, color in ((label, EXPERT_RGB), (prediction, POLICY_RGB)):
-        ys = mid - np.clip(values[lo : i + 1], -1.2, 1.2) * half
-        pts = np.stack([xs, ys], axis=1).round().astype(np.int32)[None]
-        cv2.polylines(panel, pts, False, color, 1, cv2.LINE_AA)
-    cv2.putText(panel, "recorded", (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, EXPERT_RGB, 1, cv2.LINE_AA)
-    cv2.putText(panel, "predicted", (90, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, POLICY_RGB, 1, cv2.LINE_AA)
-    cv2.putText(panel, f"steering, last {window} frames", (6, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, GREY, 1, cv2.LINE_AA)
-    return panel
-
-
-def write_overlay_video(path: Path, run: OpenLoopRun, fps: float, neuron_labels: Sequence[str], title: str) -> None:
-    """One picture per frame through :mod:`drive.eval.video`: seen frame, steering bars and trace, neurons."""
-    from drive.eval.video import Compositor, video_writer
-
-    h, w = run.seen[0].shape[:2]
-    comp = Compositor((h, w), neuron_labels)
-    map_h = comp.cam_h + comp.steer_h
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with video_writer(path, fps, (comp.height, comp.width)) as vw:
-        for i in range(len(run.seen)):
-            err = run.prediction[i] - run.label[i]
-            lines = [title, f"t {run.t_s[i]:6.2f} s   error {err:+.3f}"]
-            panel = trace_panel(run.label, run.prediction, i, map_h, comp.map_w)
-            activity = run.activity[i] if run.activity.shape[1] else None
-            picture = comp.compose(
-                run.seen[i],
-                run.prediction[i],
-                run.label[i],
-                panel,
-                activity,
-                [],
-                "frame dropped" if run.dropped[i] else None,
-            )
-            import cv2
-
-            for k, line in enumerate(lines):
-                cv2.putText(
-                    picture,
-                    line,
-                    (comp.cam_w + 6, 14 + 14 * k + 16),
-                    cv2.FONT_HERSHEY_SIMPLEX,
-                    0.38,
-                    (255, 255, 255),
-                    1,
-                    cv2.LINE_AA,
-                )
-            vw.write(picture)
-
-
 # ------------------------------------------------------------------------------------ results
 
 
 def summary_rows(
     units: Sequence[dict[str, Any]],
-    models: Sequence[EvalModel],
+    models: Sequence[Model],
     sweeps: Sequence[tuple[str, Sequence[float]]],
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per model x kind x level (level 0 = the clean units): mean over episodes, CI, pooled MSE."""
+    from drive.eval.stats import bootstrap_mean_ci
+
     by: dict[tuple, list] = {}
     for u in units:
         by.setdefault((u["model"], u["kind"], float(u["level"])), []).append(u)
@@ -769,10 +319,10 @@ def summary_rows(
                         np.sum([u["metrics"]["mse"] * u["metrics"]["frames"] for u in found]) / frames.sum()
                     ),
                 }
-                for f in FIGURES:
+                for f in STEERING_FIGURES:
                     vals = [u["metrics"][f] for u in found if u["metrics"].get(f) is not None]
                     row[f] = float(np.mean(vals)) if vals else None
-                    row[f"{f}_ci_low"], row[f"{f}_ci_high"] = bootstrap_ci(vals, seed)
+                    row[f"{f}_ci_low"], row[f"{f}_ci_high"] = bootstrap_mean_ci(vals, seed)
                 row["nonfinite"] = int(sum(u["metrics"]["nonfinite"] for u in found))
                 row["dropped_frames"] = int(sum(u["metrics"]["dropped_frames"] for u in found))
                 rows.append(row)
@@ -821,7 +371,7 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
     table = []
     for r in rows:
         row = {"model": r["model"], "kind": r["kind"], "level": f"{r['level']:g}", "episodes": r["episodes"]}
-        for f in REPORT_FIGURES:
+        for f in STEERING_REPORT_FIGURES:
             v, lo, hi = r.get(f), r.get(f"{f}_ci_low"), r.get(f"{f}_ci_high")
             row[f] = "–" if v is None else (f"{v:.3g}" + ("" if lo is None else f" [{lo:.3g}, {hi:.3g}]"))
         table.append(row)
@@ -835,7 +385,7 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
             f"|label| > {config['curve_threshold']:g}. Figures: mean over episodes [95 % bootstrap CI]. Level 0 is "
             "clean input.",
             "",
-            format_table(table, ("model", "kind", "level", "episodes", *REPORT_FIGURES)),
+            format_table(table, ("model", "kind", "level", "episodes", *STEERING_REPORT_FIGURES)),
             "",
         ]
         + (
@@ -851,7 +401,7 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
             "Definitions:",
             "",
         ]
-        + [f"- `{k}`: {v}" for k, v in DEFINITIONS.items()]
+        + [f"- `{k}`: {v}" for k, v in STEERING_DEFINITIONS.items()]
         + [""]
     )
     if config.get("plots"):
@@ -871,9 +421,9 @@ def check_options(
 ) -> None:
     """The numeric options of :func:`evaluate`, each a one-line :class:`UserError` naming the flag and value.
 
-    ``alpha`` is bounded as the training loss's (``drive.train.config.MAX_ALPHA``): the weight
+    ``alpha`` is bounded as the training loss's (``drive.eval.metrics.MAX_ALPHA``): the weight
     exp(alpha |label|) of full lock then stays finite, and far from overflowing, in float32 and float64."""
-    from drive.train.config import MAX_ALPHA
+    from drive.eval.metrics import MAX_ALPHA
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise UserError(f"--workers: must be a whole number >= 0, got {workers!r}")
@@ -917,15 +467,13 @@ def evaluate(
     if not models:
         raise UserError("--checkpoint: give at least one checkpoint")
     check_options(workers, seed, alpha, curve_threshold, max_lag_s)
-    sweeps = []
-    for p in perturb:
-        kind, levels = parse_spec(p) if isinstance(p, str) else (p[0], [KINDS[p[0]].check(v) for v in p[1]])
+    sweeps = check_sweeps(perturb)
+    for kind, _ in sweeps:
         if KINDS[kind].cls.stage not in OPEN_LOOP_STAGES:
             raise UserError(
                 f"--perturb {kind}: acts on the car ({KINDS[kind].cls.stage}), which a recording does not "
                 f"have; open loop takes {', '.join(k for k, v in KINDS.items() if v.cls.stage in OPEN_LOOP_STAGES)}"
             )
-        sweeps.append((kind, levels))
     root = Path(data)
     try:
         reader = DatasetReader(root)
@@ -935,10 +483,10 @@ def evaluate(
     eval_models = make_models(models)
     for m in eval_models:  # check before any work: the dataset must fit every checkpoint
         check_fits(
-            load_model_driver(m) if isinstance(m.source, str) else m.source,
+            cached_driver(m),
             reader.info,
             root,
-            f"--checkpoint {m.source if isinstance(m.source, str) else m.name}",
+            f"--checkpoint {m.checkpoint if isinstance(m.checkpoint, str) else m.name}",
         )
     segments, note = select_segments(eval_models, root, reader, episode_spec)
     options = {
@@ -958,7 +506,7 @@ def evaluate(
         done, todo = [], []
         for u in plan:
             key = unit_key(u, options, stamps[u.episode])
-            stored = _load_finished(unit_dir / u.file_name, key)
+            stored = load_finished(unit_dir / u.file_name, key, files=("video",))
             (done.append(stored) if stored is not None else todo.append((u, key)))
         reused = len(done)
 
@@ -984,7 +532,7 @@ def evaluate(
                 "models": [
                     {
                         "name": m.name,
-                        "checkpoint": m.source if isinstance(m.source, str) else None,
+                        "checkpoint": m.checkpoint if isinstance(m.checkpoint, str) else None,
                         "fingerprint": m.fingerprint,
                     }
                     for m in eval_models
@@ -1014,7 +562,7 @@ def evaluate(
             ]
             metrics = {
                 "config": config,
-                "definitions": DEFINITIONS,
+                "definitions": STEERING_DEFINITIONS,
                 "rows": rows,
                 "episodes": episode_rows,
                 "videos": [u["video"] for u in done if u.get("video")],
@@ -1038,7 +586,7 @@ def evaluate(
                     done.append(run_unit(*args(u, key)))
                     bar.update()
             else:
-                from drive.eval.backends import worker_pool
+                from drive.eval.sweep import worker_pool
 
                 with worker_pool(workers) as pool:  # leaving it by Ctrl-C stops the workers at once
                     futures = [pool.submit(run_unit, *args(u, key)) for u, key in todo]
@@ -1055,81 +603,15 @@ def evaluate(
     return {"rows": rows, "units": done, "episodes": segments, "note": note, "computed": len(todo), "reused": reused}
 
 
-def _file_of(record: dict[str, Any], models: Sequence[EvalModel]) -> str:
+def _file_of(record: dict[str, Any], models: Sequence[Model]) -> str:
     m = next((m for m in models if m.name == record["model"]), None)
     if m is None:
         return ""
     return Unit(m, record["kind"], float(record["level"]), record["episode"], record["start"], record["stop"]).file_name
 
 
-def _load_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError):
-        return None
-    if stored.get("key") != json.loads(json.dumps(key)):
-        return None
-    if stored.get("video") and not Path(stored["video"]).is_file():
-        return None
-    return stored
-
-
-# ------------------------------------------------------------------------ explain --data frames
-
-
-@dataclasses.dataclass
-class RecordedTrace:
-    """Frames of a recorded episode and a driver's open-loop run over them (for ``drive explain --data``)."""
-
-    frames: np.ndarray
-    """Clean recorded frames, RGB uint8 (N, H, W, 3)."""
-    t_s: list[float]
-    steering: list[float]
-    """The driver's prediction per frame (normalised, dataset units)."""
-    expert: list[float]
-    """The recorded label per frame."""
-    activity: list[np.ndarray]
-    fps: float
-    name: str
-    """``DATA episode E``, for titles."""
-
-
-def recorded_trace(
-    policy: Any, data: str | Path, episode: int | None = None, duration_s: float | None = None
-) -> RecordedTrace:
-    """Frames of one episode of a dataset (default: its first) and the driver's open-loop run over them.
-
-    ``duration_s`` keeps only the first seconds. The dataset must fit the policy (size and frame rate).
-    """
-    from drive.data.reader import DatasetReader
-
-    root = Path(data)
-    try:
-        reader = DatasetReader(root)
-    except (FileNotFoundError, UserError) as exc:
-        raise UserError(f"--data: {exc}") from None
-    if not reader.episodes:
-        raise UserError(f"--data {root}: the dataset has no complete episode")
-    episode = reader.episodes[0] if episode is None else int(episode)
-    if episode not in reader.episodes:
-        raise UserError(
-            f"--episode: {episode} is not a complete episode of {root} ({len(reader.episodes)} episodes, "
-            f"{reader.episodes[0]}..{reader.episodes[-1]})"
-        )
-    check_fits(policy, reader.info, root, "--checkpoint")
-    n = reader.episode_length(episode)
-    if duration_s is not None:
-        n = max(1, min(n, int(round(duration_s * reader.info.fps))))
-    frames, label, t_s, info = load_segment(root, episode, 0, n)
-    run = run_open_loop(policy, frames, label, t_s, info.fps, info.max_steer_rad, episode=episode)
-    return RecordedTrace(
-        np.asarray(frames),
-        list(t_s - t_s[0]),
-        list(run.prediction),
-        list(run.label),
-        list(run.activity),
-        info.fps,
-        f"{root.name} episode {episode}",
-    )
+def _file_of(record: dict[str, Any], models: Sequence[Model]) -> str:
+    m = next((m for m in models if m.name == record["model"]), None)
+    if m is None:
+        return ""
+    return Unit(m, record["kind"], float(record["level"]), record["episode"], record["start"], record["stop"]).file_name

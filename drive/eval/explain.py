@@ -282,11 +282,12 @@ def explain(
     """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring.
 
     With ``data`` (a dataset folder), the frames are those of a recorded ``episode`` (default: the first)
-    instead, run open loop (:func:`drive.eval.evaluate.recorded_trace`); the traces show the recorded label.
+    instead, run open loop (:func:`drive.eval.replay.recorded_trace`); the traces show the recorded label.
     """
     from drive.eval.rollout import make_env, run_episode
-    from drive.eval.simulate import check_compatible, load_driver, resolve_scenario
+    from drive.eval.simulate import resolve_scenario
     from drive.eval.video import video_writer
+    from drive.policy.load import check_compatible, load_driver
 
     for v in variances:
         if not (math.isfinite(v) and 0 < v <= 1):
@@ -295,7 +296,7 @@ def explain(
         raise UserError(f"--images must be >= 0 and --ssim-frames >= 1, got {images!r} and {ssim_frames!r}")
     policy = load_driver(checkpoint)
     if data is not None:  # recorded frames, open loop
-        from drive.eval.evaluate import recorded_trace
+        from drive.eval.replay import recorded_trace
 
         collector = recorded_trace(policy, data, episode, duration_s)
         fps, source, log = collector.fps, collector.name, None

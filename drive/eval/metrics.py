@@ -1,11 +1,15 @@
-"""Closed-loop driving figures: what one episode did, and the aggregate over episodes.
+"""The figures: what a driver did, closed loop (an episode in the simulator) and open loop (steering on a recording).
 
-Each figure is defined in ``DEFINITIONS`` below (units in the names); the same text is written into
-``metrics.json`` so that the file explains itself.
+Closed loop: each figure is defined in ``DEFINITIONS`` below (units in the names); the same text is written
+into ``metrics.json`` so that the file explains itself. ``MAIN_FIGURES`` are those the tables show
+(``drive simulate``'s summary, ``drive stress``'s report, ``drive suite``'s results).
 
 Aggregate over episodes: ``distance_m``, ``off_road_events``, ``nonfinite_actions``,
 ``dropped_frames``, ``steps`` and ``duration_s`` are totals; ``off_road_per_km`` is total events per
 total km; ``max_abs_lateral_m`` is the max; the rest are means over episodes.
+
+Open loop (``drive evaluate``): :func:`steering_metrics` compares a prediction with the recorded label over
+one episode; its figures are defined in ``STEERING_DEFINITIONS``.
 """
 
 from __future__ import annotations
@@ -34,9 +38,7 @@ DEFINITIONS = {
     "duration_s": "sim time driven, s",
 }
 
-EPISODE_FIELDS = (
-    "distance_m",
-    "off_road_events",
+MAIN_FIGURES = (
     "off_road_per_km",
     "mean_abs_lateral_m",
     "max_abs_lateral_m",
@@ -44,10 +46,10 @@ EPISODE_FIELDS = (
     "steering_jerk",
     "completed_fraction",
     "nonfinite_actions",
-    "dropped_frames",
-    "steps",
-    "duration_s",
 )
+"""The closed-loop figures the tables show, in their order."""
+EPISODE_FIELDS = ("distance_m", "off_road_events", *MAIN_FIGURES, "dropped_frames", "steps", "duration_s")
+"""Every figure of an episode, in the order of ``metrics.json`` and ``cells.csv``."""
 SUMMED = ("distance_m", "off_road_events", "nonfinite_actions", "dropped_frames", "steps", "duration_s")
 
 
@@ -166,3 +168,105 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], floa
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ open loop: steering
+
+DEFAULT_ALPHA = 2.0
+MAX_ALPHA = 10.0
+"""The largest loss weighting alpha, for training and evaluation alike: exp(10) = 22,026; past that the
+weight of full lock overflows float32 gradients quickly."""
+DEFAULT_CURVE_THRESHOLD = 0.1
+
+STEERING_DEFINITIONS = {
+    "frames": "frames compared (prediction vs recorded label)",
+    "mse": "mean (prediction - label)^2, normalised steering ([-1, 1] = +-max_steer_rad of the dataset)",
+    "mae": "mean |prediction - label|, normalised steering",
+    "mse_rad2": "mse in radians^2 of front-wheel angle (normalised x the dataset's max_steer_rad)",
+    "mae_rad": "mae in radians of front-wheel angle",
+    "weighted_mse": "mean exp(alpha |label|) (prediction - label)^2, normalised: the training loss (NCP paper), alpha in the config",
+    "curve_mse": "mse over frames with |label| > curve_threshold (normalised); None when there are none",
+    "curve_mae": "mae over those frames",
+    "straight_mse": "mse over frames with |label| <= curve_threshold",
+    "straight_mae": "mae over those frames",
+    "curve_fraction": "share of the frames that are curves",
+    "bias": "mean (prediction - label), normalised: > 0 steers too far left on average",
+    "bias_rad": "bias in radians",
+    "lag_frames": "k in [-max_lag, max_lag] minimising mean (prediction[t + k] - label[t])^2: > 0 = the prediction "
+    "follows the label k frames late",
+    "lag_s": "lag_frames x the median frame period, s",
+    "nonfinite": "non-finite predictions (clamped as in closed loop: NaN -> 0, +-inf -> +-1)",
+    "dropped_frames": "frames lost to the drop perturbation (previous prediction held)",
+}
+STEERING_FIGURES = (
+    "mse",
+    "mae",
+    "mse_rad2",
+    "mae_rad",
+    "weighted_mse",
+    "curve_mse",
+    "curve_mae",
+    "straight_mse",
+    "straight_mae",
+    "bias",
+    "bias_rad",
+    "lag_frames",
+    "lag_s",
+)
+STEERING_REPORT_FIGURES = ("mse", "mae_rad", "weighted_mse", "curve_mae", "straight_mae", "bias", "lag_s")
+
+
+def best_lag(prediction: np.ndarray, label: np.ndarray, max_lag: int) -> int:
+    """The shift k (|k| <= max_lag, overlap at least half the frames) minimising mean (p[t + k] - y[t])^2."""
+    n = len(label)
+    best, best_err = 0, math.inf
+    for k in range(-max_lag, max_lag + 1):
+        if n - abs(k) < max(1, n // 2):
+            continue
+        p, y = (prediction[k:], label[: n - k]) if k >= 0 else (prediction[: n + k], label[-k:])
+        err = float(np.mean((p - y) ** 2))
+        if err < best_err - 1e-15 or (abs(err - best_err) <= 1e-15 and abs(k) < abs(best)):
+            best, best_err = k, err
+    return best
+
+
+def steering_metrics(
+    prediction: np.ndarray,
+    label: np.ndarray,
+    max_steer_rad: float,
+    alpha: float = DEFAULT_ALPHA,
+    curve_threshold: float = DEFAULT_CURVE_THRESHOLD,
+    max_lag: int = 20,
+    period_s: float = 0.05,
+) -> dict[str, Any]:
+    """Open-loop figures of one episode (see ``STEERING_DEFINITIONS``); ``prediction`` and ``label`` normalised."""
+    p = np.asarray(prediction, np.float64)
+    y = np.asarray(label, np.float64)
+    if p.shape != y.shape or p.ndim != 1 or len(p) == 0:
+        raise ValueError(
+            f"steering_metrics: prediction {p.shape} and label {y.shape} must be the same non-empty 1-D shape"
+        )
+    e = p - y
+    curve = np.abs(y) > curve_threshold
+
+    def part(mask: np.ndarray, fn) -> float | None:
+        return float(fn(e[mask])) if mask.any() else None
+
+    lag = best_lag(p, y, max_lag)
+    return {
+        "frames": int(len(e)),
+        "mse": float(np.mean(e**2)),
+        "mae": float(np.mean(np.abs(e))),
+        "mse_rad2": float(np.mean(e**2)) * max_steer_rad**2,
+        "mae_rad": float(np.mean(np.abs(e))) * max_steer_rad,
+        "weighted_mse": float(np.mean(np.exp(alpha * np.abs(y)) * e**2)),
+        "curve_mse": part(curve, lambda x: np.mean(x**2)),
+        "curve_mae": part(curve, lambda x: np.mean(np.abs(x))),
+        "straight_mse": part(~curve, lambda x: np.mean(x**2)),
+        "straight_mae": part(~curve, lambda x: np.mean(np.abs(x))),
+        "curve_fraction": float(curve.mean()),
+        "bias": float(np.mean(e)),
+        "bias_rad": float(np.mean(e)) * max_steer_rad,
+        "lag_frames": int(lag),
+        "lag_s": float(lag * period_s),
+    }

@@ -16,7 +16,8 @@ Kinds (``KINDS`` holds the registry, one doc line each); a level of 0 is always 
 
 Every perturbation draws from its own ``numpy.random.Generator``, given at ``reset``, so an
 episode is reproducible from its seed. Specs are written ``KIND:LEVEL,LEVEL,…`` on the command line
-(``gaussian:0.1,0.2,0.3``) and parsed by ``parse_spec``.
+(``gaussian:0.1,0.2,0.3``) and parsed by ``parse_spec``; a sweep's list of them (strings, or
+``(kind, levels)`` pairs from a library caller) by ``check_sweeps``. ``CLEAN`` names the unperturbed run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from drive.errors import UserError
 
 if TYPE_CHECKING:
     import torch
+
+CLEAN = "clean"
+"""The kind name of no perturbation (level 0): a sweep's clean run, level 0 of every kind."""
 
 
 class Perturbation:
@@ -466,6 +470,23 @@ def parse_spec(text: str, where: str = "--perturb") -> tuple[str, list[float]]:
             raise UserError(f"{where}: level {part.strip()!r} in {text!r} is not a number") from None
         levels.append(KINDS[kind].check(level, where=f"{where} {text!r}"))
     return kind, levels
+
+
+def check_sweeps(
+    specs: Sequence[str | tuple[str, Sequence[float]]], where: str = "--perturb"
+) -> list[tuple[str, list[float]]]:
+    """A sweep's perturbations as (kind, levels): each spec a ``KIND:LEVEL,…`` string (:func:`parse_spec`) or
+    a (kind, levels) pair, its kind known and every level checked; errors name ``where`` and the value."""
+    out = []
+    for spec in specs:
+        if isinstance(spec, str):
+            out.append(parse_spec(spec, where))
+            continue
+        kind, levels = spec
+        if kind not in KINDS:
+            raise UserError(f"{where}: unknown perturbation kind {kind!r}; known: {', '.join(KINDS)}")
+        out.append((kind, [KINDS[kind].check(v, where=f"{where} {kind!r}") for v in levels]))
+    return out
 
 
 def parse_single(text: str, where: str = "--perturb") -> Perturbation:

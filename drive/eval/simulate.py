@@ -3,7 +3,8 @@
 Each episode is one call of the rollout, :func:`drive.eval.rollout.run_episode` (env -> perturbation ->
 driver -> action; read that module for one control step top to bottom). This module adds what a run of
 several episodes needs: the driver and scenario resolved from names, observers that write a video or
-show a live window, the expert's reference run, and ``metrics.json``. The command line is
+show a live window, the expert's reference run, and ``metrics.json``. A checkpoint becomes a driver
+in :mod:`drive.policy.load` (``load_driver``, ``check_compatible``). The command line is
 :mod:`drive.commands.simulate`.
 
 Leaving the road: with ``off_road="recover"`` (the default) the env counts the event, puts the car
@@ -29,6 +30,7 @@ from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Perturbation, parse_single
 from drive.eval.rollout import Step, make_env, run_episode
 from drive.io import atomic_write_json
+from drive.policy.load import check_compatible, load_driver
 from drive.policy.protocol import Driver
 from drive.policy.reference import ExpertPolicy
 
@@ -40,12 +42,9 @@ __all__ = [
     "DEFAULT_SCENARIO",
     "LiveWindow",
     "VideoObserver",
-    "check_compatible",
     "check_display",
     "drive_episodes",
-    "load_driver",
     "make_env",
-    "resolve_checkpoint",
     "resolve_scenario",
     "run_episode",
     "simulate",
@@ -159,38 +158,6 @@ def resolve_scenario(scenario: Any, duration_s: float | None = None) -> Any:
             raise UserError(f"--duration-s: must be a positive number of seconds, got {duration_s!r}")
         sc = dataclasses.replace(sc, duration_s=float(duration_s))
     return sc
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder: as given, or the shipped default (``checkpoints/ncp19``) from any directory."""
-    p = resources.resolve_checkpoint_arg(path)
-    if not (p / "config.json").is_file():
-        raise UserError(
-            f"--checkpoint: {p}: no checkpoint here (no config.json); train one with `drive train` or pass --checkpoint"
-        )
-    return p
-
-
-def load_driver(checkpoint: Driver | str | os.PathLike, runtime: str = "torch") -> Driver:
-    """A driver from a checkpoint path (run by ``runtime``: ``torch`` or ``onnx``), the word ``expert``,
-    or a policy object (returned as is)."""
-    if isinstance(checkpoint, (str, os.PathLike)):
-        if str(checkpoint) == "expert":
-            return ExpertPolicy()
-        from drive.policy.export import load_driver_for_runtime
-
-        return load_driver_for_runtime(resolve_checkpoint(checkpoint), runtime)
-    return checkpoint
-
-
-def check_compatible(policy: Driver, scenario: Any, where: str = "--checkpoint") -> None:
-    """The policy must take frames of the scenario's camera size."""
-    h, w = getattr(policy, "image_height", None), getattr(policy, "image_width", None)
-    if h is not None and (h, w) != (scenario.camera.height, scenario.camera.width):
-        raise UserError(
-            f"{where}: the policy takes {h}x{w} frames but scenario {scenario.name!r} renders "
-            f"{scenario.camera.height}x{scenario.camera.width} (camera.height x camera.width)"
-        )
 
 
 def drive_episodes(
@@ -317,19 +284,7 @@ def simulate(
     return result
 
 
-SUMMARY_COLUMNS = (
-    "driver",
-    "episodes",
-    "distance_m",
-    "off_road_events",
-    "off_road_per_km",
-    "mean_abs_lateral_m",
-    "max_abs_lateral_m",
-    "mean_abs_heading_error_rad",
-    "steering_jerk",
-    "completed_fraction",
-    "nonfinite_actions",
-)
+SUMMARY_COLUMNS = ("driver", "episodes", "distance_m", "off_road_events", *M.MAIN_FIGURES)
 
 
 def summary_table(result: dict[str, Any]) -> str:

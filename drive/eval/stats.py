@@ -4,9 +4,11 @@ A study drives every model family (ncp19, lstm, …) with several *training seed
 *conditions* (a condition is one stress seed: a test track and the seed of its camera noise). Its raw
 table has one row per (family, train_seed, level, condition) with the figures of that episode.
 
-- :func:`bootstrap_ci`: the mean of a figure and its two-stage bootstrap interval: resample training
-  seeds with replacement, then conditions within each drawn seed (Davison & Hinkley 1997, §3.8), so the
-  interval reflects seed-to-seed variation and not only the luck of the tracks.
+- :func:`two_stage_bootstrap_ci`: the mean of a figure and its two-stage bootstrap interval: resample
+  training seeds with replacement, then conditions within each drawn seed (Davison & Hinkley 1997, §3.8),
+  so the interval reflects seed-to-seed variation and not only the luck of the tracks.
+- :func:`bootstrap_mean_ci`: the plain one-stage bootstrap interval of a mean (``drive evaluate``: one
+  value per episode, resampled as they are).
 - :func:`paired_test`: one family against another on the same conditions. Each condition's figure is
   first averaged over the family's training seeds; the paired differences are then tested with
   ``scipy.stats.permutation_test`` (sign flips, two-sided) or ``scipy.stats.wilcoxon``. The test
@@ -17,11 +19,15 @@ table has one row per (family, train_seed, level, condition) with the figures of
 - :func:`holm`: Holm's step-down correction of a family of p-values (Holm 1979).
 - :func:`compare_families`: the table a report shows: per family and level the mean with its interval,
   and the reference family's paired test against each other family, Holm-corrected per level.
+- :func:`rank_agreement`: how well one figure ranks models like another (Spearman's rho, a paired
+  bootstrap interval), e.g. offline steering error against closed-loop off-road per km.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import warnings
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +39,7 @@ MIN_OBSERVATIONS = 2
 both families share) needs; with fewer, the statistic is NaN (a report says it is omitted, and why)."""
 
 
-def bootstrap_ci(
+def two_stage_bootstrap_ci(
     table: pd.DataFrame,
     value: str,
     confidence: float = 0.95,
@@ -153,7 +159,7 @@ def compare_families(
         ref_means = condition_means(ref, value) if len(ref) else None
         level_rows = []
         for family, sel in at_level.groupby(FAMILY, sort=False):
-            mean, low, high = bootstrap_ci(sel, value, confidence, n_resamples, seed)
+            mean, low, high = two_stage_bootstrap_ci(sel, value, confidence, n_resamples, seed)
             row = {
                 FAMILY: family,
                 LEVEL: level,
@@ -180,3 +186,78 @@ def compare_families(
             r["p_holm"] = p
         rows += level_rows
     return pd.DataFrame(rows)
+
+
+def bootstrap_mean_ci(
+    values: Sequence[float], seed: int = 0, n_resamples: int = 2000
+) -> tuple[float | None, float | None]:
+    """95 % bootstrap CI of the mean of ``values`` (e.g. one figure over episodes), resampled as they are
+    (scipy, BCa; percentile when BCa is undefined); None and non-finite values are left out.
+
+    None, None with fewer than two values; (v, v) when all values are equal.
+    """
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
+    if len(x) < 2:
+        return None, None
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = stats.bootstrap(
+                (x,),
+                np.mean,
+                confidence_level=0.95,
+                n_resamples=n_resamples,
+                method=method,
+                random_state=np.random.default_rng(seed),
+            )
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if math.isfinite(lo) and math.isfinite(hi):
+            return lo, hi
+    return None, None
+
+
+def rank_agreement(x: Sequence[float], y: Sequence[float], seed: int = 0, n_resamples: int = 2000) -> dict[str, Any]:
+    """How well ``x`` ranks like ``y`` (e.g. offline error against closed-loop off-road per km, one pair per model).
+
+    Spearman's rho (``scipy.stats.spearmanr``) with its p-value, and a 95 % percentile interval from a paired
+    ``scipy.stats.bootstrap`` over the pairs; resamples whose rho is undefined (a constant side) are left out of
+    the interval, and their share is reported. rho is None when either side is constant.
+    """
+    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    out: dict[str, Any] = {
+        "n": int(len(a)),
+        "rho": None,
+        "p_value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "undefined_resamples": None,
+    }
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return out
+    res = stats.spearmanr(a, b)
+    out["rho"], out["p_value"] = float(res.statistic), float(res.pvalue)
+
+    def rho(u, v):
+        if np.ptp(u) == 0 or np.ptp(v) == 0:
+            return np.nan
+        return stats.spearmanr(u, v).statistic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = stats.bootstrap(
+            (a, b),
+            rho,
+            paired=True,
+            vectorized=False,
+            n_resamples=n_resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
+    dist = np.asarray(boot.bootstrap_distribution, np.float64)
+    ok = dist[np.isfinite(dist)]
+    out["undefined_resamples"] = float(1.0 - len(ok) / len(dist))
+    if len(ok):
+        out["ci_low"], out["ci_high"] = (float(v) for v in np.percentile(ok, [2.5, 97.5]))
+    return out

@@ -36,22 +36,30 @@ Outputs in ``DIR``:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
-import re
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from drive.errors import UserError
 from drive.eval import metrics as M
-from drive.eval.backends import BACKENDS, CellJob, run_cells
-from drive.eval.perturb import KINDS, make, parse_spec
-from drive.io import atomic_path, atomic_write_json, atomic_write_text, hash_file
+from drive.eval.backends import check_backend, run_cells
+from drive.eval.perturb import CLEAN, KINDS, check_sweeps, make
+from drive.eval.sweep import (
+    EXPERT,
+    Model,
+    cached_driver,
+    load_finished,
+    make_model,
+    model_identity,
+    result_file,
+    resume_key,
+)
+from drive.io import atomic_path, atomic_write_json, atomic_write_text
 
-CLEAN = "clean"
 SEED_LIMIT = 2**32
 """Seeds are whole numbers in ``[0, 2**32)``, as every verb's ``--seed`` (``drive.commands.common.seed_type``)."""
 CELL_FORMAT = 1
@@ -61,27 +69,6 @@ STATS_FIGURES = (PRIMARY_FIGURE, "off_road_per_km")
 REFERENCE_FAMILY = "ncp19"
 TABLE_LABELS = {"mean_abs_lateral_m": "mean abs lateral (m)", "off_road_per_km": "off-road/km"}
 FIGURE_LABELS = {"mean_abs_lateral_m": "mean |lateral offset| (m)", "off_road_per_km": "off-road events per km"}
-MAIN_FIGURES = (
-    "off_road_per_km",
-    "mean_abs_lateral_m",
-    "max_abs_lateral_m",
-    "mean_abs_heading_error_rad",
-    "steering_jerk",
-    "completed_fraction",
-    "nonfinite_actions",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Model:
-    """A driver in the sweep."""
-
-    name: str
-    """Label in tables and plots (the checkpoint folder's name, made unique)."""
-    checkpoint: str
-    """Checkpoint folder, or ``expert``."""
-    fingerprint: str
-    """SHA-256 of the checkpoint's config.json and weights (``expert`` for the expert)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,43 +86,16 @@ class Cell:
 
     @property
     def file_name(self) -> str:
-        level = f"{self.level:g}".replace("-", "m")
-        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.model.name}__{self.kind}_{level}__seed{self.seed}") + ".json"
-
-
-def fingerprint(checkpoint: str | Path) -> str:
-    """Content hash of a checkpoint folder (config.json and model.safetensors)."""
-    if str(checkpoint) == "expert":
-        return "expert"
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        hash_file(h, Path(checkpoint) / name)
-    return h.hexdigest()
-
-
-def unique_name(base: str, used: set[str], reserved: Sequence[str] = ()) -> str:
-    """``base``, or ``base-2``, ``base-3``, … : the first not in ``used`` nor ``reserved``; added to ``used``."""
-    name, n = base, 2
-    while name in used or name in reserved:
-        name, n = f"{base}-{n}", n + 1
-    used.add(name)
-    return name
+        return result_file(self.model, self.kind, self.level, f"seed{self.seed}")
 
 
 def make_models(checkpoints: Sequence[str], with_expert: bool) -> list[Model]:
     """Models for the checkpoints (names from their folders, made unique), plus the expert (also when a
     checkpoint is the word ``expert``)."""
-    from drive.eval.simulate import resolve_checkpoint
-
-    models, used = [], set()
-    with_expert = with_expert or any(str(c) == "expert" for c in checkpoints)
-    for ckpt in (c for c in checkpoints if str(c) != "expert"):
-        path = resolve_checkpoint(ckpt)
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name) or "model"
-        models.append(Model(unique_name(base, used, reserved=("expert",)), str(path), fingerprint(path)))
-    if with_expert:
-        models.append(Model("expert", "expert", "expert"))
-    return models
+    used: set[str] = set()
+    with_expert = with_expert or any(str(c) == EXPERT for c in checkpoints)
+    models = [make_model(c, used, reserved=(EXPERT,)) for c in checkpoints if str(c) != EXPERT]
+    return models + ([make_model(EXPERT, used)] if with_expert else [])
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -172,52 +132,49 @@ def plan_cells(
 
 
 def cell_key(cell: Cell, scenario: dict[str, Any], episodes: int, off_road: str) -> dict[str, Any]:
-    """Everything a cell's result depends on; a stored cell is reused only if its key is equal."""
-    return {
-        "format": CELL_FORMAT,
-        "model": cell.model.name,
-        "fingerprint": cell.model.fingerprint,
-        "kind": cell.kind,
-        "level": cell.level,
-        "seed": cell.seed,
-        "episodes": episodes,
-        "off_road": off_road,
-        "scenario": scenario,
-    }
-
-
-def load_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored result of a cell if it exists and was computed with the same key."""
-    if not path.is_file():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError):
-        return None
-    return stored if stored.get("key") == key else None
+    """Everything a cell's result depends on (:func:`drive.eval.sweep.resume_key`)."""
+    return resume_key(
+        CELL_FORMAT,
+        cell.model,
+        cell.kind,
+        cell.level,
+        seed=cell.seed,
+        episodes=episodes,
+        off_road=off_road,
+        scenario=scenario,
+    )
 
 
 # -------------------------------------------------------------------------------------- workers
 
-_POLICIES: dict[str, Any] = {}
 
+@dataclasses.dataclass(frozen=True)
+class CellJob:
+    """What every cell of one sweep shares; called with a cell, computes it (the job of
+    :func:`drive.eval.backends.run_cells`)."""
 
-def _driver(model: Model) -> Any:
-    if model.checkpoint not in _POLICIES:
-        from drive.eval.simulate import load_driver
+    scenario: dict[str, Any]
+    """The scenario as a dict (:meth:`drive.world.scenario.Scenario.to_dict`)."""
+    episodes: int
+    """Episodes per cell."""
+    off_road: str
+    """``recover`` or ``terminate``."""
 
-        _POLICIES[model.checkpoint] = load_driver(model.checkpoint)
-    return _POLICIES[model.checkpoint]
+    def __call__(self, cell: Cell) -> dict[str, Any]:
+        """Compute ``cell`` in this process and return its result (the driver process writes it)."""
+        with tempfile.TemporaryDirectory(prefix="drive-cell-") as tmp:
+            return run_cell(cell, self.scenario, self.episodes, self.off_road, os.path.join(tmp, cell.file_name))
 
 
 def run_cell(cell: Cell, scenario_dict: dict[str, Any], episodes: int, off_road: str, path: str) -> dict[str, Any]:
     """Compute one cell and write it atomically to ``path``; returns what was written."""
-    from drive.eval.simulate import check_compatible, drive_episodes
+    from drive.eval.simulate import drive_episodes
+    from drive.policy.load import check_compatible
     from drive.world.scenario import Scenario
 
     start = time.perf_counter()
     scenario = Scenario.from_dict(scenario_dict)
-    policy = _driver(cell.model)
+    policy = cached_driver(cell.model)
     check_compatible(policy, scenario, where=f"--checkpoint {cell.model.checkpoint}")
     perturbations = [] if cell.kind == CLEAN else [make(cell.kind, cell.level)]
     seeds = [cell.seed * episodes + i for i in range(episodes)]
@@ -280,11 +237,11 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
             "level": level_label(r["kind"], r["level"]),
             "n_seeds": r["n_seeds"],
         }
-        for f in MAIN_FIGURES:
+        for f in M.MAIN_FIGURES:
             mean, std = r.get(f), r.get(f"{f}_std")
             row[f] = "–" if mean is None else f"{mean:.3g} ± {std:.2g}"
         table_rows.append(row)
-    columns = ("model", "kind", "level", "n_seeds", *MAIN_FIGURES)
+    columns = ("model", "kind", "level", "n_seeds", *M.MAIN_FIGURES)
     lines = [
         "# Stress test",
         "",
@@ -422,27 +379,6 @@ def level_label(kind: str, level: float) -> str:
     if level == 0:
         return "0 (clean)"
     return f"{level:g}" if sigma is None else f"σ²={level:g} (σ={sigma:.2g})"
-
-
-def model_identity(model: Model) -> tuple[str, int] | None:
-    """(family, training seed) from a checkpoint's config.json (``model``; ``training.seed``), or None.
-
-    A checkpoint trained with noise augmentation is its own family, ``<model>+noise``, so that the
-    separately labelled variant of a study never mixes with the plain models."""
-    if model.checkpoint == "expert":
-        return None
-    try:
-        config = json.loads((Path(model.checkpoint) / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    training = config.get("training") if isinstance(config, dict) else None
-    family = config.get("model") if isinstance(config, dict) else None
-    seed = training.get("seed") if isinstance(training, dict) else None
-    if not isinstance(family, str) or not isinstance(seed, int) or isinstance(seed, bool):
-        return None
-    if training.get("augment_noise"):
-        family += "+noise"
-    return family, seed
 
 
 def cell_table(
@@ -615,18 +551,11 @@ def stress(
         raise UserError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     if not isinstance(workers, int) or workers < 0:
         raise UserError(f"--workers: must be a whole number >= 0, got {workers!r}")
-    if backend not in BACKENDS:
-        raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    if address is not None and backend != "ray":
-        raise UserError(f"--address: only used with --backend ray, got --backend {backend}")
-    if backend == "ray":
-        from drive.eval.backends import import_ray
-
-        import_ray()  # fail before any work if the extra is missing
+    check_backend(backend, address)  # before any work: Ray missing is one line
     if off_road not in ("recover", "terminate"):
         raise UserError(f"off_road: expected 'recover' or 'terminate', got {off_road!r}")
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
-    sweeps = [parse_spec(p) if isinstance(p, str) else (p[0], [KINDS[p[0]].check(v) for v in p[1]]) for p in perturb]
+    sweeps = check_sweeps(perturb)
     sc = resolve_scenario(scenario, duration_s)
     scenario_dict = sc.to_dict()
     models = make_models(checkpoints, with_expert)

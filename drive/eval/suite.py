@@ -22,20 +22,10 @@ from typing import Any
 
 from drive import resources
 from drive.errors import UserError
+from drive.eval import metrics as M
+from drive.eval.sweep import EXPERT
 
-EXPERT = "expert"
-COLUMNS = (
-    "case",
-    "driver",
-    "episodes",
-    "distance_km",
-    "off_road_events",
-    "off_road_per_km",
-    "mean_abs_lateral_m",
-    "max_abs_lateral_m",
-    "mean_abs_heading_error_rad",
-    "completed_fraction",
-)
+COLUMNS = ("case", "driver", "episodes", "distance_km", "off_road_events", *M.MAIN_FIGURES)
 
 
 def suite_cases(names: Sequence[str] | None = None) -> list[str]:
@@ -51,7 +41,7 @@ def suite_cases(names: Sequence[str] | None = None) -> list[str]:
 
 def driver_labels(drivers: Sequence[str]) -> list[str]:
     """A label per driver: the checkpoint folder's name, made unique (``ncp19``, ``ncp19-2``), or ``expert``."""
-    from drive.eval.stress import unique_name
+    from drive.eval.sweep import unique_name
 
     used: set[str] = set()
     return [unique_name(EXPERT if driver == EXPERT else Path(driver).name, used) for driver in drivers]
@@ -61,13 +51,8 @@ def _drive_case(case: str, driver: str, label: str, seeds: list[int], duration_s
     """Worker: one driver on one case over the given reset seeds; returns the aggregate row."""
     import torch
 
-    from drive.eval import metrics as M
-    from drive.eval.simulate import (
-        check_compatible,
-        drive_episodes,
-        load_driver,
-        resolve_scenario,
-    )
+    from drive.eval.simulate import drive_episodes, resolve_scenario
+    from drive.policy.load import check_compatible, load_driver
 
     torch.set_num_threads(1)
     scenario = resolve_scenario(resources.suite_dir() / f"{case}.yaml", duration_s)
@@ -101,7 +86,7 @@ def run_suite(
     """
     from tqdm.auto import tqdm
 
-    from drive.eval.simulate import resolve_checkpoint
+    from drive.policy.load import resolve_checkpoint
     from drive.world.tracks import TEST_SEEDS
 
     if not 1 <= tracks <= len(TEST_SEEDS):
@@ -116,7 +101,7 @@ def run_suite(
     labels = driver_labels(drivers)
     jobs = [(case, driver, label) for case in names for driver, label in zip(drivers, labels)]
     rows: list[dict[str, Any]] = []
-    from drive.eval.backends import worker_pool
+    from drive.eval.sweep import worker_pool
 
     with worker_pool(min(workers, len(jobs))) as pool:
         futures = {

@@ -11,6 +11,9 @@ Each picture shows, left to right and top to bottom::
     │ neuron activity: one row per neuron, time → │
     └─────────────────────────────────────────────┘
 
+The open-loop video of ``drive evaluate`` (:func:`write_overlay_video`) has the same layout with a
+steering trace (recorded and predicted, :func:`trace_panel`) in place of the map.
+
 Frames are RGB uint8 everywhere here. The writer is :class:`drive.video_io.VideoWriter` (PyAV), which
 browsers play; :class:`Compositor` keeps both picture sizes even, as yuv420p needs.
 """
@@ -19,14 +22,25 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from drive.video_io import VideoWriter, iter_video, video_writer
 
-__all__ = ["ActivityStrip", "Compositor", "VideoWriter", "fit", "read_video", "steering_panel", "video_writer"]
+__all__ = [
+    "ActivityStrip",
+    "Compositor",
+    "VideoWriter",
+    "fit",
+    "read_video",
+    "steering_panel",
+    "trace_panel",
+    "video_writer",
+    "write_overlay_video",
+]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
@@ -165,6 +179,64 @@ class Compositor:
         strip = self.strip.render(self.width)
         out[map_h : map_h + strip.shape[0]] = strip
         return out
+
+
+def trace_panel(
+    label: np.ndarray, prediction: np.ndarray, i: int, height: int, width: int, window: int = 200
+) -> np.ndarray:
+    """Recorded (green) and predicted (orange) steering over the last ``window`` frames, newest on the right."""
+    panel = np.full((height, width, 3), BACKGROUND, np.uint8)
+    lo = max(0, i + 1 - window)
+    mid, half = height // 2, (height - 30) / 2
+    cv2.line(panel, (0, mid), (width - 1, mid), (60, 60, 60), 1)
+    for y_val in (-1, 1):
+        y = int(round(mid - y_val * half))
+        cv2.line(panel, (0, y), (width - 1, y), (45, 45, 45), 1)
+    xs = width - 1 - (i - np.arange(lo, i + 1)) * (width - 1) / max(1, window - 1)
+    for values, color in ((label, EXPERT_RGB), (prediction, POLICY_RGB)):
+        ys = mid - np.clip(values[lo : i + 1], -1.2, 1.2) * half
+        pts = np.stack([xs, ys], axis=1).round().astype(np.int32)[None]
+        cv2.polylines(panel, pts, False, color, 1, cv2.LINE_AA)
+    cv2.putText(panel, "recorded", (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, EXPERT_RGB, 1, cv2.LINE_AA)
+    cv2.putText(panel, "predicted", (90, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, POLICY_RGB, 1, cv2.LINE_AA)
+    cv2.putText(panel, f"steering, last {window} frames", (6, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, GREY, 1, cv2.LINE_AA)
+    return panel
+
+
+def write_overlay_video(path: Path, run: Any, fps: float, neuron_labels: Sequence[str], title: str) -> None:
+    """The open-loop video of ``run`` (a :class:`drive.eval.replay.OpenLoopRun`), one picture per frame: the
+    frame the model saw, steering bars and trace (recorded and predicted), neuron activity."""
+    h, w = run.seen[0].shape[:2]
+    comp = Compositor((h, w), neuron_labels)
+    map_h = comp.cam_h + comp.steer_h
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with video_writer(path, fps, (comp.height, comp.width)) as vw:
+        for i in range(len(run.seen)):
+            err = run.prediction[i] - run.label[i]
+            lines = [title, f"t {run.t_s[i]:6.2f} s   error {err:+.3f}"]
+            panel = trace_panel(run.label, run.prediction, i, map_h, comp.map_w)
+            activity = run.activity[i] if run.activity.shape[1] else None
+            picture = comp.compose(
+                run.seen[i],
+                run.prediction[i],
+                run.label[i],
+                panel,
+                activity,
+                [],
+                "frame dropped" if run.dropped[i] else None,
+            )
+            for k, line in enumerate(lines):
+                cv2.putText(
+                    picture,
+                    line,
+                    (comp.cam_w + 6, 14 + 14 * k + 16),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.38,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
+            vw.write(picture)
 
 
 def read_video(path: str | os.PathLike) -> list[np.ndarray]:

@@ -13,9 +13,10 @@ max steering angle, image size, state size, neuron labels) plus the graph's inpu
 frame); the steering is normalised (radians = steering * ``max_steer_rad``).
 
 :class:`OnnxPolicy` runs that file with onnxruntime and implements :class:`drive.policy.protocol.Driver`,
-so any rollout can drive with it. :func:`load_driver_for_runtime` loads a checkpoint for either
-runtime (``torch`` or ``onnx``; the ONNX file is exported into a cache folder beside the checkpoint's
-temporary copy when needed).
+so any rollout can drive with it. :func:`load_onnx_driver` is the ``onnx`` runtime of
+:func:`drive.policy.load.load_driver` (the one loader of a checkpoint to drive): the ONNX file is
+exported once into a cache folder keyed by the checkpoint's content. The closed-loop comparison of the
+two runtimes drives through the one rollout and lives above the policy layer, in :mod:`drive.eval.compare`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ CONFIG_FILE = "config.json"
 OPSET = 17
 INPUTS = ("frames", "state", "dt_s")
 OUTPUTS = ("steering", "new_state")
-RUNTIMES = ("onnx", "torch")
-#: The runtime ``drive simulate`` uses when none is asked for (the faster at batch 1, see the README).
-DEFAULT_RUNTIME = "onnx"
 
 
 def _export_module(policy):
@@ -206,50 +204,6 @@ class OnnxPolicy:
         return np.asarray(state, dtype=np.float32)[:, : len(self.neuron_labels)]
 
 
-def closed_loop_compare(
-    checkpoint: str | os.PathLike,
-    onnx_folder: str | os.PathLike,
-    steps: int = 1000,
-    scenario: Any = "default",
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Drive ``steps`` closed-loop control steps with the torch policy of ``checkpoint`` (steering the
-    car) and feed every frame and elapsed time also to the exported :class:`OnnxPolicy`, each with its
-    own state. Returns the largest |steering difference| and |state difference| over the run."""
-    from drive.eval.simulate import make_env, resolve_scenario
-    from drive.policy.checkpoint import load_policy
-
-    torch_policy = load_policy(checkpoint)
-    onnx_policy = OnnxPolicy(onnx_folder)
-    sc = resolve_scenario(scenario)
-    env = make_env(sc)
-    dt = 1.0 / sc.control_hz
-    max_d_steer = max_d_state = 0.0
-    try:
-        obs, _ = env.reset(seed=seed)
-        s_t, s_o = torch_policy.initial_state(1), onnx_policy.initial_state(1)
-        it = range(steps)
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(it, desc="closed loop torch vs onnx")
-        for _ in it:
-            frames = obs[None]
-            a_t, s_t = torch_policy.step(frames, s_t, np.array([dt]))
-            a_o, s_o = onnx_policy.step(frames, s_o, np.array([dt]))
-            max_d_steer = max(max_d_steer, float(np.abs(a_t - a_o).max()))
-            max_d_state = max(max_d_state, float(np.abs(s_t.numpy() - s_o).max()) if s_o.size else 0.0)
-            steer = float(np.clip(a_t[0] * torch_policy.max_steer_rad / sc.max_steer_rad, -1.0, 1.0))
-            obs, _, terminated, truncated, _ = env.step(np.array([steer], dtype=np.float32))
-            if terminated or truncated:
-                obs, _ = env.reset(seed=seed + 1)
-                s_t, s_o = torch_policy.initial_state(1), onnx_policy.initial_state(1)
-    finally:
-        env.close()
-    return {"steps": steps, "max_abs_steering_diff": max_d_steer, "max_abs_state_diff": max_d_state}
-
-
 DIGEST_FILE = "digest.json"
 """In a cache folder: the cache key and the SHA-256 of each cached file, written with them and checked before use."""
 
@@ -339,20 +293,14 @@ def _export_to_cache(checkpoint: Path, cache: Path, key: str) -> OnnxPolicy:
     return OnnxPolicy(cache)
 
 
-def load_driver_for_runtime(checkpoint: str | os.PathLike, runtime: str = DEFAULT_RUNTIME):
-    """A driver for a checkpoint folder on ``runtime``: ``torch`` (the :class:`DrivingPolicy`) or
-    ``onnx`` (an :class:`OnnxPolicy`, exported on first use into a cache folder keyed by the
-    checkpoint's content, see :func:`_cache_folder`; into a temporary folder when that is not writable).
+def load_onnx_driver(checkpoint: str | os.PathLike) -> OnnxPolicy:
+    """An :class:`OnnxPolicy` for a checkpoint folder, exported on first use into a cache folder keyed by
+    the checkpoint's content (see :func:`_cache_folder`; into a temporary folder when that is not writable).
+    Load checkpoints to drive with :func:`drive.policy.load.load_driver` (``runtime="onnx"`` comes here).
 
     A cached export is used only when its files match the SHA-256 digests stored with them
     (:data:`DIGEST_FILE`); a changed, truncated or unloadable one is exported again, with a one-line
     warning on stderr. Processes sharing the cache take turns (a lock file per key)."""
-    if runtime not in RUNTIMES:
-        raise UserError(f"--runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    if runtime == "torch":
-        from drive.policy.checkpoint import load_policy
-
-        return load_policy(checkpoint)
     checkpoint = Path(checkpoint)
     key = _cache_key(checkpoint)
     if key is not None:

@@ -121,8 +121,8 @@ def suite_table(cfg: StudyConfig, entries: list[ZooEntry]):
     """Per case, family and figure: mean over training seeds and its 95 % bootstrap interval over seeds."""
     import pandas as pd
 
-    from drive.eval.stats import bootstrap_ci
-    from drive.eval.stress import Model, model_identity
+    from drive.eval.stats import two_stage_bootstrap_ci
+    from drive.eval.sweep import Model, model_identity
 
     frames = []
     for entry in [None, *entries]:
@@ -142,7 +142,7 @@ def suite_table(cfg: StudyConfig, entries: list[ZooEntry]):
     for (case, family), sel in table.groupby(["case", "family"], sort=False):
         row = {"case": case, "family": family, "n_seeds": sel["train_seed"].nunique()}
         for figure in ("mean_abs_lateral_m", "off_road_per_km"):
-            mean, low, high = bootstrap_ci(sel.astype({figure: float}), figure)
+            mean, low, high = two_stage_bootstrap_ci(sel.astype({figure: float}), figure)
             row.update({figure: mean, f"{figure}_ci_low": low, f"{figure}_ci_high": high})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -13,7 +13,7 @@ Steps, each a call of the library (``drive results`` on the command line, :mod:`
 4. Passive against active: :func:`drive.data.recorder.record` records ``passive_episodes`` expert episodes
    on the test-split tracks, :func:`drive.eval.evaluate.evaluate` gives each model's offline steering error
    on them (clean and at the same variances), and Spearman's rho (with a paired bootstrap 95 % interval,
-   :func:`drive.eval.evaluate.rank_agreement`) states how well the offline error ranks the models like
+   :func:`drive.eval.stats.rank_agreement`) states how well the offline error ranks the models like
    closed-loop off-road events per km, per level across models and pooled over models × levels.
    ``active_from`` (an earlier ``results.json``) reuses its closed-loop figures and runs this step only.
 5. The generalization suite: :func:`drive.eval.suite.run_suite` of all models and the expert on every case
@@ -273,7 +273,8 @@ def stress_step(cfg: ResultsConfig, models: list[str]) -> tuple[Path, list[dict]
 def explain_step(cfg: ResultsConfig, models: list[str]) -> dict[str, dict[str, float]]:
     """Step 3: each model's mean SSIM of saliency maps, clean against noisy, per level (``f"{level:g}"``)."""
     from drive.eval.explain import explain
-    from drive.eval.simulate import resolve_checkpoint, resolve_scenario
+    from drive.eval.simulate import resolve_scenario
+    from drive.policy.load import resolve_checkpoint
 
     ssim = {}
     for m in models:
@@ -474,7 +475,8 @@ def passive_vs_active(
 ) -> tuple[dict[str, Any], list[str]]:
     """Step 4: offline error on recorded test-split data beside closed-loop off-road per km, and their rank
     agreement. Returns results.json's ``passive`` and results.md's section."""
-    from drive.eval.evaluate import evaluate, rank_agreement
+    from drive.eval.evaluate import evaluate
+    from drive.eval.stats import rank_agreement
 
     data = record_passive_data(cfg)
     out = Path(cfg.work) / "passive" / "evaluate"

@@ -146,8 +146,8 @@ def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
     """The suite per checkpoint (and the expert), each into its own folder, skipped when done with the same inputs."""
     import pandas as pd
 
-    from drive.eval.stress import fingerprint
     from drive.eval.suite import run_suite, suite_cases
+    from drive.eval.sweep import fingerprint
 
     cases = suite_cases(list(cfg.suite_cases) or None)
     todo = []

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from drive.errors import UserError
+from drive.eval.metrics import MAX_ALPHA
 
 LR_SCHEDULES = ("none", "cosine")
 
@@ -25,8 +26,6 @@ MAX_THREADS = 1024
 MAX_DAGGER_ROUNDS = 1000
 MAX_DAGGER_EPISODES = 10_000
 MAX_DAGGER_DURATION_S = 86_400.0
-MAX_ALPHA = 10.0
-"""exp(10) = 22,026: past that the loss weight of full lock overflows float32 gradients quickly."""
 MAX_SEED = 2**32 - 1
 """As ``drive.commands.common.SEED_LIMIT`` (exclusive there): the seeds every verb takes."""
 

@@ -132,7 +132,7 @@ def test_local_workers_die_with_their_parent_on_sigkill(tmp_path, tiny_checkpoin
 def test_pool_workers_ignore_ctrl_c_from_their_first_instruction():
     """A worker inherits SIGINT ignored (no initializer needed), so a Ctrl-C during its start-up imports
     prints no traceback; the parent's own handler is back once the worker is started."""
-    from drive.eval.backends import WorkerPool, _QuietSpawnContext
+    from drive.eval.sweep import WorkerPool, _QuietSpawnContext
 
     before = signal.getsignal(signal.SIGINT)
     with WorkerPool(1, mp_context=_QuietSpawnContext()) as pool:
@@ -142,7 +142,7 @@ def test_pool_workers_ignore_ctrl_c_from_their_first_instruction():
 
 
 def test_leaving_the_pool_by_an_exception_stops_running_tasks_at_once():
-    from drive.eval.backends import worker_pool
+    from drive.eval.sweep import worker_pool
 
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):

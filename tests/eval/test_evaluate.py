@@ -15,13 +15,10 @@ from drive.cli import main
 from drive.data import layout
 from drive.data.reader import DatasetReader
 from drive.errors import UserError
-from drive.eval.evaluate import (
-    evaluate,
-    perturbed_frames,
-    recorded_trace,
-    steering_metrics,
-)
+from drive.eval.evaluate import evaluate
+from drive.eval.metrics import steering_metrics
 from drive.eval.perturb import Chain, make
+from drive.eval.replay import perturbed_frames, recorded_trace
 from drive.eval.rollout import make_env, run_episode
 from drive.policy.reference import ConstantPolicy
 
@@ -293,7 +290,7 @@ def test_physical_perturbations_are_refused(recorded, tmp_path):
 
 
 def test_rank_agreement():
-    from drive.eval.evaluate import rank_agreement
+    from drive.eval.stats import rank_agreement
 
     x = [0.1, 0.4, 0.2, 0.8, 0.5, 0.3]
     same = rank_agreement(x, [1, 4, 2, 8, 5, 3], n_resamples=300)
@@ -306,7 +303,7 @@ def test_rank_agreement():
 @pytest.mark.parametrize("model", ["ncp19", "cnn"])
 def test_batched_run_equals_one_step_per_frame(recorded, tiny_checkpoint, model):
     from drive.data.reader import DatasetReader
-    from drive.eval.evaluate import run_open_loop
+    from drive.eval.replay import run_open_loop
     from drive.policy.checkpoint import load_policy
 
     policy = load_policy(tiny_checkpoint(model))

@@ -47,8 +47,7 @@ def test_evaluate_alpha_outside_the_finite_range_is_one_line(alpha, tmp_path, ca
 def test_the_largest_alpha_keeps_the_weighted_mse_finite():
     import numpy as np
 
-    from drive.eval.evaluate import steering_metrics
-    from drive.train.config import MAX_ALPHA
+    from drive.eval.metrics import MAX_ALPHA, steering_metrics
 
     label = np.linspace(-1.0, 1.0, 21)
     for dtype in (np.float32, np.float64):

@@ -70,14 +70,14 @@ def test_bootstrap_interval_covers_the_true_mean_and_narrows_with_data():
                 "v": rng.normal(2.0, 1.0, 100),
             }
         )
-        mean, lo, hi = S.bootstrap_ci(t, "v", n_resamples=1000, seed=k)
+        mean, lo, hi = S.two_stage_bootstrap_ci(t, "v", n_resamples=1000, seed=k)
         assert lo <= mean <= hi
         covered += lo <= 2.0 <= hi
     assert covered >= 33  # nominal 95 % of 40 = 38; allow for the small-sample bootstrap's undercoverage
     small = pd.DataFrame({"train_seed": 0, "condition": range(10), "v": rng.normal(0, 1, 10)})
     large = pd.DataFrame({"train_seed": 0, "condition": range(1000), "v": rng.normal(0, 1, 1000)})
-    _, lo_s, hi_s = S.bootstrap_ci(small, "v", n_resamples=1000)
-    _, lo_l, hi_l = S.bootstrap_ci(large, "v", n_resamples=1000)
+    _, lo_s, hi_s = S.two_stage_bootstrap_ci(small, "v", n_resamples=1000)
+    _, lo_l, hi_l = S.two_stage_bootstrap_ci(large, "v", n_resamples=1000)
     assert hi_l - lo_l < (hi_s - lo_s) / 3
 
 
@@ -86,8 +86,8 @@ def test_seed_to_seed_variation_widens_the_interval():
     base = rng.normal(0, 0.1, 60)
     steady = pd.DataFrame({"train_seed": np.repeat([0, 1, 2], 20), "condition": np.tile(range(20), 3), "v": base})
     spread = steady.assign(v=base + np.repeat([-1.0, 0.0, 1.0], 20))
-    _, lo1, hi1 = S.bootstrap_ci(steady, "v", n_resamples=2000)
-    _, lo2, hi2 = S.bootstrap_ci(spread, "v", n_resamples=2000)
+    _, lo1, hi1 = S.two_stage_bootstrap_ci(steady, "v", n_resamples=2000)
+    _, lo2, hi2 = S.two_stage_bootstrap_ci(spread, "v", n_resamples=2000)
     assert hi2 - lo2 > 5 * (hi1 - lo1)
 
 
@@ -101,3 +101,25 @@ def test_bad_inputs_are_refused():
         S.paired_test([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="lacks column"):
         S.compare_families(pd.DataFrame({"family": []}), "v")
+
+
+def test_the_one_stage_bootstrap_of_a_mean():
+    assert S.bootstrap_mean_ci([1.0]) == (None, None)  # one value: no interval
+    assert S.bootstrap_mean_ci([2.0, 2.0, None, float("nan")]) == (2.0, 2.0)  # None and NaN left out
+    lo, hi = S.bootstrap_mean_ci([0.1, 0.4, 0.2, 0.8, 0.5, 0.3], n_resamples=500)
+    assert lo < np.mean([0.1, 0.4, 0.2, 0.8, 0.5, 0.3]) < hi
+
+
+def test_a_stored_result_is_reused_only_with_its_key_and_files(tmp_path):
+    import json
+
+    from drive.eval.sweep import Model, load_finished, resume_key
+
+    key = resume_key(1, Model("m", "expert", "expert"), "gaussian", 0.1, segment=(0, 0, 5))
+    path = tmp_path / "u.json"
+    path.write_text(json.dumps({"key": key, "video": str(tmp_path / "v.mp4")}))
+    assert load_finished(path, key) is not None  # tuples compare as the JSON lists they were written as
+    assert load_finished(path, {**key, "level": 0.2}) is None
+    assert load_finished(path, key, files=("video",)) is None  # the video it names is gone
+    (tmp_path / "v.mp4").write_bytes(b"")
+    assert load_finished(path, key, files=("video",)) is not None

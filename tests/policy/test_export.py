@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from drive.eval.compare import closed_loop_compare
 from drive.policy.checkpoint import load_policy, save_checkpoint
-from drive.policy.export import (
-    OnnxPolicy,
-    closed_loop_compare,
-    export_onnx,
-    load_driver_for_runtime,
-)
+from drive.policy.export import OnnxPolicy, export_onnx
+from drive.policy.load import load_driver
 from drive.policy.model import build_policy
 from drive.policy.protocol import Driver
 
@@ -33,6 +30,24 @@ def test_exported_policy_equals_torch_on_a_closed_loop_run(exported):
     result = closed_loop_compare(SHIPPED, exported, steps=60)
     assert result["max_abs_steering_diff"] <= 1e-4
     assert result["max_abs_state_diff"] <= 1e-4
+
+
+def test_closed_loop_comparison_drives_the_rollout_over_several_episodes(exported, monkeypatch):
+    from drive.eval import compare
+    from drive.eval.simulate import resolve_scenario
+
+    episodes = []  # (reset seed, steps driven) of each rollout episode
+
+    def run_episode(driver, env, seed, *args, **kwargs):
+        log = real(driver, env, seed, *args, **kwargs)
+        episodes.append((seed, len(log.steering)))
+        return log
+
+    real = compare.run_episode
+    monkeypatch.setattr(compare, "run_episode", run_episode)
+    result = closed_loop_compare(SHIPPED, exported, steps=50, seed=3, scenario=resolve_scenario("default", 1.0))
+    assert episodes == [(3, 20), (4, 20), (5, 10)]  # 1 s episodes at 20 Hz, the last one cut short
+    assert result["steps"] == 50 and result["max_abs_steering_diff"] <= 1e-4
 
 
 def test_state_round_trips_between_runtimes_with_irregular_dt(exported, frames):
@@ -58,7 +73,7 @@ def test_other_models_export_too(model, tmp_path, frames, monkeypatch):
     monkeypatch.setenv("DRIVE_CACHE_DIR", str(tmp_path / "cache"))
     policy = build_policy(model)
     save_checkpoint(policy, tmp_path / "ckpt")
-    driver = load_driver_for_runtime(tmp_path / "ckpt", "onnx")
+    driver = load_driver(tmp_path / "ckpt", "onnx")
     f = frames(2, seed=1).numpy()
     a, s = driver.step(f, driver.initial_state(2), np.array([0.1, 0.2]))
     b, t = load_policy(tmp_path / "ckpt").step(f, None, np.array([0.1, 0.2]))
@@ -98,15 +113,16 @@ def test_onnx_runtime_reaches_its_first_step_without_importing_torch(tmp_path, m
     import sys
 
     monkeypatch.setenv("DRIVE_CACHE_DIR", str(tmp_path / "cache"))
-    load_driver_for_runtime(SHIPPED, "onnx")  # exports into the cache (needs torch: in this process)
+    load_driver(SHIPPED, "onnx")  # exports into the cache (needs torch: in this process)
     env = dict(os.environ, PYTHONPATH=str(SHIPPED.parents[1]))
     script = f"""
 import sys
 from pathlib import Path
 import numpy as np
 from drive.eval.simulate import make_env, resolve_scenario
-from drive.policy.export import OnnxPolicy, load_driver_for_runtime
-policy = load_driver_for_runtime(Path({str(SHIPPED)!r}), "onnx")
+from drive.policy.export import OnnxPolicy
+from drive.policy.load import load_driver
+policy = load_driver(Path({str(SHIPPED)!r}), "onnx")
 assert isinstance(policy, OnnxPolicy), type(policy)
 env = make_env(resolve_scenario("default"))
 obs, info = env.reset(seed=0)

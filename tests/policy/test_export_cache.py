@@ -36,24 +36,24 @@ def _steer(driver, frames):
 def test_a_poisoned_cache_entry_is_exported_again_with_a_warning(tmp_path, cache_root, frames, capsys):
     a, b = _checkpoint(tmp_path, "a", 0), _checkpoint(tmp_path, "b", 1)
     f = frames(2, seed=3).numpy()
-    E.load_driver_for_runtime(a, "onnx")
-    E.load_driver_for_runtime(b, "onnx")
+    E.load_onnx_driver(a)
+    E.load_onnx_driver(b)
     cache_a, cache_b = E._cache_folder(Path(a)), E._cache_folder(Path(b))
     assert capsys.readouterr().err == ""  # first exports: nothing to warn about
     (cache_a / E.ONNX_FILE).write_bytes((cache_b / E.ONNX_FILE).read_bytes())  # B's export under A's key
 
-    driver = E.load_driver_for_runtime(a, "onnx")
+    driver = E.load_onnx_driver(a)
     np.testing.assert_allclose(_steer(driver, f), _steer(load_policy(a), f), atol=1e-5)  # A's figures, not B's
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "warning" in err and str(cache_a) in err and "SHA-256 mismatch" in err
-    E.load_driver_for_runtime(a, "onnx")  # the repaired entry is used again silently
+    E.load_onnx_driver(a)  # the repaired entry is used again silently
     assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("damage", ["truncate", "digest"])
 def test_a_broken_cache_entry_is_exported_again_with_a_warning(tmp_path, cache_root, frames, capsys, damage):
     a = _checkpoint(tmp_path, "a", 0)
-    E.load_driver_for_runtime(a, "onnx")
+    E.load_onnx_driver(a)
     cache = E._cache_folder(Path(a))
     if damage == "truncate":
         data = (cache / E.ONNX_FILE).read_bytes()
@@ -61,7 +61,7 @@ def test_a_broken_cache_entry_is_exported_again_with_a_warning(tmp_path, cache_r
     else:
         (cache / E.DIGEST_FILE).unlink()  # e.g. an entry written by older code
     capsys.readouterr()
-    driver = E.load_driver_for_runtime(a, "onnx")
+    driver = E.load_onnx_driver(a)
     f = frames(1, seed=2).numpy()
     np.testing.assert_allclose(_steer(driver, f), _steer(load_policy(a), f), atol=1e-5)
     err = capsys.readouterr().err.strip()
@@ -78,7 +78,7 @@ def test_a_failed_or_interrupted_export_leaves_nothing_in_the_cache(tmp_path, ca
 
     monkeypatch.setattr(torch.onnx, "export", broken)
     with pytest.raises(type(error)):
-        E.load_driver_for_runtime(a, "onnx")
+        E.load_onnx_driver(a)
     left = [p.name for p in (cache_root / "onnx").iterdir()] if (cache_root / "onnx").exists() else []
     assert [n for n in left if not n.endswith(".lock")] == []
 
@@ -90,7 +90,7 @@ def test_a_killed_exporters_temporary_folder_is_swept_by_the_next_export(tmp_pat
     stale = cache.parent / f".{cache.name}.drive-tmp-{dead}-abcd1234"
     stale.mkdir(parents=True)
     (stale / E.ONNX_FILE).write_bytes(b"half")
-    E.load_driver_for_runtime(a, "onnx")
+    E.load_onnx_driver(a)
     assert not stale.exists()
     assert sorted(p.name for p in cache.iterdir()) == sorted([E.ONNX_FILE, E.CONFIG_FILE, E.DIGEST_FILE])
     assert oct((cache / E.ONNX_FILE).stat().st_mode & 0o777) == oct(0o666 & ~_umask())

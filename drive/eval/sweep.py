@@ -1,0 +1,264 @@
+"""What the sweeping verbs share (``drive stress``, ``drive suite``, ``drive evaluate``).
+
+- model identity: :class:`Model` (a driver under evaluation: name, checkpoint, :func:`fingerprint`),
+  :func:`make_model` (from a checkpoint folder, ``expert`` or a driver object, names made unique by
+  :func:`unique_name`) and :func:`model_identity` (family and training seed from ``config.json``);
+- resume: :func:`resume_key` (everything a stored result depends on) and :func:`load_finished` (a stored
+  result, reused only when its key is equal);
+- the per-process driver cache: :func:`cached_driver` loads each checkpoint once per worker process;
+  :func:`install_driver` puts a driver built elsewhere (a Ray worker, from the checkpoint's bytes) in it;
+- the worker pool: :func:`worker_pool`, spawned processes that die with their parent, run torch on one
+  thread and leave Ctrl-C to the parent (:class:`WorkerPool`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import multiprocessing.context
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from drive.io import hash_file
+
+EXPERT = "expert"
+
+# ---------------------------------------------------------------------------------- model identity
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A driver in a sweep."""
+
+    name: str
+    """Label in tables and plots (the checkpoint folder's name, made unique)."""
+    checkpoint: Any
+    """Checkpoint folder (str), ``expert``, or (``drive evaluate`` in process) a driver object."""
+    fingerprint: str
+    """SHA-256 of the checkpoint's config.json and weights; ``expert``; or ``object:<model_name>``."""
+
+
+def fingerprint(checkpoint: str | Path) -> str:
+    """Content hash of a checkpoint folder (config.json and model.safetensors); ``expert`` for the expert."""
+    if str(checkpoint) == EXPERT:
+        return EXPERT
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        hash_file(h, Path(checkpoint) / name)
+    return h.hexdigest()
+
+
+def unique_name(base: str, used: set[str], reserved: Sequence[str] = ()) -> str:
+    """``base``, or ``base-2``, ``base-3``, … : the first not in ``used`` nor ``reserved``; added to ``used``."""
+    name, n = base, 2
+    while name in used or name in reserved:
+        name, n = f"{base}-{n}", n + 1
+    used.add(name)
+    return name
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "model"
+
+
+def result_file(model: Model, kind: str, level: float, tail: str) -> str:
+    """The name of a stored result: ``<model>__<kind>_<level>__<tail>.json``, safe on any file system."""
+    level_text = f"{level:g}".replace("-", "m")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{model.name}__{kind}_{level_text}__{tail}") + ".json"
+
+
+def make_model(source: Any, used: set[str], reserved: Sequence[str] = ()) -> Model:
+    """The model of a checkpoint folder (resolved, named after it), ``expert`` or a driver object (named after
+    its ``model_name``); the name is made unique against ``used`` and ``reserved`` (:func:`unique_name`)."""
+    if isinstance(source, (str, os.PathLike)) and str(source) == EXPERT:
+        return Model(unique_name(EXPERT, used, reserved), EXPERT, EXPERT)
+    if isinstance(source, (str, os.PathLike)):
+        from drive.policy.load import resolve_checkpoint
+
+        path = resolve_checkpoint(source)
+        return Model(unique_name(_safe(path.resolve().name), used, reserved), str(path), fingerprint(path))
+    label = str(getattr(source, "model_name", type(source).__name__))
+    return Model(unique_name(_safe(label), used, reserved), source, f"object:{label}")
+
+
+def model_identity(model: Model) -> tuple[str, int] | None:
+    """(family, training seed) from a checkpoint's config.json (``model``; ``training.seed``), or None.
+
+    A checkpoint trained with noise augmentation is its own family, ``<model>+noise``, so that the
+    separately labelled variant of a study never mixes with the plain models."""
+    if not isinstance(model.checkpoint, str) or model.checkpoint == EXPERT:
+        return None
+    try:
+        config = json.loads((Path(model.checkpoint) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    training = config.get("training") if isinstance(config, dict) else None
+    family = config.get("model") if isinstance(config, dict) else None
+    seed = training.get("seed") if isinstance(training, dict) else None
+    if not isinstance(family, str) or not isinstance(seed, int) or isinstance(seed, bool):
+        return None
+    if training.get("augment_noise"):
+        family += "+noise"
+    return family, seed
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def resume_key(fmt: int, model: Model, kind: str, level: float, **inputs: Any) -> dict[str, Any]:
+    """Everything a stored result depends on: the file format, the model and its fingerprint, the perturbation
+    and its level, and the verb's own ``inputs``; a stored result is reused only if its key is equal."""
+    return {
+        "format": fmt,
+        "model": model.name,
+        "fingerprint": model.fingerprint,
+        "kind": kind,
+        "level": level,
+        **inputs,
+    }
+
+
+def load_finished(path: Path, key: dict[str, Any], files: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The stored result at ``path`` if it exists, reads, was computed with ``key`` (compared as JSON) and
+    the files it names under each field of ``files`` (e.g. ``video``; unset is fine) still exist; else None."""
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != json.loads(json.dumps(key)):
+        return None
+    if any(stored.get(f) and not Path(stored[f]).is_file() for f in files):
+        return None
+    return stored
+
+
+# ---------------------------------------------------------------------------------- driver cache
+
+_DRIVERS: dict[str, Any] = {}
+"""Per process: checkpoint (folder or ``expert``) -> its driver, loaded once."""
+
+
+def cached_driver(model: Model) -> Any:
+    """The driver of ``model``, loaded once per process (a driver object is returned as is)."""
+    if not isinstance(model.checkpoint, str):
+        return model.checkpoint
+    if model.checkpoint not in _DRIVERS:
+        from drive.policy.load import load_driver
+
+        _DRIVERS[model.checkpoint] = load_driver(model.checkpoint)
+    return _DRIVERS[model.checkpoint]
+
+
+def has_driver(checkpoint: str) -> bool:
+    """Whether this process has a driver for ``checkpoint`` in its cache."""
+    return checkpoint in _DRIVERS
+
+
+def install_driver(checkpoint: str, driver: Any) -> None:
+    """Make ``driver`` the one :func:`cached_driver` gives for ``checkpoint`` in this process."""
+    _DRIVERS[checkpoint] = driver
+
+
+# ----------------------------------------------------------------------------------- worker pool
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this process end when ``parent_pid`` does, whatever signal killed it."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still works
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="drive-parent-watchdog", daemon=True).start()
+
+
+def init_local_worker(parent_pid: int) -> None:
+    """Initializer of a local pool worker: dies with its parent, one torch thread, Ctrl-C left to the parent."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so from the start (_QuietSpawnProcess)
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class _QuietSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that ignores SIGINT from its first instruction: the disposition ``SIG_IGN`` is
+    inherited across exec, so this process ignores SIGINT while it starts one (a few milliseconds)."""
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():  # signal.signal: main thread only
+            return super().start()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return super().start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _QuietSpawnContext(multiprocessing.context.SpawnContext):
+    Process = _QuietSpawnProcess
+
+
+class WorkerPool(cf.ProcessPoolExecutor):
+    """A process pool whose workers never see the terminal's Ctrl-C, and which a Ctrl-C stops at once.
+
+    A Ctrl-C goes to the whole foreground process group, workers included. A worker starts with SIGINT
+    ignored (:class:`_QuietSpawnProcess`), so it never prints a KeyboardInterrupt traceback from its
+    start-up imports; the parent alone handles the Ctrl-C. Leaving a ``with`` block by an exception
+    (Ctrl-C, or an error) stops the pool (:meth:`stop`) instead of waiting for the running tasks."""
+
+    def stop(self) -> None:
+        """Cancel the queued tasks and end the workers now; tasks running are lost (a rerun computes them)."""
+        terminate = getattr(super(), "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+            return
+        for future in list(getattr(self, "_pending_work_items", {}).values()):
+            future.future.cancel()
+        for process in list((getattr(self, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.terminate()
+        self.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.stop()
+            return False
+        return super().__exit__(exc_type, exc, tb)
+
+
+def worker_pool(workers: int) -> WorkerPool:
+    """A spawn-context process pool whose workers die with this process (by any signal), run torch on one
+    thread and leave Ctrl-C to this process (:class:`WorkerPool`): the pool every parallel verb uses
+    (stress's local backend, ``drive suite``, ``drive evaluate``)."""
+    return WorkerPool(
+        max_workers=workers,
+        mp_context=_QuietSpawnContext(),
+        initializer=init_local_worker,
+        initargs=(os.getpid(),),
+    )
