@@ -13,7 +13,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 TMP_MARK = ".drive-tmp-"
 """Temporaries are named ``.NAME.drive-tmp-PID-XXXXXXXX``: hidden, and carrying the writer's process id."""
@@ -133,13 +135,18 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+_HELD_LOCKS: dict[str, int] = {}
+"""Output folders whose lock this process holds, with the depth of nesting (the lock re-enters)."""
+
+
 @contextlib.contextmanager
 def output_lock(folder: str | os.PathLike, timeout_s: float = 0.0) -> Iterator[Path]:
     """Hold an exclusive lock on an output folder (``FOLDER/.drive.lock``, via filelock) while writing.
 
     A second writer waits up to ``timeout_s`` (``-1``: forever) and then fails with a one-line
     :class:`~drive.errors.UserError` naming the folder. The lock is released when the holder exits or
-    dies (it is an OS-level lock), so a killed writer never blocks the next one.
+    dies (it is an OS-level lock), so a killed writer never blocks the next one. Within one process the
+    lock re-enters: a library call that locks its folder may run inside a command that already holds it.
     """
     from filelock import FileLock, Timeout
 
@@ -147,15 +154,52 @@ def output_lock(folder: str | os.PathLike, timeout_s: float = 0.0) -> Iterator[P
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key] += 1
+        try:
+            yield folder
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
     lock = FileLock(str(folder / ".drive.lock"), mode=0o666 & ~_umask())
     try:
         lock.acquire(timeout=timeout_s)
     except Timeout:
         raise UserError(f"{folder}: another drive process is writing to this folder") from None
+    _HELD_LOCKS[key] = 1
     try:
         yield folder
     finally:
+        del _HELD_LOCKS[key]
         lock.release()
+
+
+def holds_output_lock(param: str) -> Callable[[F], F]:
+    """Decorate a function that writes into the folder given by its argument ``param`` (``"out"``, or a
+    dotted path into an argument such as ``"cfg.out"``): it runs holding :func:`output_lock` on that folder,
+    so a second writer into the same folder fails at once in one line instead of interleaving files."""
+    import functools
+    import inspect
+
+    name, *attrs = param.split(".")
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            folder = signature.bind(*args, **kwargs).arguments.get(name, signature.parameters[name].default)
+            for attr in attrs:
+                folder = getattr(folder, attr)
+            if folder is None:  # nothing is written
+                return fn(*args, **kwargs)
+            with output_lock(folder):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _umask() -> int:

@@ -139,3 +139,35 @@ def test_a_bad_or_missing_flag_is_one_line_with_exit_2(argv, message, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith(message), err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "--episodes", "1", "--duration-s", "1", "--no-video"],
+        ["stress", "--checkpoint", "expert", "--seeds", "1", "--duration-s", "1"],
+        ["suite", "--tracks", "1", "--case", "plain", "--duration-s", "1", "--no-expert"],
+        ["explain", "--duration-s", "1"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_a_verb_refuses_an_output_folder_another_process_is_writing(tmp_path, capsys, argv):
+    """Every verb that writes holds its --out's lock: a second writer fails at once, in one line, and writes nothing."""
+    import subprocess
+    import sys
+
+    hold = "import sys, time\nfrom drive.io import output_lock\nwith output_lock(sys.argv[1]):\n"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "    print('held', flush=True)\n    time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main([*argv, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "another drive process is writing to this folder" in err
+        assert [p.name for p in tmp_path.iterdir()] == [".drive.lock"]
+    finally:
+        holder.kill()
+        holder.wait()

@@ -93,3 +93,33 @@ def test_hash_file_streams_the_same_digest_as_hashing_the_bytes(tmp_path):
     data = bytes(range(256)) * 9000  # larger than one 1 MiB block
     (tmp_path / "f").write_bytes(data)
     assert hash_file(hashlib.sha256(), tmp_path / "f").hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_the_output_lock_re_enters_in_one_process_and_refuses_another(tmp_path):
+    from drive.io import holds_output_lock, output_lock
+
+    @holds_output_lock("out")
+    def write(out, name):
+        with output_lock(out):  # a library call that locks inside a command that already holds the lock
+            (Path(out) / name).write_text("x")
+        return name
+
+    hold = "import sys, time\nfrom drive.io import output_lock\nwith output_lock(sys.argv[1]):\n"
+    with output_lock(tmp_path):
+        assert write(tmp_path, "a") == "a"
+        other = subprocess.run([sys.executable, "-c", hold + "    pass", str(tmp_path)], capture_output=True, text=True)
+        assert other.returncode != 0 and "another drive process is writing to this folder" in other.stderr
+    assert write(out=tmp_path, name="b") == "b"  # released after the outer hold
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "    print('held', flush=True)\n    time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match="another drive process is writing to this folder"):
+            write(tmp_path, "c")
+        assert not (tmp_path / "c").exists()
+    finally:
+        holder.kill()
+        holder.wait()

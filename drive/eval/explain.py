@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from drive.errors import UserError
-from drive.io import atomic_path, atomic_write_json
+from drive.io import atomic_path, atomic_write_json, holds_output_lock
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -266,6 +266,7 @@ class _Collector:
         self.activity.append(step.activity)
 
 
+@holds_output_lock("out")
 def explain(
     checkpoint: Any,
     scenario: Any,

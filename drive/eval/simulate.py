@@ -29,7 +29,7 @@ from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Perturbation, parse_single
 from drive.eval.rollout import Step, make_env, run_episode
-from drive.io import atomic_write_json
+from drive.io import atomic_write_json, holds_output_lock
 from drive.policy.load import check_compatible, load_driver
 from drive.policy.protocol import Driver
 from drive.policy.reference import ExpertPolicy
@@ -211,6 +211,7 @@ def drive_episodes(
     return results, videos
 
 
+@holds_output_lock("out")
 def simulate(
     driver: Driver | str | os.PathLike,
     scenario: Any = DEFAULT_SCENARIO,

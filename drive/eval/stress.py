@@ -58,7 +58,7 @@ from drive.eval.sweep import (
     result_file,
     resume_key,
 )
-from drive.io import atomic_path, atomic_write_json, atomic_write_text
+from drive.io import atomic_path, atomic_write_json, atomic_write_text, holds_output_lock
 
 SEED_LIMIT = 2**32
 """Seeds are whole numbers in ``[0, 2**32)``, as every verb's ``--seed`` (``drive.commands.common.seed_type``)."""
@@ -518,6 +518,7 @@ def stats_markdown(stats: Any, reference: str = REFERENCE_FAMILY) -> list[str]:
 # ---------------------------------------------------------------------------------------- sweep
 
 
+@holds_output_lock("out")
 def stress(
     checkpoints: Sequence[str],
     perturb: Sequence[str | tuple[str, Sequence[float]]],

@@ -24,6 +24,7 @@ from drive import resources
 from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.sweep import EXPERT
+from drive.io import holds_output_lock
 
 COLUMNS = ("case", "driver", "episodes", "distance_km", "off_road_events", *M.MAIN_FIGURES)
 
@@ -70,6 +71,7 @@ def _drive_case(case: str, driver: str, label: str, seeds: list[int], duration_s
     return row
 
 
+@holds_output_lock("out")
 def run_suite(
     checkpoints: Sequence[str | os.PathLike],
     out: str | os.PathLike,

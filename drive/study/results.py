@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from drive.errors import UserError
-from drive.io import atomic_write_json, atomic_write_text
+from drive.io import atomic_write_json, atomic_write_text, holds_output_lock
 from drive.study.config import PAPER_LEVELS
 
 ORDER = ("ncp19", "cnn", "lstm", "gru", "ctrnn", "cfc", "feedforward")
@@ -185,6 +185,7 @@ def find_models(cfg: ResultsConfig) -> list[str]:
     return models
 
 
+@holds_output_lock("cfg.publish")
 def make_results(cfg: ResultsConfig) -> dict[str, Any]:
     """Run the steps of ``cfg`` and publish their tables; returns what ``results.json`` holds.
 

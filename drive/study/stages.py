@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from drive.errors import UserError
-from drive.io import atomic_path, atomic_write_json, atomic_write_text
+from drive.io import atomic_path, atomic_write_json, atomic_write_text, holds_output_lock
 from drive.study.config import VARIANT, StudyConfig, stress_seeds
 from drive.study.zoo import (
     ZooEntry,
@@ -205,6 +205,7 @@ def stage_report(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
     return {"study_md": "study.md"}
 
 
+@holds_output_lock("cfg.out")
 def run_study(cfg: StudyConfig) -> dict[str, Any]:
     """Run the stages of ``cfg`` in order; returns what each computed and reused (also ``study.json``)."""
     cfg.validate()
