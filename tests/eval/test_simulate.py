@@ -57,7 +57,7 @@ def test_cli_with_a_small_untrained_checkpoint_writes_metrics_and_videos(
     frames = read_video(videos[0])
     assert len(frames) == result["policy"]["episodes"][0]["steps"] == 40
     assert frames[0].shape[0] > 78 * 2 and frames[0].shape[1] > 200 * 2
-    assert not [p for p in out.rglob(".*")]  # no temporary files left
+    assert not [p for p in out.rglob(".*") if p.name != ".drive.lock"]  # no temporary files left (the lock stays)
     printed = capsys.readouterr().out
     assert "| ncp19 |" in printed and "| expert |" in printed
 
