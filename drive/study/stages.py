@@ -66,11 +66,11 @@ def stage_record(cfg: StudyConfig) -> dict[str, Any]:
 
 
 def stage_train(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
-    from drive.train.loop import dataset_fingerprint
+    from drive.data.reader import snapshot
 
     if not (Path(cfg.data) / "meta" / "info.json").is_file():
         raise UserError(f"study: data {cfg.data!r}: no dataset there (run the record stage first)")
-    data_sha = dataset_fingerprint(cfg.data)["sha256"]
+    data_sha = snapshot(cfg.data)[1]["sha256"]  # the fingerprint training records (complete episodes, under the lock)
     stale = [(e, why) for e in entries if (why := stale_reason(e, data_sha))]
     if stale and not cfg.retrain_stale:
         for e, why in stale:

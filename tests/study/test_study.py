@@ -128,9 +128,9 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
     assert (
         study(study_argv(b, "--stages", "record,train", seeds="0", data=data)) == 0
     )  # the zoo stopped after seed 0 ...
-    from drive.train.loop import dataset_fingerprint
+    from drive.data.reader import snapshot
 
-    assert dataset_fingerprint(data)["sha256"] == dataset_fingerprint(a / "data")["sha256"]
+    assert snapshot(data)[1]["sha256"] == snapshot(a / "data")[1]["sha256"]
     from drive.train.loop import train
 
     entries = {e.name: e for e in build_zoo(study_config(study_argv(b, data=data)))}
