@@ -135,8 +135,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-_HELD_LOCKS: dict[str, int] = {}
-"""Output folders whose lock this process holds, with the depth of nesting (the lock re-enters)."""
+_HELD_LOCKS: dict[tuple[int, str], int] = {}
+"""(thread, output folder) whose lock this thread holds, with the depth of nesting (the lock re-enters)."""
 
 
 @contextlib.contextmanager
@@ -145,8 +145,9 @@ def output_lock(folder: str | os.PathLike, timeout_s: float = 0.0) -> Iterator[P
 
     A second writer waits up to ``timeout_s`` (``-1``: forever) and then fails with a one-line
     :class:`~drive.errors.UserError` naming the folder. The lock is released when the holder exits or
-    dies (it is an OS-level lock), so a killed writer never blocks the next one. Within one process the
-    lock re-enters: a library call that locks its folder may run inside a command that already holds it.
+    dies (it is an OS-level lock), so a killed writer never blocks the next one. Within one thread the
+    lock re-enters: a library call that locks its folder may run inside a command that already holds it;
+    another thread of the same process waits like another process.
     """
     from filelock import FileLock, Timeout
 
@@ -154,7 +155,9 @@ def output_lock(folder: str | os.PathLike, timeout_s: float = 0.0) -> Iterator[P
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    key = str(folder.resolve())
+    import threading
+
+    key = (threading.get_ident(), str(folder.resolve()))
     if key in _HELD_LOCKS:
         _HELD_LOCKS[key] += 1
         try:

@@ -121,9 +121,22 @@ def test_snapshot_waits_for_a_writer_holding_the_lock(make_dataset, pattern_fram
 
 def test_snapshot_times_out_with_one_line(make_dataset):
     root, _ = make_dataset(lengths=(10,))
-    with output_lock(root):
+    held, release = threading.Event(), threading.Event()
+
+    def writer():  # another writer (a thread waits like another process; only the holding thread re-enters)
+        with output_lock(root):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert held.wait(30)
         with pytest.raises(UserError, match="another drive process is writing to this folder"):
             snapshot(root, lock_timeout_s=0.1)
+    finally:
+        release.set()
+        thread.join()
 
 
 # ---------------------------------------------------------------- case 10: seeds checked before any work
