@@ -1,6 +1,7 @@
 """``drive import``: turn existing driving logs (video+CSV, Udacity, Sully-Chen) into a dataset.
 
-The formats and options are described in :mod:`drive.data.importers`.
+Several sources in one call, and calls into a folder that holds an imported dataset, append to it. The
+formats and options are described in :mod:`drive.data.importers`.
 """
 
 from __future__ import annotations
@@ -9,28 +10,60 @@ import argparse
 from pathlib import Path
 
 from drive.commands.common import prepare_out_dir
-from drive.data.importers import CAMERAS, FORMATS, STEERING_SIGNS, STEERING_UNITS, ImportOptions
+from drive.data import layout
+from drive.data.importers import (
+    CAMERAS,
+    DEFAULT_HEIGHT,
+    DEFAULT_WIDTH,
+    FORMATS,
+    STEERING_SIGNS,
+    STEERING_UNITS,
+    ImportOptions,
+)
+
+DESCRIPTION = f"""\
+Turn driving logs into a dataset. Several sources in one call become one episode each (udacity and
+sully-chen: one per gap-free run, and per camera), in order; into a folder that holds a dataset made by
+drive import they are appended, keeping every earlier episode. Every clip of a dataset has its frame
+size, frame rate and max_steer_rad: a clip that differs is refused. Steering sign: datasets store
+action.steering with positive = {layout.STEERING_POSITIVE} (counter-clockwise, ISO 8855), recorded in
+meta/info.json as steering_positive; udacity and sully-chen logs (positive = right) are negated, video-csv
+follows --steering-sign."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ImportOptions()
+    parser.description = DESCRIPTION
     parser.add_argument(
         "src",
-        help="the source: a video (video-csv), driving_log.csv or its folder (udacity), "
-        "data.txt or its folder (sully-chen)",
+        nargs="+",
+        metavar="SRC",
+        help="the sources, in order: videos (video-csv), driving_log.csv files or their folders (udacity), "
+        "data.txt files or their folders (sully-chen)",
     )
-    parser.add_argument("--format", required=True, choices=FORMATS, help="the source's format")
-    parser.add_argument("--out", required=True, help="the dataset folder to create")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="the sources' format")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="the dataset folder: created when absent or empty, appended to when it holds an imported dataset",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the dataset in --out (refused for a folder that is not a dataset or holds other files)",
+        help="replace the dataset in --out instead of appending (refused for a folder that is not a dataset "
+        "or holds other files)",
     )
     parser.add_argument(
-        "--height", type=int, default=d.height, help=f"image height of the dataset, pixels, even (default {d.height})"
+        "--height",
+        type=int,
+        default=None,
+        help=f"image height of the dataset, pixels, even (default {DEFAULT_HEIGHT}; when appending, the dataset's)",
     )
     parser.add_argument(
-        "--width", type=int, default=d.width, help=f"image width of the dataset, pixels, even (default {d.width})"
+        "--width",
+        type=int,
+        default=None,
+        help=f"image width of the dataset, pixels, even (default {DEFAULT_WIDTH}; when appending, the dataset's)",
     )
     parser.add_argument(
         "--resize",
@@ -42,7 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-steer-rad",
         type=float,
         default=None,
-        help="angle, rad, that normalised steering 1.0 stands for (defaults: see drive.data.importers)",
+        help="angle, rad, that normalised steering 1.0 stands for, stored in meta/info.json (default: when "
+        "appending, the dataset's; else the largest |angle| of the logs for deg/rad, 25 deg for udacity; "
+        "required for normalized video-csv). Labels beyond it are clipped to +-1 with a warning that counts them",
     )
     parser.add_argument("--fps", type=float, default=None, help="frame rate, Hz, when the source does not carry times")
     parser.add_argument(
@@ -53,7 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g = parser.add_argument_group("video-csv")
-    g.add_argument("--csv", default=None, help="per-frame steering CSV")
+    g.add_argument(
+        "--csv",
+        action="append",
+        default=None,
+        help="per-frame steering CSV; repeat it, one per video in the videos' order "
+        "(default: each video's <name>.csv beside it)",
+    )
     g.add_argument("--steering-column", default=d.steering_column, help="steering column name (default 'steering')")
     g.add_argument(
         "--steering-unit", choices=STEERING_UNITS, default=d.steering_unit, help="steering unit (default normalized)"
@@ -120,14 +161,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     existed = out.exists()
     prepare_out_dir(out)
+    before = layout.read_info(out) if not args.overwrite and layout.is_dataset(out) else None
     try:
-        info = import_dataset(args.format, args.src, out, options, overwrite=args.overwrite, progress=args.progress)
+        info = import_dataset(
+            args.format, args.src, out, options, overwrite=args.overwrite, progress=args.progress, report=print
+        )
     except BaseException:
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed import leaves nothing behind, not even the folder checked for it
         raise
+    added = info.total_episodes - (before.total_episodes if before else 0)
     print(
-        f"drive import: {info.total_episodes} episode(s), {info.total_frames} frame(s) at {info.fps:.3g} Hz "
-        f"-> {args.out}"
+        f"drive import: {added} episode(s) added; {info.total_episodes} episode(s), {info.total_frames} frame(s) "
+        f"at {info.fps:.3g} Hz, max_steer_rad {info.max_steer_rad:.4g} rad -> {args.out}"
     )
     return 0

@@ -1,9 +1,15 @@
 """`drive import`: turn existing driving logs into a dataset in the layout of :mod:`drive.data.layout`.
 
+Many clips, one dataset: SRC may be several sources of one format, written in order, one episode each
+(udacity and sully-chen: one per gap-free run, and per camera). Every clip of a dataset shares its frame
+size, frame rate (to within :data:`FPS_TOLERANCE`) and ``max_steer_rad``; a clip that differs is refused
+in one line naming both values.
+
 Formats (``--format``):
 
 ``video-csv``
-    SRC is any video FFmpeg (PyAV) can read; ``--csv`` is a table with one row per labelled frame. Each
+    SRC is any video FFmpeg (PyAV) can read; ``--csv`` is a table with one row per labelled frame (repeat
+    ``--csv`` for several videos, in the videos' order; default: each video's ``<name>.csv`` beside it). Each
     row names its frame either by a frame-index column (``frame_index``/``frame``, or ``--frame-column``:
     the frame's number in display order) or by a time column in seconds from the video's first frame
     (``timestamp``/``time``/``t``, or ``--time-column``; shift with ``--time-offset-s``), which picks the
@@ -36,10 +42,13 @@ Sign: every dataset stores ``action.steering`` with **positive = left** (counter
 simulator's action, :mod:`drive.world.env`); ``meta/info.json`` records ``steering_positive: "left"``
 and the source's own convention in ``source_steering_positive``.
 
-Normalisation: normalised steering = radians / ``max_steer_rad``, clipped to [-1, 1] (a warning says how
-many values were clipped). ``--max-steer-rad`` defaults to the largest absolute angle in the log for
-``deg``/``rad`` units (the labels then span [-1, 1]), to 25 degrees for Udacity (its simulator's maximum
-steering angle), and must be given for ``normalized`` video-csv logs.
+Normalisation: normalised steering = radians / ``max_steer_rad``, stored in ``meta/info.json``. Labels
+beyond it are clipped to [-1, 1], and one warning line per clip counts them and names the largest angle.
+``--max-steer-rad`` defaults, when appending, to the dataset's; for a new dataset to the largest absolute
+angle of all the logs of the call for ``deg``/``rad`` units (the labels then span [-1, 1]), to 25 degrees
+for Udacity (its simulator's maximum steering angle; a Udacity log appended to a dataset with another
+value needs the flag), and it must be given for ``normalized`` video-csv logs. The value used, and where
+it comes from, is reported before any frame is decoded (``drive import`` prints it).
 
 Images: a source frame (after the crop) smaller than a quarter of the dataset's size on either side
 (under 20 x 50 for 78 x 200) is refused with an error naming the file and its size, rather than blown
@@ -47,11 +56,15 @@ up. Each frame is centre-cropped to the dataset's aspect ratio (``--resize crop`
 the crop keeps the full width or the full height, whichever fits) and resized with OpenCV's area
 interpolation to ``--height`` x ``--width`` (default 78 x 200); ``--resize stretch`` skips the crop.
 
-The dataset is built in a temporary folder beside ``--out`` and moved there only when complete
-(:func:`drive.io.atomic_dir`): a failed import leaves nothing behind. ``--out`` must be absent or empty;
-with ``--overwrite`` it may instead hold a dataset (a readable ``meta/info.json``, and nothing but the
-dataset's own files, lock, temporaries and frame cache), which is replaced. Any other folder is
-refused, as is an ``--out`` that holds one of the import's inputs or lies inside the source's folder.
+``--out``: an absent or empty folder gets a new dataset, built in a temporary folder beside it and moved
+there only when complete (:func:`drive.io.atomic_dir`): a failed import leaves nothing behind. A folder
+that holds a dataset made by ``drive import`` is appended to: the new episodes are staged as hidden
+temporaries and saved together under the folder's lock, the one ``drive record`` uses
+(:meth:`DatasetWriter.save_staged`), so a failed append leaves the dataset as it was and every earlier
+episode stays. With ``--overwrite`` the folder may instead hold a dataset (a readable ``meta/info.json``,
+and nothing but the dataset's own files, lock, temporaries and frame cache), which is replaced. Any
+other folder is refused (a dataset of ``drive record`` too), as is an ``--out`` that holds one of the
+import's inputs or lies inside a source's folder.
 """
 
 from __future__ import annotations
@@ -62,9 +75,9 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -88,26 +101,33 @@ SOURCE_STEERING_POSITIVE = {"udacity": "right", "sully-chen": "right"}
 """The fixed sign conventions of the formats (which way a positive value turns); see the module doc."""
 MIN_SOURCE_FRACTION = 4
 """A source frame (after the crop) must be at least 1/this of the dataset's image on each side."""
+DEFAULT_HEIGHT, DEFAULT_WIDTH = 78, 200
+"""A new dataset's image size, pixels, when ``--height``/``--width`` are not given."""
+CsvOption = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
 @dataclass
 class ImportOptions:
     """How to read a source and shape the dataset (``drive import``'s options; see the module doc)."""
 
-    height: int = 78
-    """Image height of the dataset, pixels (even: H.264 yuv420p)."""
-    width: int = 200
-    """Image width of the dataset, pixels (even)."""
+    height: int | None = None
+    """Image height of the dataset, pixels (even: H.264 yuv420p); None: the dataset's when appending,
+    else :data:`DEFAULT_HEIGHT`."""
+    width: int | None = None
+    """Image width of the dataset, pixels (even); None: the dataset's when appending, else
+    :data:`DEFAULT_WIDTH`."""
     resize: str = "crop"
     """``crop``: centre-crop to the aspect ratio, then resize; ``stretch``: resize only."""
     max_steer_rad: float | None = None
-    """Angle, rad, that normalised steering 1.0 stands for (None: the format's default)."""
+    """Angle, rad, that normalised steering 1.0 stands for (None: the dataset's when appending, else the
+    format's default; see the module doc)."""
     fps: float | None = None
     """Frame rate, Hz, when the source carries no times (None: from the source)."""
     max_gap_s: float = 1.0
     """udacity/sully-chen: a time gap over this, s, starts a new episode."""
-    csv: str | None = None
-    """video-csv: the per-frame steering CSV."""
+    csv: CsvOption = None
+    """video-csv: the per-frame steering CSV, or a list of them, one per video in the videos' order (None:
+    each video's ``<name>.csv`` beside it)."""
     steering_column: str = "steering"
     """video-csv: the steering column's name."""
     steering_unit: str = "normalized"
@@ -131,14 +151,7 @@ class ImportOptions:
 
     def check(self) -> None:
         """One-line :class:`UserError` naming the option and value for a bad option."""
-        if not (
-            isinstance(self.height, int)
-            and isinstance(self.width, int)
-            and self.height > 0
-            and self.width > 0
-            and self.height % 2 == 0
-            and self.width % 2 == 0
-        ):
+        if not all(n is None or (isinstance(n, int) and n > 0 and n % 2 == 0) for n in (self.height, self.width)):
             raise UserError(
                 f"--height/--width: must be positive even integers (H.264 yuv420p), got {self.height}x{self.width}"
             )
@@ -232,35 +245,30 @@ def parse_number(text: str, where: str, what: str = "steering") -> float:
     return value
 
 
-def to_normalized(values: np.ndarray, unit: str, max_steer_rad: float | None, where: str) -> tuple[np.ndarray, float]:
-    """Convert steering in ``unit`` to normalised [-1, 1]; returns (normalised, max_steer_rad used)."""
+def normalize(values: np.ndarray, unit: str, max_steer_rad: float) -> np.ndarray:
+    """Steering in ``unit`` as normalised steering (radians / ``max_steer_rad``; ``normalized`` values are
+    taken as they are), not clipped: values beyond +-1 are the caller's to count (:func:`clip_labels`)."""
     values = np.asarray(values, dtype=np.float64)
     if unit not in STEERING_UNITS:
         raise UserError(f"--steering-unit must be one of {STEERING_UNITS}, got {unit!r}")
-    if max_steer_rad is not None and not (math.isfinite(max_steer_rad) and max_steer_rad > 0):
-        raise UserError(f"--max-steer-rad must be a positive number, got {max_steer_rad!r}")
     if unit == "normalized":
-        if max_steer_rad is None:
-            raise UserError(
-                f"{where}: --max-steer-rad is required with --steering-unit normalized "
-                "(the angle in radians that steering 1.0 stands for)"
-            )
-        normalized = values
-    else:
-        radians = np.radians(values) if unit == "deg" else values
-        if max_steer_rad is None:
-            max_steer_rad = float(np.max(np.abs(radians)))
-            if max_steer_rad == 0.0:
-                raise UserError(f"{where}: every steering value is 0; pass --max-steer-rad")
-        normalized = radians / max_steer_rad
-    clipped = int(np.count_nonzero(np.abs(normalized) > 1.0))
-    if clipped:
+        return values
+    return (np.radians(values) if unit == "deg" else values) / max_steer_rad
+
+
+def clip_labels(labels: list[np.ndarray], max_steer_rad: float, where: str) -> list[np.ndarray]:
+    """Clip normalised labels to [-1, 1]; when any lay beyond, one warning line on stderr naming
+    ``where``, how many of how many, and the largest angle."""
+    beyond = sum(int(np.count_nonzero(np.abs(x) > 1.0)) for x in labels)
+    if beyond:
+        total = sum(len(x) for x in labels)
+        largest = max(float(np.max(np.abs(x))) for x in labels if len(x)) * max_steer_rad
         print(
-            f"drive import: warning: {where}: {clipped} steering value(s) beyond +-1 after normalisation "
-            f"(max_steer_rad={max_steer_rad:.4f}) were clipped",
+            f"drive import: warning: {where}: {beyond} of {total} steering label(s) beyond max_steer_rad "
+            f"{max_steer_rad:.4g} rad (up to {largest:.4g} rad) clipped to +-1",
             file=sys.stderr,
         )
-    return np.clip(normalized, -1.0, 1.0), float(max_steer_rad)
+    return [np.clip(x, -1.0, 1.0) for x in labels]
 
 
 def split_episodes(times: np.ndarray, max_gap_s: float) -> list[np.ndarray]:
@@ -282,12 +290,31 @@ def fps_from_times(times: np.ndarray, where: str) -> float:
 
 @dataclass
 class _Episode:
-    """One episode to write: image paths (or video frame numbers), labels, times, a source tag."""
+    """One episode to write: image records (image formats), labels (ours-signed, in the clip's unit),
+    times, a source tag."""
 
     images: list = field(default_factory=list)
-    steering: list = field(default_factory=list)
-    times: list = field(default_factory=list)
+    steering: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     source: str = ""
+
+
+@dataclass
+class _Clip:
+    """One source of an import (a video with its CSV, or a log), read and checked; its frames are decoded
+    only when written, by ``frames(episode)``."""
+
+    name: str
+    """The log (video-csv: the CSV), for messages."""
+    episodes: list[_Episode]
+    fps: float
+    unit: str
+    """The labels' unit: ``deg``, ``rad`` or ``normalized``."""
+    source_positive: str
+    """Which way a positive value turned in the source (``left``/``right``)."""
+    frames: Callable[[_Episode], Iterator[np.ndarray]]
+    scale_rad: float | None = None
+    """The angle, rad, a normalised 1.0 of the source stands for where the format fixes it (Udacity: 25°)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -304,13 +331,11 @@ def _find_column(columns: list[str], given: str | None, candidates: tuple[str, .
     return None
 
 
-def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> DatasetInfo:
-    video = src
-    if args.csv is None:
-        raise UserError("--csv is required with --format video-csv")
-    csv_path = Path(args.csv)
+def _read_video_csv(video: Path, csv_path: Path, args: ImportOptions, csv_given: bool) -> _Clip:
     if not csv_path.is_file():
-        raise UserError(f"{csv_path}: CSV not found")
+        raise UserError(
+            f"{csv_path}: CSV not found" + ("" if csv_given else f" (the default for video {video}; pass --csv)")
+        )
     if not video.is_file():
         raise UserError(f"{video}: video not found")
     shown = frame_times(video)  # presentation times of the frames, display order, s from the first
@@ -360,7 +385,7 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
             len(frames_wanted) > 1 and frames_wanted[-1] <= frames_wanted[-2]
         ):
             raise UserError(f"{where}: {'time' if times else 'frame index'} {row[k_i]!r} does not increase")
-    steering, max_steer = to_normalized(np.array(raw), args.steering_unit, args.max_steer_rad, str(csv_path))
+    steering = np.array(raw, dtype=np.float64)
     if args.steering_sign == "right-positive":
         steering = -steering
     line_of = [line for line, _ in rows]
@@ -383,7 +408,7 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
         if fps <= 0:
             raise UserError(f"{video}: the video does not say its frame rate; pass --fps")
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames(_: _Episode) -> Iterator[np.ndarray]:
         k = 0
         for number, (t, rgb) in enumerate(iter_video_timed(video, max_frames=int(wanted[-1]) + 1)):
             if number == 0:
@@ -402,13 +427,14 @@ def _video_csv(src: Path, args: ImportOptions, out: Path, progress: bool) -> Dat
             "(a truncated or damaged file)"
         )
 
-    writer = DatasetWriter(
-        out,
-        _info(args, fps, max_steer, f"drive import --format video-csv {video.name}", args.steering_sign.split("-")[0]),
+    return _Clip(
+        name=str(csv_path),
+        episodes=[_Episode(steering=steering, times=timestamps, source=str(video))],
+        fps=fps,
+        unit=args.steering_unit,
+        source_positive=args.steering_sign.split("-")[0],
+        frames=frames,
     )
-    with tqdm(total=len(steering), desc="import", unit="frame", disable=not progress) as bar:
-        writer.add_episode(frames(), steering, timestamps, episode_meta={"source": str(video)}, progress=bar)
-    return writer.close()
 
 
 def _pair_by_time(
@@ -471,7 +497,7 @@ def _image_beside(base: Path, recorded: str) -> Path:
     return base / "IMG" / name
 
 
-def _udacity(src: Path, args: ImportOptions, out: Path, progress: bool) -> DatasetInfo:
+def _read_udacity(src: Path, args: ImportOptions) -> _Clip:
     log = src / "driving_log.csv" if src.is_dir() else src
     if not log.is_file():
         raise UserError(f"{log}: Udacity driving_log.csv not found")
@@ -503,28 +529,29 @@ def _udacity(src: Path, args: ImportOptions, out: Path, progress: bool) -> Datas
         fps = args.fps
         t = np.arange(len(rows)) / fps
         runs = [np.arange(len(rows))]
-    max_steer = args.max_steer_rad or UDACITY_MAX_STEER_RAD
     episodes = []
     for run in runs:
         for cam in cameras:
             col = {"center": 1, "left": 2, "right": 3}[cam]
             ours = -np.array([rows[i][4] for i in run])  # Udacity: positive steers right
-            steering, _ = to_normalized(ours + corrections[cam], "normalized", max_steer, f"{log} ({cam} camera)")
             episodes.append(
                 _Episode(
                     images=[(rows[i][0], rows[i][col]) for i in run],
-                    steering=steering,
+                    steering=ours + corrections[cam],
                     times=t[run] - t[run[0]],
-                    source=f"{log.name} lines {rows[run[0]][0]}-{rows[run[-1]][0]} {cam} camera",
+                    source=f"{log} lines {rows[run[0]][0]}-{rows[run[-1]][0]} {cam} camera",
                 )
             )
-    return _write_image_episodes(
-        args, progress, out, log, episodes, fps, max_steer, "udacity", lambda rec: _image_beside(log.parent, rec)
+    return _image_clip(
+        args,
+        log,
+        episodes,
+        fps,
+        "normalized",
+        "udacity",
+        lambda rec: _image_beside(log.parent, rec),
+        UDACITY_MAX_STEER_RAD,
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Sully Chen
 
 
 def _sully_time(text: str, where: str) -> float:
@@ -535,7 +562,7 @@ def _sully_time(text: str, where: str) -> float:
     return t.timestamp()
 
 
-def _sully_chen(src: Path, args: ImportOptions, out: Path, progress: bool) -> DatasetInfo:
+def _read_sully_chen(src: Path, args: ImportOptions) -> _Clip:
     log = src / "data.txt" if src.is_dir() else src
     if not log.is_file():
         raise UserError(f"{log}: Sully Chen data.txt not found")
@@ -558,7 +585,7 @@ def _sully_chen(src: Path, args: ImportOptions, out: Path, progress: bool) -> Da
     if times and len(times) != len(names):
         raise UserError(f"{log}: some lines have a time and some do not")
     # Sully Chen's angles: positive turns right (clockwise wheel); ours: positive = left.
-    steering, max_steer = to_normalized(-np.array(angles), "deg", args.max_steer_rad, str(log))
+    steering = -np.array(angles, dtype=np.float64)
     if times:
         t = np.array(times)
         runs = split_episodes(t, args.max_gap_s)
@@ -574,35 +601,30 @@ def _sully_chen(src: Path, args: ImportOptions, out: Path, progress: bool) -> Da
             images=[names[i] for i in run],
             steering=steering[run],
             times=t[run] - t[run[0]],
-            source=f"{log.name} lines {names[run[0]][0]}-{names[run[-1]][0]}",
+            source=f"{log} lines {names[run[0]][0]}-{names[run[-1]][0]}",
         )
         for run in runs
     ]
-    return _write_image_episodes(
-        args, progress, out, log, episodes, fps, max_steer, "sully-chen", lambda name: log.parent / name
-    )
+    return _image_clip(args, log, episodes, fps, "deg", "sully-chen", lambda name: log.parent / name)
 
 
-def _write_image_episodes(
+def _image_clip(
     args: ImportOptions,
-    progress: bool,
-    out: Path,
     log: Path,
     episodes: list[_Episode],
     fps: float,
-    max_steer: float,
+    unit: str,
     fmt: str,
-    resolve,
-) -> DatasetInfo:
-    # Check every image exists before decoding any, so a missing frame fails fast.
+    resolve: Callable[[str], Path],
+    scale_rad: float | None = None,
+) -> _Clip:
+    """The clip of an image format; checks every image exists before any is decoded, so a missing
+    frame fails fast."""
     for ep in episodes:
         for line, rec in ep.images:
             path = resolve(rec)
             if not path.is_file():
                 raise UserError(f"{log} line {line}: image {path} not found")
-    writer = DatasetWriter(
-        out, _info(args, fps, max_steer, f"drive import --format {fmt} {log}", SOURCE_STEERING_POSITIVE[fmt])
-    )
 
     def frames(ep: _Episode) -> Iterator[np.ndarray]:
         for line, rec in ep.images:
@@ -611,66 +633,213 @@ def _write_image_episodes(
             check_source_size(rgb.shape, args.height, args.width, args.resize, f"{log} line {line}: image {path}")
             yield fit_frame(rgb, args.height, args.width, args.resize)
 
-    total = sum(len(ep.images) for ep in episodes)
-    with tqdm(total=total, desc="import", unit="frame", disable=not progress) as bar:
-        for ep in episodes:
-            writer.add_episode(
-                frames(ep),
-                np.asarray(ep.steering, dtype=np.float64),
-                np.asarray(ep.times, dtype=np.float64),
-                episode_meta={"source": ep.source},
-                progress=bar,
+    return _Clip(str(log), episodes, fps, unit, SOURCE_STEERING_POSITIVE[fmt], frames, scale_rad)
+
+
+# --------------------------------------------------------------------------------------------------
+# One dataset from several clips
+
+
+FPS_TOLERANCE = 1e-3
+"""Relative difference up to which a clip's frame rate counts as the dataset's (timestamps carry the rest)."""
+
+
+def _dataset_parameters(
+    clips: list[_Clip], args: ImportOptions, existing: DatasetInfo | None, out: Path
+) -> tuple[float, float, str]:
+    """(frame rate, max_steer_rad, where max_steer_rad comes from) of the dataset the clips go into;
+    one-line :class:`UserError` naming both values for a clip whose frame rate or max_steer_rad differs
+    from the dataset's (``existing``, or for a new dataset the first clip's)."""
+    stored = f"the dataset's ({layout.info_path(out)})"
+    for clip in clips:
+        if not (math.isfinite(clip.fps) and 0 < clip.fps <= layout.MAX_FPS):
+            raise UserError(
+                f"{clip.name}: frame rate {clip.fps:.6g} Hz from the source's times is out of (0, {layout.MAX_FPS:g}]"
             )
-    return writer.close()
+    fps, fps_from = (existing.fps, stored) if existing else (clips[0].fps, f"that of {clips[0].name}")
+    for clip in clips:
+        if not math.isclose(clip.fps, fps, rel_tol=FPS_TOLERANCE):
+            raise UserError(
+                f"{clip.name}: frame rate {clip.fps:.6g} Hz differs from {fps_from}, {fps:.6g} Hz: "
+                "the clips of one dataset share one frame rate"
+            )
+    if args.max_steer_rad is not None:
+        max_steer, why = args.max_steer_rad, "--max-steer-rad"
+        if existing and not math.isclose(max_steer, existing.max_steer_rad, rel_tol=1e-9):
+            raise UserError(
+                f"--max-steer-rad {max_steer!r} differs from {stored}, {existing.max_steer_rad!r}: the clips of "
+                "one dataset share one max_steer_rad (leave the flag out to use the dataset's)"
+            )
+    elif existing:
+        max_steer, why = existing.max_steer_rad, stored
+    elif any(c.scale_rad is not None for c in clips):
+        max_steer = next(c.scale_rad for c in clips if c.scale_rad is not None)
+        why = "the Udacity simulator's maximum steering angle, 25 deg"
+    else:
+        if any(c.unit == "normalized" for c in clips):
+            name = next(c.name for c in clips if c.unit == "normalized")
+            raise UserError(
+                f"{name}: --max-steer-rad is required with --steering-unit normalized "
+                "(the angle in radians that steering 1.0 stands for)"
+            )
+        radians = [np.abs(normalize(ep.steering, c.unit, 1.0)) for c in clips for ep in c.episodes]
+        max_steer = float(max(np.max(r) for r in radians if len(r)))
+        if max_steer == 0.0:
+            raise UserError(f"{clips[0].name}: every steering value is 0; pass --max-steer-rad")
+        why = "the largest |steering| in the log(s): pass --max-steer-rad to choose it"
+    if args.max_steer_rad is None:
+        for clip in clips:
+            if clip.scale_rad is not None and not math.isclose(clip.scale_rad, max_steer, rel_tol=1e-9):
+                raise UserError(
+                    f"{clip.name}: its steering 1.0 stands for {clip.scale_rad!r} rad (25 deg), which differs from "
+                    f"{why}, {max_steer!r}: pass --max-steer-rad {max_steer!r} if it stands for that"
+                )
+    return fps, max_steer, why
 
 
-def _info(args: ImportOptions, fps: float, max_steer_rad: float, source: str, source_positive: str) -> DatasetInfo:
-    if not (math.isfinite(fps) and 0 < fps <= layout.MAX_FPS):
-        raise UserError(f"{source}: frame rate {fps:.6g} Hz from the source's times is out of (0, {layout.MAX_FPS:g}]")
-    return DatasetInfo(
-        fps=float(fps),
-        image_height=args.height,
-        image_width=args.width,
-        max_steer_rad=float(max_steer_rad),
-        source=source,
-        source_steering_positive=source_positive,
-    )
+def _write(
+    fmt: str,
+    clips: list[_Clip],
+    args: ImportOptions,
+    existing: DatasetInfo | None,
+    root: Path,
+    fps: float,
+    max_steer: float,
+    progress: bool,
+) -> DatasetInfo:
+    """Decode the clips' frames and save their episodes into ``root``, all together at the end (all or
+    nothing, consecutive indices, under the folder's lock: :meth:`DatasetWriter.save_staged`)."""
+    labels = [
+        clip_labels([normalize(ep.steering, clip.unit, max_steer) for ep in clip.episodes], max_steer, clip.name)
+        for clip in clips
+    ]
+    signs = {clip.source_positive for clip in clips}
+    if existing is None:
+        info = DatasetInfo(
+            fps=float(fps),
+            image_height=args.height,
+            image_width=args.width,
+            max_steer_rad=float(max_steer),
+            source=f"drive import --format {fmt}",
+            source_steering_positive=signs.pop() if len(signs) == 1 else "mixed",
+        )
+    else:
+        info = existing
+    writer = DatasetWriter(root, info)
+    try:
+        if existing is not None and (signs - {writer.info.source_steering_positive}):
+            writer.info.source_steering_positive = "mixed"  # written with the totals
+        total = sum(len(ep.steering) for clip in clips for ep in clip.episodes)
+        with tqdm(total=total, desc="import", unit="frame", disable=not progress) as bar:
+            for clip, clip_labels_ in zip(clips, labels):
+                for ep, steering in zip(clip.episodes, clip_labels_):
+                    writer.add_episode(
+                        clip.frames(ep),
+                        steering,
+                        np.asarray(ep.times, dtype=np.float64),
+                        episode_meta={"source": ep.source},
+                        progress=bar,
+                        stage=True,
+                    )
+        writer.save_staged()
+    finally:
+        info = writer.close()
+    return info
 
 
 # --------------------------------------------------------------------------------------------------
 # Entry points
 
 
+def _sources(src: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    sources = [Path(src)] if isinstance(src, (str, os.PathLike)) else [Path(s) for s in src]
+    if not sources:
+        raise UserError("SRC: name at least one source")
+    return sources
+
+
+def _csv_paths(fmt: str, sources: list[Path], csv: CsvOption) -> tuple[list[Path | None], bool]:
+    """(each source's steering CSV, whether they were given): video-csv's ``--csv`` in the sources' order,
+    or each video's ``<name>.csv`` beside it; None for the other formats."""
+    if fmt != "video-csv":
+        return [None] * len(sources), csv is not None
+    given = [] if csv is None else [Path(csv)] if isinstance(csv, (str, os.PathLike)) else [Path(c) for c in csv]
+    if not given:
+        return [s.with_suffix(".csv") for s in sources], False
+    if len(given) != len(sources):
+        raise UserError(
+            f"--csv: {len(given)} given for {len(sources)} video(s): give one per video, in the videos' order, "
+            "or none to use each video's <name>.csv beside it"
+        )
+    return list(given), True
+
+
 def import_dataset(
     fmt: str,
-    src: str | os.PathLike,
+    src: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
     options: ImportOptions | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> DatasetInfo:
-    """Import ``src`` in format ``fmt`` (one of :data:`FORMATS`) into the folder ``out``, atomically.
+    """Import ``src`` (one source or several, in order) in format ``fmt`` (one of :data:`FORMATS`) into
+    the folder ``out``.
 
-    ``out`` must be absent or empty; with ``overwrite`` it may hold a dataset, which is replaced (see
-    :func:`check_out`). Returns the dataset's info. Bad input is a one-line :class:`UserError` naming the
-    file, line or option, and the value.
+    An absent or empty ``out`` gets a new dataset, built aside and moved there when complete; a dataset
+    made by ``drive import`` gets the clips appended (all or nothing, under its lock), after checking
+    that their frame size, frame rate and max_steer_rad are the dataset's; with ``overwrite`` a dataset
+    is replaced instead (see :func:`check_out`). ``report`` (e.g. ``print``) is told, before any frame
+    is decoded, the dataset's frame size, rate and max_steer_rad, and where each comes from. Returns
+    the dataset's info. Bad input is a one-line :class:`UserError` naming the file, line or option,
+    and the value.
     """
     options = options or ImportOptions()
     if fmt not in FORMATS:
         raise UserError(f"--format: must be one of {FORMATS}, got {fmt!r}")
     options.check()
     out = Path(out)
-    check_out(fmt, Path(src), out, options, overwrite)
-    run_format = {"video-csv": _video_csv, "udacity": _udacity, "sully-chen": _sully_chen}[fmt]
+    sources = _sources(src)
+    csvs, csv_given = _csv_paths(fmt, sources, options.csv)
+    existing = check_out(fmt, sources, csvs, out, overwrite)
+    options = _with_size(options, existing, out)
+    if fmt == "video-csv":
+        clips = [_read_video_csv(s, c, options, csv_given) for s, c in zip(sources, csvs)]
+    else:
+        read = _read_udacity if fmt == "udacity" else _read_sully_chen
+        clips = [read(s, options) for s in sources]
+    fps, max_steer, why = _dataset_parameters(clips, options, existing, out)
+    if report is not None:
+        report(
+            f"drive import: {'appending to' if existing else 'new dataset'} {out}: "
+            f"{options.height}x{options.width} at {fps:.6g} Hz, max_steer_rad {max_steer:.6g} rad ({why}); "
+            f"steering positive = {layout.STEERING_POSITIVE}"
+        )
+    if existing is not None:
+        return _write(fmt, clips, options, existing, out, fps, max_steer, progress)
     with atomic_dir(out) as tmp:
-        info = run_format(Path(src), options, tmp, progress)
-    return info
+        return _write(fmt, clips, options, None, tmp, fps, max_steer, progress)
 
 
-def _inputs(fmt: str, src: Path, options: ImportOptions) -> tuple[list[Path], Path | None]:
+def _with_size(options: ImportOptions, existing: DatasetInfo | None, out: Path) -> ImportOptions:
+    """The options with the dataset's image size: the one given, else the dataset's when appending,
+    else the default; one-line :class:`UserError` naming both when the one given is not the dataset's."""
+    if existing is None:
+        return replace(options, height=options.height or DEFAULT_HEIGHT, width=options.width or DEFAULT_WIDTH)
+    have = (existing.image_height, existing.image_width)
+    want = (options.height or have[0], options.width or have[1])
+    if want != have:
+        raise UserError(
+            f"--height/--width: {want[0]}x{want[1]} differs from the dataset's image size {have[0]}x{have[1]} "
+            f"({layout.info_path(out)}): the clips of one dataset share one frame size (leave them out to use it)"
+        )
+    return replace(options, height=have[0], width=have[1])
+
+
+def _inputs(fmt: str, src: Path, csv_path: Path | None) -> tuple[list[Path], Path | None]:
     """(the files and folders the import reads, the source's folder) of a format."""
     if fmt == "video-csv":
-        return [src] + ([Path(options.csv)] if options.csv else []), None
+        return [src] + ([csv_path] if csv_path else []), None
     log = src / ("driving_log.csv" if fmt == "udacity" else "data.txt") if src.is_dir() else src
     folder = log.parent
     return [log, folder / "IMG" if fmt == "udacity" else folder], folder
@@ -680,37 +849,58 @@ def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_out(fmt: str, src: Path, out: Path, options: ImportOptions, overwrite: bool) -> None:
-    """Refuse an ``--out`` the import could not replace without destroying something not ours: one that
-    holds one of the import's inputs or lies inside the source's folder; a non-empty one without
-    ``overwrite``; with ``overwrite``, one that is not a dataset or holds other files than a dataset's
-    (its layout, lock, temporaries, frame cache). One-line :class:`UserError` naming the folder."""
+def check_out(fmt: str, sources: list[Path], csvs: list[Path | None], out: Path, overwrite: bool) -> DatasetInfo | None:
+    """Decide what the import does with ``out``; returns the dataset to append to, or None for a new one
+    (``out`` absent or empty, or ``overwrite``).
+
+    Refused, in one line naming the folder: an ``out`` that holds one of the import's inputs or lies
+    inside a source's folder; a non-empty one that holds no dataset, or a dataset not made by
+    ``drive import``; with ``overwrite``, one that is not a dataset or holds other files than a
+    dataset's (its layout, lock, temporaries, frame cache)."""
     target = out.resolve()
-    inputs, folder = _inputs(fmt, src, options)
-    for path in inputs:
-        if _within(path.resolve(), target):
-            raise UserError(f"--out {out}: holds the import's input {path}: write the dataset to another folder")
-    if folder is not None and _within(target, folder.resolve()):
-        raise UserError(f"--out {out}: is inside the source folder {folder}: write the dataset to another folder")
+    for src, csv_path in zip(sources, csvs):
+        inputs, folder = _inputs(fmt, src, csv_path)
+        for path in inputs:
+            if _within(path.resolve(), target):
+                raise UserError(f"--out {out}: holds the import's input {path}: write the dataset to another folder")
+        if folder is not None and _within(target, folder.resolve()):
+            raise UserError(f"--out {out}: is inside the source folder {folder}: write the dataset to another folder")
     if not out.exists() or not any(out.iterdir()):
-        return
-    if not overwrite:
-        raise UserError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace a dataset)")
+        return None
     if not layout.is_dataset(out):
+        if not overwrite:
+            raise UserError(
+                f"--out {out}: folder exists and is not empty, and holds no dataset to append to "
+                f"(no readable {layout.info_path(out).relative_to(out)}): write the dataset to another folder"
+            )
         raise UserError(
             f"--out {out}: --overwrite replaces a dataset, and this folder is not one "
             f"(no readable {layout.info_path(out).relative_to(out)}): refusing to delete it"
         )
+    if not overwrite:
+        existing = layout.read_info(out)
+        if not existing.source.startswith("drive import"):
+            raise UserError(
+                f"--out {out}: holds a dataset made by {existing.source!r}: clips are appended only to a "
+                "dataset made by drive import; write them to another folder"
+            )
+        return existing
     foreign = layout.foreign_entries(out)
     if foreign:
         raise UserError(
             f"--out {out}: --overwrite replaces a dataset, and this folder also holds {foreign[0]} "
             f"({len(foreign)} file(s) not of a dataset): refusing to delete them"
         )
+    return None
 
 
 def import_source(
-    fmt: str, src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False, progress: bool = True, **options
+    fmt: str,
+    src: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    progress: bool = True,
+    **options,
 ) -> DatasetInfo:
     """Shorthand: ``import_source("udacity", "logs/", "data/udacity", steering_correction=0.25)``;
     ``options`` are :class:`ImportOptions` fields."""

@@ -12,13 +12,15 @@ video goes to a hidden temporary until :meth:`DatasetWriter.save_episode`. Savin
 lock (:func:`drive.io.output_lock`), claims the next free episode index, moves the video into place,
 writes the frame table, then the episode's ``meta/episodes`` row (which marks it complete), then
 ``meta/info.json`` and ``meta/stats.json``. Two writers into one folder, in one process or several,
-therefore keep every episode. Opening a folder that holds a dataset appends to it, after checking
+therefore keep every episode. :meth:`DatasetWriter.stage_episode` and :meth:`DatasetWriter.save_staged`
+save several episodes at once, under one hold of the lock (consecutive indices, all or nothing). Opening a folder that holds a dataset appends to it, after checking
 that fps, image size, max_steer_rad, source and scenario (but for ``duration_s``) match.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import uuid
@@ -58,6 +60,20 @@ def naming(path: Path) -> Iterator[None]:
             raise
         strerror = exc.strerror or os.strerror(exc.errno)
         raise OSError(exc.errno, strerror, str(path)) from exc
+
+
+@dataclasses.dataclass
+class _Staged:
+    """An episode finished but not yet saved (:meth:`DatasetWriter.stage_episode`)."""
+
+    video: Path | None
+    """Its hidden temporary video (None once moved into place)."""
+    timestamps: np.ndarray
+    table: dict[str, np.ndarray]
+    """The per-frame value columns."""
+    image_stats: dict[str, Any]
+    extra: dict[str, Any]
+    """Extra columns of its meta/episodes row."""
 
 
 def _first_difference(old: Any, new: Any, key: str) -> tuple[str, Any, Any] | None:
@@ -105,6 +121,7 @@ class DatasetWriter:
         with output_lock(self.root, self.lock_timeout_s):
             self.info = self._open(info)
         self._known: dict[int, dict[str, Any]] = {}  # episode -> {"length", "stats"}
+        self._staged: list[_Staged] = []
         self._reset_episode()
 
     # ------------------------------------------------------------------------------------------
@@ -215,50 +232,96 @@ class DatasetWriter:
         loads the episode rows as one table: give every episode of a dataset the same keys, with the
         same value types (an int in one episode and a float in the next is a schema clash there).
         """
+        if self._staged:
+            raise ValueError(f"{self.root}: save the staged episodes first (save_staged)")
+        self.stage_episode(episode_meta)
+        return self.save_staged()[0]
+
+    def stage_episode(self, episode_meta: dict[str, Any] | None = None) -> None:
+        """Finish the frames added since the last save as an episode that :meth:`save_staged` writes
+        later, together with the others staged: its video stays a hidden temporary until then.
+        ``episode_meta``: as for :meth:`save_episode`."""
         n = self.frames_pending
         if n == 0:
             raise ValueError(f"{self.root}: an episode needs at least one frame")
         extra = {k: v for k, v in (episode_meta or {}).items() if v is not None}
         extra.setdefault("source", self.info.source)
-        self._video.close(keep=True)
-        self._video = None
-        timestamps = np.asarray(self._timestamps, dtype=np.float64)
-        table = {c: np.asarray(v, dtype=np.float32) for c, v in self._columns.items()}
-        episode_stats = {layout.VIDEO_KEY: self._image_stats.result()}
         try:
-            with output_lock(self.root, self.lock_timeout_s):
-                episode, first = self._next_free()
-                full = {
-                    layout.EPISODE_INDEX: np.full(n, episode, dtype=np.int64),
-                    layout.FRAME_INDEX: np.arange(n, dtype=np.int64),
-                    layout.TIMESTAMP: timestamps.astype(np.float32),
-                    layout.INDEX: np.arange(first, first + n, dtype=np.int64),
-                    **table,
-                    layout.TASK_INDEX: np.zeros(n, dtype=np.int64),
-                }
-                frame_table = pd.DataFrame({c: full[c] for c in layout.FRAME_COLUMNS})
-                for c in layout.FRAME_COLUMNS:
-                    episode_stats[c] = stats.column_stats(full[c])
-                meta = self._meta_row(episode, first, n, float(timestamps[-1]), episode_stats, extra)
-                try:
-                    video = layout.video_path(self.root, episode)
-                    with naming(video):
-                        video.parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(self._pending, video)
-                    self._pending = None
-                    path = layout.data_path(self.root, episode)
-                    with naming(path), atomic_path(path) as tmp:
-                        frame_table.to_parquet(tmp, index=False)
-                    path = layout.episode_meta_path(self.root, episode)
-                    with naming(path), atomic_path(path) as tmp:  # last: marks it complete
-                        meta.to_parquet(tmp, index=False)
-                    self._known[episode] = {"length": n, "stats": episode_stats}
-                    self._write_totals()
-                except BaseException:
-                    self._remove_episode(episode)  # disk full, Ctrl-C: no half-written episode stays behind
-                    raise
+            self._video.close(keep=True)
+            self._video = None
+            self._staged.append(
+                _Staged(
+                    video=self._pending,
+                    timestamps=np.asarray(self._timestamps, dtype=np.float64),
+                    table={c: np.asarray(v, dtype=np.float32) for c, v in self._columns.items()},
+                    image_stats=self._image_stats.result(),
+                    extra=extra,
+                )
+            )
+            self._pending = None
         finally:
             self.discard_episode()
+
+    def save_staged(self) -> list[int]:
+        """Write every staged episode, in order, under one hold of the folder's lock, so they get
+        consecutive indices; returns them. All or nothing: on any error (disk full, Ctrl-C) the ones
+        already written are removed again, and the staged temporaries are dropped either way."""
+        saved: list[int] = []
+        try:
+            with output_lock(self.root, self.lock_timeout_s):
+                try:
+                    for staged in self._staged:
+                        saved.append(self._save(staged))
+                    self._write_totals()
+                except BaseException:
+                    for episode in reversed(saved):
+                        self._remove_episode(episode)  # no half-written call stays behind
+                    raise
+        finally:
+            self.discard_staged()
+        return saved
+
+    def discard_staged(self) -> None:
+        """Drop the staged episodes (their temporary videos)."""
+        for staged in self._staged:
+            if staged.video is not None:
+                staged.video.unlink(missing_ok=True)
+        self._staged = []
+
+    def _save(self, staged: "_Staged") -> int:
+        """Write one staged episode under the next free index; call under the folder lock."""
+        timestamps, table = staged.timestamps, staged.table
+        n = len(timestamps)
+        episode_stats = {layout.VIDEO_KEY: staged.image_stats}
+        episode, first = self._next_free()
+        full = {
+            layout.EPISODE_INDEX: np.full(n, episode, dtype=np.int64),
+            layout.FRAME_INDEX: np.arange(n, dtype=np.int64),
+            layout.TIMESTAMP: timestamps.astype(np.float32),
+            layout.INDEX: np.arange(first, first + n, dtype=np.int64),
+            **table,
+            layout.TASK_INDEX: np.zeros(n, dtype=np.int64),
+        }
+        frame_table = pd.DataFrame({c: full[c] for c in layout.FRAME_COLUMNS})
+        for c in layout.FRAME_COLUMNS:
+            episode_stats[c] = stats.column_stats(full[c])
+        meta = self._meta_row(episode, first, n, float(timestamps[-1]), episode_stats, staged.extra)
+        try:
+            video = layout.video_path(self.root, episode)
+            with naming(video):
+                video.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged.video, video)
+            staged.video = None
+            path = layout.data_path(self.root, episode)
+            with naming(path), atomic_path(path) as tmp:
+                frame_table.to_parquet(tmp, index=False)
+            path = layout.episode_meta_path(self.root, episode)
+            with naming(path), atomic_path(path) as tmp:  # last: marks it complete
+                meta.to_parquet(tmp, index=False)
+            self._known[episode] = {"length": n, "stats": episode_stats}
+        except BaseException:
+            self._remove_episode(episode)  # disk full, Ctrl-C: no half-written episode stays behind
+            raise
         return episode
 
     def _remove_episode(self, episode: int) -> None:
@@ -367,8 +430,9 @@ class DatasetWriter:
         return True
 
     def close(self) -> DatasetInfo:
-        """Drop any unsaved frames; returns the dataset's info as last written."""
+        """Drop any unsaved frames and staged episodes; returns the dataset's info as last written."""
         self.discard_episode()
+        self.discard_staged()
         return self.info
 
     def __enter__(self) -> "DatasetWriter":
@@ -386,9 +450,11 @@ class DatasetWriter:
         columns: dict[str, np.ndarray] | None = None,
         episode_meta: dict[str, Any] | None = None,
         progress=None,
-    ) -> int:
+        stage: bool = False,
+    ) -> int | None:
         """A whole episode at once: ``frames`` (consumed lazily), the label ``steering`` (normalised),
-        ``timestamps`` (s, default i / fps), other per-frame ``columns``; returns the episode index."""
+        ``timestamps`` (s, default i / fps), other per-frame ``columns``; returns the episode index.
+        ``stage``: only stage it (:meth:`stage_episode`; returns None), for :meth:`save_staged` to write."""
         steering = np.asarray(steering, dtype=np.float64)
         columns = {k: np.asarray(v, dtype=np.float64) for k, v in (columns or {}).items()}
         n = len(steering)
@@ -409,6 +475,9 @@ class DatasetWriter:
         except BaseException:
             self.discard_episode()
             raise
+        if stage:
+            self.stage_episode(episode_meta)
+            return None
         return self.save_episode(episode_meta)
 
 
