@@ -55,12 +55,12 @@ def stateful_val_mse(checkpoint: Path, data: str, val_fraction: float, split_see
     import numpy as np
     import torch
 
-    from drive.data.sequences import FrameCache, split_segments
+    from drive.data.sequences import FrameCache
     from drive.policy.checkpoint import load_policy
     from drive.train.loop import predict_segment
 
     cache = FrameCache(data, progress=False)
-    _, val = split_segments(cache.lengths, val_fraction, split_seed, cache.train_only)
+    _, val = cache.split(val_fraction, split_seed)
     if not val:
         return float("nan")
     policy = load_policy(checkpoint)

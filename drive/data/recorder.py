@@ -4,7 +4,9 @@ Writes through :class:`drive.data.writer.DatasetWriter` (LeRobot v3.0 layout, H.
 by episode. An interrupted recording leaves every finished episode readable; recording again into the
 same folder appends, and two recordings into one folder at once keep every episode (each episode's
 index is claimed under the folder's lock when it is saved). The randomized world's drawn values
-(``info["world"]`` at reset) are stored in the episode table as ``world.<key>`` columns.
+(``info["world"]`` at reset) are stored in the episode table as ``world.<key>`` columns;
+:func:`coverage_table` counts the episodes per lane position, lane-width bin and light bin from them
+(``drive record`` prints it at the end).
 
 Row t holds frame t, the expert's clean steering for the state of frame t (the label), and the
 steering applied after frame t: the label plus DART noise (``--noise-injection`` = std of an
@@ -24,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from drive.data import layout
 from drive.data.layout import DatasetInfo
 from drive.data.writer import DatasetWriter
 from drive.errors import UserError
+from drive.world.appearance import LANE_POSITIONS, LIGHT_BINS, WIDTH_BINS, bin_labels, world_bins
 
 SOURCE = "drive record"
 TASK = layout.TASK
@@ -59,6 +63,60 @@ def check_args(episodes: Any, seed: Any, noise_injection: Any, duration_s: Any) 
         not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0
     ):
         raise UserError(f"--duration-s: must be a positive number of seconds, got {duration_s!r}")
+
+
+#: The coverage table's sections: (what, ``world_bins`` key, every bin with its label).
+COVERAGE_SECTIONS = (
+    ("lane position", "lane_position", {p: f"{p} (lane {e} of {n})" for p, (n, e) in LANE_POSITIONS.items()}),
+    ("lane width", "width_bin", bin_labels(WIDTH_BINS, "m")),
+    ("light", "light_bin", bin_labels(LIGHT_BINS, "rad sun elevation")),
+)
+
+
+def episode_bins(meta: dict[str, Any]) -> dict[str, str | None]:
+    """:func:`drive.world.appearance.world_bins` of an episode-table row (its ``world.<key>`` columns)."""
+    prefix = layout.WORLD_PREFIX
+    return world_bins({k[len(prefix) :]: v for k, v in meta.items() if str(k).startswith(prefix)})
+
+
+def coverage_table(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Episodes per lane position, lane-width bin and light bin of the drawn worlds, from a dataset's
+    episode table (:meth:`drive.data.reader.DatasetReader.episodes_table`).
+
+    Columns ``what``, ``bin``, ``episodes``, ``share`` (of all episodes); every bin is listed, empty ones
+    with 0, and an ``unknown`` row counts the episodes without the values (imported video, older recordings).
+    """
+    bins = [episode_bins(row) for row in episodes.to_dict("records")]
+    total = len(bins)
+    rows = []
+    for what, key, labels in COVERAGE_SECTIONS:
+        counts = {name: 0 for name in labels}
+        unknown = 0
+        for b in bins:
+            if b[key] is None:
+                unknown += 1
+            else:
+                counts[b[key]] += 1
+        rows += [(what, labels[name], n) for name, n in counts.items()]
+        if unknown:
+            rows.append((what, "unknown", unknown))
+    table = pd.DataFrame(rows, columns=["what", "bin", "episodes"])
+    table["share"] = table["episodes"] / total if total else 0.0
+    return table
+
+
+def format_coverage(table: pd.DataFrame) -> str:
+    """:func:`coverage_table` as aligned text, one section per ``what``."""
+    header = ("drawn worlds", "bin", "episodes", "share")
+    cells = []
+    for i, r in enumerate(table.itertuples(index=False)):
+        first = i == 0 or table["what"].iloc[i - 1] != r.what
+        cells.append((r.what if first else "", r.bin, str(r.episodes), f"{100 * r.share:.0f} %"))
+    widths = [max(len(c[k]) for c in [header, *cells]) for k in range(4)]
+    lines = [header, tuple("-" * w for w in widths), *cells]
+    return "\n".join(
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}".rstrip() for a, b, c, d in lines
+    )
 
 
 def episode_track_seed(seeds: list[int] | None, seed: int, episode_index: int) -> int | None:

@@ -5,7 +5,10 @@
   ``DIR/cache/frames.json`` (shape, and for each episode its index, length, offset and the size and
   modification time of its video and table). The cache is rebuilt when that list changes (an episode
   added, removed or rewritten); otherwise later epochs and later runs never decode video again.
-* :func:`split_segments` splits by episode, deterministically from a seed. A dataset with a single
+* :func:`split_segments` splits by episode, deterministically from a seed (``--split-seed``, never the
+  training seed) and the dataset, stratified: every lane position and every light bin of the drawn
+  worlds (:func:`episode_strata`) that two or more episodes share has episodes on both sides. A dataset
+  without drawn worlds (imported video) is split by the seeded draw alone. A dataset with a single
   episode is split by time instead: its first ``1 - val_fraction`` of frames train, the rest validate.
   Episodes whose meta row has ``split == "train"`` (DAgger's on-policy episodes) always train and take
   no part in the draw, so adding them leaves the validation set unchanged.
@@ -28,6 +31,7 @@ from tqdm import tqdm
 
 from drive.data import layout
 from drive.data.reader import DatasetReader
+from drive.data.recorder import episode_bins
 from drive.errors import UserError
 from drive.io import atomic_path, atomic_write_json
 
@@ -57,7 +61,8 @@ class FrameCache:
     Attributes: ``frames`` (N, H, W, 3) uint8 memmap (RGB); ``steering`` (N,) float32 normalised label;
     ``timestamps_s`` (N,) float32; ``dt_s`` (N,) float32 time since the previous frame of the same
     episode (the nominal frame period ``1/fps`` for an episode's first frame); ``episodes``; ``offsets``
-    and ``lengths`` (episode -> first row, number of rows); ``built`` (whether this call decoded video).
+    and ``lengths`` (episode -> first row, number of rows); ``train_only`` (episodes that always train);
+    ``strata`` (episode -> :func:`episode_strata`); ``built`` (whether this call decoded video).
     """
 
     def __init__(
@@ -91,7 +96,9 @@ class FrameCache:
         self.steering = table[layout.STEERING_LABEL].to_numpy(dtype=np.float32)
         self.timestamps_s = table[layout.TIMESTAMP].to_numpy(dtype=np.float32)
         self.dt_s = self._dt(table)
-        self.train_only = [e for e in self.episodes if self.reader.episode_meta(e).get("split") == "train"]
+        metas = {e: self.reader.episode_meta(e) for e in self.episodes}
+        self.train_only = [e for e in self.episodes if metas[e].get("split") == "train"]
+        self.strata = {e: episode_strata(metas[e]) for e in self.episodes}
         self.built = False
         expected = self._describe()
         if not self._valid(expected):
@@ -100,6 +107,11 @@ class FrameCache:
             self._build(expected, progress)
             self.built = True
         self.frames = np.memmap(self.cache_dir / FRAMES_FILE, dtype=np.uint8, mode="r", shape=self.shape)
+
+    def split(self, val_fraction: float, seed: int) -> tuple[list[Segment], list[Segment]]:
+        """(train, validation) segments of the cached episodes: :func:`split_segments` with the cache's
+        ``train_only`` episodes and ``strata``; ``seed`` is the split seed (``TrainConfig.split_seed``)."""
+        return split_segments(self.lengths, val_fraction, seed, self.train_only, self.strata)
 
     def _dt(self, table) -> np.ndarray:
         dt = np.empty(self.num_frames, dtype=np.float32)
@@ -163,15 +175,28 @@ class Segment:
         return self.stop - self.start
 
 
+def episode_strata(meta: dict) -> tuple[str, ...]:
+    """The strata of an episode-table row that the split balances: ``lane_position=<name>`` and
+    ``light=<bin>`` of its drawn world (:func:`drive.data.recorder.episode_bins`); ``()`` without one."""
+    bins = episode_bins(meta)
+    return tuple(f"{k}={bins[k]}" for k in ("lane_position", "light_bin") if bins[k] is not None)
+
+
 def split_segments(
-    lengths: dict[int, int], val_fraction: float, seed: int, train_only=()
+    lengths: dict[int, int], val_fraction: float, seed: int, train_only=(), strata: dict | None = None
 ) -> tuple[list[Segment], list[Segment]]:
     """Split episodes into (train, validation) segments.
 
-    Only episodes not in ``train_only`` can validate. Two or more of them: a seeded permutation picks
-    ``round(val_fraction * n)`` validation episodes, at least one and at most n - 1 when
-    ``val_fraction > 0``. Exactly one: split by time, its last ``ceil(val_fraction * length)`` frames
-    validate. ``val_fraction == 0``: everything trains.
+    Only episodes not in ``train_only`` can validate. Two or more of them: ``round(val_fraction * n)``
+    validation episodes, at least one and at most n - 1 when ``val_fraction > 0``, picked in the order of
+    a permutation seeded by ``seed``. ``strata`` (episode -> labels, :func:`episode_strata`) stratifies the
+    pick: every label carried by two or more eligible episodes ends with episodes on both sides (first
+    the validation set takes, in permutation order, an episode of each label it lacks, preferring one that
+    brings the most missing labels, never the last training episode of a label; then it is filled up in
+    permutation order under the same rule; it grows past ``round(val_fraction * n)`` only when that is too
+    few to hold every label). Without labels (``strata`` None or empty for every eligible episode, e.g.
+    imported video) the pick is the first episodes of the permutation. Exactly one eligible episode: split
+    by time, its last ``ceil(val_fraction * length)`` frames validate. ``val_fraction == 0``: everything trains.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
@@ -193,8 +218,51 @@ def split_segments(
         return train, [Segment(e, cut, lengths[e])]
     n_val = min(max(1, round(val_fraction * len(eligible))), len(eligible) - 1)
     order = np.random.default_rng(seed).permutation(len(eligible))
-    val = sorted(eligible[i] for i in order[:n_val])
+    labels = {e: tuple((strata or {}).get(e) or ()) for e in eligible}
+    if any(labels.values()):
+        val = _stratified_pick([eligible[i] for i in order], labels, n_val)
+    else:
+        val = sorted(eligible[i] for i in order[:n_val])
     return [whole[e] for e in episodes if e not in val], [whole[e] for e in val]
+
+
+def _stratified_pick(ranked: list[int], labels: dict[int, tuple], n_val: int) -> list[int]:
+    """Validation episodes from ``ranked`` (the seeded order) so that every label held by two or more
+    episodes is on both sides; at least ``n_val`` of them, at most ``len(ranked) - 1``."""
+    left = {}  # label -> episodes of it still training
+    for e in ranked:
+        for lab in labels[e]:
+            left[lab] = left.get(lab, 0) + 1
+    required = {lab for lab, n in left.items() if n >= 2}  # labels held by two or more: on both sides
+    missing = set(required)  # the labels the validation set still lacks
+    val: list[int] = []
+
+    def can_take(e: int) -> bool:  # taking e leaves every required label of it a training episode
+        return e not in val and all(left[lab] >= 2 for lab in labels[e] if lab in required)
+
+    def take(e: int) -> None:
+        val.append(e)
+        for lab in labels[e]:
+            left[lab] -= 1
+            missing.discard(lab)
+
+    while missing and len(val) < len(ranked) - 1:
+        gain = {e: len(missing.intersection(labels[e])) for e in ranked if can_take(e)}
+        best = max(gain.values(), default=0)
+        if best == 0:
+            break  # no episode left that can bring a missing label without emptying another's training side
+        take(next(e for e in ranked if gain.get(e) == best))
+    for e in ranked:
+        if len(val) >= n_val:
+            break
+        if can_take(e):
+            take(e)
+    for e in ranked:  # only if the rule above left too few: fill up in order, as the unstratified draw
+        if len(val) >= n_val:
+            break
+        if e not in val:
+            take(e)
+    return sorted(val)
 
 
 def window_starts(segments: list[Segment], offsets: dict[int, int], seq_len: int, stride: int) -> np.ndarray:

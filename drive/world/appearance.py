@@ -4,7 +4,8 @@ In a scenario file every randomizable key takes one of three forms:
 
 - a single value: fixed (``lanes: 2``, ``line_colour: white``);
 - ``[lo, hi]``, two numbers: a range, drawn uniformly (integers: ``lo..hi`` inclusive);
-- a list of values (three or more numbers, or any list of words): a choice, drawn uniformly.
+- a list of values (three or more numbers, or any list of words): a choice, drawn uniformly;
+- a mapping ``{value: weight}`` (only ``track.lane_position``): a choice drawn with those weights.
 
 ``draw_world(scenario, world_seed)`` draws every key from its own generator seeded by
 ``(world_seed, key)``, so a draw depends only on the episode's seed and that key's spec (adding
@@ -33,6 +34,28 @@ GROUNDS = ("grass", "dry", "dirt")
 SKIES = ("clear", "cloudy", "overcast")
 #: Sun elevation at and above which the light is today's full, neutral daylight, rad.
 FULL_DAYLIGHT_ELEVATION_RAD = 0.6
+
+#: Lane positions: which lane of how many the ego drives in, ``name: (lanes, ego_lane)``, lane 0 the
+#: rightmost. One lane: ``only_of_1``; two: ``right_of_2``, ``left_of_2``; three: ``right_of_3``,
+#: ``middle_of_3``, ``left_of_3``. ``track.lane_position`` draws one (lane count and ego lane together).
+LANE_POSITIONS: dict[str, tuple[int, int]] = {
+    "only_of_1": (1, 0),
+    "right_of_2": (2, 0),
+    "left_of_2": (2, 1),
+    "right_of_3": (3, 0),
+    "middle_of_3": (3, 1),
+    "left_of_3": (3, 2),
+}
+#: Lane-width bins of the coverage table and the split, ``(name, upper bound m)``: the suite's 3.0 m
+#: lanes are ``narrow``, the default 3.5 m ``standard``, the suite's 4.5 m ``wide``.
+WIDTH_BINS: tuple[tuple[str, float], ...] = (("narrow", 3.25), ("standard", 4.0), ("wide", math.inf))
+#: Light bins by sun elevation, ``(name, upper bound rad)``: the suite's dusk (0.03 rad) is ``dusk``, its
+#: low sun (0.25 rad) ``low_sun``, full daylight (``FULL_DAYLIGHT_ELEVATION_RAD`` and above) ``day``.
+LIGHT_BINS: tuple[tuple[str, float], ...] = (
+    ("dusk", 0.15),
+    ("low_sun", FULL_DAYLIGHT_ELEVATION_RAD),
+    ("day", math.inf),
+)
 
 
 @dataclasses.dataclass
@@ -214,8 +237,71 @@ def sun_light(elevation_rad: float, sky: str = "clear") -> tuple[float, np.ndarr
     return brightness, tint, kelvin
 
 
+def lane_position(lanes: Any, ego_lane: Any) -> str | None:
+    """The ``LANE_POSITIONS`` name of an ego lane of ``lanes`` lanes; None when either is unknown (NaN, -1)."""
+    return _POSITION_OF.get((_whole(lanes), _whole(ego_lane)))
+
+
+def width_bin(lane_width_m: Any) -> str | None:
+    """The ``WIDTH_BINS`` name of a lane width, m; None when it is unknown (None, NaN)."""
+    return _bin(WIDTH_BINS, lane_width_m)
+
+
+def light_bin(sun_elevation_rad: Any) -> str | None:
+    """The ``LIGHT_BINS`` name of a sun elevation, rad; None when it is unknown (None, NaN)."""
+    return _bin(LIGHT_BINS, sun_elevation_rad)
+
+
+def world_bins(world: dict[str, Any]) -> dict[str, str | None]:
+    """The bins of a drawn world (a flat dict as ``info["world"]``): ``lane_position``, ``width_bin`` and
+    ``light_bin``, each None when the world lacks its values (an imported video has none)."""
+    return {
+        "lane_position": lane_position(world.get("lanes"), world.get("ego_lane")),
+        "width_bin": width_bin(world.get("lane_width_m")),
+        "light_bin": light_bin(world.get("sun_elevation_rad")),
+    }
+
+
+def bin_labels(bins: tuple[tuple[str, float], ...], unit: str) -> dict[str, str]:
+    """``name: "name (lo..hi unit)"`` for each bin of ``WIDTH_BINS`` or ``LIGHT_BINS``."""
+    out, lo = {}, None
+    for name, hi in bins:
+        if lo is None:
+            out[name] = f"{name} (< {hi:g} {unit})"
+        elif math.isinf(hi):
+            out[name] = f"{name} (>= {lo:g} {unit})"
+        else:
+            out[name] = f"{name} ({lo:g}..{hi:g} {unit})"
+        lo = hi
+    return out
+
+
+_POSITION_OF = {v: k for k, v in LANE_POSITIONS.items()}
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float; None for None, NaN (a column a row lacks), infinities and non-numbers."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _whole(value: Any) -> int | None:
+    f = _finite(value)
+    return int(f) if f is not None and f == int(f) else None
+
+
+def _bin(bins: tuple[tuple[str, float], ...], value: Any) -> str | None:
+    f = _finite(value)
+    return None if f is None else next(name for name, upper in bins if f < upper)
+
+
 def spec_kind(spec: Any) -> str:
-    """``fixed``, ``range`` or ``choice``."""
+    """``fixed``, ``range`` or ``choice`` (a ``{value: weight}`` mapping is a weighted choice)."""
+    if isinstance(spec, dict):
+        return "choice"
     if not isinstance(spec, list):
         return "fixed"
     if len(spec) == 2 and not any(isinstance(v, str) for v in spec):
@@ -224,7 +310,11 @@ def spec_kind(spec: Any) -> str:
 
 
 def draw_value(spec: Any, rng: np.random.Generator, kind: Any) -> Any:
-    """Draw one value of a spec: a fixed value, a ``[lo, hi]`` range or a list of choices."""
+    """Draw one value of a spec: a fixed value, a ``[lo, hi]`` range, a list of choices or ``{choice: weight}``."""
+    if isinstance(spec, dict):
+        names = list(spec)
+        weights = np.asarray([float(spec[n]) for n in names])
+        return names[int(rng.choice(len(names), p=weights / weights.sum()))]
     form = spec_kind(spec)
     if form == "fixed":
         return spec
@@ -243,11 +333,15 @@ def get_spec(scenario: Any, path: str) -> Any:
 
 def spec_values(spec: Any) -> list:
     """The extreme values a spec can take (fixed: itself; range: lo and hi; choice: every value)."""
-    return list(spec) if isinstance(spec, list) else [spec]
+    return list(spec) if isinstance(spec, (list, dict)) else [spec]
 
 
 def draw_world(scenario: Any, world_seed: int) -> World:
-    """Draw an episode's world from the scenario's specs (deterministic in ``world_seed``)."""
+    """Draw an episode's world from the scenario's specs (deterministic in ``world_seed``).
+
+    A ``track.lane_position`` spec draws the lane count and the ego lane together (from its own
+    generator, seeded by ``(world_seed, "lane_position")``), in place of ``lanes`` and ``ego_lane``.
+    """
     values: dict[str, Any] = {"world_seed": int(world_seed)}
     for path, key, kind, _lo, _hi in KEYS:
         spec = get_spec(scenario, path)
@@ -267,4 +361,8 @@ def draw_world(scenario: Any, world_seed: int) -> World:
         values["lane_width_m"] = round(values["lane_width_m"], 2)  # a few hundred widths: tracks stay cached
     if values["ego_lane"] != -1 and values["ego_lane"] >= values["lanes"]:
         values["ego_lane"] = values["lanes"] - 1  # only with a drawn lane count; validation keeps fixed ones in range
+    positions = getattr(scenario.track, "lane_position", None)
+    if positions is not None:
+        rng = np.random.default_rng([int(world_seed), zlib.crc32(b"lane_position")])
+        values["lanes"], values["ego_lane"] = LANE_POSITIONS[draw_value(positions, rng, tuple(LANE_POSITIONS))]
     return World(**values)

@@ -11,6 +11,7 @@ Schema (every key optional; a missing key takes the dataclass default, which are
       lanes: 2                    # *1..3; null = the kind's own (procedural 2, racetrack 2)
       lane_width_m: 3.5           # *2.5..6 m; null = the kind's own (procedural 3.5, racetrack 5)
       ego_lane: 0                 # *lane the ego drives in, 0 = rightmost; null = random per reset
+      lane_position: null         # *lane count and ego lane drawn together (below); replaces lanes, ego_lane
       curvature_fraction: 1.0     # *0.05..1: the tightest bend, as a fraction of the drivable bound
     speed_mps: 10.0               # *ego speed, held constant, m/s (0 < v <= 40; procedural: see below)
     traffic:
@@ -48,7 +49,17 @@ Schema (every key optional; a missing key takes the dataclass default, which are
 
 Keys marked * are drawn per episode (``drive.world.appearance``): a single value is fixed,
 ``[lo, hi]`` is a range (integers inclusive), a list of three or more numbers or of words is a
-choice. An unknown key, a value of the wrong type or an impossible value raises
+choice.
+
+``track.lane_position`` draws where the ego drives: a lane count and the ego's lane in it, together.
+Its words are ``drive.world.appearance.LANE_POSITIONS``: ``only_of_1`` (one lane); ``right_of_2``,
+``left_of_2`` (two lanes); ``right_of_3``, ``middle_of_3``, ``left_of_3`` (three lanes). It takes one
+word (fixed), a list of words (each equally likely) or a mapping ``{word: weight}`` (weights >= 0, not
+all 0: each position is drawn with probability weight / sum). With it, ``track.lanes`` follows from the
+positions (leave it out) and ``track.ego_lane`` must be left out (or null). Drawing ``lanes`` and then a
+uniform ``ego_lane`` instead makes the middle of three lanes one episode in nine.
+
+An unknown key, a value of the wrong type or an impossible value raises
 ``drive.errors.UserError`` naming the file, the dotted key (``camera.fov_deg``) and the value.
 
 A procedural loop is at most 2 km long (``drive.world.tracks.MAX_LENGTH_M``), so its bends cannot be
@@ -81,6 +92,7 @@ from drive import resources
 from drive.errors import UserError
 from drive.world.appearance import (
     KEYS,
+    LANE_POSITIONS,
     LightSpec,
     MarkingsSpec,
     SurfaceSpec,
@@ -144,8 +156,17 @@ class TrackSpec:
     """Lane the ego starts in and the expert keeps (drawn), 0 = rightmost; ``None`` = random at each reset."""
     curvature_fraction: float | list[float] = 1.0
     """Procedural tracks' tightest bend (drawn), as a fraction 0.05..1 of the bound the speed and steering allow."""
+    lane_position: str | list[str] | dict[str, float] | None = None
+    """Lane count and ego lane drawn together (``drive.world.appearance.LANE_POSITIONS``): a word, a list of
+    words (equally likely) or ``{word: weight}``; ``None`` = draw ``lanes`` and ``ego_lane`` instead. When set,
+    ``lanes`` becomes the lane counts of its positions and ``ego_lane`` ``None``, on construction."""
 
     def __post_init__(self) -> None:
+        if self.lane_position is not None:
+            counts = lane_position_counts(self.lane_position)
+            if counts:  # unknown words: left to the validation, which names them
+                self.lanes = counts[0] if len(counts) == 1 else counts
+                self.ego_lane = None
         # ``None`` lanes / lane width resolve to the kind's own values
         if self.lanes is None:
             self.lanes = RACETRACK_LANES if self.kind == "racetrack" else 2
@@ -176,6 +197,14 @@ class TrackSpec:
         if self.lane_width_m is not None:
             return float(spec_values(self.lane_width_m)[0])
         return RACETRACK_LANE_WIDTH_M if self.kind == "racetrack" else 3.5
+
+
+def lane_position_counts(spec: Any) -> list[int]:
+    """The lane counts, ascending, of the known positions a ``track.lane_position`` spec can draw (a
+    mapping's positions of weight 0 are never drawn)."""
+    if isinstance(spec, dict):
+        spec = [p for p, w in spec.items() if isinstance(w, (int, float)) and w > 0]
+    return sorted({LANE_POSITIONS[p][0] for p in spec_values(spec) if isinstance(p, str) and p in LANE_POSITIONS})
 
 
 @dataclasses.dataclass
@@ -274,9 +303,28 @@ class Scenario:
         track = d.get("track")
         if isinstance(track, dict) and track.get("seeds") is not None and "split" not in track:
             d["track"] = {**track, "split": None}  # explicit seeds replace the default split
+        if isinstance(track, dict) and track.get("lane_position") is not None:
+            _check_lane_position_alone(track, source)
         scenario = _build(cls, d, "", source)
         _validate(scenario, source)
         return scenario
+
+
+def _check_lane_position_alone(track: dict[str, Any], source: str) -> None:
+    """``track.lane_position`` draws the lane count and the ego lane: refuse a ``lanes`` or ``ego_lane`` beside it
+    (except the values it sets itself, so that ``to_dict`` reads back)."""
+    if track.get("ego_lane") is not None:
+        raise UserError(
+            f"{source}: track.ego_lane: track.lane_position draws the ego's lane; leave ego_lane out, "
+            f"got {_show(track['ego_lane'])}"
+        )
+    lanes = track.get("lanes")
+    counts = lane_position_counts(track["lane_position"])
+    if lanes is not None and counts:  # no known word: the validation names the lane_position
+        if lanes != (counts[0] if len(counts) == 1 else counts):
+            raise UserError(
+                f"{source}: track.lanes: track.lane_position draws the lane count; leave lanes out, got {_show(lanes)}"
+            )
 
 
 def duration_s_arg(text: str) -> float:
@@ -441,6 +489,11 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         if not isinstance(value, list):
             raise UserError(f"{source}: {key}: expected a list, got {_show(value)}")
         return [_convert(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: {key}: expected a mapping, got {_show(value)}")
+        return {_convert(k, key_tp, key, source): _convert(v, value_tp, f"{key}.{k}", source) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise UserError(f"{source}: {key}: expected a mapping of keys, got {_show(value)}")
@@ -483,7 +536,14 @@ def _validate(s: Scenario, source: str) -> None:
     if t.kind not in TRACK_KINDS:
         bad("track.kind", t.kind, f"must be one of {', '.join(TRACK_KINDS)}")
     _validate_draws(s, source)
+    _validate_lane_position(t.lane_position, source)
     if t.kind == "racetrack":
+        if t.lane_position is not None and lane_position_counts(t.lane_position) != [RACETRACK_LANES]:
+            bad(
+                "track.lane_position",
+                t.lane_position,
+                f"racetrack has {RACETRACK_LANES} lanes: only positions of {RACETRACK_LANES} lanes",
+            )
         if t.seeds is not None:
             bad("track.seeds", t.seeds, "racetrack is one fixed layout and takes no seeds")
         if t.lanes is not None and t.lanes != RACETRACK_LANES:
@@ -597,6 +657,27 @@ def _validate_loop_bound(s: Scenario, source: str) -> None:
         f"{width:g} m: radius >= {1 / kmax:.0f} m); use {' or '.join(fix for _, _, fix in fixes)}, "
         f"or track.kind racetrack, got {_show(value)}"
     )
+
+
+def _validate_lane_position(spec: Any, source: str) -> None:
+    """``track.lane_position``: known words; a mapping's weights >= 0 and not all 0."""
+    if spec is None:
+        return
+    key = "track.lane_position"
+    if isinstance(spec, (list, dict)) and len(spec) == 0:
+        raise UserError(f"{source}: {key}: an empty {type(spec).__name__} draws nothing, got {_show(spec)}")
+    for p in spec_values(spec):
+        if p not in LANE_POSITIONS:
+            raise UserError(
+                f"{source}: {key}: must be one of {', '.join(LANE_POSITIONS)} (a word, a list or a mapping "
+                f"of them to weights), got {_show(p)}"
+            )
+    if isinstance(spec, dict):
+        for p, w in spec.items():
+            if not w >= 0:
+                raise UserError(f"{source}: {key}.{p}: a weight must be >= 0, got {_show(w)}")
+        if sum(spec.values()) <= 0:
+            raise UserError(f"{source}: {key}: at least one weight must be > 0, got {_show(spec)}")
 
 
 def _validate_draws(s: Scenario, source: str) -> None:

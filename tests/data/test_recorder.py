@@ -17,7 +17,7 @@ from drive.world.scenario import Scenario, load_scenario
 
 
 def _scenario(duration_s: float = 1.5, **kw) -> Scenario:
-    """A short training scenario (a second or two per episode), at one speed (train.yaml draws 7..14 m/s)."""
+    """A short training scenario (a second or two per episode), at one speed (train.yaml draws 7..16 m/s)."""
     kw.setdefault("speed_mps", 10.0)
     return dataclasses.replace(load_scenario("train"), duration_s=duration_s, **kw)
 
@@ -177,7 +177,9 @@ def test_cli_record(tmp_path, capsys):
         )
         == 0
     )
-    assert "1 episodes, 10 frames" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "1 episodes, 10 frames" in printed
+    assert "lane position" in printed and "middle_of_3" in printed and "dusk" in printed  # the coverage table
     assert cli_main(["record", "--scenario", "nope", "--episodes", "1", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
     assert recorder.TASK and layout.complete_episodes(out) == [0]
@@ -203,7 +205,8 @@ def test_world_values_at_reset_go_into_the_episode_table(tmp_path, monkeypatch):
     monkeypatch.setattr(DriveEnv, "reset", real_reset)
     plain = record(_scenario(duration_s=0.25), 1, tmp_path / "plain", progress=False)
     world = DatasetReader(plain).world(0)  # the real env reports its drawn world (train.yaml randomizes it)
-    assert 3.0 <= world["lane_width_m"] <= 4.5 and world["lanes"] in (1, 2, 3)
+    assert 2.75 <= world["lane_width_m"] <= 4.75 and world["lanes"] in (1, 2, 3)
+    assert 0 <= world["ego_lane"] < world["lanes"]  # drawn together with the lane count (track.lane_position)
 
 
 def test_same_seed_records_byte_identical_datasets_in_one_process(tmp_path):
@@ -218,3 +221,42 @@ def test_same_seed_records_byte_identical_datasets_in_one_process(tmp_path):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     for e in (0, 1):
         pd.testing.assert_frame_equal(pd.read_parquet(layout.data_path(a, e)), pd.read_parquet(layout.data_path(b, e)))
+
+
+def test_coverage_table_counts_episodes_per_lane_position_width_and_light_bin():
+    rows = [
+        {
+            "episode_index": 0,
+            "world.lanes": 3,
+            "world.ego_lane": 1,
+            "world.lane_width_m": 3.0,
+            "world.sun_elevation_rad": 0.03,
+        },
+        {
+            "episode_index": 1,
+            "world.lanes": 3,
+            "world.ego_lane": 1,
+            "world.lane_width_m": 4.5,
+            "world.sun_elevation_rad": 0.8,
+        },
+        {
+            "episode_index": 2,
+            "world.lanes": 1,
+            "world.ego_lane": 0,
+            "world.lane_width_m": 3.5,
+            "world.sun_elevation_rad": 0.25,
+        },
+        {"episode_index": 3, "source": "clip.mp4"},  # an imported episode: no drawn world
+    ]
+    table = recorder.coverage_table(pd.DataFrame(rows))
+    counts = {(r.what, r.bin.split()[0]): r.episodes for r in table.itertuples()}
+    assert counts[("lane position", "middle_of_3")] == 2 and counts[("lane position", "only_of_1")] == 1
+    assert counts[("lane position", "left_of_2")] == 0  # every bin is listed, empty ones too
+    assert counts[("lane width", "narrow")] == counts[("lane width", "standard")] == counts[("lane width", "wide")] == 1
+    assert counts[("light", "dusk")] == counts[("light", "low_sun")] == counts[("light", "day")] == 1
+    assert counts[("lane position", "unknown")] == counts[("light", "unknown")] == 1
+    for what in ("lane position", "lane width", "light"):
+        assert table[table["what"] == what]["episodes"].sum() == 4
+    assert table["share"].max() == pytest.approx(0.5)
+    text = recorder.format_coverage(table)
+    assert "middle_of_3 (lane 1 of 3)" in text and "50 %" in text and len(text.splitlines()) == len(table) + 2

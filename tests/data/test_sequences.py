@@ -6,7 +6,15 @@ import torch
 
 from drive.data import layout
 from drive.data import reader as reader_module
-from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments, window_starts
+from drive.data.sequences import (
+    FrameCache,
+    Segment,
+    SequenceDataset,
+    episode_strata,
+    split_segments,
+    window_starts,
+)
+from drive.world.appearance import LANE_POSITIONS
 
 
 def test_windows_never_cross_an_episode_boundary(make_dataset):
@@ -123,3 +131,103 @@ def test_train_only_episodes_never_validate_and_leave_the_split_unchanged():
     train, val = split_segments({0: 40, 1: 20}, 0.25, seed=0, train_only=[1])
     assert val == [Segment(0, 30, 40)] and train == [Segment(0, 0, 30), Segment(1, 0, 20)]
     assert split_segments({0: 10}, 0.5, seed=0, train_only=[0]) == ([Segment(0, 0, 10)], [])
+
+
+def _world_meta(position: str, elevation: float) -> dict:
+    """An episode-table row with the drawn world's lane position and sun elevation (as drive record writes)."""
+    lanes, ego = LANE_POSITIONS[position]
+    return {
+        "world.lanes": lanes,
+        "world.ego_lane": ego,
+        "world.lane_width_m": 3.5,
+        "world.sun_elevation_rad": elevation,
+    }
+
+
+def _sides(strata: dict, train, val) -> tuple[set, set]:
+    return {lab for s in train for lab in strata[s.episode]}, {lab for s in val for lab in strata[s.episode]}
+
+
+def _rare_strata(n: int = 40) -> dict[int, tuple]:
+    """``n`` episodes, mostly the right lane of two in daylight; two each in the middle of three and at dusk,
+    one in the left lane of three (it may fall on either side)."""
+    rare = {5: ("middle_of_3", 0.8), 17: ("middle_of_3", 0.03), 23: ("right_of_2", 0.03)}
+    rare |= {n - 11: ("left_of_3", 0.25), n - 10: ("only_of_1", 0.25), n - 9: ("only_of_1", 1.0)}
+    return {e: episode_strata(_world_meta(*rare.get(e, ("right_of_2", 0.8)))) for e in range(n)}
+
+
+def test_stratified_split_puts_every_lane_position_and_light_bin_on_both_sides():
+    strata = _rare_strata()
+    lengths = {e: 30 for e in strata}
+    assert strata[17] == ("lane_position=middle_of_3", "light_bin=dusk")
+    counts: dict[str, int] = {}
+    for labels in strata.values():
+        for lab in labels:
+            counts[lab] = counts.get(lab, 0) + 1
+    shared = {lab for lab, n in counts.items() if n >= 2}
+    assert {"lane_position=middle_of_3", "light_bin=dusk", "light_bin=low_sun", "lane_position=only_of_1"} <= shared
+    vals = set()
+    for seed in range(50):
+        train, val = split_segments(lengths, 0.2, seed, strata=strata)
+        assert len(val) == 8 and len(train) == 32 and not {s.episode for s in train} & {s.episode for s in val}
+        on_train, on_val = _sides(strata, train, val)
+        assert shared <= on_train and shared <= on_val, seed
+        vals.add(tuple(s.episode for s in val))
+        assert split_segments(lengths, 0.2, seed, strata=strata) == (train, val)  # seeded
+    assert len(vals) > 40  # still a draw: the seed picks the episodes
+
+
+def test_stratified_split_grows_the_validation_set_only_when_too_small_for_every_stratum():
+    # every lane position twice, in two light bins: one validation episode cannot hold six positions
+    positions = [p for p in LANE_POSITIONS for _ in range(2)]
+    strata = {e: episode_strata(_world_meta(p, 0.03 if e % 2 else 0.8)) for e, p in enumerate(positions)}
+    lengths = {e: 20 for e in strata}
+    for seed in range(20):
+        train, val = split_segments(lengths, 0.1, seed, strata=strata)
+        on_train, on_val = _sides(strata, train, val)
+        assert on_train == on_val == {lab for labels in strata.values() for lab in labels}
+        assert len(val) == 6  # one episode of each position; their light bins come with them
+
+
+def test_split_without_drawn_worlds_is_the_seeded_draw_as_before(make_dataset):
+    lengths = {e: 30 for e in range(10)}
+    no_world = {e: episode_strata({"episode_index": e, "source": "clip.mp4"}) for e in lengths}
+    assert set(no_world.values()) == {()}
+    for seed in range(5):
+        order = np.random.default_rng(seed).permutation(10)
+        expected_val = sorted(int(e) for e in order[:2])
+        train, val = split_segments(lengths, 0.2, seed, strata=no_world)
+        assert [s.episode for s in val] == expected_val and (train, val) == split_segments(lengths, 0.2, seed)
+    # a dataset of imported video: the cache has no strata and splits as before
+    root, _ = make_dataset(lengths=(12, 12, 12, 12))
+    cache = FrameCache(root, progress=False)
+    assert cache.strata == {e: () for e in range(4)}
+    assert cache.split(0.25, 3) == split_segments(cache.lengths, 0.25, 3)
+
+
+def test_the_cache_split_is_stratified_by_the_recorded_worlds_and_the_same_for_every_training_seed(make_dataset):
+    import pandas as pd
+
+    strata = _rare_strata(24)
+    root, _ = make_dataset(lengths=(8,) * 24)
+    for e in range(24):  # the world columns drive record stores with each episode
+        path = layout.episode_meta_path(root, e)
+        row = pd.read_parquet(path)
+        position = next(lab for lab in strata[e] if lab.startswith("lane_position=")).split("=")[1]
+        light = next(lab for lab in strata[e] if lab.startswith("light_bin=")).split("=")[1]
+        elevation = {"dusk": 0.03, "low_sun": 0.25, "day": 0.8}[light]
+        for k, v in _world_meta(position, elevation).items():
+            row[k] = v
+        row.to_parquet(path, index=False)
+    cache = FrameCache(root, progress=False)
+    assert cache.strata == strata
+    splits = []
+    for training_seed in range(4):  # what a training run seeds before it splits
+        np.random.seed(training_seed)
+        torch.manual_seed(training_seed)
+        splits.append(cache.split(0.2, 7))
+    assert all(s == splits[0] for s in splits)
+    train, val = splits[0]
+    assert splits[0] == split_segments(cache.lengths, 0.2, 7, strata=strata)
+    on_train, on_val = _sides(strata, train, val)
+    assert {"lane_position=middle_of_3", "light_bin=dusk"} <= on_train & on_val
