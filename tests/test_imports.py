@@ -24,6 +24,7 @@ LAYERS = (
     ("drive.core",),
     ("drive.world",),
     ("drive.data",),
+    ("drive.replay",),
     ("drive.policy",),
     ("drive.eval",),
     ("drive.train",),
