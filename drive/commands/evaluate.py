@@ -14,8 +14,8 @@ from drive.commands.common import add_perturb_arguments, prepare_out_dir, seed_t
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from drive.eval.evaluate import DEFAULT_MAX_LAG_S
     from drive.eval.metrics import DEFAULT_ALPHA, DEFAULT_CURVE_THRESHOLD
+    from drive.eval.open_loop import OPEN_LOOP_STAGES
     from drive.eval.perturb import KINDS
-    from drive.eval.replay import OPEN_LOOP_STAGES
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "perturbation kinds in open loop (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(

@@ -12,7 +12,7 @@
 - :mod:`drive.eval.backends`: where a stress sweep's cells run (local processes, a Ray cluster);
 - :mod:`drive.eval.stress`: ``drive stress``, models × perturbations × levels × seeds, its results and statistics;
 - :mod:`drive.eval.suite`: ``drive suite``, the generalization suite on the test tracks;
-- :mod:`drive.eval.replay`: the open-loop replay, a driver's steering predicted over recorded episodes;
+- :mod:`drive.eval.open_loop`: the open-loop replay, a driver's steering predicted over recorded episodes;
 - :mod:`drive.eval.evaluate`: ``drive evaluate``, the open-loop test on a dataset (plans, resumes, writes results);
 - :mod:`drive.eval.explain`: ``drive explain``, VisualBackProp saliency, SSIM, neuron traces;
 - :mod:`drive.eval.compare`: the exported ONNX policy against its torch original, closed loop.

@@ -1,7 +1,7 @@
 """`drive evaluate`: recorded video as a test bench (the NCP paper's *passive* test), under camera noise.
 
 This module is the entry point: it plans the work and writes the results; it composes
-:mod:`drive.eval.replay` (each model run open loop over whole episodes, or the held-out segments, of a
+:mod:`drive.eval.open_loop` (each model run open loop over whole episodes, or the held-out segments, of a
 dataset, state carried and the recorded frame times, under the perturbations of ``drive stress``; physical
 kinds, ``push`` and ``actuator``, act on a car, which a recording does not have: they are refused),
 :func:`drive.eval.metrics.steering_metrics` (the prediction at each frame against the recorded label),
@@ -48,8 +48,8 @@ from drive.eval.metrics import (
     STEERING_REPORT_FIGURES,
     steering_metrics,
 )
+from drive.eval.open_loop import OPEN_LOOP_STAGES, check_fits, load_segment, run_open_loop
 from drive.eval.perturb import CLEAN, KINDS, check_sweeps
-from drive.eval.replay import OPEN_LOOP_STAGES, check_fits, load_segment, run_open_loop
 from drive.eval.sweep import EXPERT, Model, cached_driver, load_finished, make_model, result_file, resume_key
 from drive.io import atomic_path, atomic_write_json, atomic_write_text
 

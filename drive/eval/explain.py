@@ -283,7 +283,7 @@ def explain(
     """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring.
 
     With ``data`` (a dataset folder), the frames are those of a recorded ``episode`` (default: the first)
-    instead, run open loop (:func:`drive.eval.replay.recorded_trace`); the traces show the recorded label.
+    instead, run open loop (:func:`drive.eval.open_loop.recorded_trace`); the traces show the recorded label.
     """
     from drive.eval.rollout import make_env, run_episode
     from drive.eval.simulate import resolve_scenario
@@ -297,7 +297,7 @@ def explain(
         raise UserError(f"--images must be >= 0 and --ssim-frames >= 1, got {images!r} and {ssim_frames!r}")
     policy = load_driver(checkpoint)
     if data is not None:  # recorded frames, open loop
-        from drive.eval.replay import recorded_trace
+        from drive.eval.open_loop import recorded_trace
 
         collector = recorded_trace(policy, data, episode, duration_s)
         fps, source, log = collector.fps, collector.name, None

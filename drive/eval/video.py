@@ -204,7 +204,7 @@ def trace_panel(
 
 
 def write_overlay_video(path: Path, run: Any, fps: float, neuron_labels: Sequence[str], title: str) -> None:
-    """The open-loop video of ``run`` (a :class:`drive.eval.replay.OpenLoopRun`), one picture per frame: the
+    """The open-loop video of ``run`` (a :class:`drive.eval.open_loop.OpenLoopRun`), one picture per frame: the
     frame the model saw, steering bars and trace (recorded and predicted), neuron activity."""
     h, w = run.seen[0].shape[:2]
     comp = Compositor((h, w), neuron_labels)

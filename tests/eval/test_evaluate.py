@@ -17,8 +17,8 @@ from drive.data.reader import DatasetReader
 from drive.errors import UserError
 from drive.eval.evaluate import evaluate
 from drive.eval.metrics import steering_metrics
+from drive.eval.open_loop import perturbed_frames, recorded_trace
 from drive.eval.perturb import Chain, make
-from drive.eval.replay import perturbed_frames, recorded_trace
 from drive.eval.rollout import make_env, run_episode
 from drive.policy.reference import ConstantPolicy
 
@@ -303,7 +303,7 @@ def test_rank_agreement():
 @pytest.mark.parametrize("model", ["ncp19", "cnn"])
 def test_batched_run_equals_one_step_per_frame(recorded, tiny_checkpoint, model):
     from drive.data.reader import DatasetReader
-    from drive.eval.replay import run_open_loop
+    from drive.eval.open_loop import run_open_loop
     from drive.policy.checkpoint import load_policy
 
     policy = load_policy(tiny_checkpoint(model))
