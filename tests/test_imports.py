@@ -4,7 +4,7 @@ never run, excepted).
 
 The layers, bottom to top (a module may import its own layer and those below):
 
-    errors → io → video_io, resources → core → world → data → policy → eval → train → study → commands → cli
+    errors → io → video_io, resources → core → world → data → replay → policy → eval → train → study → commands → cli
 
 ``train`` sits above ``eval`` because training drives the policy closed loop through the one rollout
 (:mod:`drive.eval.rollout`: DAgger, closed-loop selection); ``eval`` never imports ``train``.
