@@ -7,10 +7,12 @@ What it measures (all on CPU unless ``--device`` says otherwise, frames = images
   the frame cache (:class:`~drive.data.sequences.FrameCache`, built once before timing, so no video
   is decoded in the timed part), the split and windows, :class:`~drive.train.loop.EpochBatches`
   (window gather from the memory map + augmentation seeded from (seed, epoch, batch)),
-  :func:`~drive.policy.model.build_policy`, AdamW with the head and controller learning rates, and the
-  loop body: forward over 16 sequences x 16 frames from a zero state, :func:`~drive.train.loop.weighted_mse`,
-  backward (BPTT), ``clip_grad_norm_`` and the optimiser step, then ``loss.item()``. Not included: the
-  progress bar and the two TensorBoard scalars per step (see ``cli_*`` below for those).
+  :func:`~drive.policy.model.build_policy`, :func:`~drive.train.loop.make_optimizer` (AdamW with the head
+  and controller learning rates) and the loop's own step, :func:`~drive.train.loop.train_step`: forward
+  over 16 sequences x 16 frames from a zero state, :func:`~drive.train.loop.window_loss` (with
+  ``burn_in``), backward (BPTT), ``clip_grad_norm_``, the learning-rate schedule, the optimiser step and
+  the EMA update (those two protocol options as the config sets them), then ``loss.item()``. Not
+  included: the progress bar and the two TensorBoard scalars per step (see ``cli_*`` below for those).
 - ``conv_only_frames_per_s``: the same conv head (``build_head("ncp19")``, the NCP paper's head of
   :mod:`drive.policy.perception`) alone: forward + backward + AdamW step on one pre-made random uint8
   batch of ``batch x seq_len`` = 256 frames (NHWC memory viewed as NCHW, exactly as
@@ -33,8 +35,9 @@ Both kinds run under the settings ``_train`` applies (``torch.use_deterministic_
 warn_only=True)``, the same torch thread count).
 
 ``--profile-steps N`` then times the sections of N end-to-end steps (gather, augmentation, head
-forward, controller forward, loss, backward, clip, optimiser step; plus the controller's own
-forward+backward on detached features, to split the backward). ``--cli-steps N`` runs the real
+forward, controller forward, loss, backward, clip, optimiser step with the schedule, EMA update; plus
+the controller's own forward+backward on detached features, to split the backward). These steps repeat
+:func:`~drive.train.loop.train_step`'s arithmetic section by section (the one place that does). ``--cli-steps N`` runs the real
 ``drive train --max-steps N`` on the same data as a cross-check and reads its per-step frames/s
 (the loop's own timer, TensorBoard scalar ``train/frames_per_s``), first step dropped.
 
@@ -71,13 +74,23 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from drive.data.sequences import FrameCache, SequenceDataset, split_segments  # noqa: E402
+from drive.data.sequences import FrameCache, SequenceDataset  # noqa: E402
 from drive.policy.model import build_policy  # noqa: E402
 from drive.policy.perception import build_head  # noqa: E402
 from drive.train import loop  # noqa: E402
-from drive.train.augment import Augmenter, batch_generator, slice_params  # noqa: E402
+from drive.train.augment import batch_generator, slice_params  # noqa: E402
 from drive.train.config import TrainConfig  # noqa: E402
-from drive.train.loop import EpochBatches, controller_overrides, weighted_mse  # noqa: E402
+from drive.train.loop import (  # noqa: E402
+    EpochBatches,
+    controller_overrides,
+    lr_factor,
+    make_augmenter,
+    make_ema,
+    make_optimizer,
+    planned_steps,
+    train_step,
+    window_loss,
+)
 
 TARGET_RATIO = 1.25
 
@@ -96,7 +109,7 @@ class EndToEnd:
         self.cfg, self.device = cfg, device
         self.cache = FrameCache(cfg.data, cfg.cache_dir or None, progress=False)  # decodes video once, untimed
         info = self.cache.info
-        train_segments, _ = split_segments(self.cache.lengths, cfg.val_fraction, cfg.seed, self.cache.train_only)
+        train_segments, _ = self.cache.split(cfg.val_fraction, cfg.split_seed)
         self.data = SequenceDataset(self.cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
         if len(self.data) < cfg.batch_size:
             raise SystemExit(f"dataset too small: {len(self.data)} windows < batch {cfg.batch_size}")
@@ -109,11 +122,12 @@ class EndToEnd:
             image_width=info.image_width,
             **controller_overrides(cfg),
         ).to(device)
-        groups = [{"params": list(self.policy.head.parameters()), "lr": cfg.lr_head}]
-        if self.policy.controller is not None:
-            groups.append({"params": list(self.policy.controller.parameters()), "lr": cfg.lr_controller})
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-        self.augmenter = Augmenter.from_config(cfg) if cfg.augment else None
+        self.optimizer = make_optimizer(self.policy, cfg)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.ema = make_ema(self.policy, cfg.ema_decay) if cfg.ema_decay else None
+        self.total_steps = planned_steps(cfg, len(self.data) // cfg.batch_size)
+        self.steps_done = 0
+        self.augmenter = make_augmenter(cfg)
         self.policy.train()
         self.epoch = -1
         self._next_epoch()
@@ -131,15 +145,12 @@ class EndToEnd:
             self._next_epoch()
         frames, steering, dt = self.batches[self.k]
         self.k += 1
-        # --- below: the body of the loop in drive.train.loop._train
-        frames, steering, dt = frames.to(self.device), steering.to(self.device), dt.to(self.device)
-        prediction, _ = self.policy(frames, None, dt)
-        loss = weighted_mse(prediction, steering, self.cfg.alpha)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        # --- below: the body of the loop in drive.train.loop._train (single process: no DDP wrapper)
+        batch = (frames.to(self.device), steering.to(self.device), dt.to(self.device))
+        loss = train_step(
+            self.policy, self.optimizer, batch, self.cfg, self.steps_done, self.total_steps, self.base_lrs, self.ema
+        )
+        self.steps_done += 1
         return loss.item()
 
     def profiled_step(self, sync) -> dict[str, float]:
@@ -179,7 +190,7 @@ class EndToEnd:
         y, _ = p.controller(feats.view(bsz, tlen, -1), None, timespans)
         prediction = y[..., 0]
         lap("controller_forward")
-        loss = weighted_mse(prediction, steering, cfg.alpha)
+        loss = window_loss(prediction, steering, cfg.alpha, cfg.burn_in)
         self.optimizer.zero_grad(set_to_none=True)
         lap("loss")
         loss.backward()
@@ -187,14 +198,22 @@ class EndToEnd:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(p.parameters(), cfg.grad_clip)
         lap("clip")
+        if cfg.lr_schedule != "none":
+            factor = lr_factor(cfg.lr_schedule, self.steps_done, self.total_steps)
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base * factor
         self.optimizer.step()
+        self.steps_done += 1
         loss.item()
         lap("optimizer_step")
+        if self.ema is not None:
+            self.ema.update_parameters(p)
+        lap("ema")
         # the controller alone, forward + backward on detached features: its share of "backward"
         f = feats.detach().requires_grad_(True)
         y2, _ = p.controller(f.view(bsz, tlen, -1), None, timespans)
         lap("controller_forward_again")
-        weighted_mse(y2[..., 0], steering, cfg.alpha).backward()
+        window_loss(y2[..., 0], steering, cfg.alpha, cfg.burn_in).backward()
         lap("controller_backward")
         p.controller.zero_grad(set_to_none=True)
         return out
@@ -441,6 +460,7 @@ def main() -> None:
                 "backward",
                 "clip",
                 "optimizer_step",
+                "ema",
             ]
             total = sum(profile[k] for k in main_keys)
             print(f"profile, end-to-end step (median of {profile_steps}, ms):")

@@ -7,7 +7,11 @@
   the head has 79,420 parameters.
 * :class:`PilotNet` is NVIDIA's PilotNet (Bojarski et al., 2016), the paper's feed-forward "CNN"
   baseline: five unpadded convolutions (24@5x5/2, 36@5x5/2, 48@5x5/2, 64@3x3, 64@3x3, ReLU) and dense
-  layers 100-50-10-1 straight to steering.
+  layers 100-50-10-1 straight to steering, ELU between the dense layers (``dense_activation``). With ReLU
+  there (the recipe of checkpoints written before the option; a config without the key still builds it)
+  a training could kill every unit of the 10-wide layer in its first epoch and end as a constant
+  predictor (zoo ``cnn`` seed 1); ELU passes a gradient at negative inputs, so a unit pushed below zero
+  comes back (``tools/check_cnn_seeds.py``).
 
 Both split into ``convs`` (an ``nn.Sequential`` whose ReLU outputs saliency code can hook) and
 ``tail(maps)``, the dense part. Both take images as float tensors (N, 3, H, W) of pixel values in [0, 255] (a channels-last view of
@@ -41,6 +45,15 @@ from drive.core.limits import (
     check_int,
     check_int_list,
 )
+
+DENSE_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU}
+"""PilotNet's activations between its dense layers, by the name its config records."""
+
+DENSE_ACTIVATION = "elu"
+"""What a new PilotNet uses between its dense layers."""
+
+LEGACY_DENSE_ACTIVATION = "relu"
+"""What a saved PilotNet config without ``dense_activation`` (written before the key existed) was built with."""
 
 MODEL_NAMES = CONTROLLER_MODELS + ("cnn",)
 """Every driving model: a conv head on each registry controller, and ``cnn`` (PilotNet, no controller)."""
@@ -146,12 +159,17 @@ class PilotNet(nn.Module):
         kernels: tuple[int, ...] = (5, 5, 5, 3, 3),
         strides: tuple[int, ...] = (2, 2, 2, 1, 1),
         dense: tuple[int, ...] = (100, 50, 10),
+        dense_activation: str = DENSE_ACTIVATION,
     ):
         super().__init__()
         image_height, image_width, channels, kernels, strides = _check_convs(
             "PilotNet", image_height, image_width, channels, kernels, strides
         )
         dense = check_int_list("dense", dense, 1, MAX_DENSE) if dense else ()
+        if not isinstance(dense_activation, str) or dense_activation not in DENSE_ACTIVATIONS:
+            raise ValueError(
+                f"PilotNet: dense_activation {dense_activation!r:.60} is not one of {', '.join(DENSE_ACTIVATIONS)}"
+            )
         layers: list[nn.Module] = []
         c_in, h, w = 3, image_height, image_width
         for c, k, s in zip(channels, kernels, strides):
@@ -163,7 +181,7 @@ class PilotNet(nn.Module):
         fc: list[nn.Module] = []
         n_in = c_in * h * w
         for n in dense:
-            fc += [nn.Linear(n_in, n), nn.ReLU()]
+            fc += [nn.Linear(n_in, n), DENSE_ACTIVATIONS[dense_activation]()]
             n_in = n
         fc.append(nn.Linear(n_in, 1))
         self.dense = nn.Sequential(*fc)
@@ -176,6 +194,7 @@ class PilotNet(nn.Module):
             "kernels": list(kernels),
             "strides": list(strides),
             "dense": list(dense),
+            "dense_activation": dense_activation,
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -200,6 +219,8 @@ def head_from_config(config: dict[str, Any]) -> nn.Module:
     for key in ("channels", "kernels", "strides", "dense"):
         if isinstance(config.get(key), list):
             config[key] = tuple(config[key])
+    if kind == "pilotnet":  # saved before the key existed: built with ReLU, and rebuilt so
+        config.setdefault("dense_activation", LEGACY_DENSE_ACTIVATION)
     try:
         return HEADS[kind](**config)
     except TypeError as exc:

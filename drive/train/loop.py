@@ -3,11 +3,11 @@
 1. Data: decode the dataset once into the frame cache (:class:`drive.data.sequences.FrameCache`), split
    it by episode, cut windows of ``seq_len`` frames.
 2. Model: :func:`drive.policy.build_policy`; AdamW with one learning rate for the conv head and one for
-   the controller.
-3. Loop: for each global batch of sequences, augment (seeded from seed, epoch and batch), run the policy
-   over the whole sequence from a zero state (backpropagation through time), loss = mean of
-   exp(alpha*|y|) * (prediction - y)^2, clip the gradient, step. A progress bar shows loss and frames/s;
-   TensorBoard gets train and validation losses. Protocol options, all off by default: ``burn_in`` leaves
+   the controller (:func:`make_optimizer`).
+3. Loop: for each global batch of sequences, augment (seeded from seed, epoch and batch), then one
+   :func:`train_step`: run the policy over the whole sequence from a zero state (backpropagation through
+   time), loss = mean of exp(alpha*|y|) * (prediction - y)^2, clip the gradient, step. A progress bar
+   shows loss and frames/s; TensorBoard gets train and validation losses. Protocol options, all off by default: ``burn_in`` leaves
    the first frames of each window unscored (:func:`window_loss`), ``lr_schedule`` scales the rates per
    step (:func:`lr_factor`), ``ema_decay`` keeps an EMA of the weights (:func:`make_ema`) that is then
    validated and saved, ``augment_noise`` adds Gaussian pixel noise (:mod:`drive.train.augment`).
@@ -39,6 +39,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ import torch
 from tqdm import tqdm
 
 from drive.data.reader import snapshot
-from drive.data.sequences import FrameCache, Segment, SequenceDataset, split_segments
+from drive.data.sequences import FrameCache, Segment, SequenceDataset
 from drive.errors import UserError
 from drive.io import atomic_write_json, hash_file, output_lock
 from drive.policy.checkpoint import (
@@ -114,6 +115,68 @@ def controller_overrides(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.adjoint:
         out["adjoint"] = True
     return out
+
+
+def planned_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    """The optimiser steps the whole run takes: ``epochs`` x ``batches_per_epoch``, at most ``max_steps`` (the
+    horizon of the learning-rate schedule)."""
+    total = cfg.epochs * batches_per_epoch
+    return min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+def make_augmenter(cfg: TrainConfig) -> Augmenter | None:
+    """The training augmentation of ``cfg``: the full one with ``augment``, Gaussian pixel noise alone with
+    only ``augment_noise``, else none."""
+    if cfg.augment:
+        return Augmenter.from_config(cfg)
+    return Augmenter.noise_only(cfg.augment_noise) if cfg.augment_noise else None
+
+
+def make_optimizer(policy: DrivingPolicy, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over two parameter groups: the head's at ``cfg.lr_head`` and, when there is one, the
+    controller's at ``cfg.lr_controller`` (in that order), with ``cfg.weight_decay``."""
+    groups = [{"params": list(policy.head.parameters()), "lr": cfg.lr_head}]
+    if policy.controller is not None:
+        groups.append({"params": list(policy.controller.parameters()), "lr": cfg.lr_controller})
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    step: int,
+    total_steps: int,
+    base_lrs: Sequence[float],
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    policy: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """One optimiser step on a batch of windows ``(frames, steering, dt)`` (already on the device), ``step``
+    steps done before it; returns the batch's loss (detached).
+
+    Forward from a zero state over whole windows (BPTT), :func:`window_loss` (``cfg.alpha``, ``cfg.burn_in``),
+    backward, clip the gradient norm to ``cfg.grad_clip`` (0: no clipping), set the rates to ``base_lrs``
+    times :func:`lr_factor` (``cfg.lr_schedule``), step, update ``ema``. ``model`` runs the forward (a
+    DistributedDataParallel wrapper or the policy itself); ``policy`` (default ``model``) is what is clipped
+    and averaged.
+    """
+    policy = model if policy is None else policy
+    frames, steering, dt = batch
+    prediction, _ = model(frames, None, dt)
+    loss = window_loss(prediction, steering, cfg.alpha, cfg.burn_in)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+    if cfg.lr_schedule != "none":
+        factor = lr_factor(cfg.lr_schedule, step, total_steps)
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * factor
+    optimizer.step()
+    if ema is not None:
+        ema.update_parameters(policy)
+    return loss.detach()
 
 
 @contextlib.contextmanager
@@ -434,7 +497,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
     if not dist.is_main:
         cache = FrameCache(cfg.data, cache_dir, build=False, progress=False, episodes=episodes)
     info = cache.info
-    train_segments, val_segments = split_segments(cache.lengths, cfg.val_fraction, cfg.split_seed, cache.train_only)
+    train_segments, val_segments = cache.split(cfg.val_fraction, cfg.split_seed)
     train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
     val_data = SequenceDataset(cache, val_segments, cfg.seq_len, cfg.seq_len)
     if len(train_data) < cfg.batch_size:
@@ -462,10 +525,8 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         ).to(dist.device)
     except ValueError as exc:  # the dataset's frame size, rate or steering range does not make a policy
         raise UserError(f"--data {cfg.data}: {' '.join(str(exc).split())}") from None
-    groups = [{"params": list(policy.head.parameters()), "lr": cfg.lr_head}]
-    if policy.controller is not None:
-        groups.append({"params": list(policy.controller.parameters()), "lr": cfg.lr_controller})
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(policy, cfg)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resume loads the saved (scheduled) rates
     progress: dict[str, Any] = {
         "epoch": 0,
         "batch": 0,
@@ -490,10 +551,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         ema.n_averaged.fill_(max(1, progress["step"]))
     # the policy whose weights are validated and saved: the EMA's when there is one
     judged = ema.module if ema is not None else policy
-    base_lrs = [g["lr"] for g in groups]
-    total_steps = cfg.epochs * batches_per_epoch
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
+    total_steps = planned_steps(cfg, batches_per_epoch)
     model: torch.nn.Module = policy
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -515,11 +573,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(Path(cfg.logdir) if cfg.logdir else out / "tensorboard"))
-    augmenter = (
-        Augmenter.from_config(cfg)
-        if cfg.augment
-        else (Augmenter.noise_only(cfg.augment_noise) if cfg.augment_noise else None)
-    )
+    augmenter = make_augmenter(cfg)
 
     # ---- 3. the loop
     def metrics_now(train_loss: float, val: dict[str, float]) -> dict[str, Any]:
@@ -592,21 +646,10 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                 model.train()
                 tick = time.perf_counter()
                 for frames, steering, dt in loader:
-                    frames, steering, dt = frames.to(dist.device), steering.to(dist.device), dt.to(dist.device)
-                    prediction, _ = model(frames, None, dt)
-                    loss = window_loss(prediction, steering, cfg.alpha, cfg.burn_in)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-                    if cfg.lr_schedule != "none":
-                        factor = lr_factor(cfg.lr_schedule, progress["step"], total_steps)
-                        for group, base in zip(optimizer.param_groups, base_lrs):
-                            group["lr"] = base * factor
-                    optimizer.step()
-                    if ema is not None:
-                        ema.update_parameters(policy)
-
+                    batch = (frames.to(dist.device), steering.to(dist.device), dt.to(dist.device))
+                    loss = train_step(
+                        model, optimizer, batch, cfg, progress["step"], total_steps, base_lrs, ema=ema, policy=policy
+                    )
                     batch_loss = dist.mean(loss.item())  # the global batch's loss, as one process computes it
                     now = time.perf_counter()
                     progress["train_time_s"] += now - tick

@@ -75,3 +75,17 @@ def test_bad_names_and_sizes():
         PilotNet(image_height=20, image_width=40)
     with pytest.raises(ValueError, match="unknown kind"):
         head_from_config({"kind": "vit"})
+
+
+def test_pilotnet_dense_activation_is_recorded_and_old_configs_keep_relu():
+    net = PilotNet()
+    assert net.config["dense_activation"] == "elu"
+    assert [type(m) for m in net.dense if not isinstance(m, nn.Linear)] == [nn.ELU] * 3
+    assert all(isinstance(m, nn.ReLU) for m in net.convs if not isinstance(m, nn.Conv2d))  # convs unchanged
+    old = {k: v for k, v in net.config.items() if k != "dense_activation"}  # a config saved before the key
+    rebuilt = head_from_config(old)
+    assert rebuilt.config["dense_activation"] == "relu"
+    assert [type(m) for m in rebuilt.dense if not isinstance(m, nn.Linear)] == [nn.ReLU] * 3
+    assert head_from_config(net.config).config == net.config
+    with pytest.raises(ValueError, match="dense_activation 'tanh' is not one of relu, elu"):
+        head_from_config({**net.config, "dense_activation": "tanh"})

@@ -10,7 +10,7 @@ import torch
 
 from drive.cli import main
 from drive.data import reader as reader_module
-from drive.data.sequences import FrameCache, SequenceDataset, split_segments
+from drive.data.sequences import FrameCache, SequenceDataset
 from drive.errors import UserError
 from drive.policy.checkpoint import load_policy, read_config
 from drive.train.distributed import Distributed
@@ -76,7 +76,7 @@ def test_checkpoint_is_complete_and_reloads_to_the_same_outputs(make_train_datas
     # the best weights reproduce the recorded best validation loss
     best = load_policy(out)
     cache = FrameCache(data, progress=False)
-    _, val = split_segments(cache.lengths, cfg.val_fraction, cfg.seed)
+    _, val = cache.split(cfg.val_fraction, cfg.split_seed)
     metrics = evaluate(best, SequenceDataset(cache, val, cfg.seq_len), cfg, Distributed())
     assert metrics["loss"] == pytest.approx(config["metrics"]["best_val_loss"], rel=1e-5)
 
