@@ -15,6 +15,7 @@ from drive.errors import UserError
 from drive.eval.metrics import MAX_ALPHA
 
 LR_SCHEDULES = ("none", "cosine")
+SELECT_BY = ("val_loss", "closed_loop")
 
 #: Bounds on the flags that set how much work a run does (generous, finite: a typo is refused, not run).
 MAX_EPOCHS = 100_000
@@ -123,6 +124,16 @@ class TrainConfig:
     val_smoothing: float = 0.0
     """The best checkpoint is chosen on an exponentially smoothed validation loss,
     s_k = val_smoothing * s_(k-1) + (1 - val_smoothing) * val_k, so a lucky noisy epoch does not win; 0 = raw."""
+    select_by: str = "val_loss"
+    """How the kept epoch is chosen: val_loss (the lowest validation loss) or closed_loop (the policy that drives
+    best on training-split tracks the dataset never recorded, in the randomized training worlds: fewest off-road
+    events, then lowest mean |lateral offset|; drive.train.selection). Every epoch's figure goes to config.json."""
+    select_episodes: int = 6
+    """closed_loop selection: check episodes per epoch (one held-out training track and reset seed each)."""
+    select_duration_s: float = 15.0
+    """closed_loop selection: length of each check episode, s."""
+    select_from_epoch: int = 1
+    """closed_loop selection: the first epoch (1-based) that is checked; earlier epochs are never kept."""
     solver: str = ""
     """Controller ODE solver passed to the controller (empty: the controller's default)."""
     adjoint: bool = False
@@ -201,6 +212,20 @@ class TrainConfig:
         )
         need(0 <= self.ema_decay < 1, "ema-decay", self.ema_decay, "must be in [0, 1)")
         need(0 <= self.val_smoothing < 1, "val-smoothing", self.val_smoothing, "must be in [0, 1)")
+        need(self.select_by in SELECT_BY, "select-by", self.select_by, f"must be one of {', '.join(SELECT_BY)}")
+        need(1 <= self.select_episodes <= 100, "select-episodes", self.select_episodes, "must be in 1..100")
+        need(
+            math.isfinite(self.select_duration_s) and 0 < self.select_duration_s <= 600,
+            "select-duration-s",
+            self.select_duration_s,
+            "must be in (0, 600] s",
+        )
+        need(
+            1 <= self.select_from_epoch <= max(1, self.epochs),
+            "select-from-epoch",
+            self.select_from_epoch,
+            f"must be in 1..--epochs {self.epochs}",
+        )
         between("max-steps", self.max_steps, 0, MAX_STEPS)
         between("workers", self.workers, 0, MAX_WORKERS)
         between("threads", self.threads, 0, MAX_THREADS)

@@ -12,9 +12,10 @@
    step (:func:`lr_factor`), ``ema_decay`` keeps an EMA of the weights (:func:`make_ema`) that is then
    validated and saved, ``augment_noise`` adds Gaussian pixel noise (:mod:`drive.train.augment`).
 4. Each epoch: validate, plot predicted against label steering on a validation episode
-   (``figures/validation-epoch-NNN.png``), keep the best weights by validation loss (smoothed over
-   epochs with ``val_smoothing``) as
-   ``model.safetensors``, write ``config.json`` and the resumable ``train_state/`` (all atomically).
+   (``figures/validation-epoch-NNN.png``), keep the best weights as ``model.safetensors``: by validation
+   loss (smoothed over epochs with ``val_smoothing``), or with ``select_by=closed_loop`` by how the policy
+   drives held-out training-split tracks (:mod:`drive.train.selection`; every checked epoch's figure goes
+   to ``config.json``); write ``config.json`` and the resumable ``train_state/`` (all atomically).
 
 Reliability: rank 0 holds ``OUT``'s lock (:func:`drive.io.output_lock`) for the whole run, so a second run
 into the folder fails at once; the dataset's episodes and fingerprint are taken together under the dataset's
@@ -568,6 +569,17 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         "val_windows": len(val_data),
         "info": info.to_dict(),
     }
+    check = None  # closed-loop selection: the held-out training tracks and reset seeds, fixed for the run
+    if cfg.select_by == "closed_loop" and dist.is_main:
+        from drive.train.selection import held_out_spec
+
+        check = held_out_spec(cfg.data, cfg.select_episodes, cfg.select_duration_s, seed=cfg.split_seed)
+        provenance["selection_check"] = {
+            "tracks": list(check.tracks),
+            "reset_seeds": list(check.reset_seeds),
+            "duration_s": check.duration_s,
+            "scenario": check.scenario,
+        }
     writer = None
     if dist.is_main:
         from torch.utils.tensorboard import SummaryWriter
@@ -580,6 +592,18 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         return {
             "best_val_loss": progress["best_val_loss"],
             "best_epoch": progress["best_epoch"],
+            **(
+                {
+                    "best_closed_loop": progress.get("best_closed_loop"),
+                    "closed_loop_by_epoch": [
+                        {"epoch": r["epoch"], "val_loss": r.get("val_loss"), **r["closed_loop"]}
+                        for r in progress["epochs"]
+                        if "closed_loop" in r
+                    ],
+                }
+                if cfg.select_by == "closed_loop"
+                else {}
+            ),
             "last_train_loss": train_loss,
             "last_val_loss": val.get("loss"),
             "last_val_mse": val.get("mse"),
@@ -589,7 +613,9 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
             "train_time_s": progress["train_time_s"],
             "finished": progress["epoch"] >= cfg.epochs,
             "weights": (
-                "best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
+                "best closed-loop check (off-road events, then mean |lateral|)"
+                if cfg.select_by == "closed_loop" and progress["best_epoch"] is not None
+                else "best " + ("smoothed " if cfg.val_smoothing else "") + "validation loss"
                 if progress["best_epoch"] is not None
                 else "latest (no validation set)"
             )
@@ -712,9 +738,17 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                         improved = val and (
                             progress["best_val_loss"] is None or val["loss"] < progress["best_val_loss"]
                         )
+                    if check is not None:  # closed-loop selection replaces the validation-loss rule
+                        improved = False
+                        if epoch_done and epoch + 1 >= cfg.select_from_epoch:
+                            record["closed_loop"] = drive_check(judged, check)
+                            best = progress.get("best_closed_loop")
+                            improved = best is None or record["closed_loop"]["key"] < best["key"]
+                            if improved:
+                                progress["best_closed_loop"] = {"epoch": epoch + 1, **record["closed_loop"]}
                     if improved:
-                        progress["best_val_loss"], progress["best_epoch"] = val["loss"], epoch + 1
-                    if improved or not val:
+                        progress["best_val_loss"], progress["best_epoch"] = val.get("loss"), epoch + 1
+                    if improved or (not val and check is None):
                         save_weights(judged, out / WEIGHTS_FILE)
                     shown = val_segments[0] if val_segments else train_segments[0]
                     lo, hi = cache.offsets[shown.episode] + shown.start, cache.offsets[shown.episode] + shown.stop
@@ -735,11 +769,21 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                         if val:
                             writer.add_scalar("val/loss", val["loss"], progress["step"])
                             writer.add_scalar("val/mse", val["mse"], progress["step"])
+                        if "closed_loop" in record:
+                            for key in ("off_road_events", "mean_abs_lateral_m"):
+                                writer.add_scalar(f"closed_loop/{key}", record["closed_loop"][key], progress["step"])
                         writer.flush()
                     if show:
+                        cl = record.get("closed_loop")
                         tqdm.write(
                             f"epoch {epoch + 1}: train loss {train_loss:.4f}"
                             + (f", val loss {val['loss']:.4f}, val mse {val['mse']:.4f}" if val else "")
+                            + (
+                                f", closed loop {cl['off_road_events']} off-road, "
+                                f"mean |lateral| {cl['mean_abs_lateral_m']:.3f} m"
+                                if cl
+                                else ""
+                            )
                         )
                 dist.barrier()
                 if interrupt.requested:  # Ctrl-C during validation or the save: the epoch is saved; stop now
@@ -748,6 +792,20 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         if writer is not None:
             writer.close()
     return TrainResult(progress, policy)
+
+
+def drive_check(policy: DrivingPolicy, spec) -> dict[str, Any]:
+    """The closed-loop check of :mod:`drive.train.selection` on the policy as it is now (eval mode for the
+    drive, training mode restored)."""
+    from drive.train.selection import closed_loop_check
+
+    was_training = policy.training
+    policy.eval()
+    try:
+        with torch.no_grad():
+            return closed_loop_check(policy, spec)
+    finally:
+        policy.train(was_training)
 
 
 def _ignore_sigint(worker_id: int) -> None:

@@ -1,0 +1,114 @@
+"""Closed-loop model selection: choose a training's epoch by how its policy *drives*, not by validation loss
+alone (issue "Drivers that keep their lane everywhere", item 3; the README's passive-vs-active section shows
+that offline error does not rank drivers as closed-loop driving does).
+
+The check drives the policy on **training-split tracks that the dataset never recorded**, with reset seeds
+the recording never used, in the randomized training worlds (``scenarios/train.yaml``): never a test track,
+never the generalization suite. :func:`check_tracks` enforces this, and every entry point goes through it.
+
+The figure, lower is better, compared in order: off-road events over all check episodes, then mean
+|lateral offset| (m). :func:`selection_key` gives it as a tuple.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from drive.errors import UserError
+
+CHECK_SCENARIO = "train"
+"""The randomized training worlds (training-split tracks)."""
+RESET_SEED_BASE = 7_000_000
+"""Reset seeds of the check: ``RESET_SEED_BASE + k``; the recorder draws its reset seeds from a
+SeedSequence (32-bit values), and :func:`held_out_tracks` also refuses any the dataset recorded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckSpec:
+    """What the closed-loop check drives."""
+
+    tracks: tuple[int, ...]
+    """Training-split track seeds the dataset never recorded."""
+    reset_seeds: tuple[int, ...]
+    """One reset seed per episode (start pose, lane position, drawn world)."""
+    duration_s: float
+    """Length of each check episode, s."""
+    scenario: str = CHECK_SCENARIO
+
+
+def check_tracks(tracks: Sequence[int]) -> None:
+    """Refuse anything but training-split track seeds (the test tracks and the suite are never read)."""
+    from drive.world.tracks import TRAIN_SEEDS
+
+    bad = [t for t in tracks if int(t) not in TRAIN_SEEDS]
+    if bad or not tracks:
+        raise UserError(
+            f"closed-loop selection: track seeds {bad or list(tracks)} are not training-split tracks "
+            f"({TRAIN_SEEDS.start}..{TRAIN_SEEDS.stop - 1}); selection never drives the test tracks or the suite"
+        )
+
+
+def recorded_seeds(dataset: str | os.PathLike) -> tuple[set[int], set[int]]:
+    """(track seeds, reset seeds) the dataset's complete episodes were recorded with (empty for imported video)."""
+    import pandas as pd
+
+    from drive.data import layout
+
+    root = Path(dataset)
+    tracks: set[int] = set()
+    resets: set[int] = set()
+    for index in layout.complete_episodes(root):
+        table = pd.read_parquet(layout.episode_meta_path(root, index))
+        for column, into in (("track_seed", tracks), ("reset_seed", resets)):
+            if column in table:
+                into.update(int(v) for v in table[column].dropna())
+    return tracks, resets
+
+
+def held_out_spec(dataset: str | os.PathLike, episodes: int, duration_s: float, seed: int = 0) -> CheckSpec:
+    """``episodes`` training-split tracks and reset seeds the dataset never recorded, drawn from ``seed``."""
+    import numpy as np
+
+    from drive.world.tracks import TRAIN_SEEDS
+
+    if episodes < 1:
+        raise UserError(f"--select-episodes: must be >= 1, got {episodes}")
+    used_tracks, used_resets = recorded_seeds(dataset)
+    free = np.array([t for t in TRAIN_SEEDS if t not in used_tracks])
+    if len(free) < episodes:
+        raise UserError(f"closed-loop selection: only {len(free)} training tracks are not in the dataset")
+    tracks = tuple(int(t) for t in np.random.default_rng([seed, 0x5E1]).permutation(free)[:episodes])
+    resets = tuple(r for r in range(RESET_SEED_BASE, RESET_SEED_BASE + 10 * episodes) if r not in used_resets)
+    spec = CheckSpec(tracks, resets[:episodes], float(duration_s))
+    check_tracks(spec.tracks)
+    return spec
+
+
+def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:
+    """Drive ``driver`` once per (track, reset seed) of ``spec``; the figures and the selection key."""
+    from drive.eval import metrics as M
+    from drive.eval.simulate import drive_episodes, resolve_scenario
+
+    check_tracks(spec.tracks)
+    scenario = resolve_scenario(spec.scenario, spec.duration_s)
+    episodes = []
+    for track, reset in zip(spec.tracks, spec.reset_seeds):
+        sc = dataclasses.replace(scenario, track=dataclasses.replace(scenario.track, seeds=[int(track)]))
+        rows, _ = drive_episodes(driver, sc, [int(reset)], progress=False)
+        episodes += rows
+    summary = M.aggregate(episodes)
+    figures = {
+        "off_road_events": int(summary.get("off_road_events") or 0),
+        "mean_abs_lateral_m": float(summary.get("mean_abs_lateral_m") or 0.0),
+        "distance_m": float(summary.get("distance_m") or 0.0),
+        "episodes": len(episodes),
+    }
+    return {**figures, "key": list(selection_key(figures))}
+
+
+def selection_key(figures: dict[str, Any]) -> tuple[float, float]:
+    """Lower is better: off-road events first, then mean |lateral offset|."""
+    return (float(figures["off_road_events"]), float(figures["mean_abs_lateral_m"]))
