@@ -10,6 +10,10 @@ Kinds (``KINDS`` holds the registry, one doc line each); a level of 0 is always 
 
 - camera: ``gaussian`` (variance σ² of additive noise on [0, 1] images; the NCP paper's 0.1, 0.2, 0.3),
   ``salt_pepper``, ``blur``, ``brightness``, ``contrast``, ``occlusion``, ``motion_blur``, ``jpeg``;
+  and faults the training never shows: ``roll`` (the camera rotated about its optical axis),
+  ``stuck_pixels`` (dead, white and hot sensor pixels and columns), ``colour_cast`` (wrong white
+  balance) and ``freeze`` (the camera driver re-delivers a stale frame: a timing fault, applied at
+  the camera stage because the policy is still called every step, on the stale frame);
 - timing: ``drop`` (the frame is lost: the policy is not called and the previous action is held),
   ``latency`` (the policy sees the frame from k steps ago);
 - physical: ``push`` (lateral displacement of the car, m), ``actuator`` (noise on the applied steering).
@@ -234,6 +238,121 @@ class Jpeg(Perturbation):
         return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+class Roll(Perturbation):
+    """The camera rolled by ``level`` degrees about its optical axis (a loose mount): the image rotated
+    about its centre, counter-clockwise for a positive level (``cv2.warpAffine``, bilinear, edges replicated)."""
+
+    kind, stage = "roll", "camera"
+
+    def camera(self, frame):
+        if self.is_identity:
+            return frame
+        h, w = frame.shape[:2]
+        m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), self.level, 1.0)
+        return cv2.warpAffine(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+STUCK_VALUES = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+"""What a stuck pixel shows: dead (black), saturated (white) or hot in one colour channel (R, G, B)."""
+
+
+class StuckPixels(Perturbation):
+    """A fraction ``level`` of the sensor's pixels is stuck, for the whole episode, at a value drawn from
+    ``STUCK_VALUES`` (black, white, or hot red, green or blue).
+
+    Placed at ``reset`` from the episode's generator. A quarter of the stuck pixels come as whole stuck
+    columns (a read-out fault), once that makes at least one column (level ≥ 4 / width, 0.02 for a
+    200-px-wide camera); each column shows one value. The rest are single pixels in the other columns,
+    so that the expected stuck fraction is ``level`` in all.
+    """
+
+    kind, stage = "stuck_pixels", "camera"
+    column_share: float = 0.25
+    columns: np.ndarray | None = None
+    where: tuple[np.ndarray, np.ndarray] | None = None
+    values: np.ndarray | None = None
+
+    def reset(self, rng, frame_shape=None):
+        super().reset(rng, frame_shape)
+        self.columns = self.where = self.values = None
+        if frame_shape is not None and not self.is_identity:
+            self._place(frame_shape[0], frame_shape[1])
+
+    def _place(self, h: int, w: int) -> None:
+        n_cols = min(w, int(self.column_share * self.level * w))
+        self.columns = np.sort(self.rng.choice(w, size=n_cols, replace=False))
+        rest = (self.level - n_cols / w) / (1.0 - n_cols / w) if n_cols < w else 0.0
+        stuck = self.rng.random((h, w)) < rest
+        stuck[:, self.columns] = False
+        kind = self.rng.integers(0, len(STUCK_VALUES), size=(h, w))
+        kind[:, self.columns] = self.rng.integers(0, len(STUCK_VALUES), size=n_cols)
+        stuck[:, self.columns] = True
+        self.where = np.nonzero(stuck)
+        self.values = STUCK_VALUES[kind[self.where]]
+
+    def camera(self, frame):
+        if self.is_identity:
+            return frame
+        if self.where is None:
+            self._place(frame.shape[0], frame.shape[1])
+        out = frame.copy()
+        out[self.where] = self.values
+        return out
+
+
+class ColourCast(Perturbation):
+    """A wrong white balance: per-episode gains on R, G, B drawn at ``reset`` uniformly in
+    [1 − ``level``, 1 + ``level``], then divided by their mean (so a grey frame keeps its brightness),
+    applied to every frame, rounded and clipped to 0..255."""
+
+    kind, stage = "colour_cast", "camera"
+    gains: np.ndarray | None = None
+
+    def reset(self, rng, frame_shape=None):
+        super().reset(rng, frame_shape)
+        self.gains = None if self.is_identity else self._draw()
+
+    def _draw(self) -> np.ndarray:
+        gains = self.rng.uniform(1.0 - self.level, 1.0 + self.level, size=3)
+        if gains.sum() <= 0.0:  # only at level 1, when all three draws are 0
+            return np.ones(3, np.float32)
+        return (gains / gains.mean()).astype(np.float32)
+
+    def camera(self, frame):
+        if self.is_identity:
+            return frame
+        if self.gains is None:
+            self.gains = self._draw()
+        return np.rint(np.clip(frame.astype(np.float32) * self.gains, 0.0, 255.0)).astype(np.uint8)
+
+
+class Freeze(Perturbation):
+    """The camera driver freezes: after each fresh frame, with probability ``level``, that frame is
+    delivered again for the next ``steps`` control steps (5) instead of the new ones.
+
+    Unlike ``drop`` the policy is called every step, on the stale frame (and its state advances).
+    The expected fraction of stale steps is 5p / (1 + 5p) at level p: 1/3 at 0.1, 5/6 at 1.
+    """
+
+    kind, stage = "freeze", "camera"
+    steps: int = 5
+
+    def reset(self, rng, frame_shape=None):
+        super().reset(rng, frame_shape)
+        self.held: np.ndarray | None = None
+        self.left = 0
+
+    def camera(self, frame):
+        if self.is_identity:
+            return frame
+        if self.left > 0:
+            self.left -= 1
+            return self.held
+        if self.rng.random() < self.level:
+            self.held, self.left = frame.copy(), self.steps
+        return frame
+
+
 # --------------------------------------------------------------------------------------- timing
 
 
@@ -407,6 +526,38 @@ KINDS: dict[str, Kind] = {
             99.0,
             integer=True,
             axis="100 − JPEG quality",
+        ),
+        Kind(
+            "roll",
+            Roll,
+            "camera roll about the optical axis, degrees (+ = image rotated counter-clockwise)",
+            -180.0,
+            180.0,
+            axis="camera roll (°)",
+        ),
+        Kind(
+            "stuck_pixels",
+            StuckPixels,
+            "fraction of sensor pixels stuck black, white or hot for the episode (a quarter as whole columns)",
+            0.0,
+            1.0,
+            axis="fraction of pixels stuck",
+        ),
+        Kind(
+            "colour_cast",
+            ColourCast,
+            "white-balance error: per-episode RGB gains in [1 − level, 1 + level], normalised to mean 1",
+            0.0,
+            1.0,
+            axis="colour-cast strength (gain spread)",
+        ),
+        Kind(
+            "freeze",
+            Freeze,
+            f"probability per fresh frame that the camera freezes for {Freeze.steps} steps (policy fed the stale frame)",
+            0.0,
+            1.0,
+            axis="freeze probability per frame",
         ),
         Kind(
             "drop",
