@@ -8,7 +8,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from drive.commands.common import add_perturb_arguments, prepare_out_dir, seed_type
+from drive.commands.common import add_perturb_arguments, seed_type
+from drive.commands.runs import OutRule, add_out_arguments, claim_out
+
+OUT_RULE = OutRule(
+    own=(
+        "units/*.json",
+        "metrics.json",
+        "results.csv",
+        "episodes.csv",
+        "report.md",
+        "error_*.png",
+        "videos/*/episode_*.mp4",
+    ),
+    resumable=True,
+)
+"""Resumable: a rerun reuses the units whose inputs are unchanged; --overwrite deletes these first."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-video", action="store_true", help="skip the overlay videos")
     parser.add_argument("--out", default="runs/evaluate", help="output folder (default: runs/evaluate)")
+    add_out_arguments(parser, OUT_RULE)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from drive.eval.simulate import DEFAULT_CHECKPOINT
 
     check_options(args.workers, args.seed, args.alpha, args.curve_threshold, args.max_lag_s)  # before --out is made
-    prepare_out_dir(args.out)
+    claim_out(args.out, OUT_RULE, args.overwrite)
     result = evaluate(
         args.checkpoint or [DEFAULT_CHECKPOINT],
         args.data,

@@ -125,6 +125,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"which way the CSV's positive steering turns (default {d.steering_sign}, as the datasets store "
         "it; right-positive is negated). udacity and sully-chen: right-positive, converted",
     )
+    g = parser.add_argument_group(
+        "camera (for drive replay; recorded in meta/info.json for the frames as stored, after the crop)"
+    )
+    g.add_argument("--camera-height-m", type=float, default=None, help="the camera's height over the road, m")
+    g.add_argument(
+        "--camera-pitch-rad", type=float, default=None, help="the camera's downward pitch, rad (positive looks down)"
+    )
+    g.add_argument(
+        "--fov-deg",
+        type=float,
+        default=None,
+        help="the camera's horizontal field of view over the source frame's full width, degrees (a crop narrows "
+        "it: fov = 2 atan(tan(fov/2) x kept width / source width))",
+    )
+    g.add_argument(
+        "--camera-yaw-rad", type=float, default=None, help="the camera mount's yaw, rad, left positive (default 0)"
+    )
     g = parser.add_argument_group("udacity")
     g.add_argument("--cameras", default=",".join(CAMERAS), help="cameras to import (default center,left,right)")
     g.add_argument(
@@ -156,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
         max_time_error_s=args.max_time_error_s,
         cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
         steering_correction=args.steering_correction,
+        camera_height_m=args.camera_height_m,
+        camera_pitch_rad=args.camera_pitch_rad,
+        fov_deg=args.fov_deg,
+        camera_yaw_rad=args.camera_yaw_rad,
     )
     options.check()
     out = Path(args.out)

@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 from drive.commands.common import field_docs
+from drive.commands.runs import OutRule, claim_out
+
+OUT_RULE = OutRule(resumable=True, overwrite=False)
+"""``--work`` is resumable: a rerun reuses the finished work; the run record goes there (not to --publish)."""
 
 
 def _levels(text: str) -> tuple[float, ...]:
@@ -87,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     from drive.study.results import ResultsFailed, make_results
 
     cfg = config_from_args(args)
+    cfg.validate()
+    claim_out(cfg.work, OUT_RULE, flag="--work")
     try:
         result = make_results(cfg)
     except ResultsFailed as exc:

@@ -10,8 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive.commands.common import add_perturb_arguments, prepare_out_dir, seed_type
+from drive.commands.common import add_perturb_arguments, seed_type
+from drive.commands.runs import OutRule, add_out_arguments, claim_out
 from drive.errors import UserError
+
+OUT_RULE = OutRule(own=("metrics.json", "videos/episode_*.mp4"))
+"""Not resumable: a folder that holds files is refused unless --overwrite (then these are deleted first)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=seed_type, default=0, help="reset seed of the first episode; episode i uses seed+i"
     )
     parser.add_argument("--out", default="runs/simulate", help="output folder (default: runs/simulate)")
+    add_out_arguments(parser, OUT_RULE)
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="the driver's name in the table and video titles (default: the checkpoint folder's name)",
+    )
     parser.add_argument(
         "--video",
         action=argparse.BooleanOptionalAction,
@@ -39,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write one mp4 per episode to OUT/videos (default: on)",
     )
     parser.add_argument("--show", action="store_true", help="show the driving live in a window (needs a display)")
+    parser.add_argument(
+        "--camera-from-checkpoint",
+        action="store_true",
+        help="render with the camera mount (height, pitch, yaw, field of view) the checkpoint's dataset was "
+        "recorded with, where it recorded one, in place of the scenario's (default: the scenario's; a "
+        "different one is warned about)",
+    )
     parser.add_argument(
         "--end-on-off-road",
         action="store_true",
@@ -82,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
         check_display()
     scenario = resolve_scenario(args.scenario, args.duration_s)
     driver = load_driver(args.checkpoint, args.runtime)
-    check_compatible(driver, scenario)
+    check_compatible(driver, scenario, warn=False)  # the frame size, at once; simulate() warns on rate and camera
     # 2. the output folder, before any driving
-    out = prepare_out_dir(args.out)
+    out = claim_out(args.out, OUT_RULE, args.overwrite)
     if args.threads and "torch" in sys.modules:  # the onnx runtime does not load torch: nothing to set
         import torch
 
@@ -102,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         expert_reference=not args.no_expert,
         show=args.show,
         checkpoint=str(args.checkpoint),
+        label=args.label,
+        camera_from_checkpoint=args.camera_from_checkpoint,
     )
     print(summary_table(result))
     print(

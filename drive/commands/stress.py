@@ -10,8 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive.commands.common import add_backend_arguments, add_perturb_arguments, prepare_out_dir
+from drive.commands.common import add_backend_arguments, add_perturb_arguments
+from drive.commands.runs import OutRule, add_out_arguments, claim_out
 from drive.errors import UserError
+
+OUT_RULE = OutRule(
+    own=("cells/*.json", "results.csv", "results.json", "cells.csv", "stats.csv", "report.md", "robustness_*.png"),
+    resumable=True,
+)
+"""Resumable: a rerun reuses the finished cells; --overwrite deletes these first and starts afresh."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_backend_arguments(parser)
     parser.add_argument("--out", default="runs/stress", help="output folder (default: runs/stress)")
+    add_out_arguments(parser, OUT_RULE)
     from drive.world.scenario import duration_s_arg
 
     parser.add_argument(
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = resolve_scenario(args.scenario, args.duration_s)
     check_backend(args.backend, args.address)  # the library's check, before --out is made
     # 2. the output folder, before any driving
-    out = prepare_out_dir(args.out)
+    out = claim_out(args.out, OUT_RULE, args.overwrite)
     # 3. the work
     result = stress(
         checkpoints,

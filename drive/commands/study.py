@@ -10,7 +10,11 @@ import math
 import sys
 
 from drive.commands.common import add_backend_arguments
+from drive.commands.runs import OutRule, claim_out
 from drive.study.config import MODELS, PAPER_LEVELS, STAGES, RecordingConfig, StudyConfig, TrainingBudget
+
+OUT_RULE = OutRule(resumable=True, overwrite=False)
+"""Resumable: a rerun goes on where the study stopped (stale checkpoints: --retrain-stale)."""
 
 
 def _seed_list(text: str) -> tuple[int, ...]:
@@ -127,6 +131,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite-tracks", type=int, default=d.suite_tracks, help="test tracks per suite case")
     parser.add_argument("--suite-case", action="append", default=[], help="only these suite cases (repeatable)")
     parser.add_argument(
+        "--explain-episodes", type=int, default=d.explain_episodes, help="clean episodes per checkpoint (explain)"
+    )
+    parser.add_argument(
+        "--explain-frames", type=int, default=d.explain_frames, help="frames per episode for the SSIM (explain)"
+    )
+    parser.add_argument(
         "--stages", type=_stages, default=d.stages, help=f"stages to run, of {','.join(STAGES)} (default all)"
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -162,6 +172,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         duration_s=args.duration_s,
         suite_tracks=args.suite_tracks,
         suite_cases=tuple(args.suite_case),
+        explain_episodes=args.explain_episodes,
+        explain_frames=args.explain_frames,
         stages=args.stages,
         progress=args.progress,
     )
@@ -171,8 +183,11 @@ def run(args: argparse.Namespace) -> int:
     from drive.study import run_study
     from drive.study.stages import StudyFailed
 
+    cfg = config_from_args(args)
+    cfg.validate()
+    claim_out(cfg.out, OUT_RULE)
     try:
-        summary = run_study(config_from_args(args))
+        summary = run_study(cfg)
     except StudyFailed as exc:
         print(f"drive study: {exc}", file=sys.stderr)
         return 1

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from drive.commands.common import prepare_out_dir
+from drive.commands.runs import OutRule, add_out_arguments, claim_out
 from drive.errors import UserError
+
+OUT_RULE = OutRule(own=("results.csv", "report.md", "suite.png"))
+"""Not resumable: a folder that holds files is refused unless --overwrite (then these are deleted first)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="runs/suite", help="output folder: results.csv, report.md, suite.png (default: runs/suite)"
     )
+    add_out_arguments(parser, OUT_RULE)
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
     parser.add_argument("--tracks", type=int, default=10, help="test tracks per case, 1..10 (default: 10)")
     parser.add_argument(
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.duration_s is not None and not args.duration_s > 0:
         raise UserError(f"--duration-s: must be a positive number of seconds, got {args.duration_s!r}")
-    out = prepare_out_dir(args.out)
+    out = claim_out(args.out, OUT_RULE, args.overwrite)
     rows = run_suite(
         args.checkpoint,
         out,

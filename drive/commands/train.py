@@ -16,8 +16,25 @@ import os
 from pathlib import Path
 
 from drive.commands.common import add_dataclass_arguments, prepare_out_dir, seed_type
+from drive.commands.runs import OutRule, add_out_arguments, claim_out, set_config
 from drive.errors import UserError
 from drive.train.config import TrainConfig, resumed_config
+
+OUT_RULE = OutRule(
+    own=(
+        "config.json",
+        "model.safetensors",
+        "ema.safetensors",
+        "train_state/*",
+        ".train_state.old-*",
+        "figures/*",
+        "tensorboard/*",
+        "dagger-data/*",
+    ),
+    resumable=True,
+)
+"""--resume goes on with a checkpoint; without it the library refuses a checkpoint worth keeping and starts
+over what a failed run left (:func:`drive.train.loop.train`); --overwrite deletes these first."""
 
 NOT_GIVEN = object()
 """Default of every flag, so :func:`run` knows which options were given (``--resume`` fills in the rest)."""
@@ -29,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action.dest in ("seed", "split_seed"):
             action.type = seed_type  # 0 <= seed < 2**32, as every verb's --seed
     parser.set_defaults(**{f.name: NOT_GIVEN for f in dataclasses.fields(TrainConfig)})
+    add_out_arguments(parser, OUT_RULE)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     given = {k: v for k, v in given.items() if v is not NOT_GIVEN}
     cfg = TrainConfig(**given)
     cfg.validate()
+    if cfg.resume and args.overwrite:
+        raise UserError("--overwrite and --resume: choose one (start afresh, or go on with the checkpoint)")
     if not Path(cfg.data).is_dir():
         raise UserError(f"--data: {cfg.data}: dataset folder not found")
     from drive.train.loop import check_out_and_data, hold_out, train
@@ -43,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
     check_out_and_data(cfg.out, cfg.data)
     main = int(os.environ.get("RANK", "0")) == 0
     if main:  # checked before the frame cache is built
-        prepare_out_dir(cfg.out)
+        if not (cfg.resume or args.overwrite) and Path(cfg.out).is_dir():
+            from drive.train.loop import _check_fresh_out  # the library's rule, before run.json is written
+
+            _check_fresh_out(Path(cfg.out))
+        claim_out(cfg.out, OUT_RULE, args.overwrite)
         if cfg.logdir:
             prepare_out_dir(cfg.logdir, "--logdir")
     dagger_phase = False
@@ -57,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = resumed_config(given, recorded, str(Path(cfg.out) / CONFIG_FILE))
             cfg.validate()
             dagger_phase = in_dagger_phase(cfg.out, recorded_data)
+        if main:
+            set_config(dataclasses.asdict(cfg))  # the resolved options, recorded ones included
             if dagger_phase and not cfg.dagger_rounds:
                 raise UserError(
                     f"--resume: {cfg.out} went on with DAgger rounds (its data is {cfg.out}/dagger-data); "

@@ -56,6 +56,22 @@ up. Each frame is centre-cropped to the dataset's aspect ratio (``--resize crop`
 the crop keeps the full width or the full height, whichever fits) and resized with OpenCV's area
 interpolation to ``--height`` x ``--width`` (default 78 x 200); ``--resize stretch`` skips the crop.
 
+Camera (for ``drive replay``, :mod:`drive.replay`): ``--camera-height-m``, ``--camera-pitch-rad`` and ``--fov-deg``
+(and optionally ``--camera-yaw-rad``, the mount's yaw, left +) describe the source camera: height of its
+optical centre over the road, m; downward pitch of its optical axis, rad; its horizontal field of view over
+the source frame's full width, degrees. ``meta/info.json`` records ``camera`` for the frames as stored
+(:func:`camera_metadata`): height, pitch and yaw as given (a centre crop keeps the principal point at the
+centre); the horizontal field of view after the crop, fov = 2·atan(tan(fov_source / 2)·w_crop / w_source)
+(``--resize crop`` of a source wider than the dataset keeps w_crop = round(h_source·W/H) of its w_source
+columns; a taller source keeps its full width, and its fov); and ``pixel_aspect`` = f_y/f_x of the stored
+frames, (H/h_kept)/(W/w_kept): 1 (to rounding) after a crop, H·w_source/(W·h_source) after ``--resize
+stretch`` of a source of another aspect ratio, whose pixels are then not square; replay refuses such a
+dataset (its ground-plane view needs square pixels: re-import with ``--resize crop``). The source's own
+values are kept beside them (``source_fov_deg``, ``source_width``, ``source_height``, ``resize``). The
+frame size is the first frame's of each source. All the clips of a dataset share one camera: a clip whose
+camera differs (by more than :data:`CAMERA_TOLERANCE`, relative), or clips with and without the flags, are
+refused in one line naming both.
+
 ``--out``: an absent or empty folder gets a new dataset, built in a temporary folder beside it and moved
 there only when complete (:func:`drive.io.atomic_dir`): a failed import leaves nothing behind. A folder
 that holds a dataset made by ``drive import`` is appended to: the new episodes are staged as hidden
@@ -148,6 +164,14 @@ class ImportOptions:
     steering_correction: float = 0.2
     """udacity: normalised steering by which the left camera's label steers more right (and the right
     camera's more left) than the centre's."""
+    camera_height_m: float | None = None
+    """The source camera's height over the road, m (None: no camera metadata)."""
+    camera_pitch_rad: float | None = None
+    """The source camera's downward pitch, rad."""
+    fov_deg: float | None = None
+    """The source camera's horizontal field of view over the source frame's full width, degrees."""
+    camera_yaw_rad: float | None = None
+    """The camera mount's yaw, rad, left + (None: 0 when the camera is given)."""
 
     def check(self) -> None:
         """One-line :class:`UserError` naming the option and value for a bad option."""
@@ -172,28 +196,52 @@ class ImportOptions:
                 raise UserError(f"--cameras: unknown camera {cam!r} (choose from center, left, right)")
         if not self.cameras:
             raise UserError("--cameras: name at least one camera")
+        given = [flag for flag, v in zip(CAMERA_FLAGS, self._camera_values()) if v is not None]
+        if given and len([f for f in given if f != "--camera-yaw-rad"]) < 3:
+            missing = [flag for flag in CAMERA_FLAGS[:3] if flag not in given]
+            raise UserError(
+                f"{', '.join(missing)}: missing: the camera is given by all of {', '.join(CAMERA_FLAGS[:3])} "
+                f"(got only {', '.join(given)})"
+            )
+        for flag, value, ok, rule in (
+            ("--camera-height-m", self.camera_height_m, lambda v: v > 0, "a positive number of metres"),
+            ("--camera-pitch-rad", self.camera_pitch_rad, lambda v: abs(v) < math.pi / 2, "in (-pi/2, pi/2)"),
+            ("--fov-deg", self.fov_deg, lambda v: 0 < v < 180, "in (0, 180) degrees"),
+            ("--camera-yaw-rad", self.camera_yaw_rad, lambda v: abs(v) < math.pi / 2, "in (-pi/2, pi/2)"),
+        ):
+            if value is not None and not (math.isfinite(value) and ok(value)):
+                raise UserError(f"{flag}: must be {rule}, got {value!r}")
+
+    def _camera_values(self) -> tuple[float | None, ...]:
+        return (self.camera_height_m, self.camera_pitch_rad, self.fov_deg, self.camera_yaw_rad)
 
 
 # --------------------------------------------------------------------------------------------------
 # Images
 
 
-def fit_frame(rgb: np.ndarray, height: int, width: int, resize: str = "crop") -> np.ndarray:
-    """Resize an RGB image to (height, width): centre-crop to that aspect ratio first (``crop``) or not
-    (``stretch``); OpenCV area interpolation when shrinking, linear when enlarging."""
-    h, w = rgb.shape[:2]
+def kept_size(source_hw: tuple[int, int], height: int, width: int, resize: str = "crop") -> tuple[int, int]:
+    """(rows, columns) of a source frame that :func:`fit_frame` keeps before it resizes: the centre crop to the
+    dataset's aspect ratio (``crop``), or the whole frame (``stretch``)."""
+    h, w = source_hw
     if resize == "crop":
         target = width / height
         if w / h > target:  # too wide: keep the full height
-            cw = max(1, round(h * target))
-            x0 = (w - cw) // 2
-            rgb = rgb[:, x0 : x0 + cw]
-        elif w / h < target:  # too tall: keep the full width
-            ch = max(1, round(w / target))
-            y0 = (h - ch) // 2
-            rgb = rgb[y0 : y0 + ch]
-    elif resize != "stretch":
+            return h, max(1, round(h * target))
+        if w / h < target:  # too tall: keep the full width
+            return max(1, round(w / target)), w
+    return h, w
+
+
+def fit_frame(rgb: np.ndarray, height: int, width: int, resize: str = "crop") -> np.ndarray:
+    """Resize an RGB image to (height, width): centre-crop to that aspect ratio first (``crop``) or not
+    (``stretch``); OpenCV area interpolation when shrinking, linear when enlarging."""
+    if resize not in ("crop", "stretch"):
         raise UserError(f"--resize must be 'crop' or 'stretch', got {resize!r}")
+    h, w = rgb.shape[:2]
+    ch, cw = kept_size((h, w), height, width, resize)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    rgb = rgb[y0 : y0 + ch, x0 : x0 + cw]
     if rgb.shape[:2] == (height, width):
         return np.ascontiguousarray(rgb)
     shrink = rgb.shape[0] >= height and rgb.shape[1] >= width
@@ -205,19 +253,50 @@ def check_source_size(shape: tuple[int, ...], height: int, width: int, resize: s
     :func:`fit_frame`, is under 1/:data:`MIN_SOURCE_FRACTION` of ``height`` x ``width`` on either side:
     such a frame would be blown up into a blur, not imported."""
     h, w = shape[:2]
-    ch, cw = h, w
-    if resize == "crop":
-        target = width / height
-        if w / h > target:
-            cw = max(1, round(h * target))
-        elif w / h < target:
-            ch = max(1, round(w / target))
+    ch, cw = kept_size((h, w), height, width, resize)
     min_h, min_w = math.ceil(height / MIN_SOURCE_FRACTION), math.ceil(width / MIN_SOURCE_FRACTION)
     if ch < min_h or cw < min_w:
         raise UserError(
             f"{what}: frame is {h}x{w} (HxW){f', {ch}x{cw} after the crop' if (ch, cw) != (h, w) else ''}: "
             f"too small for a {height}x{width} dataset (at least {min_h}x{min_w}; see --height/--width)"
         )
+
+
+CAMERA_FLAGS = ("--camera-height-m", "--camera-pitch-rad", "--fov-deg", "--camera-yaw-rad")
+CAMERA_TOLERANCE = 1e-3
+"""Relative difference up to which two clips' cameras count as one (the crop's rounding)."""
+CAMERA_KEYS = ("height_m", "pitch_rad", "fov_deg", "yaw_rad", "pixel_aspect")
+"""The fields of ``meta/info.json``'s ``camera`` that describe the stored frames (compared between clips)."""
+
+
+def camera_metadata(
+    options: ImportOptions, source_hw: tuple[int, int], height: int, width: int
+) -> dict[str, float | int | str] | None:
+    """``meta/info.json``'s ``camera`` for frames of ``source_hw`` (rows, columns) stored at ``height`` x
+    ``width`` by ``options.resize``; None without the camera flags. See the module doc for the formulas."""
+    if options.fov_deg is None:
+        return None
+    h, w = source_hw
+    kept_h, kept_w = kept_size(source_hw, height, width, options.resize)
+    half = math.radians(options.fov_deg) / 2
+    return {
+        "height_m": float(options.camera_height_m),
+        "pitch_rad": float(options.camera_pitch_rad),
+        "fov_deg": math.degrees(2 * math.atan(math.tan(half) * kept_w / w)),
+        "yaw_rad": float(options.camera_yaw_rad or 0.0),
+        "pixel_aspect": (height / kept_h) / (width / kept_w),
+        "source_fov_deg": float(options.fov_deg),
+        "source_height": int(h),
+        "source_width": int(w),
+        "resize": options.resize,
+    }
+
+
+def camera_text(camera: dict | None) -> str:
+    """A camera in one line: ``height_m 1.2, pitch_rad 0.1, fov_deg 60, yaw_rad 0, pixel_aspect 1``, or ``none``."""
+    if camera is None:
+        return "none"
+    return ", ".join(f"{k} {camera[k]:.6g}" for k in CAMERA_KEYS if isinstance(camera.get(k), (int, float)))
 
 
 def read_image(path: Path, where: str) -> np.ndarray:
@@ -315,6 +394,8 @@ class _Clip:
     frames: Callable[[_Episode], Iterator[np.ndarray]]
     scale_rad: float | None = None
     """The angle, rad, a normalised 1.0 of the source stands for where the format fixes it (Udacity: 25°)."""
+    source_hw: tuple[int, int] | None = None
+    """The source frames' size (rows, columns): the first frame's; None when not probed (no camera flags)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,6 +508,12 @@ def _read_video_csv(video: Path, csv_path: Path, args: ImportOptions, csv_given:
             "(a truncated or damaged file)"
         )
 
+    size = None
+    if args.fov_deg is not None:
+        from drive.video_io import video_info
+
+        stream = video_info(video)
+        size = (stream["video.height"], stream["video.width"])
     return _Clip(
         name=str(csv_path),
         episodes=[_Episode(steering=steering, times=timestamps, source=str(video))],
@@ -434,6 +521,7 @@ def _read_video_csv(video: Path, csv_path: Path, args: ImportOptions, csv_given:
         unit=args.steering_unit,
         source_positive=args.steering_sign.split("-")[0],
         frames=frames,
+        source_hw=size,
     )
 
 
@@ -633,7 +721,11 @@ def _image_clip(
             check_source_size(rgb.shape, args.height, args.width, args.resize, f"{log} line {line}: image {path}")
             yield fit_frame(rgb, args.height, args.width, args.resize)
 
-    return _Clip(str(log), episodes, fps, unit, SOURCE_STEERING_POSITIVE[fmt], frames, scale_rad)
+    size = None
+    if args.fov_deg is not None and episodes and episodes[0].images:
+        line, rec = episodes[0].images[0]
+        size = read_image(resolve(rec), f"{log} line {line}").shape[:2]
+    return _Clip(str(log), episodes, fps, unit, SOURCE_STEERING_POSITIVE[fmt], frames, scale_rad, size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -697,6 +789,34 @@ def _dataset_parameters(
     return fps, max_steer, why
 
 
+def _dataset_camera(clips: list[_Clip], args: ImportOptions, existing: DatasetInfo | None, out: Path) -> dict | None:
+    """The ``camera`` of the dataset the clips go into (:func:`camera_metadata`, the first clip's, or the
+    dataset's when appending); one-line :class:`UserError` naming both cameras for a clip whose camera differs
+    from it (clips with and without the camera flags included)."""
+    cameras = [camera_metadata(args, c.source_hw, args.height, args.width) if c.source_hw else None for c in clips]
+    if existing is not None:
+        reference, where = existing.camera, f"the dataset's ({layout.info_path(out)})"
+    else:
+        reference, where = cameras[0], f"that of {clips[0].name}"
+    for clip, camera in zip(clips, cameras):
+        if (camera is None) != (reference is None):
+            flags = ", ".join(CAMERA_FLAGS[:3])
+            raise UserError(
+                f"{clip.name}: camera {camera_text(camera)} differs from {where}, {camera_text(reference)}: "
+                f"the clips of one dataset share one camera ({'give' if camera is None else 'leave out'} {flags})"
+            )
+        if camera is not None and not all(
+            math.isclose(camera[k], reference.get(k, math.nan), rel_tol=CAMERA_TOLERANCE, abs_tol=1e-9)
+            for k in CAMERA_KEYS
+        ):
+            raise UserError(
+                f"{clip.name}: camera {camera_text(camera)} differs from {where}, {camera_text(reference)}: "
+                "the clips of one dataset share one camera (after the crop: a source of another aspect ratio "
+                "keeps another share of its field of view)"
+            )
+    return reference
+
+
 def _write(
     fmt: str,
     clips: list[_Clip],
@@ -706,6 +826,7 @@ def _write(
     fps: float,
     max_steer: float,
     progress: bool,
+    camera: dict | None = None,
 ) -> DatasetInfo:
     """Decode the clips' frames and save their episodes into ``root``, all together at the end (all or
     nothing, consecutive indices, under the folder's lock: :meth:`DatasetWriter.save_staged`)."""
@@ -722,6 +843,7 @@ def _write(
             max_steer_rad=float(max_steer),
             source=f"drive import --format {fmt}",
             source_steering_positive=signs.pop() if len(signs) == 1 else "mixed",
+            camera=camera,
         )
     else:
         info = existing
@@ -809,16 +931,18 @@ def import_dataset(
         read = _read_udacity if fmt == "udacity" else _read_sully_chen
         clips = [read(s, options) for s in sources]
     fps, max_steer, why = _dataset_parameters(clips, options, existing, out)
+    camera = _dataset_camera(clips, options, existing, out)
     if report is not None:
         report(
             f"drive import: {'appending to' if existing else 'new dataset'} {out}: "
             f"{options.height}x{options.width} at {fps:.6g} Hz, max_steer_rad {max_steer:.6g} rad ({why}); "
             f"steering positive = {layout.STEERING_POSITIVE}"
+            + (f"; camera {camera_text(camera)}" if camera is not None else "")
         )
     if existing is not None:
         return _write(fmt, clips, options, existing, out, fps, max_steer, progress)
     with atomic_dir(out) as tmp:
-        return _write(fmt, clips, options, None, tmp, fps, max_steer, progress)
+        return _write(fmt, clips, options, None, tmp, fps, max_steer, progress, camera)
 
 
 def _with_size(options: ImportOptions, existing: DatasetInfo | None, out: Path) -> ImportOptions:

@@ -172,6 +172,10 @@ class DatasetInfo:
     ISO 8855 and the simulator's convention); importers convert their source's sign to it."""
     source_steering_positive: str | None = None
     """Imported datasets: which way a positive steering value turned in the source (``left``/``right``)."""
+    camera: dict[str, Any] | None = None
+    """Imported datasets: the camera of the frames as stored (``height_m``, ``pitch_rad``, ``fov_deg``,
+    ``yaw_rad``, ``pixel_aspect``, and the source's values), from ``drive import --camera-height-m
+    --camera-pitch-rad --fov-deg`` (:func:`drive.data.importers.camera_metadata`); read by ``drive replay``."""
 
     def features(self) -> dict[str, Any]:
         """LeRobot-style feature descriptions: dtype, shape and names of every column."""
@@ -254,6 +258,8 @@ class DatasetInfo:
             if name in kwargs and not (_is_int(kwargs[name]) and kwargs[name] >= 0):
                 raise UserError(f"{where}: field {name!r} must be a non-negative integer, got {kwargs[name]!r}")
         _check_features(d["features"], kwargs["image_height"], kwargs["image_width"], where)
+        if kwargs.get("camera") is not None and not isinstance(kwargs["camera"], dict):
+            raise UserError(f"{where}: field 'camera' must be an object, got {kwargs['camera']!r}")
         if kwargs.get("steering_positive", STEERING_POSITIVE) != STEERING_POSITIVE:
             raise UserError(
                 f"{where}: field 'steering_positive' is {kwargs['steering_positive']!r}; "
@@ -319,7 +325,7 @@ def complete_episodes(root: Path) -> list[int]:
 
 
 _OWN_FILE = re.compile(
-    r"^(?:meta/(?:info\.json|tasks\.parquet|stats\.json|episodes/chunk-\d{3,}/file-\d{3,}\.parquet)"
+    r"^(?:meta/(?:info\.json|tasks\.parquet|stats\.json|episodes/chunk-\d{3,}/file-\d{3,}\.parquet|runs/[^/]+\.json)"
     r"|data/chunk-\d{3,}/file-\d{3,}\.parquet"
     r"|videos/[^/]+/chunk-\d{3,}/file-\d{3,}\.mp4"
     r"|cache/[^/]+)$"

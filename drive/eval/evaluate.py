@@ -330,39 +330,48 @@ def summary_rows(
 
 
 def plot_error(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
-    """``error_<kind>.png``: MSE (normalised) and MAE (rad) against level, one line per model, 95 % CI bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """``error_<kind>.png`` per perturbation kind (:func:`error_figure`); returns their paths."""
+    from drive.eval.plots import save_figure
 
     written = []
     for kind in sorted({r["kind"] for r in rows if r["kind"] != CLEAN}):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for model in dict.fromkeys(r["model"] for r in rows):
-            sel = sorted((r for r in rows if r["kind"] == kind and r["model"] == model), key=lambda r: r["level"])
-            for ax, f in zip(axes, ("mse", "mae_rad")):
-                x = np.array([r["level"] for r in sel])
-                y = np.array([r[f] for r in sel], float)
-                (line,) = ax.plot(x, y, marker="o", label=model)
-                lo = np.array([np.nan if r[f"{f}_ci_low"] is None else r[f"{f}_ci_low"] for r in sel], float)
-                hi = np.array([np.nan if r[f"{f}_ci_high"] is None else r[f"{f}_ci_high"] for r in sel], float)
-                if np.isfinite(lo).any():
-                    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        for ax, ylabel in zip(axes, ("steering MSE (normalised)", "steering MAE (rad)")):
-            ax.set_xlabel(f"{kind}: {KINDS[kind].axis}")
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
-            ax.set_ylim(bottom=0)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"Open-loop steering error under {kind} (bands: 95 % bootstrap CI over episodes)")
-        fig.tight_layout()
         path = out_dir / f"error_{kind}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
+        save_figure(error_figure(rows, kind), path)
         written.append(str(path))
     return written
+
+
+def error_figure(rows: Sequence[dict[str, Any]], kind: str) -> Any:
+    """MSE (normalised) and MAE (rad) against the level of ``kind``, one line per model in its family's colour
+    (:mod:`drive.eval.plots`), 95 % CI bands, room above the highest band; ``expert`` (the recorded labels
+    replayed) is named ``recorded``."""
+    from drive.eval import plots
+
+    fig, axes = plots.subplots(1, 2, figsize=(10, 4))
+    for model in dict.fromkeys(r["model"] for r in rows):
+        sel = sorted((r for r in rows if r["kind"] == kind and r["model"] == model), key=lambda r: r["level"])
+        name = plots.display_name(model, recorded=True)
+        for ax, f in zip(axes, ("mse", "mae_rad")):
+            x = np.array([r["level"] for r in sel])
+            y = np.array([r[f] for r in sel], float)
+            st = plots.style(name)
+            ax.plot(x, y, marker="o", label=name, clip_on=False, **st)
+            lo = np.array([np.nan if r[f"{f}_ci_low"] is None else r[f"{f}_ci_low"] for r in sel], float)
+            hi = np.array([np.nan if r[f"{f}_ci_high"] is None else r[f"{f}_ci_high"] for r in sel], float)
+            if np.isfinite(lo).any():
+                ax.fill_between(x, lo, hi, color=st["color"], alpha=0.2, linewidth=0)
+    for ax, ylabel in zip(axes, ("steering MSE (normalised)", "steering MAE (rad)")):
+        ax.set_xlabel(f"{kind}: {KINDS[kind].axis}")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        plots.headroom(ax)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"Open-loop steering error against the recorded steering under {kind} (bands: 95 % bootstrap CI over episodes)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
 
 
 def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:

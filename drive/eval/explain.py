@@ -9,12 +9,22 @@
 - **Attention stability**: the SSIM (scikit-image ``structural_similarity``) between the saliency
   map of a clean frame and that of the same frame with Gaussian noise of variance σ²; the paper
   reports it for σ² = 0.1, 0.2, 0.3. 1 means the driver looks at the same place regardless of noise.
+- **Interpretability** (Lechner et al., Nature MI 2020: the share of the neuron-activity variance on the
+  first principal component; NCP 92 %, CNN 83 %, CT-RNN 60 %, LSTM 51 % there): :func:`pc1_share` of the
+  activity over each clean closed-loop episode, with the participation ratio (Σλ)²/Σλ² beside it
+  (:func:`participation_ratio`: the effective number of dimensions). The activity is the recurrent
+  state (``Driver.neuron_activity``) for the recurrent families and the last hidden layer of the dense
+  stack for the feed-forward CNN (:func:`hidden_activity`), as in the paper. A share near 1 for every
+  model means the measure does not discriminate.
 - Neuron traces of the controller over a closed-loop episode, and the wiring diagram (LTC models).
 
 Outputs in ``DIR``: ``saliency/frame_XXXX.png`` (camera | map | overlay), ``saliency.mp4`` (overlay
-for every step), ``explain.json`` (mean SSIM per noise level and more), ``neuron_traces.png``,
-``wiring.png`` (when the controller has a wiring). The episode is driven by the rollout
-(:func:`drive.eval.rollout.run_episode`); the command line is :mod:`drive.commands.explain`.
+for every step), ``explain.json`` (mean SSIM per noise level, PC1 share and participation ratio, and
+more), ``neuron_traces.png``, ``wiring.png`` (when the controller has a wiring). With ``episodes`` > 1
+the SSIM pools ``ssim_frames`` frames of each of the episodes (reset seeds ``seed``, ``seed + 1``, …) and
+the PC1 share and participation ratio are the means of the per-episode values; the images, video and
+traces show the first episode. Episodes are driven by the rollout (:func:`drive.eval.rollout.run_episode`);
+the command line is :mod:`drive.commands.explain`.
 """
 
 from __future__ import annotations
@@ -131,23 +141,109 @@ def saliency_maps(policy: Any, frames: np.ndarray, batch: int = 64) -> np.ndarra
     return np.concatenate(out) if out else np.zeros((0, *frames.shape[1:3]), np.float32)
 
 
+def seeded_noise(level: float, seed: int) -> Any:
+    """Gaussian camera noise of variance ``level``, reset from (``seed``, ``level``): the same draw every time."""
+    from drive.eval.perturb import Gaussian
+
+    noise = Gaussian(level)
+    noise.reset(np.random.default_rng(np.random.SeedSequence([seed, int(round(level * 1e6))])))
+    return noise
+
+
+def ssim_scores(
+    policy: Any, frames: np.ndarray, level: float, seed: int = 0, clean_maps: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-frame SSIM between the saliency maps of clean ``frames`` and of the same frames with Gaussian noise
+    of variance ``level`` (images on [0, 1]); the noise is seeded by (``seed``, ``level``)."""
+    clean = saliency_maps(policy, frames) if clean_maps is None else clean_maps
+    noise = seeded_noise(level, seed)
+    noisy = np.stack([noise.camera(f) for f in frames])
+    return np.array([ssim(a, b) for a, b in zip(clean, saliency_maps(policy, noisy))])
+
+
+def _score_summary(scores: np.ndarray) -> dict[str, float]:
+    return {"mean": float(scores.mean()), "std": float(scores.std()), "min": float(scores.min())}
+
+
 def attention_stability(
     policy: Any, frames: np.ndarray, variances: Sequence[float], seed: int = 0, clean_maps: np.ndarray | None = None
 ) -> dict[str, dict[str, float]]:
     """Mean (and std, min) SSIM between saliency maps of clean frames and of the same frames with
     Gaussian noise of each variance σ² (images on [0, 1]). Keys are the variances as text."""
-    from drive.eval.perturb import Gaussian
-
     clean = saliency_maps(policy, frames) if clean_maps is None else clean_maps
-    result = {}
-    for level in variances:
-        noise = Gaussian(level)
-        noise.reset(np.random.default_rng(np.random.SeedSequence([seed, int(round(level * 1e6))])))
-        noisy = np.stack([noise.camera(f) for f in frames])
-        maps = saliency_maps(policy, noisy)
-        scores = np.array([ssim(a, b) for a, b in zip(clean, maps)])
-        result[f"{level:g}"] = {"mean": float(scores.mean()), "std": float(scores.std()), "min": float(scores.min())}
-    return result
+    return {f"{lv:g}": _score_summary(ssim_scores(policy, frames, lv, seed, clean)) for lv in variances}
+
+
+# ----------------------------------------------------------------------------- interpretability
+
+
+def pc1_share(activity: np.ndarray) -> float:
+    """Share of the variance of ``activity`` (time × neurons) on its first principal component."""
+    eig = _covariance_spectrum(activity)
+    return float(eig[0] / eig.sum()) if eig.sum() > 0 else float("nan")
+
+
+def participation_ratio(activity: np.ndarray) -> float:
+    """(Σλ)² / Σλ² of the covariance spectrum: 1 when one component carries all variance, N when N share it."""
+    eig = _covariance_spectrum(activity)
+    return float(eig.sum() ** 2 / (eig**2).sum()) if eig.sum() > 0 else float("nan")
+
+
+def _covariance_spectrum(activity: np.ndarray) -> np.ndarray:
+    a = np.asarray(activity, dtype=float)
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise ValueError(f"activity must be (time >= 2, neurons), got shape {a.shape}")
+    eig = np.linalg.eigvalsh(np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1]))
+    return np.clip(eig[::-1], 0, None)
+
+
+def activity_dimension(activity: np.ndarray) -> dict[str, float]:
+    """PC1 share and participation ratio of (time × neurons) activity; NaN without neurons or variance."""
+    a = np.asarray(activity, dtype=float)
+    if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] == 0:
+        return {"pc1_share": float("nan"), "participation_ratio": float("nan")}
+    return {"pc1_share": pc1_share(a), "participation_ratio": participation_ratio(a)}
+
+
+def _last_hidden_layer(policy: Any) -> nn.Module | None:
+    """The activation after the last hidden Linear of a feed-forward head's dense stack (PilotNet), or None."""
+    dense = getattr(getattr(policy, "head", None), "dense", None)
+    return dense[-2] if isinstance(dense, nn.Sequential) and len(dense) >= 3 else None
+
+
+@torch.no_grad()
+def hidden_activity(policy: Any, frames: np.ndarray, batch: int = 64) -> np.ndarray:
+    """(N, units): the last hidden layer of a feed-forward driver (the CNN) for RGB uint8 frames (N, H, W, 3);
+    (N, 0) when the head has no dense hidden layer."""
+    layer = _last_hidden_layer(policy)
+    if layer is None:
+        return np.zeros((len(frames), 0), np.float32)
+    device = next(policy.parameters()).device
+    out: list[np.ndarray] = []
+    handle = layer.register_forward_hook(lambda _m, _i, o: out.append(o.float().cpu().numpy()))
+    try:
+        for i in range(0, len(frames), batch):
+            x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).permute(0, 3, 1, 2).to(device)
+            policy.head(x)
+    finally:
+        handle.remove()
+    return np.concatenate(out)
+
+
+def activity_source(policy: Any) -> str:
+    """What :func:`neuron_activity_of` measures for this driver, in words."""
+    if getattr(policy, "neuron_labels", None):
+        return "recurrent state (Driver.neuron_activity)"
+    layer = _last_hidden_layer(policy)
+    return "last hidden layer of the dense stack" if layer is not None else "none (no neurons)"
+
+
+def neuron_activity_of(policy: Any, frames: np.ndarray, recorded: Sequence[np.ndarray]) -> np.ndarray:
+    """(steps, neurons): the recorded recurrent state where the driver has neurons, else the last hidden layer
+    of its dense stack over the episode's (clean) frames."""
+    if getattr(policy, "neuron_labels", None) and len(recorded):
+        return np.stack(recorded)
+    return hidden_activity(policy, frames)
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -165,7 +261,6 @@ def saliency_panel(
     policy: Any, frame: np.ndarray, clean_map: np.ndarray, variances: Sequence[float], seed: int, scale: int = 2
 ) -> np.ndarray:
     """Rows: clean, then each noise level; columns: camera, saliency map, overlay (RGB uint8)."""
-    from drive.eval.perturb import Gaussian
 
     def row(f: np.ndarray, m: np.ndarray, name: str) -> np.ndarray:
         heat = cv2.cvtColor(np.rint(m * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
@@ -175,9 +270,7 @@ def saliency_panel(
 
     rows = [row(frame, clean_map, "clean")]
     for level in variances:
-        noise = Gaussian(level)
-        noise.reset(np.random.default_rng(np.random.SeedSequence([seed, int(round(level * 1e6))])))
-        noisy = noise.camera(frame)
+        noisy = seeded_noise(level, seed).camera(frame)
         m = saliency_maps(policy, noisy[None])[0]
         rows.append(row(noisy, m, f"noise var {level:g}  SSIM {ssim(clean_map, m):.2f}"))
     return np.concatenate(rows, axis=0)
@@ -191,19 +284,19 @@ def plot_neuron_traces(
     expert: np.ndarray,
     path: Path,
     title: str = "",
+    policy_label: str = "policy",
+    reference_label: str = "expert",
 ) -> None:
-    """Steering (policy and expert) on top, then each neuron's trace, stacked, against time (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Steering (the policy, named ``policy_label`` and drawn in its family's colour, and the reference:
+    ``expert``, or ``recorded`` for a dataset's labels) on top, then each neuron's trace, stacked, against time (PNG)."""
+    from drive.eval import plots
 
     n = activity.shape[1] if activity.ndim == 2 else 0
-    fig, axes = plt.subplots(
+    fig, axes = plots.subplots(
         2, 1, figsize=(10, 3 + 0.35 * max(n, 4)), sharex=True, gridspec_kw={"height_ratios": [1, max(1, n / 5)]}
     )
-    axes[0].plot(t_s, steering, label="policy", color="tab:orange")
-    axes[0].plot(t_s, expert, label="expert", color="tab:green", alpha=0.8)
+    axes[0].plot(t_s, expert, label=reference_label, color=plots.colour(plots.EXPERT), linewidth=1.4)
+    axes[0].plot(t_s, steering, label=policy_label, color=plots.colour(policy_label))
     axes[0].set_ylabel("steering\n(normalised)")
     axes[0].legend(fontsize=8, loc="upper right")
     axes[0].grid(alpha=0.3)
@@ -213,7 +306,7 @@ def plot_neuron_traces(
         lo, hi = a.min(axis=0), a.max(axis=0)
         scaled = (a - lo) / np.where(hi - lo > 1e-9, hi - lo, 1.0)
         for i in range(n):
-            ax.plot(t_s, scaled[:, i] * 0.8 + (n - 1 - i), lw=0.9)
+            ax.plot(t_s, scaled[:, i] * 0.8 + (n - 1 - i), lw=0.9, color=plots.colour(policy_label))
         ax.set_yticks(np.arange(n)[::-1] + 0.4)
         ax.set_yticklabels(list(labels)[:n], fontsize=7)
         ax.set_ylabel("neuron (each scaled to its range)")
@@ -222,9 +315,7 @@ def plot_neuron_traces(
     ax.set_xlabel("time (s)")
     fig.suptitle(title or "neuron traces")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
@@ -266,6 +357,29 @@ class _Collector:
         self.activity.append(step.activity)
 
 
+def _drive_clean(policy: Any, sc: Any, seed: int) -> tuple[_Collector, Any]:
+    """One clean closed-loop episode with reset seed ``seed``: what the driver saw and did, and the log."""
+    from drive.eval.rollout import make_env, run_episode
+
+    env = make_env(sc, "recover")
+    collector = _Collector()
+    try:
+        log = run_episode(policy, env, seed, observers=[collector])
+    finally:
+        env.close()
+    return collector, log
+
+
+def _or_none(x: float) -> float | None:
+    """JSON has no NaN: a missing measure is null."""
+    return float(x) if math.isfinite(x) else None
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` indices spread evenly over ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int)) if k and n else np.zeros(0, int)
+
+
 @holds_output_lock("out")
 def explain(
     checkpoint: Any,
@@ -279,13 +393,20 @@ def explain(
     video: bool = True,
     data: str | Path | None = None,
     episode: int | None = None,
+    episodes: int = 1,
+    camera_from_checkpoint: bool = False,
+    label: str | None = None,
 ) -> dict[str, Any]:
-    """Drive one clean episode and write saliency images and video, attention stability, neuron traces and wiring.
+    """Drive ``episodes`` clean episodes (reset seeds ``seed``, ``seed + 1``, …) and write attention stability
+    (SSIM over ``ssim_frames`` frames of each episode), the PC1 share and participation ratio of the neuron
+    activity (mean over episodes), and for the first episode saliency images and video, neuron traces and wiring.
 
     With ``data`` (a dataset folder), the frames are those of a recorded ``episode`` (default: the first)
     instead, run open loop (:func:`drive.eval.open_loop.recorded_trace`); the traces show the recorded label.
+    The checkpoint is checked against the scenario (frame size: an error; frame rate and camera: a warning);
+    ``camera_from_checkpoint`` renders with the camera its dataset was recorded with. ``label`` names the
+    driver in the titles and ``explain.json`` (default: :func:`drive.eval.sweep.driver_label`, the folder name).
     """
-    from drive.eval.rollout import make_env, run_episode
     from drive.eval.simulate import resolve_scenario
     from drive.eval.video import video_writer
     from drive.policy.load import check_compatible, load_driver
@@ -295,36 +416,58 @@ def explain(
             raise UserError(f"--noise: each Gaussian variance must be in (0, 1], got {v!r}")
     if images < 0 or ssim_frames < 1:
         raise UserError(f"--images must be >= 0 and --ssim-frames >= 1, got {images!r} and {ssim_frames!r}")
+    if episodes < 1 or (data is not None and episodes != 1):
+        raise UserError(f"--episodes {episodes!r}: must be >= 1, and 1 with --data (one recorded episode)")
     policy = load_driver(checkpoint)
     if data is not None:  # recorded frames, open loop
         from drive.eval.open_loop import recorded_trace
 
-        collector = recorded_trace(policy, data, episode, duration_s)
-        fps, source, log = collector.fps, collector.name, None
+        runs = [(recorded_trace(policy, data, episode, duration_s), None)]
+        fps, source, seeds = runs[0][0].fps, runs[0][0].name, [seed]
     else:
         sc = resolve_scenario(scenario, duration_s)
-        check_compatible(policy, sc)
-        fps, source = sc.control_hz, f"scenario {sc.name}, seed {seed}"
+        if camera_from_checkpoint:  # render with the camera the checkpoint's dataset was recorded with
+            from drive.policy.load import with_trained_camera
+
+            sc = with_trained_camera(sc, checkpoint)
+        check_compatible(policy, sc, checkpoint=checkpoint)
+        fps, source, seeds = sc.control_hz, f"scenario {sc.name}, seed {seed}", [seed + k for k in range(episodes)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-
     if data is None:
-        env = make_env(sc, "recover")
-        collector = _Collector()
-        try:
-            log = run_episode(policy, env, seed, observers=[collector])
-        finally:
-            env.close()
+        runs = [_drive_clean(policy, sc, s) for s in seeds]
+
+    scores: dict[str, list[np.ndarray]] = {f"{lv:g}": [] for lv in variances}
+    per_episode = []
+    for (collector, log), s in zip(runs, seeds):
+        frames = np.stack(collector.frames)
+        pick = _spread(len(frames), ssim_frames)
+        clean = saliency_maps(policy, frames[pick])
+        for lv in variances:
+            scores[f"{lv:g}"].append(ssim_scores(policy, frames[pick], lv, s, clean))
+        activity = neuron_activity_of(policy, frames, collector.activity)
+        per_episode.append(
+            {
+                "seed": s,
+                "steps": len(frames),
+                "ssim_frames": len(pick),
+                "mean_ssim": {k: float(v[-1].mean()) for k, v in scores.items()},
+                "neurons": int(activity.shape[1]) if activity.ndim == 2 else 0,
+                **{k: _or_none(v) for k, v in activity_dimension(activity).items()},
+                "off_road_events": None if log is None else log.off_road_events,
+            }
+        )
+    stability = {k: _score_summary(np.concatenate(v)) for k, v in scores.items()}
+
+    # the first episode's pictures
+    collector = runs[0][0]
     frames = np.stack(collector.frames)
-    maps = saliency_maps(policy, frames)
-
-    pick = np.unique(np.linspace(0, len(frames) - 1, min(ssim_frames, len(frames))).round().astype(int))
-    stability = attention_stability(policy, frames[pick], variances, seed, clean_maps=maps[pick])
-
+    shown = _spread(len(frames), images)
+    maps = saliency_maps(policy, frames if video else frames[shown])
     written = []
-    for i in np.unique(np.linspace(0, len(frames) - 1, images).round().astype(int)) if images else []:
+    for j, i in enumerate(shown):
         path = out / "saliency" / f"frame_{i:04d}.png"
-        write_png(path, saliency_panel(policy, frames[i], maps[i], variances, seed))
+        write_png(path, saliency_panel(policy, frames[i], maps[i if video else j], variances, seed))
         written.append(str(path))
     if video:
         h, w = frames.shape[1:3]
@@ -332,7 +475,9 @@ def explain(
             for f, m in zip(frames, maps):
                 vw.write(cv2.resize(overlay(f, m), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
     activity = np.stack(collector.activity) if collector.activity else np.zeros((0, 0))
-    name = policy.model_name
+    from drive.eval.sweep import driver_label
+
+    name = label or driver_label(checkpoint)
     plot_neuron_traces(
         np.asarray(collector.t_s),
         activity,
@@ -341,22 +486,38 @@ def explain(
         np.asarray(collector.expert),
         out / "neuron_traces.png",
         title=f"{name}: neuron traces, {source}",
+        policy_label=name,
+        reference_label="recorded" if data is not None else "expert",
     )
     has_wiring = write_wiring(policy, out / "wiring.png")
 
+    def mean_of(key: str) -> float | None:
+        values = [e[key] for e in per_episode if e[key] is not None]
+        return float(np.mean(values)) if values else None
+
     result = {
         "checkpoint": str(checkpoint) if isinstance(checkpoint, (str, Path)) else None,
-        "model": name,
+        "label": name,
+        "model": policy.model_name,
         "scenario": None if data is not None else sc.name,
         "source": source,
         "seed": seed,
-        "steps": len(frames),
+        "episodes": len(runs),
+        "seeds": seeds,
+        "steps": sum(e["steps"] for e in per_episode),
         "method": "VisualBackProp (Bojarski et al. 2018) on policy.head.convs; SSIM (scikit-image) between maps of "
-        "clean frames and the same frames with Gaussian noise of variance sigma^2 on [0, 1] images",
-        "ssim_frames": int(len(pick)),
+        "clean frames and the same frames with Gaussian noise of variance sigma^2 on [0, 1] images; "
+        "PC1 share and participation ratio of the covariance spectrum of the neuron activity of each clean "
+        "episode, averaged over episodes",
+        "ssim_frames": sum(e["ssim_frames"] for e in per_episode),
         "mean_ssim": {k: v["mean"] for k, v in stability.items()},
         "ssim": stability,
-        "off_road_events": None if log is None else log.off_road_events,
+        "activity_source": activity_source(policy),
+        "neurons": per_episode[0]["neurons"],
+        "pc1_share": mean_of("pc1_share"),
+        "participation_ratio": mean_of("participation_ratio"),
+        "per_episode": per_episode,
+        "off_road_events": None if data is not None else sum(e["off_road_events"] for e in per_episode),
         "files": {
             "saliency_images": written,
             "saliency_video": str(out / "saliency.mp4") if video else None,

@@ -12,8 +12,14 @@ time since the last frame they saw (``dt_s``): one control period normally, more
 frames. A dropped frame means the driver is not called and its previous action is held.
 
 Steering scale: a driver's steering 1.0 stands for ``driver.max_steer_rad`` (its training data's
-angle) and the env's for ``scenario.max_steer_rad``; the command is rescaled by their ratio
+angle) and the env's for ``max_steer_rad`` (:func:`env_limits`); the command is rescaled by their ratio
 (drivers with ``max_steer_rad=None``, the expert, already speak the env's units).
+
+Envs: any Gymnasium env whose ``step`` takes one normalised steering and whose ``info`` holds
+``dt_s``, ``lateral_offset_m``, ``heading_error_rad``, ``distance_m`` and ``off_road_events``, and
+which tells the loop its ``control_hz``, ``duration_s`` and ``max_steer_rad`` (:func:`env_limits`):
+``drive/Drive-v0`` (the simulator, through its scenario) and ``drive/Replay-v0`` (recorded drives,
+:mod:`drive.replay`). ``info["expert_steering"]``, the reference an observer compares with, is optional.
 """
 
 from __future__ import annotations
@@ -43,8 +49,18 @@ def make_env(scenario: Any, off_road: str = "recover", render_camera: bool = Tru
     return DriveEnv(scenario, render_mode=None, off_road=off_road, render_camera=render_camera)
 
 
+def env_limits(env: Any) -> Any:
+    """What the loop reads of an env: an object with ``control_hz`` (Hz), ``duration_s`` (the episode just
+    reset, s: the loop plans ``round(duration_s * control_hz)`` steps) and ``max_steer_rad`` (rad that the
+    env's steering 1.0 stands for). ``drive/Drive-v0`` carries them in its ``scenario``; an env without a
+    scenario (``drive/Replay-v0``) carries them itself."""
+    unwrapped = env.unwrapped
+    return getattr(unwrapped, "scenario", unwrapped)
+
+
 def steering_scale(driver: Driver, scenario: Any) -> float:
-    """Factor from the driver's normalised steering to the env's: ``driver.max_steer_rad / scenario.max_steer_rad``."""
+    """Factor from the driver's normalised steering to the env's: ``driver.max_steer_rad / scenario.max_steer_rad``
+    (``scenario``: anything with ``max_steer_rad``, e.g. :func:`env_limits`)."""
     return driver.max_steer_rad / scenario.max_steer_rad if driver.max_steer_rad else 1.0
 
 
@@ -81,8 +97,9 @@ class Step:
     """Commanded normalised steering (env units, clamped)."""
     applied: float
     """Steering the car received (after actuator noise), env units."""
-    expert_steering: float
-    """What the expert would command in the state before the step (env units)."""
+    expert_steering: float | None
+    """What the expert would command in the state before the step (env units); in ``drive/Replay-v0`` the
+    recorded steering; None when the env's info has no ``expert_steering``."""
     activity: np.ndarray
     """Controller neuron activity after the step (N,), empty for drivers without neurons."""
     state: Any
@@ -107,15 +124,14 @@ def run_episode(
     after every control step. A non-finite steering is clamped (NaN -> 0, ±inf -> ±1), counted in
     ``log.nonfinite_actions`` and warned about once per episode.
     """
-    scenario = env.unwrapped.scenario
-    control_period_s = 1.0 / scenario.control_hz
-    perturb = perturbations or Chain()
-    scale = steering_scale(driver, scenario)
-    log = M.EpisodeLog(
-        planned_steps=int(round(scenario.duration_s * scenario.control_hz)), control_period_s=control_period_s
-    )
-
     obs, info = env.reset(seed=seed)
+    limits = env_limits(env)  # after the reset: a replayed episode has its own duration
+    control_period_s = 1.0 / limits.control_hz
+    perturb = perturbations or Chain()
+    scale = steering_scale(driver, limits)
+    log = M.EpisodeLog(
+        planned_steps=int(round(limits.duration_s * limits.control_hz)), control_period_s=control_period_s
+    )
     perturb.reset((seed, episode), obs.shape)
     state = driver.initial_state(1)
     steering, seen_frame = 0.0, obs
@@ -167,7 +183,7 @@ def run_episode(
                 delivered is None,
                 steering,
                 applied,
-                float(info_before["expert_steering"]),
+                None if info_before.get("expert_steering") is None else float(info_before["expert_steering"]),
                 activity,
                 state,
                 info,

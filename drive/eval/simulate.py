@@ -30,7 +30,7 @@ from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Perturbation, parse_single
 from drive.eval.rollout import Step, make_env, run_episode
 from drive.io import atomic_write_json, holds_output_lock
-from drive.policy.load import check_compatible, load_driver
+from drive.policy.load import EXPERT, check_compatible, load_driver, with_trained_camera
 from drive.policy.protocol import Driver
 from drive.policy.reference import ExpertPolicy
 
@@ -227,20 +227,33 @@ def simulate(
     progress: bool = True,
     checkpoint: str | None = None,
     runtime: str = "torch",
+    label: str | None = None,
+    camera_from_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Drive ``episodes`` episodes (reset seeds ``seed, seed+1, …``) and return (and write) the figures.
 
     ``driver``: a :class:`~drive.policy.protocol.Driver` (a ``DrivingPolicy``, the expert, …), a
     checkpoint path or ``"expert"``; ``checkpoint`` names the checkpoint of a driver passed as an
-    object, for ``metrics.json``. ``scenario``: a ``Scenario``, a YAML path or a shipped name.
+    object, for ``metrics.json``. ``label``: the driver's name in the table, the video titles and
+    ``metrics.json``'s ``label`` (default: :func:`drive.eval.sweep.driver_label`, the checkpoint's folder
+    name). ``scenario``: a ``Scenario``, a YAML path or a shipped name.
     ``perturbations``: ``Perturbation`` objects or ``KIND:LEVEL`` strings. With ``out``, writes
     ``out/metrics.json`` and (``video=True``) ``out/videos/*.mp4``; the folder is made before any driving.
+    The checkpoint is checked against the scenario (:func:`~drive.policy.load.check_compatible`: frame size,
+    else an error; frame rate and camera, else a warning); ``camera_from_checkpoint`` renders with the camera
+    its dataset was recorded with (:func:`~drive.policy.load.with_trained_camera`).
     """
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise UserError(f"--episodes: must be a whole number >= 1, got {episodes!r}")
     sc = resolve_scenario(scenario, duration_s)
+    source = checkpoint if checkpoint is not None else driver
+    if camera_from_checkpoint:
+        if not isinstance(source, (str, os.PathLike)) or str(source) == EXPERT:
+            raise UserError("--camera-from-checkpoint: needs a checkpoint folder (not the expert)")
+        sc = with_trained_camera(sc, source)
     policy = load_driver(driver, runtime)
-    check_compatible(policy, sc)
+    where = f"--checkpoint {source}" if isinstance(source, (str, os.PathLike)) else "--checkpoint"
+    check_compatible(policy, sc, where, checkpoint=source)
     chain = [parse_single(p) if isinstance(p, str) else p for p in perturbations]
     seeds = [int(seed) + i for i in range(episodes)]
     out_dir = Path(out) if out is not None else None
@@ -248,7 +261,9 @@ def simulate(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)  # fail before driving, not after
 
-    name = policy.model_name
+    from drive.eval.sweep import driver_label
+
+    name = label or driver_label(source if isinstance(source, (str, os.PathLike)) else policy)
     drivers = [("policy", policy, name)]
     if expert_reference and not isinstance(policy, ExpertPolicy):
         drivers.append(("expert", ExpertPolicy(), "expert"))
@@ -256,7 +271,8 @@ def simulate(
         checkpoint = str(driver)
     result: dict[str, Any] = {
         "checkpoint": checkpoint,
-        "model": name,
+        "label": name,
+        "model": policy.model_name,
         "scenario": sc.to_dict(),
         "seed": int(seed),
         "episodes": episodes,
@@ -293,6 +309,6 @@ def summary_table(result: dict[str, Any]) -> str:
     rows = []
     for role in ("policy", "expert"):
         if role in result:
-            label = result["model"] if role == "policy" else "expert"
+            label = result.get("label", result["model"]) if role == "policy" else "expert"
             rows.append({"driver": label, **result[role]["aggregate"]})
     return M.format_table(rows, SUMMARY_COLUMNS)

@@ -98,6 +98,11 @@ def make_models(checkpoints: Sequence[str], with_expert: bool) -> list[Model]:
     return models + ([make_model(EXPERT, used)] if with_expert else [])
 
 
+MAX_SEED_COUNT = 10_000
+"""The most seeds a count asks for (a sweep's plan is built in memory; 10,000 seeds x 6 levels x 6 models is
+already 360,000 cells)."""
+
+
 def parse_seeds(text: str) -> list[int]:
     """``0,1,2`` (a list) or ``3`` (a count: 0, 1, 2)."""
     try:
@@ -107,8 +112,8 @@ def parse_seeds(text: str) -> list[int]:
     if not parts:
         raise UserError(f"--seeds: expected a count (3) or a list (0,1,2), got {text!r}")
     if "," not in str(text):
-        if not 1 <= parts[0] <= SEED_LIMIT:
-            raise UserError(f"--seeds: a count must be between 1 and 2**32, got {text!r}")
+        if not 1 <= parts[0] <= MAX_SEED_COUNT:
+            raise UserError(f"--seeds: a count must be between 1 and {MAX_SEED_COUNT:,}, got {text!r}")
         return list(range(parts[0]))
     if any(not 0 <= p < SEED_LIMIT for p in parts) or len(set(parts)) != len(parts):
         raise UserError(f"--seeds: seeds must be distinct whole numbers 0 <= seed < 2**32, got {text!r}")
@@ -175,7 +180,7 @@ def run_cell(cell: Cell, scenario_dict: dict[str, Any], episodes: int, off_road:
     start = time.perf_counter()
     scenario = Scenario.from_dict(scenario_dict)
     policy = cached_driver(cell.model)
-    check_compatible(policy, scenario, where=f"--checkpoint {cell.model.checkpoint}")
+    check_compatible(policy, scenario, where=f"--checkpoint {cell.model.checkpoint}", warn=False)
     perturbations = [] if cell.kind == CLEAN else [make(cell.kind, cell.level)]
     seeds = [cell.seed * episodes + i for i in range(episodes)]
     per_episode, _ = drive_episodes(policy, scenario, seeds, perturbations, off_road, progress=False)
@@ -199,9 +204,13 @@ def run_cell(cell: Cell, scenario_dict: dict[str, Any], episodes: int, off_road:
 
 
 def result_rows(
-    cells: Sequence[dict[str, Any]], sweeps: Sequence[tuple[str, Sequence[float]]], models: Sequence[Model]
+    cells: Sequence[dict[str, Any]],
+    sweeps: Sequence[tuple[str, Sequence[float]]],
+    models: Sequence[Model],
+    fields: Sequence[str] = M.EPISODE_FIELDS,
 ) -> list[dict[str, Any]]:
-    """One row per model × kind × level (level 0 = the clean cells), figures summarised over seeds."""
+    """One row per model × kind × level (level 0 = the clean cells), the ``fields`` of each cell's
+    ``metrics`` summarised over seeds."""
     by = {}
     for c in cells:
         by.setdefault((c["model"], c["kind"], float(c["level"])), []).append(c)
@@ -214,7 +223,7 @@ def result_rows(
                 if not found:
                     continue
                 found = sorted(found, key=lambda c: c["seed"])
-                summary = M.summarise_across_seeds([c["metrics"] for c in found])
+                summary = M.summarise_across_seeds([c["metrics"] for c in found], fields)
                 rows.append(
                     {
                         "model": model.name,
@@ -276,63 +285,75 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
 def plot_curves(
     rows: Sequence[dict[str, Any]], out_dir: Path, stats: Any = None, stats_models: Sequence[str] = ()
 ) -> list[str]:
-    """One PNG per kind: off-road per km and mean |lateral| against level: one line per family with its 95 %
-    confidence band when there are statistics (models outside them, e.g. the expert, as plain lines), else one
-    line per model with std bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    """One PNG per kind, ``robustness_<kind>.png`` (:func:`curves_figure`); returns their paths."""
+    from drive.eval.plots import save_figure
 
     written = []
-    kinds = sorted({r["kind"] for r in rows if r["kind"] != CLEAN})
-    for kind in kinds:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        at_kind = stats[stats["kind"] == kind] if stats is not None else None
-        in_stats = set()
-        if at_kind is not None and len(at_kind):
-            for family in dict.fromkeys(at_kind["family"]):
-                for ax, figure in zip(axes, ("off_road_per_km", "mean_abs_lateral_m")):
-                    sel = at_kind[(at_kind["family"] == family) & (at_kind["figure"] == figure)].sort_values("level")
-                    sel = sel[sel["mean"].notna()]
-                    if len(sel):
-                        (line,) = ax.plot(sel["level"], sel["mean"], marker="o", label=family)
-                        ax.fill_between(sel["level"], sel["ci_low"], sel["ci_high"], color=line.get_color(), alpha=0.2)
-            in_stats = set(stats_models)
-        for model in dict.fromkeys(r["model"] for r in rows):
-            if model in in_stats:
-                continue
-            sel = sorted((r for r in rows if r["kind"] == kind and r["model"] == model), key=lambda r: r["level"])
-            for ax, figure in zip(axes, ("off_road_per_km", "mean_abs_lateral_m")):
-                pts = [(r["level"], r[figure], r[f"{figure}_std"]) for r in sel if r[figure] is not None]
-                if pts:
-                    x, y, e = zip(*pts)
-                    style = {"color": "k", "linestyle": "--"} if model == "expert" and in_stats else {}
-                    ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model, **style)
-        for ax, ylabel in zip(axes, ("off-road events per km", "mean |lateral offset| (m)")):
-            ax.set_xlabel(
-                f"{kind}: {KINDS[kind].axis}"
-                + (" (bands: 95 % CI over training seeds and conditions)" if in_stats else ""),
-                fontsize=8 if in_stats else None,
-            )
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
-            ax.set_ylim(bottom=0)
-            if kind == "gaussian":
-                top = ax.secondary_xaxis("top", functions=(lambda v: np.sqrt(np.clip(v, 0, None)), np.square))
-                top_level = max((r["level"] for r in rows if r["kind"] == kind), default=0.0)
-                top.set_xticks(np.arange(0.1, math.sqrt(top_level) + 1e-9, 0.1))  # σ 0.1, 0.2, … (σ² 0.01, 0.04, …)
-                top.set_xlabel("noise standard deviation σ")
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"Robustness to {kind}")
-        fig.tight_layout()
+    for kind in sorted({r["kind"] for r in rows if r["kind"] != CLEAN}):
         path = out_dir / f"robustness_{kind}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
+        save_figure(curves_figure(rows, kind, stats, stats_models), path)
         written.append(str(path))
     return written
+
+
+def curves_figure(
+    rows: Sequence[dict[str, Any]], kind: str, stats: Any = None, stats_models: Sequence[str] = ()
+) -> Any:
+    """Off-road per km and mean |lateral| against the level of ``kind``: one line per family with its 95 %
+    confidence band when there are statistics (models outside them, e.g. the expert, as plain lines), else one
+    line per model with std bars; each in its family's colour (:mod:`drive.eval.plots`), the expert dashed and
+    drawn over the axis (its 0 off-road events stay visible). The off-road axis starts at 0 (0..1 when all are 0)."""
+    import numpy as np
+
+    from drive.eval import plots
+
+    fig, axes = plots.subplots(1, 2, figsize=(10, 4))
+    at_kind = stats[stats["kind"] == kind] if stats is not None else None
+    in_stats = set()
+    if at_kind is not None and len(at_kind):
+        for family in dict.fromkeys(at_kind["family"]):
+            for ax, figure in zip(axes, ("off_road_per_km", "mean_abs_lateral_m")):
+                sel = at_kind[(at_kind["family"] == family) & (at_kind["figure"] == figure)].sort_values("level")
+                sel = sel[sel["mean"].notna()]
+                if len(sel):
+                    st = plots.style(family)
+                    ax.plot(sel["level"], sel["mean"], marker="o", label=family, **st)
+                    ax.fill_between(sel["level"], sel["ci_low"], sel["ci_high"], color=st["color"], alpha=0.2)
+        in_stats = set(stats_models)
+    for model in dict.fromkeys(r["model"] for r in rows):
+        if model in in_stats:
+            continue
+        sel = sorted((r for r in rows if r["kind"] == kind and r["model"] == model), key=lambda r: r["level"])
+        for ax, figure in zip(axes, ("off_road_per_km", "mean_abs_lateral_m")):
+            pts = [(r["level"], r[figure], r[f"{figure}_std"]) for r in sel if r[figure] is not None]
+            if pts:
+                x, y, e = zip(*pts)
+                bars = ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model, **plots.style(model))
+                if model == EXPERT:  # on top, not clipped: a line at 0 stays visible on the axis
+                    for artist in bars.lines[0:1]:
+                        artist.set_clip_on(False)
+                        artist.set_zorder(5)
+    for ax, ylabel in zip(axes, ("off-road events per km", "mean |lateral offset| (m)")):
+        ax.set_xlabel(
+            f"{kind}: {KINDS[kind].axis}"
+            + (" (bands: 95 % CI over training seeds and conditions)" if in_stats else ""),
+            fontsize=8 if in_stats else None,
+        )
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if not ax.get_lines():
+            ax.text(0.5, 0.5, "no results at this kind", ha="center", va="center", transform=ax.transAxes)
+        if kind == "gaussian":
+            top = ax.secondary_xaxis("top", functions=(lambda v: np.sqrt(np.clip(v, 0, None)), np.square))
+            top_level = max((r["level"] for r in rows if r["kind"] == kind), default=0.0)
+            top.set_xticks(np.arange(0.1, math.sqrt(top_level) + 1e-9, 0.1))  # σ 0.1, 0.2, … (σ² 0.01, 0.04, …)
+            top.set_xlabel("noise standard deviation σ")
+    plots.counts_axis(axes[0])
+    plots.headroom(axes[1])
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Robustness to {kind}")
+    fig.tight_layout()
+    return fig
 
 
 def write_tables(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None) -> None:
@@ -560,6 +581,10 @@ def stress(
     sc = resolve_scenario(scenario, duration_s)
     scenario_dict = sc.to_dict()
     models = make_models(checkpoints, with_expert)
+    from drive.policy.load import check_checkpoint_compatible
+
+    for m in models:  # frame size (an error), frame rate and camera (warnings): once, before any cell
+        check_checkpoint_compatible(m.checkpoint, sc)
     out_dir = Path(out)
     cell_dir = out_dir / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)

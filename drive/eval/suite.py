@@ -42,10 +42,10 @@ def suite_cases(names: Sequence[str] | None = None) -> list[str]:
 
 def driver_labels(drivers: Sequence[str]) -> list[str]:
     """A label per driver: the checkpoint folder's name, made unique (``ncp19``, ``ncp19-2``), or ``expert``."""
-    from drive.eval.sweep import unique_name
+    from drive.eval.sweep import driver_label, unique_name
 
     used: set[str] = set()
-    return [unique_name(EXPERT if driver == EXPERT else Path(driver).name, used) for driver in drivers]
+    return [unique_name(driver_label(driver), used) for driver in drivers]
 
 
 def _drive_case(case: str, driver: str, label: str, seeds: list[int], duration_s: float | None) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def _drive_case(case: str, driver: str, label: str, seeds: list[int], duration_s
     torch.set_num_threads(1)
     scenario = resolve_scenario(resources.suite_dir() / f"{case}.yaml", duration_s)
     policy = load_driver(driver)
-    check_compatible(policy, scenario)
+    check_compatible(policy, scenario, warn=False)  # warned once, up front, by run_suite
     episodes, _ = drive_episodes(policy, scenario, seeds, progress=False)
     agg = M.aggregate(episodes)
     row = {
@@ -101,6 +101,13 @@ def run_suite(
     names = suite_cases(cases)
     seeds = list(range(tracks))
     labels = driver_labels(drivers)
+    from drive.eval.simulate import resolve_scenario
+    from drive.policy.load import check_checkpoint_compatible
+
+    for case in names:  # frame size (an error), frame rate and camera (warnings): once, before any driving
+        scenario = resolve_scenario(resources.suite_dir() / f"{case}.yaml", duration_s)
+        for driver in drivers:
+            check_checkpoint_compatible(driver, scenario, where=f"--checkpoint {driver} (case {case})")
     jobs = [(case, driver, label) for case in names for driver, label in zip(drivers, labels)]
     rows: list[dict[str, Any]] = []
     from drive.eval.sweep import worker_pool
@@ -200,38 +207,51 @@ def report_markdown(df, drivers: Sequence[str], duration_s: float | None = None)
     return "\n".join(lines) + "\n"
 
 
-def plot_results(df, drivers: Sequence[str], path: Path) -> None:
-    """Three panels (off-road per km, mean |lateral|, max |lateral|), one bar per driver per case."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def suite_figure(df, drivers: Sequence[str]) -> Any:
+    """Three panels (off-road per km, mean |lateral| with the pass line at
+    :data:`TARGET_MEAN_ABS_LATERAL_M`, max |lateral|), one bar per driver per case, in its family's colour
+    (:mod:`drive.eval.plots`); a bar too short to see (the expert's 0 events) gets a marker, the expert's its value."""
     import numpy as np
 
-    from drive.io import atomic_path
+    from drive.eval import plots
 
     cases = list(dict.fromkeys(df["case"]))
     y = np.arange(len(cases))
     height = 0.8 / max(1, len(drivers))
-    fig, axes = plt.subplots(1, 3, figsize=(14, 0.45 * len(cases) + 1.8), sharey=True)
-    for ax, (col, title) in zip(
-        axes,
-        [
-            ("off_road_per_km", "off-road events per km"),
-            ("mean_abs_lateral_m", "mean |lateral| (m)"),
-            ("max_abs_lateral_m", "max |lateral| (m)"),
-        ],
-    ):
+    fig, axes = plots.subplots(1, 3, figsize=(14, 0.45 * len(cases) + 2.2), sharey=True)
+    panels = [
+        ("off_road_per_km", "off-road events per km"),
+        ("mean_abs_lateral_m", "mean |lateral| (m)"),
+        ("max_abs_lateral_m", "max |lateral| (m)"),
+    ]
+    drawn = []
+    for ax, (col, title) in zip(axes, panels):
         for k, d in enumerate(drivers):
             sub = df[df["driver"] == d].set_index("case").reindex(cases)
-            ax.barh(y + (k - (len(drivers) - 1) / 2) * height, sub[col].to_numpy(float), height, label=d)
+            values = sub[col].to_numpy(float)
+            bars = ax.barh(y + (k - (len(drivers) - 1) / 2) * height, values, height, label=d, color=plots.colour(d))
+            drawn.append((ax, bars, values, d))
         ax.set_title(title)
         ax.grid(axis="x", alpha=0.3)
+        if col == "mean_abs_lateral_m":
+            plots.pass_line(ax, TARGET_MEAN_ABS_LATERAL_M, f"pass: mean |lateral| <= {TARGET_MEAN_ABS_LATERAL_M} m")
+        if col == "off_road_per_km":
+            plots.counts_axis(ax, "x")
+        else:
+            plots.headroom(ax, "x")
+    for ax, bars, values, d in drawn:  # after the limits: "too short to see" is relative to the axis
+        plots.mark_small_bars(ax, bars, values, plots.colour(d), label=d == EXPERT)
     axes[0].set_yticks(y, cases)
     axes[0].invert_yaxis()
-    axes[-1].legend(loc="lower right", fontsize="small")
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize="small", frameon=False)
     fig.suptitle("Generalization suite: test tracks, one change per case")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_results(df, drivers: Sequence[str], path: Path) -> None:
+    """``suite.png``: :func:`suite_figure`."""
+    from drive.eval.plots import save_figure
+
+    save_figure(suite_figure(df, drivers), path)

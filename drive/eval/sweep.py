@@ -76,18 +76,30 @@ def result_file(model: Model, kind: str, level: float, tail: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", f"{model.name}__{kind}_{level_text}__{tail}") + ".json"
 
 
-def make_model(source: Any, used: set[str], reserved: Sequence[str] = ()) -> Model:
-    """The model of a checkpoint folder (resolved, named after it), ``expert`` or a driver object (named after
-    its ``model_name``); the name is made unique against ``used`` and ``reserved`` (:func:`unique_name`)."""
+def driver_label(source: Any) -> str:
+    """The one name of a driver in every table, plot and video title: a checkpoint's folder name (a shipped
+    name resolved, ``.`` the folder's own name), ``expert``, or a driver object's ``model_name``."""
     if isinstance(source, (str, os.PathLike)) and str(source) == EXPERT:
-        return Model(unique_name(EXPERT, used, reserved), EXPERT, EXPERT)
+        return EXPERT
+    if isinstance(source, (str, os.PathLike)):
+        from drive.resources import resolve_checkpoint_arg
+
+        return _safe(resolve_checkpoint_arg(source).resolve().name)
+    return _safe(str(getattr(source, "model_name", type(source).__name__)))
+
+
+def make_model(source: Any, used: set[str], reserved: Sequence[str] = ()) -> Model:
+    """The model of a checkpoint folder (resolved), ``expert`` or a driver object, named by
+    :func:`driver_label` made unique against ``used`` and ``reserved`` (:func:`unique_name`)."""
+    name = unique_name(driver_label(source), used, reserved)
+    if isinstance(source, (str, os.PathLike)) and str(source) == EXPERT:
+        return Model(name, EXPERT, EXPERT)
     if isinstance(source, (str, os.PathLike)):
         from drive.policy.load import resolve_checkpoint
 
         path = resolve_checkpoint(source)
-        return Model(unique_name(_safe(path.resolve().name), used, reserved), str(path), fingerprint(path))
-    label = str(getattr(source, "model_name", type(source).__name__))
-    return Model(unique_name(_safe(label), used, reserved), source, f"object:{label}")
+        return Model(name, str(path), fingerprint(path))
+    return Model(name, source, f"object:{getattr(source, 'model_name', type(source).__name__)}")
 
 
 def model_identity(model: Model) -> tuple[str, int] | None:

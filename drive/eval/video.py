@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from drive.eval.plots import EXPERT, RECORDED, rgb
 from drive.video_io import VideoWriter, iter_video, video_writer
 
 __all__ = [
@@ -46,7 +47,8 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
 GREY = (150, 150, 150)
 POLICY_RGB = (255, 140, 0)
-EXPERT_RGB = (60, 200, 60)
+EXPERT_RGB = rgb(EXPERT)
+"""The expert (and recorded steering): its colour in every figure (:data:`drive.eval.plots.PALETTE`)."""
 BACKGROUND = 24
 
 
@@ -67,8 +69,11 @@ def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return canvas
 
 
-def steering_panel(policy: float | None, expert: float | None, height: int, width: int) -> np.ndarray:
-    """Two horizontal bars from the centre, policy (orange) and expert (green), with their values.
+def steering_panel(
+    policy: float | None, expert: float | None, height: int, width: int, reference: str = EXPERT
+) -> np.ndarray:
+    """Two horizontal bars from the centre, policy (orange) and the reference (grey: the expert, or
+    ``reference="recorded"`` for a dataset's label), with their values.
 
     Steering is normalised to [-1, 1]; positive is drawn to the left (as the steering wheel turns left).
     """
@@ -77,7 +82,7 @@ def steering_panel(policy: float | None, expert: float | None, height: int, widt
     x0, x1 = label_w, width - value_w
     centre = (x0 + x1) // 2
     half = (x1 - x0) // 2
-    rows = [("policy", policy, POLICY_RGB), ("expert", expert, EXPERT_RGB)]
+    rows = [("policy", policy, POLICY_RGB), (reference, expert, EXPERT_RGB)]
     bar_h = max(6, (height - 12) // 2 - 6)
     for i, (name, value, color) in enumerate(rows):
         y = 6 + i * (bar_h + 8)
@@ -160,8 +165,10 @@ class Compositor:
         activity: np.ndarray | None,
         lines: Sequence[str] = (),
         camera_note: str | None = None,
+        reference: str = EXPERT,
     ) -> np.ndarray:
-        """One picture. ``lines`` are printed on the map; ``camera_note`` (e.g. "frame dropped") on the camera."""
+        """One picture. ``lines`` are printed on the map; ``camera_note`` (e.g. "frame dropped") on the camera;
+        ``reference`` names the second steering bar (``expert``, or ``recorded`` for a dataset's label)."""
         self.strip.push(activity)
         out = np.full((self.height, self.width, 3), BACKGROUND, np.uint8)
         cam = fit(camera, self.cam_h, self.cam_w)
@@ -169,7 +176,7 @@ class Compositor:
             _text(cam, camera_note, (6, 16), (255, 60, 60), 0.5)
         out[: self.cam_h, : self.cam_w] = cam
         out[self.cam_h : self.cam_h + self.steer_h, : self.cam_w] = steering_panel(
-            policy_steering, expert_steering, self.steer_h, self.cam_w
+            policy_steering, expert_steering, self.steer_h, self.cam_w, reference
         )
         map_h = self.cam_h + self.steer_h
         if topdown is not None:
@@ -184,7 +191,7 @@ class Compositor:
 def trace_panel(
     label: np.ndarray, prediction: np.ndarray, i: int, height: int, width: int, window: int = 200
 ) -> np.ndarray:
-    """Recorded (green) and predicted (orange) steering over the last ``window`` frames, newest on the right."""
+    """Recorded (grey, the expert's colour) and predicted (orange) steering over the last ``window`` frames, newest on the right."""
     panel = np.full((height, width, 3), BACKGROUND, np.uint8)
     lo = max(0, i + 1 - window)
     mid, half = height // 2, (height - 30) / 2
@@ -197,7 +204,7 @@ def trace_panel(
         ys = mid - np.clip(values[lo : i + 1], -1.2, 1.2) * half
         pts = np.stack([xs, ys], axis=1).round().astype(np.int32)[None]
         cv2.polylines(panel, pts, False, color, 1, cv2.LINE_AA)
-    cv2.putText(panel, "recorded", (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, EXPERT_RGB, 1, cv2.LINE_AA)
+    cv2.putText(panel, RECORDED, (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, EXPERT_RGB, 1, cv2.LINE_AA)
     cv2.putText(panel, "predicted", (90, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, POLICY_RGB, 1, cv2.LINE_AA)
     cv2.putText(panel, f"steering, last {window} frames", (6, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, GREY, 1, cv2.LINE_AA)
     return panel
@@ -224,6 +231,7 @@ def write_overlay_video(path: Path, run: Any, fps: float, neuron_labels: Sequenc
                 activity,
                 [],
                 "frame dropped" if run.dropped[i] else None,
+                reference=RECORDED,
             )
             for k, line in enumerate(lines):
                 cv2.putText(

@@ -19,6 +19,10 @@ observation is the recorded frame re-rendered from the learner's pose (:mod:`dri
   ``episodes[s % n]`` (seeds 0..n-1 replay each once); else one drawn with the env's generator. The
   option ``start_frame`` (default 0) starts later in the episode.
 - ``render()`` (``render_mode="rgb_array"``): the synthesized view beside the recorded frame.
+- ``push(lateral_m)``: moves the learner sideways by ``lateral_m`` m (left +), as ``drive/Drive-v0``'s does
+  (the ``push`` perturbation); the next step checks the intervention limits.
+- What the closed loop reads (:func:`drive.eval.rollout.env_limits`): ``control_hz`` (the dataset's fps),
+  ``max_steer_rad`` (the dataset's) and ``duration_s``, the reset episode's steps x 1/fps.
 
 ``info`` keys (all describe the state of the returned observation):
 
@@ -33,6 +37,8 @@ speed_mps                  recorded speed at this frame, m/s
 dt_s                       time the step lasted, s (the frame interval; 1/fps at reset)
 steering_applied           the learner's steering during this step, normalised (clipped)
 recorded_steering          the recorded steering after this frame, normalised
+expert_steering            the same: the recorded driver is this world's reference (``ExpertPolicy``
+                           replays the recording, with no intervention)
 intervened                 True if this step ended in an intervention (then offset = heading = 0)
 interventions              interventions so far
 off_road_events            the same count, under ``drive/Drive-v0``'s name for its takeovers
@@ -131,7 +137,7 @@ class ReplayEnv(gym.Env):
         if key not in self._synth:
             self._synth[key] = ViewSynthesizer(cam, self.fill)
         self.synthesizer = self._synth[key]
-        self._k = int(start)
+        self._k = self._start = int(start)
         self._offset = self._heading = 0.0
         self._distance = 0.0
         self._interventions = 0
@@ -171,9 +177,26 @@ class ReplayEnv(gym.Env):
         truncated = self._k >= len(p) - 1
         return obs, ds, False, truncated, self._info()
 
+    @property
+    def duration_s(self) -> float:
+        """The reset episode's steps x 1/fps, s (0 before a reset): the steps the closed loop plans for."""
+        return 0.0 if self.episode is None else (len(self.path) - 1 - self._start) / self.control_hz
+
+    def recorded_frame(self, k: int | None = None) -> np.ndarray:
+        """The recorded frame ``k`` of the reset episode (default: the one shown now), RGB uint8 (H, W, 3)."""
+        if self.episode is None:
+            raise RuntimeError("ReplayEnv: call reset() before recorded_frame()")
+        return self._frames_of[1][self._k if k is None else k]
+
+    def push(self, lateral_m: float) -> None:
+        """Move the learner sideways by ``lateral_m`` m (left +); the next step checks the limits."""
+        if self.episode is None:
+            raise RuntimeError("ReplayEnv: call reset() before push()")
+        self._offset += float(lateral_m)
+
     def render(self):
         if self.render_mode == "rgb_array" and self._obs is not None:
-            return np.hstack([self._obs, self._frames_of[1][self._k]])
+            return np.hstack([self._obs, self.recorded_frame()])
         return None
 
     # --- internals --------------------------------------------------------------------------
@@ -200,6 +223,7 @@ class ReplayEnv(gym.Env):
             "dt_s": float(self._dt),
             "steering_applied": float(self._steering),
             "recorded_steering": float(p.steering[k]),
+            "expert_steering": float(p.steering[k]),
             "intervened": bool(self._intervened),
             "interventions": int(self._interventions),
             "off_road_events": int(self._interventions),

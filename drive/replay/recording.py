@@ -6,8 +6,11 @@ from the first of:
 1. the episode's row in ``meta/episodes/…`` : ``world.camera_height_m``, ``world.camera_pitch_rad``,
    ``world.camera_fov_deg``, ``world.camera_yaw_rad`` (what ``drive record`` stores: the drawn world);
 2. ``meta/info.json``'s ``camera`` object: ``height_m``, ``pitch_rad``, ``fov_deg``, ``yaw_rad``
-   (what ``drive import --camera-height-m --camera-pitch-rad --fov-deg`` is to store, for the frames as
-   stored, after its crop and resize);
+   (what ``drive import --camera-height-m --camera-pitch-rad --fov-deg`` stores, for the frames as
+   stored, after its crop and resize: :func:`drive.data.importers.camera_metadata`). Its ``pixel_aspect``
+   (f_y/f_x of the stored frames) must be 1 within :data:`PIXEL_ASPECT_TOLERANCE`: a source stretched to
+   another aspect ratio (``drive import --resize stretch``) has pixels that are not square, which the
+   ground-plane view does not model, and is refused in one line (re-import it with ``--resize crop``);
 3. ``meta/info.json``'s ``scenario.camera`` when its values are plain numbers (recordings made before
    the world columns).
 
@@ -35,6 +38,8 @@ CAMERA_FIELDS = ("height_m", "pitch_rad", "fov_deg")
 """The camera metadata replay needs; ``yaw_rad`` (the mount's) is optional, default 0."""
 CAMERA_FLAGS = "--camera-height-m, --camera-pitch-rad and --fov-deg"
 """The ``drive import`` flags that record them."""
+PIXEL_ASPECT_TOLERANCE = 0.02
+"""Largest relative difference of an imported camera's ``pixel_aspect`` from 1 (a crop's rounding)."""
 
 
 @dataclasses.dataclass
@@ -120,6 +125,14 @@ def camera_config(reader: DatasetReader, episode: int, raw_info: dict[str, Any])
         raise UserError(f"{where}fov_deg' must be in (0, 180) degrees, got {fov!r}")
     if not abs(pitch) < math.pi / 2:
         raise UserError(f"{where}pitch_rad' must be in (-pi/2, pi/2), got {pitch!r}")
+    aspect = values.get("pixel_aspect")
+    if aspect is not None and not (_is_number(aspect) and abs(float(aspect) - 1.0) <= PIXEL_ASPECT_TOLERANCE):
+        source = f"{values.get('source_width')}x{values.get('source_height')}"
+        raise UserError(
+            f"{where}pixel_aspect' is {aspect!r}: the stored frames' pixels are not square ({source} source frames "
+            f"stretched with --resize {values.get('resize')}); replay's ground-plane view needs square pixels: "
+            "re-import with --resize crop"
+        )
     info = reader.info
     return CameraConfig(
         height_m=height,

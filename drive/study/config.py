@@ -21,7 +21,7 @@ PAPER_LEVELS = (0.01, 0.04, 0.09, 0.1, 0.2, 0.3)
 """Gaussian camera-noise variances σ² on images scaled to [0, 1]. Both readings of the NCP paper: standard
 deviations σ = 0.1, 0.2, 0.3 (its replay scripts; σ² 0.01, 0.04, 0.09) and variances 0.1, 0.2, 0.3 (its text)."""
 
-STAGES = ("record", "train", "stress", "suite", "report")
+STAGES = ("record", "train", "stress", "suite", "explain", "report")
 """The study's stages, in order; each skips what is finished, so a rerun resumes."""
 
 VARIANT = "noise"
@@ -103,6 +103,10 @@ class StudyConfig:
     """Test tracks per suite case."""
     suite_cases: tuple[str, ...] = ()
     """Only these suite cases (empty: all of scenarios/suite/)."""
+    explain_episodes: int = 3
+    """Clean episodes per checkpoint of the explain stage (reset seeds 0, 1, …: test tracks 1000, 1001, …)."""
+    explain_frames: int = 40
+    """Frames per episode the saliency SSIM is averaged over (explain stage)."""
     stages: tuple[str, ...] = STAGES
     """Stages to run, in STAGES order."""
     progress: bool = True
@@ -134,6 +138,8 @@ class StudyConfig:
         need(self.noise_seeds >= 1, "noise_seeds", self.noise_seeds, "must be >= 1")
         need(1 <= self.tracks <= 10, "tracks", self.tracks, "must be in 1..10")
         need(1 <= self.suite_tracks <= 10, "suite_tracks", self.suite_tracks, "must be in 1..10")
+        need(self.explain_episodes >= 1, "explain_episodes", self.explain_episodes, "must be >= 1")
+        need(self.explain_frames >= 1, "explain_frames", self.explain_frames, "must be >= 1")
         need(self.recording.episodes >= 1, "recording.episodes", self.recording.episodes, "must be >= 1")
         need(self.budget.epochs >= 1, "budget.epochs", self.budget.epochs, "must be >= 1")
         need(self.budget.batch_size >= 1, "budget.batch_size", self.budget.batch_size, "must be >= 1")

@@ -15,14 +15,17 @@ not "do the architectures differ".
 * :func:`compare` — a family against the reference: difference of seed means with Welch's interval,
   Welch's p and the exact permutation p on the seed means (``scipy.stats``).
 * :func:`seed_level_table` — every planned comparison, Holm-corrected per (figure, level).
-* :func:`pc1_share`, :func:`participation_ratio` — the NCP paper's interpretability measure (share of the
-  neuron-activity variance on the first principal component) and the effective dimension beside it.
+* :func:`minimum_detectable_difference` — the smallest difference a Welch test on these seeds detects with
+  80 % power (noncentral t), from the observed seed spread.
+
+The interpretability measure (PC1 share, participation ratio) lives with ``drive explain``
+(:mod:`drive.eval.explain`), which computes it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -107,27 +110,32 @@ def compare(
 def seed_level_table(
     cells: pd.DataFrame, figures: Sequence[str], reference: str = "ncp19", confidence: float = 0.95
 ) -> pd.DataFrame:
-    """Per (figure, kind, level, family): seeds, mean over seeds with its interval, and against ``reference``
-    the difference (family − reference), its Welch interval, Welch and exact-permutation p, and Holm's
-    adjustment of the Welch p over the planned comparisons (every family against the reference) of that
-    figure and level."""
+    """Per (figure, kind, level, family): seeds, their SD, mean over seeds with its interval, and against
+    ``reference`` the difference (family − reference), its Welch interval, Welch and exact-permutation p,
+    Holm's adjustment of the Welch p over the planned comparisons (every family against the reference) of
+    that figure and level, and the smallest difference detectable with 80 % power (``detectable``, before
+    Holm). Without ``kind`` or ``level`` columns the families are compared once per figure."""
     from drive.eval.stats import holm
 
     rows = []
     for figure in figures:
         means = seed_means(cells, figure)
         by = [k for k in (KIND, LEVEL) if k in means.columns]
-        for key, sel in means.groupby(by, sort=True):
+        blocks = means.groupby(by, sort=True) if by else [((), means)]
+        for key, sel in blocks:
             key = key if isinstance(key, tuple) else (key,)
             ref = sel.loc[sel[FAMILY] == reference, figure].to_numpy()
             block = []
             for family, fam in sel.groupby(FAMILY, sort=False):
                 values = fam[figure].to_numpy()
                 mean, low, high = mean_interval(values, confidence)
-                row = {"figure": figure, **dict(zip(by, key)), FAMILY: family, "n_seeds": len(values)}
+                sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+                row = {"figure": figure, **dict(zip(by, key)), FAMILY: family, "n_seeds": len(values), "sd": sd}
                 row.update({"mean": mean, "ci_low": low, "ci_high": high})
                 if family != reference and len(ref):
                     row.update(compare(ref, values, confidence))
+                    ref_sd = float(np.std(ref, ddof=1)) if len(ref) > 1 else float("nan")
+                    row["detectable"] = minimum_detectable_difference(ref_sd, len(ref), sd, len(values), 1 - confidence)
                 block.append(row)
             adjusted = holm([r.get("p_welch", np.nan) for r in block])
             for r, p in zip(block, adjusted):
@@ -154,21 +162,46 @@ def coverage(
     return hits / reps
 
 
-def pc1_share(activity: np.ndarray) -> float:
-    """Share of the variance of ``activity`` (time × neurons) on its first principal component."""
-    eig = _covariance_spectrum(activity)
-    return float(eig[0] / eig.sum()) if eig.sum() > 0 else float("nan")
+def minimum_detectable_difference(
+    sd_a: float, n_a: int, sd_b: float, n_b: int, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """The smallest true difference of means a two-sided Welch test at ``alpha`` finds with ``power``, for
+    groups of ``n_a`` and ``n_b`` seeds with these standard deviations (noncentral t with the Welch–Satterthwaite
+    degrees of freedom). NaN with fewer than 2 seeds a side; 0 when both sides have no spread."""
+    from scipy import optimize, stats
+
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return float("nan")
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return 0.0
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    t_crit = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(delta: float) -> float:
+        nc = delta / se
+        wrong_side = stats.nct.cdf(-t_crit, df, nc)  # NaN where it underflows (large nc): it is then 0
+        return stats.nct.sf(t_crit, df, nc) + (wrong_side if math.isfinite(wrong_side) else 0.0) - power
+
+    high = se
+    while shortfall(high) < 0:
+        high *= 2
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-10 * se))
 
 
-def participation_ratio(activity: np.ndarray) -> float:
-    """(Σλ)² / Σλ² of the covariance spectrum: 1 when one component carries all variance, N when N share it."""
-    eig = _covariance_spectrum(activity)
-    return float(eig.sum() ** 2 / (eig**2).sum()) if eig.sum() > 0 else float("nan")
+VERDICT_RULE = (
+    "reproduced when the reference (ncp19) is better by the seed-level Welch test with Holm-adjusted p < 0.05 "
+    "and a Welch 95 % interval of the difference that excludes 0; contradicted when it is worse by the same "
+    "rule; otherwise inconclusive at this number of seeds"
+)
 
 
-def _covariance_spectrum(activity: np.ndarray) -> np.ndarray:
-    a = np.asarray(activity, dtype=float)
-    if a.ndim != 2 or a.shape[0] < 2:
-        raise ValueError(f"activity must be (time >= 2, neurons), got shape {a.shape}")
-    eig = np.linalg.eigvalsh(np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1]))
-    return np.clip(eig[::-1], 0, None)
+def verdict(row: Any, lower_is_better: bool, alpha: float = 0.05) -> str:
+    """reproduced / contradicted / inconclusive for one comparison (``diff`` = family − reference), by
+    :data:`VERDICT_RULE`."""
+    diff, low, high, p = (float(row.get(k, float("nan"))) for k in ("diff", "diff_low", "diff_high", "p_holm"))
+    if not (math.isfinite(p) and p < alpha and math.isfinite(low) and math.isfinite(high)) or low <= 0 <= high:
+        return "inconclusive"
+    reference_better = (diff > 0) if lower_is_better else (diff < 0)
+    return "reproduced" if reference_better else "contradicted"

@@ -3,6 +3,7 @@ the zoo's checkpoints. Pure functions of files on disk and the config: running i
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,319 @@ def demote(line: str) -> str:
     return line
 
 
-def study_markdown(cfg: StudyConfig, entries: list[ZooEntry], suite) -> list[str]:
-    """The lines of ``study.md``."""
+SEED_FIGURES = (
+    ("off_road_per_km", "Off-road events per km", True),
+    ("mean_abs_lateral_m", "Mean |lateral offset| (m)", True),
+)
+"""The stress figures of the seed-level analysis: (column, title, lower is better)."""
+
+PC1_DEGENERATE = 0.9
+"""A PC1 share above this for every family means the measure does not discriminate here (the report says so)."""
+
+
+def stress_cells(cfg: StudyConfig):
+    """``<out>/stress/cells.csv`` without the expert (one row per family, training seed, level and condition)."""
+    import pandas as pd
+
+    path = Path(cfg.out) / "stress" / "cells.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    cells = pd.read_csv(path)
+    return cells[cells["family"].notna() & cells["train_seed"].notna()].astype({"train_seed": int})
+
+
+def explain_tables(cfg: StudyConfig, entries: list[ZooEntry]):
+    """(SSIM rows: family, train_seed, kind, level, ssim; activity rows: family, train_seed, pc1_share,
+    participation_ratio, neurons; names of the checkpoints without explain results)."""
+    import json
+
+    import pandas as pd
+
+    ssim, activity, missing = [], [], []
+    for e in entries:
+        if e.variant:
+            continue
+        path = Path(cfg.out) / "explain" / suite_label(e) / "explain.json"
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            missing.append(suite_label(e))
+            continue
+        who = {"family": e.family, "train_seed": e.seed}
+        ssim += [{**who, "kind": "gaussian", "level": float(k), "ssim": v} for k, v in result["mean_ssim"].items()]
+        if result.get("pc1_share") is not None:
+            activity.append(
+                {
+                    **who,
+                    "pc1_share": result["pc1_share"],
+                    "participation_ratio": result["participation_ratio"],
+                    "neurons": result.get("neurons"),
+                }
+            )
+    return pd.DataFrame(ssim), pd.DataFrame(activity), missing
+
+
+def _ordered(table, models: tuple[str, ...]):
+    """Rows of a seed-level table with the families in the study's order."""
+    rank = {m: i for i, m in enumerate(models)}
+    keys = [c for c in ("level",) if c in table.columns] + ["_rank"]
+    ranked = table.assign(_rank=table["family"].map(lambda f: rank.get(f, len(rank))))
+    return ranked.sort_values(keys, kind="stable").drop(columns="_rank")
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}" if math.isfinite(x) else "–"
+
+
+def _p(x: float) -> str:
+    return f"{x:.2g}" if math.isfinite(x) else "–"
+
+
+def _get(row, key: str) -> float:
+    """A number of a seed-level table row; NaN where the row has none (the reference, an untested pair)."""
+    value = row.get(key)
+    return float("nan") if value is None else float(value)
+
+
+def _difference(row) -> str:
+    """``+d [low, high]``: family − reference with Welch's 95 % interval."""
+    return f"{_get(row, 'diff'):+.3g} [{_num(_get(row, 'diff_low'))}, {_num(_get(row, 'diff_high'))}]"
+
+
+def comparison_lines(table, reference: str, label) -> list[str]:
+    """Every family against the reference: seeds, difference [Welch 95 %], Welch p, exact permutation p, Holm p,
+    and the smallest difference detectable with 80 % power."""
+    lines = [
+        f"| level | family | seeds | family − {reference} [Welch 95 %] | Welch p | permutation p | Holm p "
+        "| detectable (80 %) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in table[table["family"] != reference].iterrows():
+        where = label(r["level"]) if "level" in r else "clean episodes"
+        lines.append(
+            f"| {where} | {r['family']} | {int(r['n_seeds'])} | {_difference(r)} | {_p(_get(r, 'p_welch'))} "
+            f"| {_p(_get(r, 'p_perm'))} | {_p(_get(r, 'p_holm'))} | {_num(_get(r, 'detectable'))} |"
+        )
+    return lines
+
+
+def seed_level_lines(table, figures, models: tuple[str, ...], reference: str, label) -> list[str]:
+    """Per figure: the means over seeds [studentized bootstrap 95 %] (levels down, families across) and the
+    comparisons with the reference."""
+    lines = []
+    for figure, title, _ in figures:
+        sel = _ordered(table[table["figure"] == figure], models)
+        if not len(sel):
+            continue
+        row_key = "level" if "level" in sel.columns else "figure"
+        lines += [
+            f"{title}: mean over training seeds [studentized bootstrap 95 % over seeds]:",
+            "",
+            *wide_table(sel, row_key, None, label if row_key == "level" else (lambda _: "clean episodes")),
+            "",
+            *comparison_lines(sel, reference, label),
+            "",
+        ]
+    return lines
+
+
+def failure_lines(failures, models: tuple[str, ...]) -> list[str]:
+    """The failure rule, the rate per family and the failed runs."""
+    from drive.study import failures as rule
+
+    if not len(failures):
+        return ["No checkpoint to judge.", ""]
+    lines = [
+        f"Rule (fixed before the results): {rule.RULE}",
+        "",
+        "| family | runs | failed | not decidable | failure rate |",
+        "|---|---|---|---|---|",
+    ]
+    for family in [m for m in models if m in set(failures["family"])]:
+        sel = failures[failures["family"] == family]
+        known = sel[sel["failed"].notna()]
+        failed = int((known["failed"] == True).sum())  # noqa: E712
+        rate = f"{failed}/{len(known)}" if len(known) else "–"
+        lines.append(f"| {family} | {len(sel)} | {failed} | {len(sel) - len(known)} | {rate} |")
+    lines.append("")
+    for _, r in failures[failures["failed"] == True].iterrows():  # noqa: E712
+        lines.append(
+            f"- {r['name']} failed: best validation loss {r['best_val_loss']:.4g} ≥ the constant predictor's "
+            f"{r['constant_val_loss']:.4g}."
+        )
+    notes = sorted(set(failures.loc[failures["failed"].isna(), "note"]))
+    if notes:
+        lines.append(f"- Not decidable for {int(failures['failed'].isna().sum())} run(s): {'; '.join(notes)}.")
+    return lines + [""]
+
+
+def claims_lines(stress, ssim, activity, models: tuple[str, ...], reference: str, label) -> list[str]:
+    """The paper's three claims: per level and family, the seed-level result and a verdict by VERDICT_RULE."""
+    from drive.study.inference import VERDICT_RULE, verdict
+
+    claims = [
+        ("Crashes under noise: fewer off-road events per km than the other families", stress, "off_road_per_km", True),
+        ("Saliency stability: a higher SSIM of VisualBackProp maps, clean vs noisy", ssim, "ssim", False),
+        ("Interpretability: a higher share of neuron-activity variance on PC1", activity, "pc1_share", False),
+    ]
+    others = [m for m in models if m != reference]
+    lines = [
+        f"Verdict rule: {VERDICT_RULE}. Each cell: verdict — {reference} vs the family (family − {reference}, "
+        "Welch 95 % interval), Holm p; 'detectable' is the smallest difference a Welch test on these seeds finds "
+        "with 80 % power (before Holm) from the observed seed spread.",
+        "",
+        "| claim | level | " + " | ".join(f"vs {m}" for m in others) + " | seeds |",
+        "|---|---|" + "---|" * len(others) + "---|",
+    ]
+    summary = []
+    for claim, table, figure, lower in claims:
+        sel = table[table["figure"] == figure] if len(table) else table
+        if len(sel) and "level" in sel.columns:
+            sel = sel[sel["level"] > 0]  # the claims are about noise
+        if not len(sel):
+            lines.append(f"| {claim} | – | " + " | ".join("not measured" for _ in others) + " | – |")
+            summary.append(f"- {claim}: **not measured** (no results).")
+            continue
+        counts = {"reproduced": 0, "contradicted": 0, "inconclusive": 0}
+        groups = sel.groupby("level", sort=True) if "level" in sel.columns else [(None, sel)]
+        for level, block in groups:
+            by = block.set_index("family")
+            cells = []
+            for m in others:
+                if m not in by.index or reference not in by.index:
+                    cells.append("–")
+                    continue
+                r = by.loc[m]
+                v = verdict(r.to_dict(), lower_is_better=lower)
+                counts[v] += 1
+                cells.append(
+                    f"{v} — {_difference(r)}, p {_p(_get(r, 'p_holm'))}, detectable {_num(_get(r, 'detectable'))}"
+                )
+            n = int(block["n_seeds"].min())
+            where = label(level) if level is not None else "clean episodes"
+            lines.append(f"| {claim} | {where} | " + " | ".join(cells) + f" | n = {n} |")
+        n_all = int(sel["n_seeds"].min())
+        summary.append(
+            f"- {claim}: reproduced in {counts['reproduced']}, contradicted in {counts['contradicted']}, "
+            f"inconclusive at n = {n_all} seeds in {counts['inconclusive']} of "
+            f"{sum(counts.values())} comparisons."
+        )
+    lines += ["", *summary]
+    pc1 = activity[activity["figure"] == "pc1_share"] if len(activity) else activity
+    if len(pc1) and (pc1["mean"] > PC1_DEGENERATE).all():
+        lines.append(
+            f"- Every family's PC1 share is above {PC1_DEGENERATE:g}: here the measure does not discriminate "
+            "between the architectures (see the participation ratio)."
+        )
+    return lines + [""]
+
+
+def seed_level_markdown(cfg: StudyConfig, entries: list[ZooEntry], failures) -> list[str]:
+    """The seed-level sections: the analysis plan, the stress figures (with and without failed runs), the
+    failure rates, SSIM and PC1 / participation ratio per family, and the claims table."""
+    import pandas as pd
+
+    from drive.eval.stress import level_label
+    from drive.study.inference import seed_level_table
+
+    reference = "ncp19"
+    label = lambda lv: level_label("gaussian", lv)  # noqa: E731
+    cells = stress_cells(cfg)
+    ssim_rows, activity_rows, missing = explain_tables(cfg, entries)
+    figures = [f for f, _, _ in SEED_FIGURES]
+    stress = seed_level_table(cells, figures, reference) if len(cells) else pd.DataFrame()
+    ssim = seed_level_table(ssim_rows, ["ssim"], reference) if len(ssim_rows) else pd.DataFrame()
+    activity = (
+        seed_level_table(activity_rows, ["pc1_share", "participation_ratio"], reference)
+        if len(activity_rows)
+        else pd.DataFrame()
+    )
+    seeds = len(cfg.seeds)
+    lines = [
+        "### Seed-level analysis (the architectures)",
+        "",
+        "Plan, fixed before the results: the unit of inference is the training seed. Each checkpoint's figure is "
+        "its mean over the evaluation conditions (test tracks × noise seeds); per family the mean over seeds with "
+        "a studentized bootstrap 95 % interval (coverage ≥ 93 % at n = 10 in simulation); against ncp19 the "
+        "difference of seed means with Welch's interval and p and the exact permutation p on the seed means, "
+        "Holm-corrected over the families per figure and level. Primary figures: off-road events per km and mean "
+        "|lateral offset|; levels: every σ² of the study. Failed trainings stay in; the analysis without them is "
+        f"given beside. With {seeds} seeds per family, an exact two-sided permutation test cannot go below "
+        f"p = {2 / math.comb(2 * seeds, seeds):.2g}."
+        + (
+            f" With {seeds} seeds the studentized bootstrap interval is unstable (a resample that repeats one seed "
+            "has almost no spread, so its t explodes): intervals with huge or negative bounds mean 'no usable "
+            "interval at this n', not a measured range; the plan's n is 10."
+            if seeds < 5
+            else ""
+        ),
+        "",
+        "#### Training failures",
+        "",
+        *failure_lines(failures, cfg.models),
+        "#### Gaussian camera noise, per training seed",
+        "",
+    ]
+    lines += (
+        seed_level_lines(stress, SEED_FIGURES, cfg.models, reference, label)
+        if len(stress)
+        else [
+            f"No stress cells ({Path(cfg.out) / 'stress' / 'cells.csv'} missing): run the stress stage.",
+            "",
+        ]
+    )
+    failed = failures[failures["failed"] == True] if len(failures) else failures  # noqa: E712
+    if len(failed) and len(cells):
+        drop = set(zip(failed["family"], failed["train_seed"]))
+        kept = cells[[(f, s) not in drop for f, s in zip(cells["family"], cells["train_seed"])]]
+        lines += [
+            f"#### The same without the {len(failed)} failed run(s) ({', '.join(failed['name'])})",
+            "",
+            *seed_level_lines(seed_level_table(kept, figures, reference), SEED_FIGURES, cfg.models, reference, label),
+        ]
+    elif len(failures) and failures["failed"].isna().any():
+        lines += ["Without failed runs: not computed, since the failure rule could not be decided for every run.", ""]
+    else:
+        lines += ["No run failed: the analysis without failed runs is the one above.", ""]
+    lines += ["#### Saliency stability and interpretability (drive explain), per training seed", ""]
+    if missing:
+        lines += [
+            f"No explain results for {len(missing)} checkpoint(s) ({', '.join(missing)}): run the explain stage "
+            f"(`--stages explain,report`); until then the claims below that need them are not measured.",
+            "",
+        ]
+    lines += (
+        seed_level_lines(
+            ssim, [("ssim", "SSIM of VisualBackProp maps, clean vs noisy", False)], cfg.models, reference, label
+        )
+        if len(ssim)
+        else []
+    )
+    lines += (
+        seed_level_lines(
+            activity,
+            [
+                ("pc1_share", "Share of neuron-activity variance on PC1 (clean episodes)", False),
+                ("participation_ratio", "Participation ratio (effective dimensions) of the same activity", False),
+            ],
+            cfg.models,
+            reference,
+            label,
+        )
+        if len(activity)
+        else []
+    )
+    lines += [
+        "#### The paper's three claims",
+        "",
+        *claims_lines(stress, ssim, activity, cfg.models, reference, label),
+    ]
+    return lines
+
+
+def study_markdown(cfg: StudyConfig, entries: list[ZooEntry], suite, failures=None) -> list[str]:
+    """The lines of ``study.md``: the zoo, the seed-level analysis (the architectures), then the condition-level
+    figures of these checkpoints and the suite. ``failures``: :func:`drive.study.failures.failure_table`."""
     import pandas as pd
 
     from drive.eval.simulate import resolve_scenario
@@ -179,6 +491,7 @@ def study_markdown(cfg: StudyConfig, entries: list[ZooEntry], suite) -> list[str
         "",
         *zoo_lines(entries),
         "",
+        *seed_level_markdown(cfg, entries, pd.DataFrame() if failures is None else failures),
     ]
     for variant in [""] + ([VARIANT] if cfg.noise_augment is not None else []):
         folder = out / ("stress" if not variant else f"stress-{variant}-augmented")
@@ -186,7 +499,7 @@ def study_markdown(cfg: StudyConfig, entries: list[ZooEntry], suite) -> list[str
             continue
         stats = pd.read_csv(folder / "stats.csv")
         reference = "ncp19" + (f"+{variant}" if variant else "")
-        title = "Gaussian camera noise" + (
+        title = "These checkpoints: Gaussian camera noise, condition level" + (
             f" — noise-augmented variant (--augment-noise {cfg.noise_augment:g})" if variant else ""
         )
         tables = [demote(line) for line in stats_markdown(stats, reference)]
@@ -204,7 +517,15 @@ def study_markdown(cfg: StudyConfig, entries: list[ZooEntry], suite) -> list[str
                     *wide_table(sel, "level", None, lambda lv: level_label("gaussian", lv)),
                     "",
                 ]
-        lines += [f"### {title}", "", *glance] + tables[2:]
+        lines += [
+            f"### {title}",
+            "",
+            "These figures and tests describe *these* checkpoints: the paired test pairs the conditions after "
+            "averaging over the training seeds, so it asks whether these trained models differ, not whether the "
+            "architectures do (for that, see the seed-level analysis above).",
+            "",
+            *glance,
+        ] + tables[2:]
         lines += target_lines(stats, reference) if not variant else []
         lines += ["What is significant (paired permutation test over conditions, Holm-corrected per level):", ""]
         lines += significance_lines(stats, reference) or ["- no comparison could be tested"]

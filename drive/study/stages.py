@@ -10,8 +10,12 @@
    ``levels`` on ``tracks`` test tracks × ``noise_seeds``; cells resume.
 4. :func:`stage_suite`: the generalization suite on clean input, one folder per checkpoint, skipped when
    finished with the same inputs.
-5. :func:`stage_report`: ``study.md`` (:mod:`drive.study.report`), ``suite.csv`` and copies of the stress
-   statistics and plots.
+5. :func:`stage_explain`: ``drive explain`` of every checkpoint on ``explain_episodes`` clean episodes: the
+   saliency SSIM (clean vs noisy) at ``levels`` over ``explain_frames`` frames per episode, and the PC1 share
+   and participation ratio of the neuron activity; one folder per checkpoint, skipped when finished with the
+   same inputs.
+6. :func:`stage_report`: ``study.md`` (:mod:`drive.study.report`), ``suite.csv``, ``failures.csv`` (the
+   failure rule, :mod:`drive.study.failures`) and copies of the stress statistics and plots.
 
 Each stage returns a small dict of what it computed and reused; :func:`run_study` collects them.
 """
@@ -142,6 +146,12 @@ def stage_stress(cfg: StudyConfig, entries: list[ZooEntry], variant: str) -> dic
     return {"computed": result["computed"], "reused": result["reused"], "cells": result["cells"]}
 
 
+def finished(out: Path, result: str, key: dict[str, Any]) -> bool:
+    """Whether ``out`` holds ``result`` stamped (``done.json``) with the same inputs ``key``."""
+    stamp = out / "done.json"
+    return stamp.is_file() and (out / result).is_file() and json.loads(stamp.read_text()) == key
+
+
 def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
     """The suite per checkpoint (and the expert), each into its own folder, skipped when done with the same inputs."""
     import pandas as pd
@@ -159,8 +169,7 @@ def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
             "tracks": cfg.suite_tracks,
             "duration_s": cfg.duration_s,
         }
-        stamp = out / "done.json"
-        if not (stamp.is_file() and (out / "results.csv").is_file() and json.loads(stamp.read_text()) == key):
+        if not finished(out, "results.csv", key):
             todo.append((entry, out, key))
     if todo:  # one run of the suite for every missing driver (one worker pool), then one folder per driver
         batch = Path(cfg.out) / "suite" / ".batch"
@@ -186,7 +195,51 @@ def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
     return {"computed": len(todo), "reused": len(entries) + 1 - len(todo)}
 
 
+def explain_key(cfg: StudyConfig, entry: ZooEntry) -> dict[str, Any]:
+    """What an explain folder's results depend on (its ``done.json``): a rerun with the same key is skipped."""
+    from drive.eval.sweep import fingerprint
+
+    return {
+        "fingerprint": fingerprint(entry.path),
+        "scenario": "default",
+        "levels": list(cfg.levels),
+        "episodes": cfg.explain_episodes,
+        "frames": cfg.explain_frames,
+        "duration_s": cfg.duration_s,
+    }
+
+
+def stage_explain(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
+    """``drive explain`` per checkpoint into ``<out>/explain/<name>/``, skipped when done with the same inputs."""
+    from tqdm.auto import tqdm
+
+    from drive.eval.explain import explain
+
+    todo = []
+    for entry in entries:
+        out = Path(cfg.out) / "explain" / suite_label(entry)
+        key = explain_key(cfg, entry)
+        if not finished(out, "explain.json", key):
+            todo.append((entry, out, key))
+    for entry, out, key in tqdm(todo, desc="explain", unit="model", disable=not cfg.progress):
+        explain(
+            str(entry.path),
+            "default",
+            out,
+            seed=0,
+            variances=list(cfg.levels),
+            images=0,
+            ssim_frames=cfg.explain_frames,
+            duration_s=cfg.duration_s,
+            video=False,
+            episodes=cfg.explain_episodes,
+        )
+        atomic_write_json(out / "done.json", key)
+    return {"computed": len(todo), "reused": len(entries) - len(todo)}
+
+
 def stage_report(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
+    from drive.study.failures import failure_table
     from drive.study.report import study_markdown, suite_table
 
     out = Path(cfg.out)
@@ -194,6 +247,9 @@ def stage_report(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
     if len(suite):
         with atomic_path(out / "suite.csv") as tmp:
             suite.to_csv(tmp, index=False)
+    failures = failure_table([e for e in entries if not e.variant], cfg.data)
+    with atomic_path(out / "failures.csv") as tmp:
+        failures.to_csv(tmp, index=False)
     for variant in [""] + ([VARIANT] if cfg.noise_augment is not None else []):
         folder = out / ("stress" if not variant else f"stress-{variant}-augmented")
         prefix = f"{variant}-" if variant else ""
@@ -201,8 +257,8 @@ def stage_report(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
             shutil.copyfile(folder / "stats.csv", out / f"{prefix}stats.csv")
         if (folder / "robustness_gaussian.png").is_file():
             shutil.copyfile(folder / "robustness_gaussian.png", out / f"{prefix}robustness_gaussian.png")
-    atomic_write_text(out / "study.md", "\n".join(study_markdown(cfg, entries, suite)))
-    return {"study_md": "study.md"}
+    atomic_write_text(out / "study.md", "\n".join(study_markdown(cfg, entries, suite, failures)))
+    return {"study_md": "study.md", "failed_runs": int((failures["failed"] == True).sum())}  # noqa: E712
 
 
 @holds_output_lock("cfg.out")
@@ -232,6 +288,8 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
                 result[VARIANT] = stage_stress(cfg, entries, VARIANT)
         elif stage == "suite":
             result = stage_suite(cfg, entries)
+        elif stage == "explain":
+            result = stage_explain(cfg, entries)
         else:
             result = stage_report(cfg, entries)
         result["stage_s"] = round(time.perf_counter() - t, 1)

@@ -1,4 +1,5 @@
-"""Training figures: predicted against label steering over a validation episode, as a PNG (matplotlib, Agg)."""
+"""Training figures: predicted against recorded steering over a validation episode, as a PNG (matplotlib, Agg;
+the colours of :mod:`drive.eval.plots`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from drive.io import atomic_path  # noqa: E402
-
 
 def plot_validation(
-    path: str | Path, time_s: np.ndarray, label: np.ndarray, prediction: np.ndarray, title: str
+    path: str | Path,
+    time_s: np.ndarray,
+    label: np.ndarray,
+    prediction: np.ndarray,
+    title: str,
+    model: str | None = None,
 ) -> Path:
-    """Line plot of normalised steering (label and prediction) against time, written atomically."""
+    """Line plot of normalised steering (the recorded label and the prediction) against time, written atomically;
+    the prediction in the colour of ``model``'s family (default: the title's first word, ``ncp19, epoch 3: …``)."""
+    from drive.eval.plots import EXPERT, RECORDED, colour, save_figure
+
+    model = model if model is not None else title.split(",", 1)[0].split(":", 1)[0].strip()
     fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
-    ax.plot(time_s, label, label="label (expert)", color="black", linewidth=1.2)
-    ax.plot(time_s, prediction, label="prediction", color="tab:orange", linewidth=1.0)
+    ax.plot(time_s, label, label=f"{RECORDED} (label)", color=colour(EXPERT), linewidth=1.4)
+    ax.plot(
+        time_s, prediction, label=f"prediction ({model})" if model else "prediction", color=colour(model), linewidth=1.0
+    )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("steering (normalised)")
     ax.set_ylim(-1.05, 1.05)
@@ -27,8 +37,4 @@ def plot_validation(
     ax.legend(loc="upper right")
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

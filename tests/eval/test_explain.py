@@ -9,7 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from drive.eval.explain import explain, saliency_maps, ssim, visual_backprop
+from drive.eval.explain import (
+    activity_dimension,
+    explain,
+    hidden_activity,
+    participation_ratio,
+    pc1_share,
+    saliency_maps,
+    ssim,
+    visual_backprop,
+)
 from drive.policy.model import build_policy
 
 
@@ -84,3 +93,51 @@ def test_explain_works_for_the_pilotnet_cnn_without_wiring(tmp_path, tiny_checkp
     )
     assert result["files"]["wiring"] is None and not (out / "wiring.png").exists()
     assert (out / "neuron_traces.png").is_file() and set(result["mean_ssim"]) == {"0.2"}
+
+
+def test_pc1_share_and_participation_ratio_on_a_known_spectrum():
+    rng = np.random.default_rng(4)
+    variances = np.array([8.0, 1.0, 0.5, 0.5])
+    activity = rng.normal(size=(200_000, 4)) * np.sqrt(variances)
+    rotation = np.linalg.qr(rng.normal(size=(4, 4)))[0]  # the measure does not depend on the neurons' basis
+    activity = activity @ rotation.T
+    assert pc1_share(activity) == pytest.approx(8 / 10, abs=0.01)
+    assert participation_ratio(activity) == pytest.approx(100 / 66.5, rel=0.02)
+    one = np.outer(np.sin(np.linspace(0, 20, 500)), [1.0, -2.0, 0.5])
+    assert pc1_share(one) == pytest.approx(1.0) and participation_ratio(one) == pytest.approx(1.0)
+
+
+def test_the_cnns_last_hidden_layer_is_its_neuron_activity():
+    torch.manual_seed(0)
+    policy = build_policy("cnn")
+    frames = np.random.default_rng(0).integers(0, 256, (7, 78, 200, 3), dtype=np.uint8)
+    activity = hidden_activity(policy, frames, batch=3)
+    assert activity.shape == (7, policy.head.dense[-1].in_features)
+    assert hidden_activity(build_policy("ncp19"), frames).shape == (7, 0)  # a conv head has no dense stack
+    assert np.isnan(activity_dimension(np.zeros((7, 0)))["pc1_share"])
+
+
+def test_explain_over_several_episodes_pools_the_ssim_and_measures_the_activity(
+    tmp_path, tiny_checkpoint, make_scenario
+):
+    out = tmp_path / "three"
+    result = explain(
+        str(tiny_checkpoint("cnn")),
+        make_scenario(0.5),
+        out,
+        seed=4,
+        variances=(0.1, 0.3),
+        images=0,
+        ssim_frames=4,
+        video=False,
+        episodes=3,
+    )
+    assert result["episodes"] == 3 and result["seeds"] == [4, 5, 6] and result["ssim_frames"] == 12
+    assert [e["seed"] for e in result["per_episode"]] == [4, 5, 6]
+    assert result["activity_source"].startswith("last hidden layer") and result["neurons"] == 10
+    assert 0 < result["pc1_share"] <= 1 and 1 <= result["participation_ratio"] <= result["neurons"]
+    shares = [e["pc1_share"] for e in result["per_episode"]]
+    assert result["pc1_share"] == pytest.approx(np.mean(shares))
+    assert json.loads((out / "explain.json").read_text())["per_episode"] == result["per_episode"]
+    with pytest.raises(Exception, match="--episodes"):
+        explain(str(tiny_checkpoint("cnn")), None, tmp_path / "x", data=tmp_path, episodes=2)

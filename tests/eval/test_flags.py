@@ -28,7 +28,7 @@ def test_seed_type_accepts_the_whole_range():
     assert seed_type("0") == 0 and seed_type(str(2**32 - 1)) == 2**32 - 1
 
 
-@pytest.mark.parametrize("seeds", ["1,-2", "0,4294967296", "4294967297"])
+@pytest.mark.parametrize("seeds", ["1,-2", "0,4294967296", "4294967297", "10001"])
 def test_stress_seeds_out_of_range_are_one_line(seeds, tmp_path, capsys):
     assert main(["stress", "--checkpoint", "expert", "--seeds", seeds, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()

@@ -54,3 +54,16 @@ def recording(tmp_path):
         return write_recording(tmp_path / name, steering, **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """An untrained ncp19 policy for 78x200 frames saved as a checkpoint folder (weights seeded, so repeatable)."""
+    import torch
+
+    from drive.policy.checkpoint import save_checkpoint
+    from drive.policy.model import build_policy
+
+    torch.manual_seed(0)
+    policy = build_policy("ncp19", frame_period_s=1.0 / FPS, max_steer_rad=MAX_STEER_RAD)
+    return save_checkpoint(policy, tmp_path / "checkpoints" / "ncp19")

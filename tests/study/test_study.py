@@ -8,6 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -233,3 +234,92 @@ def test_the_target_check_reads_only_levels_up_to_0_1_and_names_the_miss():
     missed = report.target_lines(synthetic_stats({0.01: 0.0, 0.1: 1.25, 0.2: 0.0}))
     assert "missed at one level or more" in missed[0]
     assert any("missed by 0.25/km" in line for line in missed)
+
+
+def test_the_seed_level_report_gives_failure_rates_verdicts_and_says_what_is_missing(tmp_path):
+    """Synthetic cells, explain results and failures: ncp19 has clearly fewer exits (reproduced), a less stable
+    saliency (contradicted), every PC1 share near 1 (the measure does not discriminate); cnn seed 2 failed."""
+    cfg = study_config(study_argv(tmp_path, seeds="0,1,2"))
+    entries = build_zoo(cfg)
+    rng = np.random.default_rng(0)
+    rows = []
+    for family, off in (("ncp19", 0.0), ("cnn", 10.0)):
+        for seed in range(3):
+            for level in (0.0, 0.04, 0.09):
+                for condition in range(2):
+                    rows.append(
+                        {
+                            "family": family,
+                            "train_seed": seed,
+                            "kind": "gaussian",
+                            "level": level,
+                            "condition": condition,
+                            "off_road_per_km": off + rng.uniform(0, 0.5),
+                            "mean_abs_lateral_m": 0.2 + rng.uniform(0, 0.05),
+                        }
+                    )
+    rows.append({"family": None, "train_seed": None, "kind": "gaussian", "level": 0.0, "condition": 0})  # the expert
+    (tmp_path / "out" / "stress").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "out" / "stress" / "cells.csv", index=False)
+    for e in entries:
+        if e.name == "zoo/cnn-s2":
+            continue  # its explain results are missing
+        ssim = 0.3 if e.model == "ncp19" else 0.8
+        result = {
+            "mean_ssim": {"0.04": ssim + 0.01 * e.seed, "0.09": ssim - 0.01 * e.seed},
+            "pc1_share": 0.95 + 0.01 * e.seed,
+            "participation_ratio": 1.1,
+            "neurons": 19,
+        }
+        folder = tmp_path / "out" / "explain" / e.name.replace("zoo/", "")
+        folder.mkdir(parents=True)
+        (folder / "explain.json").write_text(json.dumps(result))
+    failures = pd.DataFrame(
+        [
+            {"family": e.model, "train_seed": e.seed, "name": e.name, "best_val_loss": 0.05, "constant_val_loss": 0.1}
+            | {"failed": e.name == "zoo/cnn-s2", "note": ""}
+            for e in entries
+        ]
+    )
+    failures.loc[failures["name"] == "zoo/cnn-s2", "best_val_loss"] = 0.2
+    text = "\n".join(report.seed_level_markdown(cfg, entries, failures))
+    assert "| cnn | 3 | 1 | 0 | 1/3 |" in text and "zoo/cnn-s2 failed" in text
+    assert "The same without the 1 failed run(s) (zoo/cnn-s2)" in text
+    assert "No explain results for 1 checkpoint(s) (cnn-s2)" in text
+    claims = text[text.index("#### The paper's three claims") :]
+    crash = [line for line in claims.splitlines() if line.startswith("| Crashes")]
+    assert len(crash) == 2 and all("| reproduced — +9.9" in line for line in crash)  # the noise levels only
+    assert all(
+        "| contradicted — +0.49" in line or "| contradicted — +0.50" in line
+        for line in claims.splitlines()
+        if line.startswith("| Saliency")
+    )
+    assert "here the measure does not discriminate" in claims
+    assert "inconclusive at n = 2 seeds in 1 of 1" in claims  # cnn's PC1 has two seeds with results
+
+
+def test_the_explain_stage_runs_each_checkpoint_once_for_the_same_inputs(tmp_path, monkeypatch):
+    from drive.policy.checkpoint import save_checkpoint
+    from drive.policy.model import build_policy
+    from drive.study import stages
+
+    cfg = dataclasses.replace(
+        study_config(study_argv(tmp_path, "--models", "cnn", seeds="0")),
+        explain_episodes=2,
+        explain_frames=3,
+        duration_s=0.3,
+    )
+    entries = build_zoo(cfg)
+    for e in entries:
+        save_checkpoint(build_policy(e.model, frame_period_s=0.05), e.path)
+    calls = []
+    from drive.eval import explain as library  # the stage imports drive explain when it runs
+
+    original = library.explain
+    monkeypatch.setattr(library, "explain", lambda *a, **k: calls.append(k) or original(*a, **k))
+    assert stages.stage_explain(cfg, entries) == {"computed": 1, "reused": 0}
+    result = json.loads((tmp_path / "out" / "explain" / "cnn" / "explain.json").read_text())
+    assert result["episodes"] == 2 and result["ssim_frames"] == 6 and set(result["mean_ssim"]) == {"0.04", "0.09"}
+    assert calls[0]["images"] == 0 and calls[0]["video"] is False
+    assert stages.stage_explain(cfg, entries) == {"computed": 0, "reused": 1}
+    assert stages.stage_explain(dataclasses.replace(cfg, explain_frames=2), entries)["computed"] == 1
