@@ -185,3 +185,9 @@ def test_every_command_module_can_be_imported_by_name():
     import keyword
 
     assert not [p.stem for p in (PACKAGE / "commands").glob("*.py") if keyword.iskeyword(p.stem)]
+
+
+def test_test_files_have_unique_names():
+    """The test folders are not packages: two test files of one name in two folders stop pytest's collection."""
+    names = [p.name for p in (PACKAGE.parent / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -1,0 +1,119 @@
+"""The documentation site (issue 24, item 7): the result pages are generated from the committed result files
+by ``tools/make_docs.py`` and match them, the site builds with ``mkdocs build --strict``, and the README
+stays short and in step with the docs' walk-through."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _make_docs():
+    spec = importlib.util.spec_from_file_location("make_docs", ROOT / "tools" / "make_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_docs = _make_docs()
+
+
+def _page(name: str) -> str:
+    return (ROOT / "docs" / "results" / name).read_text(encoding="utf-8")
+
+
+def _row(page: str, first_cell: str) -> str:
+    """The first table row of ``page`` whose first cell is ``first_cell``."""
+    for line in page.splitlines():
+        if line.startswith(f"| {first_cell} |"):
+            return line
+    raise AssertionError(f"no table row for {first_cell!r}")
+
+
+def test_generated_pages_match_the_result_files():
+    assert make_docs.stale(ROOT) == [], "run: python tools/make_docs.py"
+    for name in make_docs.PAGES:
+        assert _page(name).startswith(make_docs.MARK)
+
+
+def test_check_mode_fails_when_a_result_file_changes(tmp_path):
+    for rel in list(make_docs.FIGURES.values()) + [
+        "checkpoints/summary.json",
+        "checkpoints/results/results.md",
+        "checkpoints/results/results.json",
+        "checkpoints/results/suite.md",
+        "checkpoints/study/study.md",
+    ]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    assert make_docs.main(["--root", str(tmp_path)]) == 0
+    assert make_docs.main(["--root", str(tmp_path), "--check"]) == 0
+    suite = tmp_path / "checkpoints/results/suite.md"
+    suite.write_text(suite.read_text(encoding="utf-8").replace("0.511", "0.512"), encoding="utf-8")
+    assert make_docs.main(["--root", str(tmp_path), "--check"]) == 1
+    assert make_docs.stale(tmp_path) == [Path("docs/results/suite.md")]
+    (tmp_path / "docs/results/old.md").write_text(make_docs.MARK + "\n", encoding="utf-8")  # no longer generated
+    assert Path("docs/results/old.md") in make_docs.stale(tmp_path)
+
+
+def test_closed_loop_numbers_are_those_of_results_json():
+    results = json.loads((ROOT / "checkpoints/results/results.json").read_text(encoding="utf-8"))
+    page = _page("simulator.md")
+    for model, figures in results["models"].items():
+        cells = _row(page, model).split(" | ")
+        assert f"{figures['clean']['mean_abs_lateral_m']:.3g}" in cells
+        assert f"{figures['clean']['distance_m'] / 1000:.3g}" in cells
+
+
+def test_suite_numbers_are_those_of_suite_csv():
+    page = _page("suite.md")
+    mean_table = page.split("**Mean |lateral| (m)**", 1)[1].split("**Max", 1)[0]
+    with open(ROOT / "checkpoints/results/suite.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    drivers = [c.strip() for c in _row(mean_table, "case").strip("|").split("|")][1:]
+    assert rows
+    for r in rows:
+        cells = [c.strip() for c in _row(mean_table, r["case"]).strip("|").split("|")][1:]
+        shown = float(cells[drivers.index(r["driver"])])  # 3 decimals; the CSV keeps 4 significant digits
+        assert abs(shown - float(r["mean_abs_lateral_m"])) <= 6e-4, (r["case"], r["driver"])
+
+
+def test_shipped_models_table_is_summary_json():
+    summary = json.loads((ROOT / "checkpoints/summary.json").read_text(encoding="utf-8"))
+    page = _page("shipped.md")
+    for model, s in summary["models"].items():
+        row = _row(page, model)
+        assert f"| {s['parameters']:,} |" in row and f"| {s['best_val_loss']:.3g} |" in row
+
+
+def test_readme_is_short_and_its_walkthrough_is_the_docs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 260
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    walk = [b for b in blocks if "drive import" in b and "drive simulate" in b]
+    assert walk, "the README's walk-through block"
+    assert walk[0] in (ROOT / "docs" / "walkthrough.md").read_text(encoding="utf-8")
+
+
+def test_site_builds_strict(tmp_path):
+    pytest.importorskip("mkdocs", reason="mkdocs not installed (pip install -c constraints.txt -e '.[docs]')")
+    pytest.importorskip("material", reason="mkdocs-material not installed (the docs extra)")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
