@@ -256,6 +256,8 @@ def comparison_lines(table, reference: str, label) -> list[str]:
 def seed_level_lines(table, figures, models: tuple[str, ...], reference: str, label) -> list[str]:
     """Per figure: the means over seeds [studentized bootstrap 95 %] (levels down, families across) and the
     comparisons with the reference."""
+    if table.empty or "figure" not in table.columns:  # no run left (e.g. every run of the test failed)
+        return ["No run is left to compare.", ""]
     lines = []
     for figure, title, _ in figures:
         sel = _ordered(table[table["figure"] == figure], models)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from drive.cli import main
+from drive.errors import UserError
 from drive.eval.stress import stress
 from drive.world.scenario import Scenario
 
@@ -213,19 +214,40 @@ def test_a_local_worker_killed_mid_sweep_costs_no_cell(tmp_path, tiny_checkpoint
     assert len(_cells(out / "cells")) == 8
 
 
-def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpoint):
+def test_a_checkpoint_that_cannot_take_the_frames_is_refused_before_any_cell(tmp_path, tiny_checkpoint):
     ckpt = tiny_checkpoint("cnn")
     base = Scenario(name="eval-test")
     wrong = dataclasses.replace(
         base, duration_s=1.0, camera=dataclasses.replace(base.camera, width=base.camera.width + 8)
     )
-    result = stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=wrong, seeds=[0], workers=0, progress=False)
-    # the cnn cannot take the wider frames (a real error); the expert's cells still run
+    with pytest.raises(UserError, match="takes 78x200 frames but scenario 'eval-test' renders 78x208"):
+        stress([str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=wrong, seeds=[0], workers=0, progress=False)
+    assert not (tmp_path / "s" / "cells").exists()  # no work started
+
+
+def test_a_failing_cell_is_reported_and_the_sweep_goes_on(tmp_path, tiny_checkpoint, monkeypatch):
+    import drive.eval.simulate as simulate_module
+    from drive.policy.reference import ExpertPolicy
+
+    real = simulate_module.drive_episodes
+
+    def failing_for_the_cnn(policy, *args, **kwargs):  # a real error inside the cell, not a refusal up front
+        if not isinstance(policy, ExpertPolicy):
+            raise RuntimeError("the cnn's cell broke")
+        return real(policy, *args, **kwargs)
+
+    monkeypatch.setattr(simulate_module, "drive_episodes", failing_for_the_cnn)
+    ckpt = tiny_checkpoint("cnn")
+    scenario = dataclasses.replace(Scenario(name="eval-test"), duration_s=1.0)
+    result = stress(
+        [str(ckpt)], ["gaussian:0.2"], tmp_path / "s", scenario=scenario, seeds=[0], workers=0, progress=False
+    )
+    # the cnn's cells fail; the expert's cells still run
     assert result["cells"] == 4 and result["computed"] == 2
     assert sorted((f["model"], f["kind"]) for f in result["failed"]) == [("cnn", "clean"), ("cnn", "gaussian")]
-    assert all("UserError" in f["error"] and "frames" in f["error"] for f in result["failed"])
+    assert all("RuntimeError" in f["error"] and "broke" in f["error"] for f in result["failed"])
     report = (tmp_path / "s" / "report.md").read_text()
-    assert "## Failed cells" in report and "`cnn` gaussian 0.2 seed 0: UserError" in report
+    assert "## Failed cells" in report and "`cnn` gaussian 0.2 seed 0: RuntimeError" in report
     assert len(_cells(tmp_path / "s" / "cells")) == 2  # a failed cell leaves no resume file
 
 

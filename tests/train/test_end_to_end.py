@@ -88,6 +88,6 @@ def test_import_then_train_through_the_cli(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "drive import: 1 episode(s), 40 frame(s)" in out and "drive train: 2 step(s)" in out
+    assert "drive import: 1 episode(s) added; 1 episode(s), 40 frame(s)" in out and "drive train: 2 step(s)" in out
     # one episode: validation is the last 20 % of it, by time
     assert read_config(tmp_path / "ck")["data"]["val_segments"] == [[0, 32, 40]]
