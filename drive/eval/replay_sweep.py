@@ -1,14 +1,14 @@
 """`drive replay`: the stress sweep on recorded drives: models × perturbations × levels × seeds, closed loop in
 ``drive/Replay-v0`` (:mod:`drive.replay`) instead of the simulator, resumably.
 
-A *cell* is the stress sweep's (:class:`drive.eval.stress.Cell`: a model, a perturbation at a level, a seed);
+A *cell* is the stress sweep's (:class:`drive.eval.sweep.Cell`: a model, a perturbation at a level, a seed);
 here it drives every chosen recorded episode once, each through the one rollout
 (:func:`drive.eval.rollout.run_episode`: env → perturbation → driver → action). Seed s replays episode i
 with reset seed ``s*n + i`` (n = the episodes replayed): the env replays the same recorded episode for every
 seed (:class:`~drive.replay.env.ReplayEnv` picks ``episodes[seed % n]``), and the perturbations' draws
 differ by seed. Planning, model identity, resume, the worker pool, ``cells.csv`` and ``stats.csv`` are the
-stress sweep's (:mod:`drive.eval.stress`, :mod:`drive.eval.sweep`, :mod:`drive.eval.backends`, local
-processes only); a cell's result is stored in ``DIR/cells/<cell>.json`` with its key (the dataset's content
+stress sweep's, and so is the driver (:func:`drive.eval.sweep.run_sweep`; :mod:`drive.eval.stress`,
+:mod:`drive.eval.backends`, local processes only); a cell's result is stored in ``DIR/cells/<cell>.json`` with its key (the dataset's content
 hash among its inputs, :func:`data_fingerprint`), and a rerun computes only what is missing or changed.
 The ``expert`` model is the recorded driver (the env's ``info["expert_steering"]`` is the recorded steering).
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,9 +47,8 @@ from drive.eval.backends import run_cells
 from drive.eval.perturb import CLEAN, KINDS, check_sweeps, make
 from drive.eval.rollout import Step, run_episode
 from drive.eval.stress import (
-    Cell,
     cell_table,
-    level_label,
+    figures_table,
     make_models,
     parse_seeds,
     plan_cells,
@@ -58,8 +56,8 @@ from drive.eval.stress import (
     stats_markdown,
     stats_table,
 )
-from drive.eval.sweep import cached_driver, load_finished, resume_key
-from drive.io import atomic_path, atomic_write_json, atomic_write_text, hash_file, holds_output_lock
+from drive.eval.sweep import Cell, SweepOutputs, cached_driver, run_sweep, sweep_report
+from drive.io import atomic_path, hash_file, holds_output_lock
 
 CELL_FORMAT = 1
 INTERVENTION_PENALTY_S = 6.0
@@ -235,13 +233,9 @@ class ReplayJob:
     """Where a cell writes one video per episode (None: no videos)."""
 
     def key(self, cell: Cell) -> dict[str, Any]:
-        """Everything a cell's result depends on (:func:`drive.eval.sweep.resume_key`)."""
-        return resume_key(
+        """Everything a cell's result depends on (:meth:`drive.eval.sweep.Cell.key`)."""
+        return cell.key(
             CELL_FORMAT,
-            cell.model,
-            cell.kind,
-            cell.level,
-            seed=cell.seed,
             data=self.data,
             data_fingerprint=self.fingerprint,
             episodes=list(self.episodes),
@@ -316,14 +310,6 @@ def run_replay_cell(cell: Cell, job: ReplayJob) -> dict[str, Any]:
     }
 
 
-def load_cell(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """A stored cell computed with ``key`` whose videos (if any) are all still there; else None."""
-    stored = load_finished(path, key)
-    if stored is not None and all(Path(v).is_file() for v in stored.get("videos") or []):
-        return stored
-    return None
-
-
 # ------------------------------------------------------------------------------------------ results
 
 
@@ -345,19 +331,7 @@ def with_intervals(rows: list[dict[str, Any]], cells: Sequence[dict[str, Any]]) 
 
 def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stats: Any = None) -> str:
     """``report.md``: what was replayed, the figures (mean ± std over seeds), the statistics, the plots."""
-    table = []
-    for r in rows:
-        row = {
-            "model": r["model"],
-            "kind": r["kind"],
-            "level": level_label(r["kind"], r["level"]),
-            "seeds": r["n_seeds"],
-        }
-        for f in TABLE_FIGURES:
-            mean, std = r.get(f), r.get(f"{f}_std")
-            row[FIGURE_LABELS[f]] = "–" if mean is None else f"{mean:.3g} ± {std:.2g}"
-        table.append(row)
-    lines = [
+    intro = [
         "# Replay: closed loop on recorded drives",
         "",
         f"Dataset `{config['data']}`, episode(s) {config['episodes']} ({config['distance_m']:.0f} m, "
@@ -367,29 +341,15 @@ def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stat
         "Level 0 is the clean run; `expert` is the recorded driver.",
         f"Autonomy = (1 − interventions × {INTERVENTION_PENALTY_S:g} s / elapsed time) × 100 (PilotNet). "
         "Figures are the mean ± std over seeds of each cell's figures pooled over its episodes.",
-        "",
-        M.format_table(table, ("model", "kind", "level", "seeds", *(FIGURE_LABELS[f] for f in TABLE_FIGURES))),
-        "",
     ]
-    if config.get("interrupted"):
-        lines += [
-            f"**Interrupted**: {config['finished']} of {config['cells']} cell(s) finished; a rerun computes the rest.",
-            "",
-        ]
-    if stats is not None:
-        lines += ["Statistics below: off-road events are the interventions.", ""] + stats_markdown(stats)
-    if config.get("stats_note"):
-        lines += [config["stats_note"], ""]
-    failed = config.get("failed", [])
-    if failed:
-        lines += ["## Failed cells", "", f"{len(failed)} cell(s) gave no result (a rerun computes them again):", ""]
-        lines += [f"- `{f['model']}` {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}" for f in failed]
-        lines += [""]
-    plots = config.get("plots", [])
-    if plots:
-        lines += ["## Plots", "", "Bars: 95 % bootstrap intervals of the mean over episodes × seeds.", ""]
-        lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
-    return "\n".join(lines)
+    statistics = ["Statistics below: off-road events are the interventions.", ""]
+    return sweep_report(
+        intro,
+        figures_table(rows, TABLE_FIGURES, FIGURE_LABELS, seeds_column="seeds"),
+        config,
+        statistics + stats_markdown(stats) if stats is not None else (),
+        plots_heading=("## Plots", "", "Bars: 95 % bootstrap intervals of the mean over episodes × seeds.", ""),
+    )
 
 
 def plot_figures(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
@@ -428,25 +388,6 @@ def plot_figures(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
         plt.close(fig)
         written.append(str(path))
     return written
-
-
-def write_tables(
-    out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any, stats: Any = None
-) -> None:
-    """``results.csv``, ``results.json``, ``cells.csv``, ``stats.csv`` (or none) and ``report.md``."""
-    import pandas as pd
-
-    with atomic_path(out_dir / "results.csv") as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-    with atomic_path(out_dir / "cells.csv") as tmp:
-        cells.to_csv(tmp, index=False)
-    if stats is None:
-        (out_dir / "stats.csv").unlink(missing_ok=True)
-    else:
-        with atomic_path(out_dir / "stats.csv") as tmp:
-            stats.to_csv(tmp, index=False)
-    atomic_write_json(out_dir / "results.json", {"config": config, "rows": rows, "definitions": DEFINITIONS})
-    atomic_write_text(out_dir / "report.md", report_markdown(rows, config, stats))
 
 
 # ------------------------------------------------------------------------------------------- sweep
@@ -520,32 +461,9 @@ def replay(
         video_dir=str(out_dir / "videos") if video else None,
     )
 
-    cells = plan_cells(models, sweeps, seeds)
-    done: list[dict[str, Any]] = []
-    todo: list[Cell] = []
-    for cell in cells:
-        stored = load_cell(cell_dir / cell.file_name, job.key(cell))
-        (done.append(stored) if stored is not None else todo.append(cell))
-    reused = len(done)
-    if reused and progress:
-        print(f"replay: {reused} of {len(cells)} cell(s) already done in {cell_dir}", file=sys.stderr)
+    paths = [recording.paths[e] for e in chosen]
 
-    def keep(cell: Cell, result: dict[str, Any]) -> None:  # the driver alone writes the resume files
-        atomic_write_json(cell_dir / cell.file_name, result)
-        done.append(result)
-
-    def summary(failures: Sequence[Any], interrupted: bool = False) -> tuple[list, Any, dict[str, Any]]:
-        failed = [
-            {
-                "model": f.cell.model.name,
-                "kind": f.cell.kind,
-                "level": f.cell.level,
-                "seed": f.cell.seed,
-                "error": f.error,
-            }
-            for f in failures
-        ]
-        paths = [recording.paths[e] for e in chosen]
+    def summarise(done: list[dict[str, Any]], counts: dict[str, Any]) -> tuple[list, Any, dict[str, Any]]:
         config = {
             "models": [dataclasses.asdict(m) for m in models],
             "data": job.data,
@@ -559,33 +477,28 @@ def replay(
             "max_heading_rad": job.max_heading_rad,
             "fill": fill,
             "video": video,
-            "cells": len(cells),
-            "finished": len(done),
-            "computed": len(done) - reused,
-            "reused": reused,
-            "failed": failed,
-            "interrupted": interrupted,
+            **counts,
             "stats_note": None,
         }
         rows = with_intervals(result_rows(done, sweeps, models, FIELDS), done)
         return rows, cell_table(done, sweeps, models), config
 
-    try:
-        failures = run_cells(todo, job, keep, backend="local", workers=workers, progress=progress)
-    except KeyboardInterrupt:  # write what is finished, then let the command line say so (exit 130)
-        rows, cells_df, config = summary([], interrupted=True)
-        write_tables(out_dir, rows, config, cells_df)
-        raise
-    rows, cells_df, config = summary(failures)
-    write_tables(out_dir, rows, config, cells_df)  # the results first: statistics and plots cannot cost them
-    stats, config["stats_note"] = stats_table(cells_df)
-    config["plots"] = plot_figures(rows, out_dir)
-    write_tables(out_dir, rows, config, cells_df, stats)
-    return {
-        "rows": rows,
-        "computed": len(todo) - len(config["failed"]),
-        "reused": reused,
-        "cells": len(cells),
-        "failed": config["failed"],
-        "stats": stats,
-    }
+    outputs = SweepOutputs(
+        summarise=summarise,
+        statistics=stats_table,
+        plot=lambda rows, cells, stats: plot_figures(rows, out_dir),
+        render=lambda rows, config, stats: (
+            {"config": config, "rows": rows, "definitions": DEFINITIONS},
+            report_markdown(rows, config, stats),
+        ),
+    )
+    return run_sweep(
+        "replay",
+        plan_cells(models, sweeps, seeds),
+        job,
+        out_dir,
+        lambda todo, job, keep: run_cells(todo, job, keep, backend="local", workers=workers, progress=progress),
+        outputs,
+        progress=progress,
+        files=("videos",),
+    )

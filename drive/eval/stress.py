@@ -4,8 +4,8 @@ Each *cell* is one model driving ``--episodes`` episodes under one perturbation 
 one seed (seed s uses reset seeds ``s*episodes … s*episodes+episodes-1``, so seeds never share an
 episode). A clean cell (no perturbation, level 0) per model and seed is always run, and stands as
 level 0 of every kind. Cells run in worker processes (spawned, one torch thread each) or as Ray tasks
-on a cluster (:mod:`drive.eval.backends`); the driver writes each finished cell atomically to
-``DIR/cells/<cell>.json``; a rerun reads those back and
+on a cluster (:mod:`drive.eval.backends`); the driver (:func:`drive.eval.sweep.run_sweep`, shared with
+``drive replay``) writes each finished cell atomically to ``DIR/cells/<cell>.json``; a rerun reads those back and
 computes only the missing ones (a cell whose inputs changed — checkpoint weights, scenario,
 episodes — is recomputed). Each episode of a cell is one call of the rollout
 (:func:`drive.eval.rollout.run_episode`), as in ``drive simulate``. The command line is
@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,15 +49,16 @@ from drive.eval.backends import check_backend, run_cells
 from drive.eval.perturb import CLEAN, KINDS, check_sweeps, make
 from drive.eval.sweep import (
     EXPERT,
+    Cell,
     Model,
+    SweepOutputs,
     cached_driver,
-    load_finished,
     make_model,
     model_identity,
-    result_file,
-    resume_key,
+    run_sweep,
+    sweep_report,
 )
-from drive.io import atomic_path, atomic_write_json, atomic_write_text, holds_output_lock
+from drive.io import atomic_write_json, holds_output_lock
 
 SEED_LIMIT = 2**32
 """Seeds are whole numbers in ``[0, 2**32)``, as every verb's ``--seed`` (``drive.commands.common.seed_type``)."""
@@ -69,24 +69,6 @@ STATS_FIGURES = (PRIMARY_FIGURE, "off_road_per_km")
 REFERENCE_FAMILY = "ncp19"
 TABLE_LABELS = {"mean_abs_lateral_m": "mean abs lateral (m)", "off_road_per_km": "off-road/km"}
 FIGURE_LABELS = {"mean_abs_lateral_m": "mean |lateral offset| (m)", "off_road_per_km": "off-road events per km"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One unit of work: a model, a perturbation at a level, a seed."""
-
-    model: Model
-    """Who drives."""
-    kind: str
-    """Perturbation kind, or ``clean``."""
-    level: float
-    """Perturbation level (0 for clean)."""
-    seed: int
-    """Seed; reset seeds ``seed*episodes + i``."""
-
-    @property
-    def file_name(self) -> str:
-        return result_file(self.model, self.kind, self.level, f"seed{self.seed}")
 
 
 def make_models(checkpoints: Sequence[str], with_expert: bool) -> list[Model]:
@@ -137,17 +119,8 @@ def plan_cells(
 
 
 def cell_key(cell: Cell, scenario: dict[str, Any], episodes: int, off_road: str) -> dict[str, Any]:
-    """Everything a cell's result depends on (:func:`drive.eval.sweep.resume_key`)."""
-    return resume_key(
-        CELL_FORMAT,
-        cell.model,
-        cell.kind,
-        cell.level,
-        seed=cell.seed,
-        episodes=episodes,
-        off_road=off_road,
-        scenario=scenario,
-    )
+    """Everything a cell's result depends on (:meth:`drive.eval.sweep.Cell.key`)."""
+    return cell.key(CELL_FORMAT, episodes=episodes, off_road=off_road, scenario=scenario)
 
 
 # -------------------------------------------------------------------------------------- workers
@@ -164,6 +137,10 @@ class CellJob:
     """Episodes per cell."""
     off_road: str
     """``recover`` or ``terminate``."""
+
+    def key(self, cell: Cell) -> dict[str, Any]:
+        """Everything ``cell``'s result depends on (:func:`cell_key`)."""
+        return cell_key(cell, self.scenario, self.episodes, self.off_road)
 
     def __call__(self, cell: Cell) -> dict[str, Any]:
         """Compute ``cell`` in this process and return its result (the driver process writes it)."""
@@ -236,50 +213,48 @@ def result_rows(
     return rows
 
 
-def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stats: Any = None) -> str:
-    """``report.md``: what was run, a table of the main figures (mean ± std over seeds), the statistics."""
+def figures_table(
+    rows: Sequence[dict[str, Any]],
+    figures: Sequence[str],
+    labels: dict[str, str] | None = None,
+    seeds_column: str = "n_seeds",
+) -> str:
+    """The report's table of a sweep's rows: model, kind, level (:func:`level_label`), the number of seeds (in
+    ``seeds_column``) and each of ``figures`` as mean ± std over seeds, headed by its ``labels`` entry (default
+    its name)."""
+    labels = labels or {}
     table_rows = []
     for r in rows:
         row = {
             "model": r["model"],
             "kind": r["kind"],
             "level": level_label(r["kind"], r["level"]),
-            "n_seeds": r["n_seeds"],
+            seeds_column: r["n_seeds"],
         }
-        for f in M.MAIN_FIGURES:
+        for f in figures:
             mean, std = r.get(f), r.get(f"{f}_std")
-            row[f] = "–" if mean is None else f"{mean:.3g} ± {std:.2g}"
+            row[labels.get(f, f)] = "–" if mean is None else f"{mean:.3g} ± {std:.2g}"
         table_rows.append(row)
-    columns = ("model", "kind", "level", "n_seeds", *M.MAIN_FIGURES)
-    lines = [
+    return M.format_table(table_rows, ("model", "kind", "level", seeds_column, *(labels.get(f, f) for f in figures)))
+
+
+def report_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any], stats: Any = None) -> str:
+    """``report.md``: what was run, a table of the main figures (mean ± std over seeds), the statistics."""
+    intro = [
         "# Stress test",
         "",
         f"Scenario `{config['scenario_name']}`, {config['episodes']} episode(s) of {config['duration_s']:g} s per cell, "
         f"seeds {config['seeds']}, off-road handling `{config['off_road']}`. Level 0 is the clean run.",
         "Figures are the mean ± std over seeds of each cell's aggregate (see `drive.eval.metrics`).",
-        "",
-        M.format_table(table_rows, columns),
-        "",
     ]
-    if config.get("interrupted"):
-        lines += [
-            f"**Interrupted**: {config['finished']} of {config['cells']} cell(s) finished; the table shows those "
-            "(statistics and plots come with a complete run; a rerun computes the rest).",
-            "",
-        ]
-    if stats is not None:
-        lines += stats_markdown(stats, config.get("reference", REFERENCE_FAMILY))
-    if config.get("stats_note"):
-        lines += [config["stats_note"], ""]
-    failed = config.get("failed", [])
-    if failed:
-        lines += ["## Failed cells", "", f"{len(failed)} cell(s) gave no result (a rerun computes them again):", ""]
-        lines += [f"- `{f['model']}` {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}" for f in failed]
-        lines += [""]
-    plots = config.get("plots", [])
-    if plots:
-        lines += ["## Robustness curves", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
-    return "\n".join(lines)
+    return sweep_report(
+        intro,
+        figures_table(rows, M.MAIN_FIGURES),
+        config,
+        stats_markdown(stats, config.get("reference", REFERENCE_FAMILY)) if stats is not None else (),
+        plots_heading=("## Robustness curves", ""),
+        interrupted="the table shows those (statistics and plots come with a complete run; a rerun computes the rest).",
+    )
 
 
 def plot_curves(
@@ -354,36 +329,6 @@ def curves_figure(
     fig.suptitle(f"Robustness to {kind}")
     fig.tight_layout()
     return fig
-
-
-def write_tables(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None) -> None:
-    """``results.csv``, ``cells.csv``, ``results.json`` and ``report.md`` without statistics or plots: written
-    first (and on Ctrl-C), so that nothing after them can cost the results. An earlier sweep's ``stats.csv``
-    no longer describes this one and is removed."""
-    import pandas as pd
-
-    with atomic_path(out_dir / "results.csv") as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-    if cells is not None:
-        with atomic_path(out_dir / "cells.csv") as tmp:
-            cells.to_csv(tmp, index=False)
-    (out_dir / "stats.csv").unlink(missing_ok=True)
-    atomic_write_json(out_dir / "results.json", {"config": config, "rows": rows})
-    atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
-
-
-def write_results(
-    out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], cells: Any = None, stats: Any = None
-) -> None:
-    """``results.csv``, ``results.json``, ``cells.csv``, ``stats.csv``, the plots and ``report.md``."""
-    write_tables(out_dir, rows, config, cells)
-    if stats is not None:
-        with atomic_path(out_dir / "stats.csv") as tmp:
-            stats.to_csv(tmp, index=False)
-    stats_models = sorted(cells.loc[cells["family"].notna(), "model"].unique()) if stats is not None else []
-    config = {**config, "plots": plot_curves(rows, out_dir, stats, stats_models)}
-    atomic_write_json(out_dir / "results.json", {"config": config, "rows": rows})
-    atomic_write_text(out_dir / "report.md", report_markdown(rows, config, stats))
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -586,35 +531,8 @@ def stress(
     for m in models:  # frame size (an error), frame rate and camera (warnings): once, before any cell
         check_checkpoint_compatible(m.checkpoint, sc)
     out_dir = Path(out)
-    cell_dir = out_dir / "cells"
-    cell_dir.mkdir(parents=True, exist_ok=True)
 
-    cells = plan_cells(models, sweeps, seeds)
-    done: list[dict[str, Any]] = []
-    todo: list[Cell] = []
-    for cell in cells:
-        stored = load_finished(cell_dir / cell.file_name, cell_key(cell, scenario_dict, episodes, off_road))
-        (done.append(stored) if stored is not None else todo.append(cell))
-    reused = len(done)
-
-    def keep(cell: Cell, result: dict[str, Any]) -> None:  # the driver alone writes the resume files
-        atomic_write_json(cell_dir / cell.file_name, result)
-        done.append(result)
-
-    if reused and progress:
-        print(f"stress: {reused} of {len(cells)} cell(s) already done in {cell_dir}", file=sys.stderr)
-
-    def summary(failures: Sequence[Any], interrupted: bool = False) -> tuple[list, Any, dict[str, Any]]:
-        failed = [
-            {
-                "model": f.cell.model.name,
-                "kind": f.cell.kind,
-                "level": f.cell.level,
-                "seed": f.cell.seed,
-                "error": f.error,
-            }
-            for f in failures
-        ]
+    def summarise(done: list[dict[str, Any]], counts: dict[str, Any]) -> tuple[list, Any, dict[str, Any]]:
         config = {
             "models": [dataclasses.asdict(m) for m in models],
             "perturbations": [[k, list(v)] for k, v in sweeps],
@@ -624,43 +542,38 @@ def stress(
             "scenario_name": sc.name,
             "duration_s": sc.duration_s,
             "scenario": scenario_dict,
-            "cells": len(cells),
-            "finished": len(done),
-            "computed": len(done) - reused,
-            "reused": reused,
-            "failed": failed,
-            "interrupted": interrupted,
+            **counts,
             "primary_figure": PRIMARY_FIGURE,
             "reference": reference,
             "stats_note": None,
         }
         return result_rows(done, sweeps, models), cell_table(done, sweeps, models), config
 
-    try:
-        failures = run_cells(
+    def plot(rows: list[dict[str, Any]], cells: Any, stats: Any) -> list[str]:
+        stats_models = sorted(cells.loc[cells["family"].notna(), "model"].unique()) if stats is not None else []
+        return plot_curves(rows, out_dir, stats, stats_models)
+
+    outputs = SweepOutputs(
+        summarise=summarise,
+        statistics=lambda cells: stats_table(cells, reference),
+        plot=plot,
+        render=lambda rows, config, stats: ({"config": config, "rows": rows}, report_markdown(rows, config, stats)),
+    )
+    return run_sweep(
+        "stress",
+        plan_cells(models, sweeps, seeds),
+        CellJob(scenario_dict, episodes, off_road),
+        out_dir,
+        lambda todo, job, keep: run_cells(
             todo,
-            CellJob(scenario_dict, episodes, off_road),
+            job,
             keep,
             backend=backend,
             workers=workers,
             address=address,
             max_retries=max_retries,
             progress=progress,
-        )
-    except KeyboardInterrupt:  # write what is finished, then let the command line say so (exit 130)
-        rows, cells_df, config = summary([], interrupted=True)
-        write_tables(out_dir, rows, config, cells_df)
-        raise
-    rows, cells_df, config = summary(failures)
-    failed = config["failed"]
-    write_tables(out_dir, rows, config, cells_df)  # the results first: statistics and plots cannot cost them
-    stats, config["stats_note"] = stats_table(cells_df, reference)
-    write_results(out_dir, rows, config, cells_df, stats)
-    return {
-        "rows": rows,
-        "computed": len(todo) - len(failed),
-        "reused": reused,
-        "cells": len(cells),
-        "failed": failed,
-        "stats": stats,
-    }
+        ),
+        outputs,
+        progress=progress,
+    )

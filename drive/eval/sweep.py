@@ -1,4 +1,4 @@
-"""What the sweeping verbs share (``drive stress``, ``drive suite``, ``drive evaluate``).
+"""What the sweeping verbs share (``drive stress``, ``drive replay``, ``drive suite``, ``drive evaluate``).
 
 - model identity: :class:`Model` (a driver under evaluation: name, checkpoint, :func:`fingerprint`),
   :func:`make_model` (from a checkpoint folder, ``expert`` or a driver object, names made unique by
@@ -8,7 +8,12 @@
 - the per-process driver cache: :func:`cached_driver` loads each checkpoint once per worker process;
   :func:`install_driver` puts a driver built elsewhere (a Ray worker, from the checkpoint's bytes) in it;
 - the worker pool: :func:`worker_pool`, spawned processes that die with their parent, run torch on one
-  thread and leave Ctrl-C to the parent (:class:`WorkerPool`).
+  thread and leave Ctrl-C to the parent (:class:`WorkerPool`);
+- the cell sweep (``drive stress``, ``drive replay``): :class:`Cell` (a model, a perturbation at a level, a
+  seed) and :func:`run_sweep`, the one driver: resume check, the cells run, ``results.csv``, ``cells.csv``,
+  ``stats.csv``, ``results.json`` and ``report.md`` written (what is finished also on Ctrl-C), the verb's
+  own tables, statistics, plots and report given as :class:`SweepOutputs`; :func:`sweep_report` is the
+  report's frame (its table, the interrupted note, the statistics, the failed cells, the plots).
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from drive.io import hash_file
+from drive.io import atomic_path, atomic_write_json, atomic_write_text, hash_file
 
 EXPERT = "expert"
 
@@ -141,7 +146,8 @@ def resume_key(fmt: int, model: Model, kind: str, level: float, **inputs: Any) -
 
 def load_finished(path: Path, key: dict[str, Any], files: Sequence[str] = ()) -> dict[str, Any] | None:
     """The stored result at ``path`` if it exists, reads, was computed with ``key`` (compared as JSON) and
-    the files it names under each field of ``files`` (e.g. ``video``; unset is fine) still exist; else None."""
+    the files it names under each field of ``files`` (a path, e.g. ``video``, or a list of them, e.g. ``videos``;
+    unset is fine) still exist; else None."""
     if not path.is_file():
         return None
     try:
@@ -150,8 +156,10 @@ def load_finished(path: Path, key: dict[str, Any], files: Sequence[str] = ()) ->
         return None
     if not isinstance(stored, dict) or stored.get("key") != json.loads(json.dumps(key)):
         return None
-    if any(stored.get(f) and not Path(stored[f]).is_file() for f in files):
-        return None
+    for field in files:
+        named = stored.get(field) or []
+        if not all(Path(f).is_file() for f in ([named] if isinstance(named, str) else named)):
+            return None
     return stored
 
 
@@ -274,3 +282,170 @@ def worker_pool(workers: int) -> WorkerPool:
         initializer=init_local_worker,
         initargs=(os.getpid(),),
     )
+
+
+# ------------------------------------------------------------------------------------ cell sweep
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One unit of work of a cell sweep (``drive stress``, ``drive replay``): a model, a perturbation at a
+    level, a seed."""
+
+    model: Model
+    """Who drives."""
+    kind: str
+    """Perturbation kind, or ``clean``."""
+    level: float
+    """Perturbation level (0 for clean)."""
+    seed: int
+    """Seed; reset seeds ``seed*episodes + i``."""
+
+    @property
+    def file_name(self) -> str:
+        return result_file(self.model, self.kind, self.level, f"seed{self.seed}")
+
+    def key(self, fmt: int, **inputs: Any) -> dict[str, Any]:
+        """The cell's :func:`resume_key` (its model, kind, level and seed) with the verb's ``inputs``."""
+        return resume_key(fmt, self.model, self.kind, self.level, seed=self.seed, **inputs)
+
+
+Runner = Callable[[Sequence[Cell], Any, Callable[[Cell, dict[str, Any]], None]], Sequence[Any]]
+"""Runs the cells still to compute: ``run(cells, job, on_result) -> failures`` (each with ``cell`` and
+``error``), e.g. :func:`drive.eval.backends.run_cells` with its backend bound."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOutputs:
+    """What a verb gives :func:`run_sweep`: its tables, statistics, plots and report."""
+
+    summarise: Callable[[list[dict[str, Any]], dict[str, Any]], tuple[list[dict[str, Any]], Any, dict[str, Any]]]
+    """(the finished cells' results, the run's counts: ``cells``, ``finished``, ``computed``, ``reused``,
+    ``failed``, ``interrupted``) -> (the rows of ``results.csv``, the table of ``cells.csv``, the config of
+    ``results.json``, with ``stats_note: None`` where the verb wants it)."""
+    statistics: Callable[[Any], tuple[Any, str | None]]
+    """The table of ``cells.csv`` -> (the table of ``stats.csv`` or None, a note for the report or None)."""
+    plot: Callable[[list[dict[str, Any]], Any, Any], list[str]]
+    """(rows, the table of ``cells.csv``, the statistics or None) -> the paths of the plots it wrote."""
+    render: Callable[[list[dict[str, Any]], dict[str, Any], Any], tuple[dict[str, Any], str]]
+    """(rows, config, the statistics or None) -> (the content of ``results.json``, the text of ``report.md``)."""
+
+
+def failed_cell(failure: Any) -> dict[str, Any]:
+    """A failed cell as the config and the report list it: model, kind, level, seed, error."""
+    cell = failure.cell
+    return {"model": cell.model.name, "kind": cell.kind, "level": cell.level, "seed": cell.seed, "error": failure.error}
+
+
+def run_sweep(
+    verb: str,
+    cells: Sequence[Cell],
+    job: Any,
+    out_dir: Path,
+    run: Runner,
+    outputs: SweepOutputs,
+    progress: bool = True,
+    files: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run (or resume) a cell sweep in ``out_dir`` and write its results; the one driver of ``drive stress``
+    and ``drive replay``.
+
+    ``job``: computes one cell (``job(cell) -> result``, in a worker) and gives the key of its inputs
+    (``job.key(cell)``, :func:`resume_key`). A cell stored in ``out_dir/cells`` with an equal key (and the files
+    its ``files`` fields name still there, :func:`load_finished`) is reused; ``run`` computes the others and
+    hands each result back, which this process alone writes to ``cells/``. Then ``results.csv``,
+    ``cells.csv``, ``results.json`` and ``report.md`` are written first (on Ctrl-C too, with what is finished,
+    before the KeyboardInterrupt goes on), an earlier ``stats.csv`` removed; then the statistics
+    (``stats.csv``, the config's ``stats_note``), the plots (the config's ``plots``) and ``results.json`` and
+    ``report.md`` again. Returns ``{"rows", "computed", "reused", "cells", "failed", "stats"}``."""
+    import pandas as pd
+
+    cell_dir = out_dir / "cells"
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    done: list[dict[str, Any]] = []
+    todo: list[Cell] = []
+    for cell in cells:
+        stored = load_finished(cell_dir / cell.file_name, job.key(cell), files)
+        (done.append(stored) if stored is not None else todo.append(cell))
+    reused = len(done)
+    if reused and progress:
+        print(f"{verb}: {reused} of {len(cells)} cell(s) already done in {cell_dir}", file=sys.stderr)
+
+    def keep(cell: Cell, result: dict[str, Any]) -> None:  # the driver alone writes the resume files
+        atomic_write_json(cell_dir / cell.file_name, result)
+        done.append(result)
+
+    def write_tables(failures: Sequence[Any], interrupted: bool = False) -> tuple[list, Any, dict[str, Any]]:
+        counts = {
+            "cells": len(cells),
+            "finished": len(done),
+            "computed": len(done) - reused,
+            "reused": reused,
+            "failed": [failed_cell(f) for f in failures],
+            "interrupted": interrupted,
+        }
+        rows, table, config = outputs.summarise(done, counts)
+        with atomic_path(out_dir / "results.csv") as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+        with atomic_path(out_dir / "cells.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        (out_dir / "stats.csv").unlink(missing_ok=True)  # an earlier sweep's no longer describes this one
+        write_report(out_dir, rows, config, None, outputs.render)
+        return rows, table, config
+
+    try:
+        failures = run(todo, job, keep)
+    except KeyboardInterrupt:  # write what is finished, then let the command line say so (exit 130)
+        write_tables([], interrupted=True)
+        raise
+    rows, table, config = write_tables(failures)  # the results first: statistics and plots cannot cost them
+    stats, note = outputs.statistics(table)
+    if stats is not None:
+        with atomic_path(out_dir / "stats.csv") as tmp:
+            stats.to_csv(tmp, index=False)
+    config = {**config, "stats_note": note}
+    config["plots"] = outputs.plot(rows, table, stats)
+    write_report(out_dir, rows, config, stats, outputs.render)
+    return {
+        "rows": rows,
+        "computed": len(todo) - len(config["failed"]),
+        "reused": reused,
+        "cells": len(cells),
+        "failed": config["failed"],
+        "stats": stats,
+    }
+
+
+def write_report(out_dir: Path, rows: list[dict[str, Any]], config: dict[str, Any], stats: Any, render: Any) -> None:
+    """``results.json`` and ``report.md`` as ``render`` (:attr:`SweepOutputs.render`) makes them."""
+    results, report = render(rows, config, stats)
+    atomic_write_json(out_dir / "results.json", results)
+    atomic_write_text(out_dir / "report.md", report)
+
+
+def sweep_report(
+    intro: Sequence[str],
+    table: str,
+    config: dict[str, Any],
+    statistics: Sequence[str] = (),
+    plots_heading: Sequence[str] = ("## Plots", ""),
+    interrupted: str = "a rerun computes the rest.",
+) -> str:
+    """A sweep's ``report.md``: ``intro``, the ``table``, the interrupted note (``interrupted`` says what
+    follows from it), the ``statistics`` lines, the config's ``stats_note``, the failed cells and the plots
+    under ``plots_heading``."""
+    lines = [*intro, "", table, ""]
+    if config.get("interrupted"):
+        lines += [f"**Interrupted**: {config['finished']} of {config['cells']} cell(s) finished; {interrupted}", ""]
+    lines += statistics
+    if config.get("stats_note"):
+        lines += [config["stats_note"], ""]
+    failed = config.get("failed", [])
+    if failed:
+        lines += ["## Failed cells", "", f"{len(failed)} cell(s) gave no result (a rerun computes them again):", ""]
+        lines += [f"- `{f['model']}` {f['kind']} {f['level']:g} seed {f['seed']}: {f['error']}" for f in failed]
+        lines += [""]
+    plots = config.get("plots", [])
+    if plots:
+        lines += [*plots_heading, *(f"![{Path(p).stem}]({Path(p).name})" for p in plots), ""]
+    return "\n".join(lines)
