@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest lag searched when aligning prediction and label, s (default: {DEFAULT_MAX_LAG_S:g})",
     )
     parser.add_argument("--no-video", action="store_true", help="skip the overlay videos")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--out", default="runs/evaluate", help="output folder (default: runs/evaluate)")
     add_out_arguments(parser, OUT_RULE)
 
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         curve_threshold=args.curve_threshold,
         max_lag_s=args.max_lag_s,
         video=not args.no_video,
+        progress=args.progress,
     )
     print(f"episodes: {result['note']}")
     print(

@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="episode length, s (default: 20; with --data: the first seconds of the episode)",
     )
     parser.add_argument("--no-video", action="store_true", help="skip the saliency overlay video")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument(
         "--camera-from-checkpoint",
         action="store_true",
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         label=args.label,
         camera_from_checkpoint=args.camera_from_checkpoint,
+        progress=args.progress,
     )
     print("mean SSIM of saliency maps, clean vs Gaussian noise (1 = same attention):")
     for level, value in result["mean_ssim"].items():

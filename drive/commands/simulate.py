@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration-s", type=duration_s_arg, default=None, help="override the scenario's episode length, s"
     )
     parser.add_argument("--no-expert", action="store_true", help="skip the expert's reference run")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument(
         "--runtime",
         choices=("onnx", "torch"),
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=str(args.checkpoint),
         label=args.label,
         camera_from_checkpoint=args.camera_from_checkpoint,
+        progress=args.progress,
     )
     print(summary_table(result))
     print(

@@ -1,6 +1,9 @@
 """`drive train`: flags -> :class:`~drive.train.config.TrainConfig`, then :func:`drive.train.loop.train`,
 then, with ``--dagger-rounds K``, :func:`drive.train.dagger.run_dagger`, all under ``--out``'s lock.
 
+Several datasets train together as one comma-separated ``--data A,B`` (one value, so ``--config`` and a
+checkpoint's recorded ``training.data`` keep a single string).
+
 With ``--resume`` the options not given on the command line are those recorded in ``OUT/config.json``; a
 given option that differs from the recorded one is refused, except those of
 :data:`drive.train.config.RESUME_MAY_CHANGE` (``--epochs`` to extend the training, ``--threads``, …).
@@ -56,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     if cfg.resume and args.overwrite:
         raise UserError("--overwrite and --resume: choose one (start afresh, or go on with the checkpoint)")
-    if not Path(cfg.data).is_dir():
-        raise UserError(f"--data: {cfg.data}: dataset folder not found")
+    for data in cfg.datasets():
+        if not Path(data).is_dir():
+            raise UserError(f"--data: {data}: dataset folder not found")
     from drive.train.loop import check_out_and_data, hold_out, train
 
-    check_out_and_data(cfg.out, cfg.data)
+    for data in cfg.datasets():
+        check_out_and_data(cfg.out, data)
     main = int(os.environ.get("RANK", "0")) == 0
     if main:  # checked before the frame cache is built
         if not (cfg.resume or args.overwrite) and Path(cfg.out).is_dir():
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             recorded, recorded_data = recorded_sections(Path(cfg.out))
             cfg = resumed_config(given, recorded, str(Path(cfg.out) / CONFIG_FILE))
             cfg.validate()
-            dagger_phase = in_dagger_phase(cfg.out, recorded_data)
+            dagger_phase = isinstance(recorded_data, dict) and in_dagger_phase(cfg.out, recorded_data)
         if main:
             set_config(dataclasses.asdict(cfg))  # the resolved options, recorded ones included
             if dagger_phase and not cfg.dagger_rounds:

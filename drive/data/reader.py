@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from drive.errors import UserError
 from drive.io import hash_file, output_lock
 from drive.video_io import decode_video, iter_video, video_fps
 
-__all__ = ["DatasetReader", "decode_video", "iter_video", "snapshot", "video_fps"]
+__all__ = ["DatasetReader", "check_same_format", "decode_video", "iter_video", "snapshot", "video_fps"]
 
 LOCK_TIMEOUT_S = 600.0
 """How long opening a dataset waits for a writer's save to finish when the totals look stale, s."""
@@ -209,6 +210,24 @@ def _meta_length(root: Path, episode: int) -> int:
 def episode_files(root: str | os.PathLike, episode: int) -> list[Path]:
     """The files an episode is read from: its table, its video and its meta/episodes row."""
     return [layout.data_path(root, episode), layout.video_path(root, episode), layout.episode_meta_path(root, episode)]
+
+
+SHARED_FORMAT = ("image_height", "image_width", "fps", "max_steer_rad")
+"""The :class:`DatasetInfo` fields that datasets trained together must share."""
+
+
+def check_same_format(infos: Sequence[tuple[str | os.PathLike, DatasetInfo]]) -> None:
+    """Refuse, in one line naming the dataset, the field and both values, a dataset whose frame size, fps or
+    ``max_steer_rad`` (:data:`SHARED_FORMAT`) differs from the first one's; ``infos`` is (folder, info) pairs."""
+    (first, ref), *rest = infos
+    for root, info in rest:
+        for field in SHARED_FORMAT:
+            a, b = getattr(info, field), getattr(ref, field)
+            if abs(a - b) > 1e-9 * max(1.0, abs(b)):
+                raise UserError(
+                    f"--data {root}: {field} {a!r} differs from {b!r} of --data {first}; datasets trained "
+                    f"together must share {', '.join(SHARED_FORMAT)}"
+                )
 
 
 def snapshot(root: str | os.PathLike, lock_timeout_s: float = LOCK_TIMEOUT_S) -> tuple[list[int], dict[str, Any]]:

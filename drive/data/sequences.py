@@ -5,6 +5,11 @@
   ``DIR/cache/frames.json`` (shape, and for each episode its index, length, offset and the size and
   modification time of its video and table). The cache is rebuilt when that list changes (an episode
   added, removed or rewritten); otherwise later epochs and later runs never decode video again.
+* :class:`MultiFrameCache` serves several datasets' caches (one :class:`FrameCache` each, in its own folder)
+  as one: their episodes get ids ``base + episode`` (each dataset's ``base`` is past the previous one's
+  episodes), their rows follow each other, and the split and the windows see one dataset. They must share
+  frame size, fps and ``max_steer_rad`` (:func:`drive.data.reader.check_same_format`).
+  :func:`open_frame_cache` opens one dataset's cache or several.
 * :func:`split_segments` splits by episode, deterministically from a seed (``--split-seed``, never the
   training seed) and the dataset, stratified: every lane position and every light bin of the drawn
   worlds (:func:`episode_strata`) that two or more episodes share has episodes on both sides. A dataset
@@ -20,9 +25,12 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from drive.data import layout
-from drive.data.reader import DatasetReader
+from drive.data.reader import DatasetReader, check_same_format
 from drive.data.recorder import episode_bins
 from drive.errors import UserError
 from drive.io import atomic_path, atomic_write_json
@@ -55,7 +63,20 @@ def _episode_stamp(root: Path, episode: int, length: int, offset: int) -> dict:
     }
 
 
-class FrameCache:
+class _SplitByEpisode:
+    """What both caches share: the split of their ``lengths``, ``train_only`` and ``strata``."""
+
+    lengths: dict[int, int]
+    train_only: list[int]
+    strata: dict[int, tuple[str, ...]]
+
+    def split(self, val_fraction: float, seed: int) -> tuple[list[Segment], list[Segment]]:
+        """(train, validation) segments of the cached episodes: :func:`split_segments` with the cache's
+        ``train_only`` episodes and ``strata``; ``seed`` is the split seed (``TrainConfig.split_seed``)."""
+        return split_segments(self.lengths, val_fraction, seed, self.train_only, self.strata)
+
+
+class FrameCache(_SplitByEpisode):
     """All frames of a dataset's complete episodes in one memory-mapped uint8 array, plus their labels.
 
     Attributes: ``frames`` (N, H, W, 3) uint8 memmap (RGB); ``steering`` (N,) float32 normalised label;
@@ -108,11 +129,6 @@ class FrameCache:
             self.built = True
         self.frames = np.memmap(self.cache_dir / FRAMES_FILE, dtype=np.uint8, mode="r", shape=self.shape)
 
-    def split(self, val_fraction: float, seed: int) -> tuple[list[Segment], list[Segment]]:
-        """(train, validation) segments of the cached episodes: :func:`split_segments` with the cache's
-        ``train_only`` episodes and ``strata``; ``seed`` is the split seed (``TrainConfig.split_seed``)."""
-        return split_segments(self.lengths, val_fraction, seed, self.train_only, self.strata)
-
     def _dt(self, table) -> np.ndarray:
         dt = np.empty(self.num_frames, dtype=np.float32)
         nominal = 1.0 / self.info.fps
@@ -161,6 +177,101 @@ class FrameCache:
             out.flush()
             del out
         atomic_write_json(self.cache_dir / META_FILE, description)  # written last: marks the cache complete
+
+
+class ConcatFrames:
+    """Several (N_k, H, W, 3) arrays (the datasets' memory maps) read as one, rows back to back: indexed by
+    a slice or an integer array of any shape (gathered from each part with one fancy-index), as the
+    training reads :attr:`FrameCache.frames`."""
+
+    def __init__(self, parts: Sequence[np.ndarray]):
+        self.parts = list(parts)
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.starts[-1]), *self.parts[0].shape[1:])
+        self.dtype = self.parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows = np.arange(*key.indices(len(self))) if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        flat = rows.reshape(-1)
+        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"row out of range 0..{len(self) - 1}")
+        part = np.searchsorted(self.starts, flat, side="right") - 1
+        out = np.empty((len(flat), *self.shape[1:]), dtype=self.dtype)
+        for k in np.unique(part):
+            mine = part == k
+            out[mine] = self.parts[k][flat[mine] - self.starts[k]]
+        return out.reshape(*rows.shape, *self.shape[1:])
+
+
+class MultiFrameCache(_SplitByEpisode):
+    """Several datasets' :class:`FrameCache` s as one, with the attributes the training reads of a
+    :class:`FrameCache` (``info`` is the first dataset's: frame size, fps and ``max_steer_rad`` are shared).
+
+    Dataset ``k``'s episode ``e`` is episode ``bases[k] + e`` here (:meth:`locate` goes back), its rows follow
+    dataset ``k - 1``'s; ``rows[k]`` is its (first, stop) row range.
+    """
+
+    def __init__(self, caches: Sequence[FrameCache]):
+        self.caches = list(caches)
+        if not self.caches:
+            raise UserError("no dataset to train on")
+        check_same_format([(c.root, c.info) for c in self.caches])
+        self.info = self.caches[0].info
+        self.bases: list[int] = []
+        self.rows: list[tuple[int, int]] = []
+        self.episodes, self.lengths, self.offsets, self.strata, self.train_only = [], {}, {}, {}, []
+        base = row = 0
+        for c in self.caches:
+            self.bases.append(base)
+            self.rows.append((row, row + c.num_frames))
+            for e in c.episodes:
+                self.episodes.append(base + e)
+                self.lengths[base + e] = c.lengths[e]
+                self.offsets[base + e] = row + c.offsets[e]
+                self.strata[base + e] = c.strata[e]
+            self.train_only += [base + e for e in c.train_only]
+            base += max(c.episodes) + 1
+            row += c.num_frames
+        self.num_frames = row
+        self.shape = (row, *self.caches[0].shape[1:])
+        self.steering, self.timestamps_s, self.dt_s = (
+            np.concatenate([getattr(c, name) for c in self.caches]) for name in ("steering", "timestamps_s", "dt_s")
+        )
+        self.frames = ConcatFrames([c.frames for c in self.caches])
+        self.built = any(c.built for c in self.caches)
+
+    def locate(self, episode: int) -> tuple[int, int]:
+        """(dataset index, its own episode index) of episode ``episode`` of the whole."""
+        k = bisect.bisect_right(self.bases, episode) - 1
+        return k, episode - self.bases[k]
+
+
+def open_frame_cache(
+    roots: Sequence[str | os.PathLike],
+    episodes: Sequence[list[int] | None],
+    cache_dir: str | os.PathLike | None = None,
+    build: bool = True,
+    progress: bool = True,
+) -> FrameCache | MultiFrameCache:
+    """The frame cache of one dataset (a :class:`FrameCache`, in ``cache_dir`` or ``ROOT/cache``) or of several
+    (a :class:`MultiFrameCache`; each dataset's cache in ``ROOT/cache``, or ``cache_dir/K-NAME`` with K its
+    place from 1 and NAME its folder name); ``episodes`` lists each dataset's episodes (None: all complete)."""
+    if len(roots) == 1:
+        return FrameCache(roots[0], cache_dir, build=build, progress=progress, episodes=episodes[0])
+    caches = [
+        FrameCache(
+            root,
+            None if cache_dir is None else Path(cache_dir) / f"{k}-{Path(root).resolve().name}",
+            build=build,
+            progress=progress,
+            episodes=eps,
+        )
+        for k, (root, eps) in enumerate(zip(roots, episodes), start=1)
+    ]
+    return MultiFrameCache(caches)
 
 
 @dataclasses.dataclass(frozen=True)

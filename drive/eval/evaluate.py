@@ -35,7 +35,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -225,9 +225,16 @@ def unit_key(unit: Unit, options: dict[str, Any], data_stamp: dict[str, Any]) ->
 
 
 def run_unit(
-    unit: Unit, root: str, options: dict[str, Any], key: dict[str, Any], path: str, video_path: str | None
+    unit: Unit,
+    root: str,
+    options: dict[str, Any],
+    key: dict[str, Any],
+    path: str,
+    video_path: str | None,
+    on_frames: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
-    """Compute one unit, write its video (if asked) and its JSON atomically; returns what was written."""
+    """Compute one unit, write its video (if asked) and its JSON atomically; returns what was written.
+    ``on_frames(n)``: called as frames are driven (in-process progress)."""
     start_time = time.perf_counter()
     policy = cached_driver(unit.model)
     frames, label, t_s, info = load_segment(Path(root), unit.episode, unit.start, unit.stop)
@@ -246,6 +253,7 @@ def run_unit(
         unit.episode,
         where=str(layout.data_path(Path(root), unit.episode)),
         activity=bool(video_path),
+        on_frames=on_frames,
     )
     period = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0 / info.fps
     figures = steering_metrics(
@@ -468,9 +476,8 @@ def evaluate(
     driver objects (in-process only, ``workers <= 1`` unless picklable). Returns ``{"rows", "units",
     "episodes", "note", "computed", "reused"}``.
     """
-    from tqdm.auto import tqdm
-
     from drive.data.reader import DatasetReader
+    from drive.eval.progress import progress_bar
     from drive.io import output_lock
 
     if not models:
@@ -588,20 +595,28 @@ def evaluate(
                 atomic_write_text(out_dir / "report.md", report_markdown(rows, config))
             return rows
 
-        bar = tqdm(total=len(plan), initial=reused, desc="evaluate", unit="unit", disable=not progress)
+        # a bar in frames (per frame in-process; per finished unit from worker processes), units in the postfix
+        bar = progress_bar(sum(u.stop - u.start for u in plan), "evaluate", "frame", progress)
+        bar.update(sum(u["stop"] - u["start"] for u in done))
+
+        def finished(record: dict[str, Any], frames: int) -> None:
+            done.append(record)
+            bar.update(frames)
+            bar.set_postfix_str(f"units {len(done)}/{len(plan)}")
+
         try:
             if workers <= 1 or len(todo) <= 1:
                 for u, key in todo:
-                    done.append(run_unit(*args(u, key)))
-                    bar.update()
+                    start = bar.n
+                    record = run_unit(*args(u, key), on_frames=bar.update)
+                    finished(record, (u.stop - u.start) - (bar.n - start))
             else:
                 from drive.eval.sweep import worker_pool
 
                 with worker_pool(workers) as pool:  # leaving it by Ctrl-C stops the workers at once
-                    futures = [pool.submit(run_unit, *args(u, key)) for u, key in todo]
+                    futures = {pool.submit(run_unit, *args(u, key)): u for u, key in todo}
                     for fut in cf.as_completed(futures):
-                        done.append(fut.result())
-                        bar.update()
+                        finished(fut.result(), futures[fut].stop - futures[fut].start)
         except KeyboardInterrupt:  # the finished units are on disk for a rerun; summarise them, then stop
             bar.close()
             write(interrupted=True)
@@ -610,13 +625,6 @@ def evaluate(
             bar.close()
         rows = write()
     return {"rows": rows, "units": done, "episodes": segments, "note": note, "computed": len(todo), "reused": reused}
-
-
-def _file_of(record: dict[str, Any], models: Sequence[Model]) -> str:
-    m = next((m for m in models if m.name == record["model"]), None)
-    if m is None:
-        return ""
-    return Unit(m, record["kind"], float(record["level"]), record["episode"], record["start"], record["stop"]).file_name
 
 
 def _file_of(record: dict[str, Any], models: Sequence[Model]) -> str:

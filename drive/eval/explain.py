@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -120,10 +120,13 @@ def overlay(frame: np.ndarray, saliency: np.ndarray, alpha: float = 0.5) -> np.n
 # --------------------------------------------------------------------------- policy saliency
 
 
-def saliency_maps(policy: Any, frames: np.ndarray, batch: int = 64) -> np.ndarray:
+def saliency_maps(
+    policy: Any, frames: np.ndarray, batch: int = 64, on_frames: Callable[[int], Any] | None = None
+) -> np.ndarray:
     """VisualBackProp maps (N, H, W) in [0, 1] of a policy's conv stack for RGB uint8 frames (N, H, W, 3).
 
-    Frames are prepared as the policy's head prepares them (per-image standardisation).
+    Frames are prepared as the policy's head prepares them (per-image standardisation). ``on_frames(n)`` is
+    called after each batch of ``n`` frames (a progress bar).
     """
     from drive.policy.perception import standardize_images
 
@@ -138,6 +141,8 @@ def saliency_maps(policy: Any, frames: np.ndarray, batch: int = 64) -> np.ndarra
     for i in range(0, len(frames), batch):
         x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).permute(0, 3, 1, 2).to(device)
         out.append(visual_backprop(convs, standardize_images(x)).cpu().numpy())
+        if on_frames is not None:
+            on_frames(len(x))
     return np.concatenate(out) if out else np.zeros((0, *frames.shape[1:3]), np.float32)
 
 
@@ -151,14 +156,20 @@ def seeded_noise(level: float, seed: int) -> Any:
 
 
 def ssim_scores(
-    policy: Any, frames: np.ndarray, level: float, seed: int = 0, clean_maps: np.ndarray | None = None
+    policy: Any,
+    frames: np.ndarray,
+    level: float,
+    seed: int = 0,
+    clean_maps: np.ndarray | None = None,
+    on_frames: Callable[[int], Any] | None = None,
 ) -> np.ndarray:
     """Per-frame SSIM between the saliency maps of clean ``frames`` and of the same frames with Gaussian noise
-    of variance ``level`` (images on [0, 1]); the noise is seeded by (``seed``, ``level``)."""
-    clean = saliency_maps(policy, frames) if clean_maps is None else clean_maps
+    of variance ``level`` (images on [0, 1]); the noise is seeded by (``seed``, ``level``). ``on_frames``: as
+    :func:`saliency_maps`'s (the noisy frames' maps; the clean ones' too when they are computed here)."""
+    clean = saliency_maps(policy, frames, on_frames=on_frames) if clean_maps is None else clean_maps
     noise = seeded_noise(level, seed)
     noisy = np.stack([noise.camera(f) for f in frames])
-    return np.array([ssim(a, b) for a, b in zip(clean, saliency_maps(policy, noisy))])
+    return np.array([ssim(a, b) for a, b in zip(clean, saliency_maps(policy, noisy, on_frames=on_frames))])
 
 
 def _score_summary(scores: np.ndarray) -> dict[str, float]:
@@ -357,14 +368,17 @@ class _Collector:
         self.activity.append(step.activity)
 
 
-def _drive_clean(policy: Any, sc: Any, seed: int) -> tuple[_Collector, Any]:
-    """One clean closed-loop episode with reset seed ``seed``: what the driver saw and did, and the log."""
+def _drive_clean(
+    policy: Any, sc: Any, seed: int, observers: Sequence[Callable[[Any], Any]] = ()
+) -> tuple[_Collector, Any]:
+    """One clean closed-loop episode with reset seed ``seed``: what the driver saw and did, and the log
+    (``observers``: more observers of the rollout, e.g. a progress bar's)."""
     from drive.eval.rollout import make_env, run_episode
 
     env = make_env(sc, "recover")
     collector = _Collector()
     try:
-        log = run_episode(policy, env, seed, observers=[collector])
+        log = run_episode(policy, env, seed, observers=[collector, *observers])
     finally:
         env.close()
     return collector, log
@@ -396,6 +410,7 @@ def explain(
     episodes: int = 1,
     camera_from_checkpoint: bool = False,
     label: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Drive ``episodes`` clean episodes (reset seeds ``seed``, ``seed + 1``, …) and write attention stability
     (SSIM over ``ssim_frames`` frames of each episode), the PC1 share and participation ratio of the neuron
@@ -406,8 +421,10 @@ def explain(
     The checkpoint is checked against the scenario (frame size: an error; frame rate and camera: a warning);
     ``camera_from_checkpoint`` renders with the camera its dataset was recorded with. ``label`` names the
     driver in the titles and ``explain.json`` (default: :func:`drive.eval.sweep.driver_label`, the folder name).
+    ``progress``: a bar per stage on stderr (driving in steps, then the saliency maps and the video in frames).
     """
-    from drive.eval.simulate import resolve_scenario
+    from drive.eval.progress import progress_bar
+    from drive.eval.simulate import resolve_scenario, step_bar
     from drive.eval.video import video_writer
     from drive.policy.load import check_compatible, load_driver
 
@@ -422,7 +439,7 @@ def explain(
     if data is not None:  # recorded frames, open loop
         from drive.eval.open_loop import recorded_trace
 
-        runs = [(recorded_trace(policy, data, episode, duration_s), None)]
+        runs = [(recorded_trace(policy, data, episode, duration_s, progress=progress), None)]
         fps, source, seeds = runs[0][0].fps, runs[0][0].name, [seed]
     else:
         sc = resolve_scenario(scenario, duration_s)
@@ -435,16 +452,25 @@ def explain(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if data is None:
-        runs = [_drive_clean(policy, sc, s) for s in seeds]
+        bar = step_bar(sc, len(seeds), "drive", progress)
+        try:
+            runs = []
+            for k, s in enumerate(seeds):
+                runs.append(_drive_clean(policy, sc, s, [bar.observer(k)] if progress else []))
+                bar.episode_done(k)
+        finally:
+            bar.close()
 
     scores: dict[str, list[np.ndarray]] = {f"{lv:g}": [] for lv in variances}
     per_episode = []
+    picked = sum(len(_spread(len(c.frames), ssim_frames)) for c, _ in runs)
+    bar = progress_bar(picked * (1 + len(variances)), "attention (SSIM)", "frame", progress)
     for (collector, log), s in zip(runs, seeds):
         frames = np.stack(collector.frames)
         pick = _spread(len(frames), ssim_frames)
-        clean = saliency_maps(policy, frames[pick])
+        clean = saliency_maps(policy, frames[pick], on_frames=bar.update)
         for lv in variances:
-            scores[f"{lv:g}"].append(ssim_scores(policy, frames[pick], lv, s, clean))
+            scores[f"{lv:g}"].append(ssim_scores(policy, frames[pick], lv, s, clean, on_frames=bar.update))
         activity = neuron_activity_of(policy, frames, collector.activity)
         per_episode.append(
             {
@@ -457,23 +483,30 @@ def explain(
                 "off_road_events": None if log is None else log.off_road_events,
             }
         )
+    bar.close()
     stability = {k: _score_summary(np.concatenate(v)) for k, v in scores.items()}
 
     # the first episode's pictures
     collector = runs[0][0]
     frames = np.stack(collector.frames)
     shown = _spread(len(frames), images)
-    maps = saliency_maps(policy, frames if video else frames[shown])
-    written = []
-    for j, i in enumerate(shown):
-        path = out / "saliency" / f"frame_{i:04d}.png"
-        write_png(path, saliency_panel(policy, frames[i], maps[i if video else j], variances, seed))
-        written.append(str(path))
-    if video:
-        h, w = frames.shape[1:3]
-        with video_writer(out / "saliency.mp4", fps, (2 * h, 2 * w)) as vw:
-            for f, m in zip(frames, maps):
-                vw.write(cv2.resize(overlay(f, m), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
+    mapped = len(frames) if video else len(shown)
+    bar = progress_bar(mapped + (len(frames) if video else 0), "saliency", "frame", progress)
+    try:
+        maps = saliency_maps(policy, frames if video else frames[shown], on_frames=bar.update)
+        written = []
+        for j, i in enumerate(shown):
+            path = out / "saliency" / f"frame_{i:04d}.png"
+            write_png(path, saliency_panel(policy, frames[i], maps[i if video else j], variances, seed))
+            written.append(str(path))
+        if video:
+            h, w = frames.shape[1:3]
+            with video_writer(out / "saliency.mp4", fps, (2 * h, 2 * w)) as vw:
+                for f, m in zip(frames, maps):
+                    vw.write(cv2.resize(overlay(f, m), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
+                    bar.update()
+    finally:
+        bar.close()
     activity = np.stack(collector.activity) if collector.activity else np.zeros((0, 0))
     from drive.eval.sweep import driver_label
 

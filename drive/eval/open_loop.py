@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -106,6 +106,7 @@ def run_open_loop(
     activity: bool = True,
     batched: bool = True,
     chunk: int = 128,
+    on_frames: Callable[[int], Any] | None = None,
 ) -> OpenLoopRun:
     """Run a driver over recorded frames, state carried, true elapsed time; see the module docstring.
 
@@ -113,6 +114,7 @@ def run_open_loop(
     activity is not wanted (``activity=False``) and ``batched``, runs ``chunk`` frames per call of its
     ``forward`` (the conv head on the whole chunk, the controller over the sequence, the state carried):
     the same computation as one ``step`` per frame, several times faster. Otherwise one ``step`` per frame.
+    ``on_frames(n)`` is called as frames are done (``n`` more each time), for a progress bar.
     """
     from drive.eval.rollout import clamp_steering, policy_step
 
@@ -122,7 +124,7 @@ def run_open_loop(
         from drive.policy.model import DrivingPolicy
 
         if isinstance(policy, DrivingPolicy):
-            return _run_batched(policy, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk)
+            return _run_batched(policy, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk, on_frames)
     state = policy.initial_state(1)
     n = len(frames)
     pred = np.zeros(n, np.float64)
@@ -145,13 +147,17 @@ def run_open_loop(
         pred[i] = steering
         seen.append(last_seen)
         acts.append(np.asarray(policy.neuron_activity(state))[0])
+        if on_frames is not None:
+            on_frames(1)
     activity = np.stack(acts) if acts and acts[0].size else np.zeros((n, 0), np.float32)
     return OpenLoopRun(
         pred, np.asarray(label, np.float64), np.asarray(t_s, np.float64), seen, dropped, activity, nonfinite
     )
 
 
-def _run_batched(policy: Any, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk) -> OpenLoopRun:
+def _run_batched(
+    policy: Any, frames, label, t_s, dt, scale, kind, level, seed, episode, chunk, on_frames=None
+) -> OpenLoopRun:
     import torch
 
     from drive.eval.rollout import clamp_steering
@@ -165,6 +171,8 @@ def _run_batched(policy: Any, frames, label, t_s, dt, scale, kind, level, seed, 
             d = torch.from_numpy(np.asarray(dt[s : s + chunk], np.float32))[None]
             y, state = policy(x, state, d)
             raw.append(y[0].float().cpu().numpy().astype(np.float64))
+            if on_frames is not None:
+                on_frames(x.shape[1])
     clamped = [clamp_steering(float(v) * scale) for v in np.concatenate(raw)]
     n = len(seen)
     return OpenLoopRun(
@@ -222,13 +230,19 @@ class RecordedTrace:
 
 
 def recorded_trace(
-    policy: Any, data: str | Path, episode: int | None = None, duration_s: float | None = None
+    policy: Any,
+    data: str | Path,
+    episode: int | None = None,
+    duration_s: float | None = None,
+    progress: bool = False,
 ) -> RecordedTrace:
     """Frames of one episode of a dataset (default: its first) and the driver's open-loop run over them.
 
     ``duration_s`` keeps only the first seconds. The dataset must fit the policy (size and frame rate).
+    ``progress``: a bar in frames (:func:`drive.eval.progress.progress_bar`).
     """
     from drive.data.reader import DatasetReader
+    from drive.eval.progress import progress_bar
 
     root = Path(data)
     try:
@@ -248,7 +262,13 @@ def recorded_trace(
     if duration_s is not None:
         n = max(1, min(n, int(round(duration_s * reader.info.fps))))
     frames, label, t_s, info = load_segment(root, episode, 0, n)
-    run = run_open_loop(policy, frames, label, t_s, info.fps, info.max_steer_rad, episode=episode)
+    bar = progress_bar(len(frames), "open loop", "frame", progress)
+    try:
+        run = run_open_loop(
+            policy, frames, label, t_s, info.fps, info.max_steer_rad, episode=episode, on_frames=bar.update
+        )
+    finally:
+        bar.close()
     return RecordedTrace(
         np.asarray(frames),
         list(t_s - t_s[0]),

@@ -28,6 +28,7 @@ from drive import resources
 from drive.errors import UserError
 from drive.eval import metrics as M
 from drive.eval.perturb import Chain, Perturbation, parse_single
+from drive.eval.progress import StepBar
 from drive.eval.rollout import Step, make_env, run_episode
 from drive.io import atomic_write_json, holds_output_lock
 from drive.policy.load import EXPERT, check_compatible, load_driver, with_trained_camera
@@ -148,6 +149,16 @@ class LiveWindow:
 # ------------------------------------------------------------------------------------ simulate
 
 
+def planned_steps(scenario: Any) -> int:
+    """Control steps of one episode of ``scenario``: its duration times its control rate (as the rollout plans)."""
+    return int(round(scenario.duration_s * scenario.control_hz))
+
+
+def step_bar(scenario: Any, episodes: int, desc: str, enabled: bool = True) -> StepBar:
+    """A progress bar in control steps over ``episodes`` episodes of ``scenario`` (:func:`planned_steps` each)."""
+    return StepBar(planned_steps(scenario), episodes, desc, enabled)
+
+
 def resolve_scenario(scenario: Any, duration_s: float | None = None) -> Any:
     """A ``Scenario`` from a scenario, path or shipped name, with ``duration_s`` overridden if given."""
     from drive.world.scenario import as_scenario
@@ -172,18 +183,18 @@ def drive_episodes(
     title: str = "",
     progress: bool = True,
 ) -> tuple[list[dict], list[str]]:
-    """Run one episode per reset seed; returns the per-episode figures and the video paths written."""
-    from tqdm.auto import tqdm
+    """Run one episode per reset seed; returns the per-episode figures and the video paths written.
 
+    With ``progress``, a bar in control steps over all episodes (:func:`step_bar`), the episode in its postfix.
+    """
     blind = isinstance(policy, ExpertPolicy) and video_dir is None and not show  # the expert needs no pictures
     env = make_env(scenario, off_road, render_camera=not blind)
     chain = Chain(perturbations)
     results, videos = [], []
+    bar = step_bar(scenario, len(seeds), title or "episodes", progress)
     try:
-        for episode, seed in enumerate(
-            tqdm(seeds, desc=title or "episodes", unit="ep", disable=not progress, leave=False)
-        ):
-            observers: list[Callable[[Step], None]] = []
+        for episode, seed in enumerate(seeds):
+            observers: list[Callable[[Step], None]] = [bar.observer(episode)] if progress else []
             video = window = None
             if video_dir is not None or show:
                 path = Path(video_dir) / f"{video_prefix}_{episode:03d}.mp4" if video_dir is not None else None
@@ -206,7 +217,9 @@ def drive_episodes(
                 videos.append(written)
             world = getattr(env.unwrapped, "world_info", None)  # the episode's drawn world (drive.world.appearance)
             results.append({"seed": int(seed), **M.episode_metrics(log), **({"world": dict(world)} if world else {})})
+            bar.episode_done(episode)
     finally:
+        bar.close()
         env.close()
     return results, videos
 

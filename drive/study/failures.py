@@ -97,6 +97,8 @@ def training_failure(config: dict[str, Any], data: TrainingData | None) -> dict[
     training = {**TrainConfig().to_dict(), **(config.get("training") or {})}  # an older checkpoint: the defaults
     recorded = config.get("data") or {}
     out: dict[str, Any] = {"best_val_loss": metrics.get("best_val_loss"), "constant_val_loss": None}
+    if not isinstance(recorded, dict):  # trained on several datasets: the study trains on one
+        return {**out, "failed": None, "note": "trained on several datasets; the rule reads one"}
     if out["best_val_loss"] is None:
         return {**out, "failed": None, "note": "no validation loss recorded"}
     if data is None or recorded.get("sha256") != data.sha256:

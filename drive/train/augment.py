@@ -14,6 +14,7 @@ Every frame of a sequence gets the same change (lighting does not flicker from f
 Parameters are drawn for a whole (global) batch at once from a ``torch.Generator``, so a process that
 handles a slice of the batch (torchrun) applies exactly what a single process would to those sequences.
 :func:`batch_generator` seeds that generator from (seed, epoch, batch), so a resumed run draws the same.
+Recovery views (shifted and rotated frames with labels that steer back) are :mod:`drive.train.viewpoint`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ import numpy as np
 import torch
 
 
-def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
-    """A generator seeded from (seed, epoch, batch) by numpy's SeedSequence (independent streams)."""
-    state = np.random.SeedSequence([seed, epoch, batch]).generate_state(1, dtype=np.uint64)[0]
+def batch_generator(seed: int, epoch: int, batch: int, stream: int = 0) -> torch.Generator:
+    """A generator seeded from (seed, epoch, batch) by numpy's SeedSequence (independent streams).
+
+    ``stream`` > 0 gives another stream, independent of stream 0 (this module's draws) for the same (seed,
+    epoch, batch): the recovery views of :mod:`drive.train.viewpoint` draw from stream 1, so turning them on
+    leaves the photometric draws as they were."""
+    key = [seed, epoch, batch] + ([stream] if stream else [])
+    state = np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 from drive.errors import UserError
@@ -27,6 +28,12 @@ MAX_THREADS = 1024
 MAX_DAGGER_ROUNDS = 1000
 MAX_DAGGER_EPISODES = 10_000
 MAX_DAGGER_DURATION_S = 86_400.0
+MAX_VIEWPOINT_OFFSET_M = 3.0
+"""Largest starting offset of a recovery view, m (the replay world intervenes at 1 m)."""
+MAX_VIEWPOINT_YAW_RAD = 0.35
+"""Largest starting heading error of a recovery view, rad (~20 deg: past 10 deg the unfilled share grows fast)."""
+MIN_VIEWPOINT_HORIZON_S, MAX_VIEWPOINT_HORIZON_S = 0.1, 10.0
+"""Bounds on the recovery horizon, s."""
 MAX_SEED = 2**32 - 1
 """As ``drive.commands.common.SEED_LIMIT`` (exclusive there): the seeds every verb takes."""
 
@@ -50,8 +57,8 @@ RESUME_MAY_CHANGE = (
 """Options ``--resume`` lets differ from the recorded run: how long to go on (``epochs`` extends the training,
 ``max_steps``), where and how it runs (``threads``, ``workers``, ``device``: the same arithmetic up to float
 rounding; ``progress``; ``logdir``; ``cache_dir``: the same frames, decoded elsewhere; ``out``: the folder may
-have been moved) and the DAgger rounds to add after it. ``data`` must be the same dataset, by folder name and
-content (SHA-256). Every other option decides the batches, the model or the optimisation; a resumed run
+have been moved) and the DAgger rounds to add after it. ``data`` must be the same datasets in the same order,
+each by folder name and content (SHA-256). Every other option decides the batches, the model or the optimisation; a resumed run
 takes it from ``config.json``, and a value given that differs is refused in one line naming it. With
 ``--lr-schedule cosine``, a larger ``--epochs`` stretches the schedule over the new total from the current step."""
 
@@ -59,7 +66,9 @@ takes it from ``config.json``, and a value given that differs is refused in one 
 @dataclasses.dataclass
 class TrainConfig:
     data: str = ""
-    """Dataset folder (layout of drive.data.layout) to learn from."""
+    """Dataset folder (layout of drive.data.layout) to learn from; several as one comma-separated value
+    (--data A,B; so a folder name cannot hold a comma): they must share frame size, fps and max_steer_rad, and
+    are split by episode across all of them (one frame cache per dataset)."""
     model: str = "ncp19"
     """Model: ncp19, lstm, gru, ctrnn, cfc, feedforward (conv head + controller) or cnn (PilotNet)."""
     out: str = ""
@@ -111,6 +120,22 @@ class TrainConfig:
     """Gaussian pixel-noise augmentation: each sequence gets noise of a variance drawn from [0, augment_noise] on
     images scaled to [0, 1] (fresh noise every frame, after the photometric changes and the shadow), the same
     noise model as ``drive stress --perturb gaussian``; 0 = off (the default: the NCP paper trained without it)."""
+    viewpoint_augment: bool = False
+    """Recovery views (drive.train.viewpoint): a training window, with probability viewpoint_prob, is re-rendered
+    from a car that starts off the recorded path (a lateral offset and a heading error drawn uniformly within
+    --viewpoint-max-offset-m and --viewpoint-max-yaw-rad) and recovers along the window, labelled with the
+    steering that brings it back (recorded steering plus a correction that settles offset and heading in about
+    viewpoint_horizon_s). Needs the dataset's camera (drive record stores it; drive import --camera-height-m
+    --camera-pitch-rad --fov-deg) and speed; only windows of such episodes are changed."""
+    viewpoint_prob: float = 0.5
+    """Recovery views: the probability that a training window is re-rendered from off the path (0 to 1)."""
+    viewpoint_max_offset_m: float = 1.0
+    """Recovery views: the starting lateral offset is drawn from [-this, this], m (0 to 3)."""
+    viewpoint_max_yaw_rad: float = 0.0873
+    """Recovery views: the starting heading error is drawn from [-this, this], rad (0 to 0.35; 0.0873 = 5 deg)."""
+    viewpoint_horizon_s: float = 1.0
+    """Recovery views: the time the corrected steering takes to settle offset and heading (critically damped over
+    a lookahead of speed x this, at least 4 m), s (0.1 to 10)."""
     burn_in: int = 0
     """Unscored frames at the start of each window: the controller runs over them (its state warms up) but the
     loss counts only the later frames, so it learns to use its memory; 0 = every frame scored. Validation scores
@@ -141,8 +166,8 @@ class TrainConfig:
     resume: bool = False
     """Continue from OUT/train_state (latest weights, optimiser, epoch and step). Options not given are the
     recorded ones; only --epochs, --max-steps, --progress, --threads, --workers, --device, --logdir, --cache-dir
-    and the DAgger options may differ from them (any other is refused), and --data must be the recorded dataset
-    (folder name and content)."""
+    and the DAgger options may differ from them (any other is refused), and --data must be the recorded
+    dataset(s), in order (folder name and content of each)."""
     max_steps: int = 0
     """Stop after this many optimiser steps in all (0: no limit; at most 10**9); for tests and quick checks."""
     workers: int = 0
@@ -150,7 +175,8 @@ class TrainConfig:
     logdir: str = ""
     """TensorBoard folder (empty: OUT/tensorboard)."""
     cache_dir: str = ""
-    """Frame cache folder (empty: DATA/cache)."""
+    """Frame cache folder (empty: DATA/cache); with several datasets, one subfolder per dataset, CACHE_DIR/K-NAME
+    (K its place in --data from 1, NAME its folder name)."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto (CUDA when there is a GPU)."""
     threads: int = 0
@@ -189,6 +215,11 @@ class TrainConfig:
             need(low <= value <= high, flag, value, f"must be in [{low}, {high}]")
 
         need(bool(self.data), "data", self.data, "is required")
+        paths = self.datasets()
+        need(all(paths), "data", self.data, "holds an empty folder name (several datasets: --data A,B)")
+        named = [str(Path(p).resolve()) for p in paths]
+        twice = next((p for p, r in zip(paths, named) if named.count(r) > 1), None)
+        need(twice is None, "data", self.data, f"names the dataset {twice} twice")
         need(bool(self.out), "out", self.out, "is required")
         between("epochs", self.epochs, 1, MAX_EPOCHS)
         between("batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
@@ -203,6 +234,10 @@ class TrainConfig:
         between("alpha", self.alpha, 0, MAX_ALPHA)
         need(0 <= self.val_fraction < 1, "val-fraction", self.val_fraction, "must be in [0, 1)")
         need(self.augment_noise >= 0, "augment-noise", self.augment_noise, "must be >= 0")
+        need(0 <= self.viewpoint_prob <= 1, "viewpoint-prob", self.viewpoint_prob, "must be in [0, 1]")
+        between("viewpoint-max-offset-m", self.viewpoint_max_offset_m, 0, MAX_VIEWPOINT_OFFSET_M)
+        between("viewpoint-max-yaw-rad", self.viewpoint_max_yaw_rad, 0, MAX_VIEWPOINT_YAW_RAD)
+        between("viewpoint-horizon-s", self.viewpoint_horizon_s, MIN_VIEWPOINT_HORIZON_S, MAX_VIEWPOINT_HORIZON_S)
         need(0 <= self.burn_in < self.seq_len, "burn-in", self.burn_in, f"must be in [0, --seq-len {self.seq_len})")
         need(
             self.lr_schedule in LR_SCHEDULES,
@@ -239,6 +274,18 @@ class TrainConfig:
         between("dagger-epochs", self.dagger_epochs, 1, MAX_EPOCHS)
         between("dagger-duration-s", self.dagger_duration_s, 0, MAX_DAGGER_DURATION_S)
         need(
+            self.dagger_rounds == 0 or len(paths) == 1,
+            "data",
+            self.data,
+            f"--dagger-rounds trains on one dataset, not {len(paths)}",
+        )
+        need(
+            not self.viewpoint_augment or len(paths) == 1,
+            "data",
+            self.data,
+            f"--viewpoint-augment takes one dataset, not {len(paths)}",
+        )
+        need(
             self.dagger_rounds == 0 or bool(self.scenario),
             "scenario",
             self.scenario,
@@ -247,6 +294,10 @@ class TrainConfig:
         from drive.policy.perception import MODEL_NAMES
 
         need(self.model in MODEL_NAMES, "model", self.model, f"must be one of {', '.join(MODEL_NAMES)}")
+
+    def datasets(self) -> list[str]:
+        """The dataset folders of ``data``, in order (its comma-separated items, stripped)."""
+        return [p.strip() for p in self.data.split(",")]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,9 +1,9 @@
-"""Training figures: predicted against recorded steering over a validation episode, as a PNG (matplotlib, Agg;
-the colours of :mod:`drive.eval.plots`)."""
+"""Training figures: predicted against recorded steering over a validation episode, a matplotlib figure (Agg;
+the colours of :mod:`drive.eval.plots`) that :func:`drive.train.loop.write_validation_figure` saves and logs."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,17 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_validation(
-    path: str | Path,
-    time_s: np.ndarray,
-    label: np.ndarray,
-    prediction: np.ndarray,
-    title: str,
-    model: str | None = None,
-) -> Path:
-    """Line plot of normalised steering (the recorded label and the prediction) against time, written atomically;
-    the prediction in the colour of ``model``'s family (default: the title's first word, ``ncp19, epoch 3: …``)."""
-    from drive.eval.plots import EXPERT, RECORDED, colour, save_figure
+def validation_figure(
+    time_s: np.ndarray, label: np.ndarray, prediction: np.ndarray, title: str, model: str | None = None
+) -> Any:
+    """Line plot of normalised steering (the recorded label and the prediction) against time, an open matplotlib
+    figure; the prediction in the colour of ``model``'s family (default: the title's first word,
+    ``ncp19, epoch 3: …``)."""
+    from drive.eval.plots import EXPERT, RECORDED, colour
 
     model = model if model is not None else title.split(",", 1)[0].split(":", 1)[0].strip()
     fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
@@ -37,4 +33,4 @@ def plot_validation(
     ax.legend(loc="upper right")
     ax.set_title(title)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=100)
+    return fig

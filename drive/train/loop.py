@@ -7,7 +7,8 @@
 3. Loop: for each global batch of sequences, augment (seeded from seed, epoch and batch), then one
    :func:`train_step`: run the policy over the whole sequence from a zero state (backpropagation through
    time), loss = mean of exp(alpha*|y|) * (prediction - y)^2, clip the gradient, step. A progress bar
-   shows loss and frames/s; TensorBoard gets train and validation losses. Protocol options, all off by default: ``burn_in`` leaves
+   shows loss and frames/s; TensorBoard gets train loss, frames/s and the learning rates (``lr/head``,
+   ``lr/controller``) per step. Protocol options, all off by default: ``burn_in`` leaves
    the first frames of each window unscored (:func:`window_loss`), ``lr_schedule`` scales the rates per
    step (:func:`lr_factor`), ``ema_decay`` keeps an EMA of the weights (:func:`make_ema`) that is then
    validated and saved, ``augment_noise`` adds Gaussian pixel noise (:mod:`drive.train.augment`).
@@ -15,11 +16,16 @@
    (``figures/validation-epoch-NNN.png``), keep the best weights as ``model.safetensors``: by validation
    loss (smoothed over epochs with ``val_smoothing``), or with ``select_by=closed_loop`` by how the policy
    drives held-out training-split tracks (:mod:`drive.train.selection`; every checked epoch's figure goes
-   to ``config.json``); write ``config.json`` and the resumable ``train_state/`` (all atomically).
+   to ``config.json``); write ``config.json`` and the resumable ``train_state/`` (all atomically). Whenever
+   the kept weights change, the epoch's figure is copied to ``figures/validation-best.png``. TensorBoard gets
+   the validation loss and MSE, the checked epochs' closed-loop figures (``closed_loop/*``) and the figure as
+   an image (``val/prediction``); at the end of the run the hyperparameters (:func:`hparams_of`).
 
 Reliability: rank 0 holds ``OUT``'s lock (:func:`drive.io.output_lock`) for the whole run, so a second run
 into the folder fails at once; the dataset's episodes and fingerprint are taken together under the dataset's
-lock (:func:`drive.data.reader.snapshot`). Every save writes ``train_state/`` and then ``config.json`` last,
+lock (:func:`drive.data.reader.snapshot`); several datasets (``--data A,B``) train as one
+(:class:`drive.data.sequences.MultiFrameCache`), each snapshotted, cached and recorded on its own
+(:func:`data_provenance`). Every save writes ``train_state/`` and then ``config.json`` last,
 so a run that fails (a full disk: one line naming the file) leaves either a resumable folder or one a fresh
 run may start over (:func:`_check_fresh_out`). ``--resume`` keeps the recorded options
 (:data:`drive.train.config.RESUME_MAY_CHANGE`) and dataset. The first Ctrl-C stops after the step in
@@ -49,8 +55,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drive.data.reader import snapshot
-from drive.data.sequences import FrameCache, Segment, SequenceDataset
+from drive.data import layout
+from drive.data.reader import check_same_format, snapshot
+from drive.data.sequences import FrameCache, MultiFrameCache, Segment, SequenceDataset, open_frame_cache
 from drive.errors import UserError
 from drive.io import atomic_write_json, hash_file, output_lock
 from drive.policy.checkpoint import (
@@ -68,7 +75,8 @@ from drive.policy.model import DrivingPolicy, build_policy
 from drive.train.augment import Augmenter, batch_generator, slice_params
 from drive.train.config import TrainConfig, check_resume
 from drive.train.distributed import Distributed, init_distributed
-from drive.train.figures import plot_validation
+from drive.train.figures import validation_figure
+from drive.train.viewpoint import ViewpointAugmenter
 
 
 def weighted_mse(prediction: torch.Tensor, label: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -219,8 +227,10 @@ class EpochBatches(torch.utils.data.Dataset):
         augmenter: Augmenter | None,
         seed: int,
         epoch: int,
+        viewpoint: ViewpointAugmenter | None = None,
     ):
         self.data, self.order, self.batch_size, self.first = data, order, batch_size, first
+        self.viewpoint = viewpoint
         self.local = batch_size // world_size
         self.lo = rank * self.local
         self.augmenter, self.seed, self.epoch = augmenter, seed, epoch
@@ -235,6 +245,11 @@ class EpochBatches(torch.utils.data.Dataset):
         b = self.first + k
         window = self.order[b * self.batch_size : (b + 1) * self.batch_size][self.lo : self.lo + self.local]
         frames, steering, dt = self.data.get_batch(window)
+        if self.viewpoint is not None:  # first the geometry (recovery views), then the photometric changes
+            rows = self.data.rows(window)
+            frames, steering = self.viewpoint.augment_batch(
+                frames, steering, rows, self.seed, self.epoch, b, self.batch_size, self.lo
+            )
         if self.augmenter is not None:
             c = self.data.cache
             params = self.augmenter.sample(
@@ -309,17 +324,56 @@ PATH_FIELDS = ("data", "out", "logdir", "cache_dir", "scenario")
 
 
 def recorded_training_config(cfg: TrainConfig) -> dict[str, Any]:
-    """The ``training`` section of config.json: the config, its paths cut to their last component."""
+    """The ``training`` section of config.json: the config, its paths cut to their last component (each
+    dataset's, with several: ``A,B``)."""
     d = cfg.to_dict()
     for key in PATH_FIELDS:
         if d.get(key):
-            d[key] = Path(d[key]).name
+            d[key] = ",".join(Path(p).name for p in cfg.datasets()) if key == "data" else Path(d[key]).name
     return d
 
 
-def recorded_sections(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``training`` and ``data`` sections of ``out``'s config.json (each checked to be an object), for
-    ``--resume``."""
+def data_provenance(
+    cache: FrameCache | MultiFrameCache,
+    fingerprints: list[dict[str, Any]],
+    train_data: SequenceDataset,
+    val_data: SequenceDataset,
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The ``data`` section of config.json: for each dataset its fingerprint (:func:`drive.data.reader.snapshot`:
+    name, SHA-256, files), its episodes and frames, its training and validation segments ``[episode, start,
+    stop]`` and windows, and its ``info.json``. One dataset: that object (as every checkpoint before several
+    datasets); several: a list of them, in ``--data``'s order, each by the dataset's own episode indices."""
+
+    def one(fingerprint, part, offset, train, val, rows):
+        return {
+            **fingerprint,
+            "episodes": part.episodes,
+            "frames": part.num_frames,
+            "train_segments": [[s.episode - offset, s.start, s.stop] for s in train],
+            "val_segments": [[s.episode - offset, s.start, s.stop] for s in val],
+            "train_windows": int(np.count_nonzero((train_data.starts >= rows[0]) & (train_data.starts < rows[1]))),
+            "val_windows": int(np.count_nonzero((val_data.starts >= rows[0]) & (val_data.starts < rows[1]))),
+            "info": part.info.to_dict(),
+        }
+
+    if not isinstance(cache, MultiFrameCache):
+        return one(fingerprints[0], cache, 0, train_data.segments, val_data.segments, (0, cache.num_frames))
+    return [
+        one(
+            fingerprint,
+            part,
+            cache.bases[k],
+            [s for s in train_data.segments if cache.locate(s.episode)[0] == k],
+            [s for s in val_data.segments if cache.locate(s.episode)[0] == k],
+            cache.rows[k],
+        )
+        for k, (fingerprint, part) in enumerate(zip(fingerprints, cache.caches))
+    ]
+
+
+def recorded_sections(out: Path) -> tuple[dict[str, Any], dict[str, Any] | list[dict[str, Any]]]:
+    """The ``training`` and ``data`` sections of ``out``'s config.json (each checked to be an object; ``data``
+    may be a list of objects, one per dataset: :func:`data_provenance`), for ``--resume``."""
     if not (out / CONFIG_FILE).exists() and out.is_dir():
         raise UserError(
             f"{out}: nothing to resume: no {CONFIG_FILE} (a run stopped before its first save leaves none); "
@@ -329,8 +383,11 @@ def recorded_sections(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     sections = []
     for key in ("training", "data"):
         value = config.get(key, {})
-        if not isinstance(value, dict):
+        if not (isinstance(value, dict) or key == "data" and isinstance(value, list) and value):
             raise UserError(f"{out / CONFIG_FILE}: field '{key}' is {type(value).__name__}, expected an object")
+        for k, item in enumerate(value if isinstance(value, list) else []):
+            if not isinstance(item, dict):
+                raise UserError(f"{out / CONFIG_FILE}: field 'data[{k}]' is {type(item).__name__}, expected an object")
         sections.append(value)
     return sections[0], sections[1]
 
@@ -382,14 +439,27 @@ def check_out_and_data(out: str | os.PathLike, data: str | os.PathLike, dagger_a
         raise UserError(f"--out {out}: {how} the dataset folder --data {data}; choose a folder outside it")
 
 
-def _check_same_data(cfg: TrainConfig, fingerprint: dict[str, Any], recorded: dict[str, Any], where: Path) -> None:
-    """``--resume`` trains on the recorded dataset only: the same folder name and the same content."""
-    for key, what in (("name", "folder name"), ("sha256", "content (SHA-256)")):
-        if key in recorded and recorded[key] != fingerprint[key]:
-            raise UserError(
-                f"--resume: --data {cfg.data}: its {what} {fingerprint[key]!r:.20} differs from the dataset "
-                f"recorded in {where} ({recorded[key]!r:.20}); resume on that dataset, or train a new --out"
-            )
+def _check_same_data(
+    cfg: TrainConfig,
+    fingerprints: list[dict[str, Any]],
+    recorded: dict[str, Any] | list[dict[str, Any]],
+    where: Path,
+) -> None:
+    """``--resume`` trains on the recorded datasets only, in their order: as many, and each with the same
+    folder name and the same content. ``recorded`` is config.json's ``data`` (:func:`data_provenance`)."""
+    records = recorded if isinstance(recorded, list) else [recorded]
+    if recorded and len(records) != len(fingerprints):
+        raise UserError(
+            f"--resume: --data {cfg.data}: {len(fingerprints)} dataset(s), but {where} records "
+            f"{len(records)} ({', '.join(str(r.get('name')) for r in records)}); resume on those, or train a new --out"
+        )
+    for path, fingerprint, record in zip(cfg.datasets(), fingerprints, records):
+        for key, what in (("name", "folder name"), ("sha256", "content (SHA-256)")):
+            if key in record and record[key] != fingerprint[key]:
+                raise UserError(
+                    f"--resume: --data {path}: its {what} {fingerprint[key]!r:.20} differs from the dataset "
+                    f"recorded in {where} ({record[key]!r:.20}); resume on that dataset, or train a new --out"
+                )
 
 
 _HELD_OUTS: set[str] = set()
@@ -462,7 +532,8 @@ def train(cfg: TrainConfig, *, dagger_round: bool = False) -> TrainResult:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():  # before any work (the frame cache can take minutes)
         raise UserError(f"--out: {out}: exists and is not a folder")
-    check_out_and_data(cfg.out, cfg.data, dagger_aggregate_ok=dagger_round)
+    for data in cfg.datasets():
+        check_out_and_data(cfg.out, data, dagger_aggregate_ok=dagger_round)
     dist = init_distributed(cfg.device)
     try:
         with hold_out(out) if dist.is_main else contextlib.nullcontext():
@@ -478,7 +549,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
     if dist.device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
-    recorded_data: dict[str, Any] = {}
+    recorded_data: dict[str, Any] | list[dict[str, Any]] = {}
     if cfg.resume:
         recorded_training, recorded_data = recorded_sections(out)
         check_resume(cfg, recorded_training, str(out / CONFIG_FILE))
@@ -486,17 +557,20 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         _check_fresh_out(out)
     show = cfg.progress and dist.is_main
 
-    # ---- 1. data: the episodes and their fingerprint under the dataset's lock, then decode them once into
-    # the cache (rank 0 builds it, the others wait and open it)
-    episodes, fingerprint = snapshot(cfg.data)
+    # ---- 1. data: each dataset's episodes and fingerprint under its lock (several: the same frame size, fps
+    # and max_steer_rad first), then decode them once into its cache (rank 0 builds, the others wait and open)
+    roots = cfg.datasets()
+    if len(roots) > 1:
+        check_same_format([(root, layout.read_info(root)) for root in roots])
+    episodes, fingerprints = zip(*(snapshot(root) for root in roots))
     if cfg.resume and not dagger_round:
-        _check_same_data(cfg, fingerprint, recorded_data, out / CONFIG_FILE)
+        _check_same_data(cfg, list(fingerprints), recorded_data, out / CONFIG_FILE)
     cache_dir = cfg.cache_dir or None
     if dist.is_main:
-        cache = FrameCache(cfg.data, cache_dir, progress=show, episodes=episodes)
+        cache = open_frame_cache(roots, episodes, cache_dir, progress=show)
     dist.barrier()
     if not dist.is_main:
-        cache = FrameCache(cfg.data, cache_dir, build=False, progress=False, episodes=episodes)
+        cache = open_frame_cache(roots, episodes, cache_dir, build=False, progress=False)
     info = cache.info
     train_segments, val_segments = cache.split(cfg.val_fraction, cfg.split_seed)
     train_data = SequenceDataset(cache, train_segments, cfg.seq_len, cfg.stride or cfg.seq_len)
@@ -512,6 +586,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
         )
     batches_per_epoch = len(train_data) // cfg.batch_size
     frames_per_batch = cfg.batch_size * cfg.seq_len
+    viewpoint = ViewpointAugmenter.from_config(cfg, cache, [s.episode for s in train_segments])
 
     # ---- 2. model and optimiser (same seed on every process: same initial weights)
     torch.manual_seed(cfg.seed)
@@ -559,27 +634,19 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
             policy, device_ids=[dist.device] if dist.device.type == "cuda" else None
         )
 
-    provenance = {
-        **(fingerprint if dist.is_main else {}),
-        "episodes": cache.episodes,
-        "frames": cache.num_frames,
-        "train_segments": [[s.episode, s.start, s.stop] for s in train_segments],
-        "val_segments": [[s.episode, s.start, s.stop] for s in val_segments],
-        "train_windows": len(train_data),
-        "val_windows": len(val_data),
-        "info": info.to_dict(),
-    }
+    provenance = data_provenance(cache, list(fingerprints) if dist.is_main else [{}] * len(roots), train_data, val_data)
     check = None  # closed-loop selection: the held-out training tracks and reset seeds, fixed for the run
     if cfg.select_by == "closed_loop" and dist.is_main:
         from drive.train.selection import held_out_spec
 
-        check = held_out_spec(cfg.data, cfg.select_episodes, cfg.select_duration_s, seed=cfg.split_seed)
-        provenance["selection_check"] = {
-            "tracks": list(check.tracks),
-            "reset_seeds": list(check.reset_seeds),
-            "duration_s": check.duration_s,
-            "scenario": check.scenario,
-        }
+        check = held_out_spec(roots, cfg.select_episodes, cfg.select_duration_s, seed=cfg.split_seed)
+        for record in provenance if isinstance(provenance, list) else [provenance]:
+            record["selection_check"] = {
+                "tracks": list(check.tracks),
+                "reset_seeds": list(check.reset_seeds),
+                "duration_s": check.duration_s,
+                "scenario": check.scenario,
+            }
     writer = None
     if dist.is_main:
         from torch.utils.tensorboard import SummaryWriter
@@ -653,6 +720,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                     augmenter,
                     cfg.seed,
                     epoch,
+                    viewpoint,
                 )
                 loader = (
                     torch.utils.data.DataLoader(
@@ -689,6 +757,7 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                     if writer is not None:
                         writer.add_scalar("train/loss", batch_loss, progress["step"])
                         writer.add_scalar("train/frames_per_s", fps, progress["step"])
+                        log_learning_rates(writer, optimizer, progress["step"])
                     bar.set_postfix(loss=f"{batch_loss:.4f}", fps=f"{fps:.0f}")
                     bar.update(1)
                     if cfg.max_steps and progress["step"] >= cfg.max_steps:
@@ -748,21 +817,21 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                                 progress["best_closed_loop"] = {"epoch": epoch + 1, **record["closed_loop"]}
                     if improved:
                         progress["best_val_loss"], progress["best_epoch"] = val.get("loss"), epoch + 1
-                    if improved or (not val and check is None):
+                    kept = bool(improved or (not val and check is None))  # these weights are now the kept ones
+                    if kept:
                         save_weights(judged, out / WEIGHTS_FILE)
                     shown = val_segments[0] if val_segments else train_segments[0]
                     lo, hi = cache.offsets[shown.episode] + shown.start, cache.offsets[shown.episode] + shown.stop
                     t = cache.timestamps_s[lo:hi]
-                    figure = out / "figures" / f"validation-epoch-{epoch + 1:03d}.png"
-                    with naming_path(figure):
-                        plot_validation(
-                            figure,
-                            t - t[0],
-                            cache.steering[lo:hi],
-                            predict_segment(judged, cache, shown, dist.device),
-                            f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
-                            f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""),
-                        )
+                    figure = validation_figure(
+                        t - t[0],
+                        cache.steering[lo:hi],
+                        predict_segment(judged, cache, shown, dist.device),
+                        f"{cfg.model}, epoch {epoch + 1}: {'validation' if val_segments else 'training'} "
+                        f"episode {shown.episode}" + (f", val loss {val['loss']:.4f}" if val else ""),
+                        model=cfg.model,
+                    )
+                    write_validation_figure(figure, out, epoch + 1, kept, writer, progress["step"])
                     save_state(metrics_now(train_loss, val))
                     if writer is not None:
                         writer.add_scalar("train/epoch_loss", train_loss, progress["step"])
@@ -788,10 +857,75 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                 dist.barrier()
                 if interrupt.requested:  # Ctrl-C during validation or the save: the epoch is saved; stop now
                     raise KeyboardInterrupt
+            if writer is not None:
+                log_hparams(writer, cfg, progress)
     finally:
         if writer is not None:
             writer.close()
     return TrainResult(progress, policy)
+
+
+BEST_FIGURE = "validation-best.png"
+"""``figures/``'s copy of the validation figure of the kept weights' epoch (``model.safetensors``)."""
+
+LR_TAGS = ("lr/head", "lr/controller")
+"""TensorBoard tags of the learning rates, in :func:`make_optimizer`'s parameter-group order."""
+
+
+def log_learning_rates(writer: Any, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """The learning rate of each parameter group at ``step`` (after :func:`lr_factor`), one scalar each."""
+    for tag, group in zip(LR_TAGS, optimizer.param_groups):
+        writer.add_scalar(tag, group["lr"], step)
+
+
+def write_validation_figure(figure: Any, out: Path, epoch: int, kept: bool, writer: Any, step: int) -> Path:
+    """Write an epoch's validation figure (an open matplotlib figure, closed here) to
+    ``figures/validation-epoch-NNN.png``, copy it to ``figures/`` :data:`BEST_FIGURE` when the epoch's weights
+    are the kept ones (``kept``), and give it to TensorBoard (``writer``, tag ``val/prediction``) as an image."""
+    from drive.eval.plots import save_figure
+    from drive.io import atomic_write_bytes
+
+    path = out / "figures" / f"validation-epoch-{epoch:03d}.png"
+    if writer is not None:
+        writer.add_figure("val/prediction", figure, step, close=False)
+    with naming_path(path):
+        save_figure(figure, path, dpi=100)
+    if kept:
+        best = out / "figures" / BEST_FIGURE
+        with naming_path(best):
+            atomic_write_bytes(best, path.read_bytes())
+    return path
+
+
+def hparams_of(cfg: TrainConfig, progress: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """TensorBoard's hyperparameters and final metrics of a run: the recorded config's scalar fields (paths cut
+    to their last component; a list of scalars joined by commas; None left out) and the best validation loss
+    and epoch, with ``select_by=closed_loop`` also the kept epoch's closed-loop figures (``hparam/`` tags)."""
+    params: dict[str, Any] = {}
+    for key, value in recorded_training_config(cfg).items():
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, (bool, int, float, str)):
+            params[key] = value
+    metrics = {"hparam/best_val_loss": progress.get("best_val_loss"), "hparam/best_epoch": progress.get("best_epoch")}
+    best = progress.get("best_closed_loop") or {}
+    for key in ("off_road_events", "mean_abs_lateral_m"):
+        if cfg.select_by == "closed_loop":
+            metrics[f"hparam/closed_loop_{key}"] = best.get(key)
+    return params, {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def log_hparams(writer: Any, cfg: TrainConfig, progress: dict[str, Any]) -> None:
+    """:func:`hparams_of` into the run's own event file (``add_hparams`` would open a sub-run folder per call)."""
+    from torch.utils.tensorboard.summary import hparams
+
+    params, metrics = hparams_of(cfg, progress)
+    file_writer = writer._get_file_writer()
+    for summary in hparams(params, metrics):
+        file_writer.add_summary(summary)
+    for key, value in metrics.items():
+        writer.add_scalar(key, value, progress["step"])
+    writer.flush()
 
 
 def drive_check(policy: DrivingPolicy, spec) -> dict[str, Any]:

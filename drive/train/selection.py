@@ -68,15 +68,23 @@ def recorded_seeds(dataset: str | os.PathLike) -> tuple[set[int], set[int]]:
     return tracks, resets
 
 
-def held_out_spec(dataset: str | os.PathLike, episodes: int, duration_s: float, seed: int = 0) -> CheckSpec:
-    """``episodes`` training-split tracks and reset seeds the dataset never recorded, drawn from ``seed``."""
+def held_out_spec(
+    dataset: str | os.PathLike | Sequence[str | os.PathLike], episodes: int, duration_s: float, seed: int = 0
+) -> CheckSpec:
+    """``episodes`` training-split tracks and reset seeds that the dataset (or every one of several datasets)
+    never recorded, drawn from ``seed``."""
     import numpy as np
 
     from drive.world.tracks import TRAIN_SEEDS
 
     if episodes < 1:
         raise UserError(f"--select-episodes: must be >= 1, got {episodes}")
-    used_tracks, used_resets = recorded_seeds(dataset)
+    used_tracks: set[int] = set()
+    used_resets: set[int] = set()
+    for root in [dataset] if isinstance(dataset, (str, os.PathLike)) else dataset:
+        tracks, resets = recorded_seeds(root)
+        used_tracks |= tracks
+        used_resets |= resets
     free = np.array([t for t in TRAIN_SEEDS if t not in used_tracks])
     if len(free) < episodes:
         raise UserError(f"closed-loop selection: only {len(free)} training tracks are not in the dataset")

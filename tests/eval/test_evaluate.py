@@ -326,11 +326,11 @@ def test_ctrl_c_writes_the_finished_units_and_propagates(recorded, tmp_path, mon
 
     real, calls = ev.run_unit, []
 
-    def interrupted_on_the_second(*args):
+    def interrupted_on_the_second(*args, **kwargs):
         calls.append(args)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(ev, "run_unit", interrupted_on_the_second)
     with pytest.raises(KeyboardInterrupt):
