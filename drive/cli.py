@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     command = args.command  # a warning (e.g. a checkpoint trained at another frame rate) is one line, as an error is
+    formatwarning = warnings.formatwarning  # restored at the end: a library caller's warnings keep their format
     warnings.formatwarning = lambda message, *_, **__: f"drive {command}: warning: {' '.join(str(message).split())}\n"
     runs.begin(args.command, argv, args, has_rule=hasattr(module, "OUT_RULE"))
     status = 1
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         status = 1
     finally:
         runs.finish(status)
+        warnings.formatwarning = formatwarning
     return status
 
 
