@@ -165,3 +165,14 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default: str = "local
         metavar="ADDR",
         help="with --backend ray: the cluster to join (auto = the running one; default: start a local one)",
     )
+
+
+def add_checkpoints_argument(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """The repeatable ``--checkpoint`` of the verbs that compare several drivers (a folder or a shipped name)."""
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help=help or "checkpoint folder or shipped name (repeatable; default: checkpoints/ncp19)",
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from drive.commands.common import add_perturb_arguments, seed_type
+from drive.commands.common import add_checkpoints_argument, add_perturb_arguments, seed_type
 from drive.commands.runs import OutRule, add_out_arguments, claim_out
 
 OUT_RULE = OutRule(
@@ -36,12 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "perturbation kinds in open loop (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
         f"  {k.name:12s} {k.doc}" for k in KINDS.values() if k.cls.stage in OPEN_LOOP_STAGES
     )
-    parser.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="checkpoint folder, or 'expert' for the recorded labels replayed (repeatable; default: checkpoints/ncp19)",
+    add_checkpoints_argument(
+        parser,
+        "checkpoint folder, or 'expert' for the recorded labels replayed (repeatable; default: checkpoints/ncp19)",
     )
     parser.add_argument("--data", required=True, help="dataset folder (drive record / drive import)")
     add_perturb_arguments(parser)

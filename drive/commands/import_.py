@@ -142,6 +142,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--camera-yaw-rad", type=float, default=None, help="the camera mount's yaw, rad, left positive (default 0)"
     )
+    g = parser.add_argument_group(
+        "speed (for drive replay and --viewpoint-augment; stored per frame as observation.speed_mps, m/s)"
+    )
+    g.add_argument(
+        "--speed-column",
+        default=None,
+        help="video-csv: the CSV's speed column, m/s, one per row as the steering (udacity logs carry their "
+        "speed, mph, converted; sully-chen has none)",
+    )
+    g.add_argument(
+        "--speed-mps",
+        type=float,
+        default=None,
+        help="a constant speed, m/s, for every frame, instead of the log's (any format)",
+    )
     g = parser.add_argument_group("udacity")
     g.add_argument("--cameras", default=",".join(CAMERAS), help="cameras to import (default center,left,right)")
     g.add_argument(
@@ -177,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         camera_pitch_rad=args.camera_pitch_rad,
         fov_deg=args.fov_deg,
         camera_yaw_rad=args.camera_yaw_rad,
+        speed_column=args.speed_column,
+        speed_mps=args.speed_mps,
     )
     options.check()
     out = Path(args.out)

@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from drive.commands.common import add_perturb_arguments
+from drive.commands.common import add_checkpoints_argument, add_perturb_arguments
 from drive.commands.runs import OutRule, add_out_arguments, claim_out
 from drive.errors import UserError
 
@@ -59,13 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "perturbation kinds (KIND:LEVEL,LEVEL…; level 0 = clean):\n"
         + "\n".join("  " + line for line in describe().splitlines())
     )
-    parser.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="checkpoint folder (repeatable; default: checkpoints/ncp19)",
-    )
+    add_checkpoints_argument(parser)
     parser.add_argument("--data", required=True, metavar="DIR", help="the recorded (or imported) dataset")
     parser.add_argument(
         "--episodes", default=None, metavar="E,E…", help="dataset episodes to replay, e.g. 0,2,5 (default: all)"

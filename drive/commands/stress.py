@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive.commands.common import add_backend_arguments, add_perturb_arguments
+from drive.commands.common import add_backend_arguments, add_checkpoints_argument, add_perturb_arguments
 from drive.commands.runs import OutRule, add_out_arguments, claim_out
 from drive.errors import UserError
 
@@ -28,13 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "perturbation kinds (KIND:LEVEL,LEVEL…; level 0 = clean):\n" + "\n".join(
         "  " + line for line in describe().splitlines()
     )
-    parser.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="checkpoint folder (repeatable; default: checkpoints/ncp19)",
-    )
+    add_checkpoints_argument(parser)
     add_perturb_arguments(parser)
     parser.add_argument("--scenario", default="default", help="scenario YAML file or shipped name (default: default)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default: 1)")

@@ -22,7 +22,7 @@ Formats (``--format``):
     e.g. openpilot's ``steeringAngleDeg``) or ``right-positive`` (converted by negation).
 ``udacity``
     SRC is the Udacity simulator's ``driving_log.csv`` (or its folder) with images in ``IMG/`` beside it.
-    Columns: center, left, right, steering, throttle, brake, speed (a header line is allowed). Steering
+    Columns: center, left, right, steering, throttle, brake, speed (mph; a header line is allowed). Steering
     is already normalised to [-1, 1], and **positive steers right** in Udacity's simulator (its
     behavioural-cloning project: negative = left turn); it is negated on import. Each camera becomes its
     own episode. The left camera sees the car as if it were further left, so its label steers more to
@@ -72,6 +72,16 @@ frame size is the first frame's of each source. All the clips of a dataset share
 camera differs (by more than :data:`CAMERA_TOLERANCE`, relative), or clips with and without the flags, are
 refused in one line naming both.
 
+Speed (for ``drive replay`` and ``drive train --viewpoint-augment``, which move the car along the recorded
+path at the recorded speed): stored per frame in ``observation.speed_mps`` (:data:`layout.SPEED`, what
+:mod:`drive.replay.path` reads), m/s. video-csv takes it from ``--speed-column NAME`` (m/s, one per CSV row,
+paired with its frame as the steering is); Udacity logs carry it in their ``speed`` column, in miles per
+hour (the simulator's unit; its top speed is about 30), converted to m/s (x :data:`MPH_TO_MPS`); Sully-Chen's
+``data.txt`` has none. ``--speed-mps V`` gives every frame of any format the constant V instead. A speed
+that is not a number, NaN, negative or over :data:`MAX_SPEED_MPS` (80 m/s: another unit, or another column)
+is a one-line error naming the file, line and value. Without a speed the column holds NaN, and
+``drive replay`` refuses the dataset in one line naming the flags.
+
 ``--out``: an absent or empty folder gets a new dataset, built in a temporary folder beside it and moved
 there only when complete (:func:`drive.io.atomic_dir`): a failed import leaves nothing behind. A folder
 that holds a dataset made by ``drive import`` is appended to: the new episodes are staged as hidden
@@ -119,6 +129,10 @@ MIN_SOURCE_FRACTION = 4
 """A source frame (after the crop) must be at least 1/this of the dataset's image on each side."""
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 78, 200
 """A new dataset's image size, pixels, when ``--height``/``--width`` are not given."""
+MAX_SPEED_MPS = 80.0
+"""The largest speed, m/s (288 km/h), an import takes as a road speed: above it, a wrong unit or column."""
+MPH_TO_MPS = 0.44704
+"""m/s per mile per hour: Udacity's simulator logs its speed in mph."""
 CsvOption = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
@@ -172,6 +186,10 @@ class ImportOptions:
     """The source camera's horizontal field of view over the source frame's full width, degrees."""
     camera_yaw_rad: float | None = None
     """The camera mount's yaw, rad, left + (None: 0 when the camera is given)."""
+    speed_column: str | None = None
+    """video-csv: the column of the car's speed, m/s, one per CSV row as the steering (None: no speed)."""
+    speed_mps: float | None = None
+    """A constant speed, m/s, for every frame, instead of the log's (None: the log's, if it has one)."""
 
     def check(self) -> None:
         """One-line :class:`UserError` naming the option and value for a bad option."""
@@ -189,6 +207,13 @@ class ImportOptions:
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise UserError(f"--{name.replace('_', '-')}: must be a positive number, got {v!r}")
+        if self.speed_mps is not None:
+            if self.speed_column is not None:
+                raise UserError(
+                    f"--speed-column {self.speed_column!r} and --speed-mps {self.speed_mps!r}: give one "
+                    "(a speed per CSV row, or one for every frame)"
+                )
+            check_speed(self.speed_mps, "--speed-mps")
         if not (math.isfinite(self.max_gap_s) and self.max_gap_s > 0):
             raise UserError(f"--max-gap-s: must be a positive number, got {self.max_gap_s!r}")
         for cam in self.cameras:
@@ -324,6 +349,31 @@ def parse_number(text: str, where: str, what: str = "steering") -> float:
     return value
 
 
+def check_speed(mps: float, where: str, shown: str | None = None) -> float:
+    """``mps`` when it is a road speed, m/s: finite, not negative and at most :data:`MAX_SPEED_MPS`; else a
+    one-line :class:`UserError` naming ``where`` (``FILE line N`` or the flag) and the value (``shown``: the
+    value as the log has it, e.g. ``'200' mph``)."""
+    shown = shown or f"{mps!r} m/s"
+    if not math.isfinite(mps):
+        raise UserError(f"{where}: speed {shown} is not a finite number")
+    if mps < 0:
+        raise UserError(f"{where}: speed {shown} is negative (the speed is the car's, not a velocity: >= 0)")
+    if mps > MAX_SPEED_MPS:
+        raise UserError(
+            f"{where}: speed {shown} is over {MAX_SPEED_MPS:g} m/s ({MAX_SPEED_MPS * 3.6:g} km/h): not a road "
+            "speed in m/s (another unit, or another column?)"
+        )
+    return float(mps)
+
+
+def parse_speed(text: str, where: str, scale: float = 1.0, unit: str = "m/s") -> float:
+    """A speed in m/s from a log's ``text`` in ``unit`` (``scale`` m/s each), checked by :func:`check_speed`."""
+    value = parse_number(text, where, what="speed")
+    return check_speed(
+        value * scale, where, f"{str(text).strip()!r} {unit}" + ("" if scale == 1 else f" ({value * scale:.4g} m/s)")
+    )
+
+
 def normalize(values: np.ndarray, unit: str, max_steer_rad: float) -> np.ndarray:
     """Steering in ``unit`` as normalised steering (radians / ``max_steer_rad``; ``normalized`` values are
     taken as they are), not clipped: values beyond +-1 are the caller's to count (:func:`clip_labels`)."""
@@ -376,6 +426,8 @@ class _Episode:
     steering: np.ndarray = field(default_factory=lambda: np.zeros(0))
     times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     source: str = ""
+    speed: np.ndarray | None = None
+    """The car's speed per frame, m/s (None: the log has none)."""
 
 
 @dataclass
@@ -396,6 +448,8 @@ class _Clip:
     """The angle, rad, a normalised 1.0 of the source stands for where the format fixes it (Udacity: 25°)."""
     source_hw: tuple[int, int] | None = None
     """The source frames' size (rows, columns): the first frame's; None when not probed (no camera flags)."""
+    speed_from: str | None = None
+    """Where the episodes' speed comes from, for the report (None: the log has none)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -431,6 +485,8 @@ def _read_video_csv(video: Path, csv_path: Path, args: ImportOptions, csv_given:
         raise UserError(f"{csv_path}: no data line after the header")
     if args.steering_column not in header:
         raise UserError(f"{csv_path} line 1: no steering column {args.steering_column!r} (columns: {header})")
+    if args.speed_column is not None and args.speed_column not in header:
+        raise UserError(f"{csv_path} line 1: no speed column {args.speed_column!r} (--speed-column; columns: {header})")
     frame_col = _find_column(header, args.frame_column, ("frame_index", "frame"))
     time_col = None if frame_col is not None else _find_column(header, args.time_column, ("timestamp", "time", "t"))
     if frame_col is None and time_col is None:
@@ -443,12 +499,15 @@ def _read_video_csv(video: Path, csv_path: Path, args: ImportOptions, csv_given:
             raise UserError(f"{csv_path} line 1: no column {col!r} (columns: {header})")
     s_i = header.index(args.steering_column)
     k_i = header.index(frame_col or time_col)
-    raw, frames_wanted, times = [], [], []
+    v_i = None if args.speed_column is None else header.index(args.speed_column)
+    raw, frames_wanted, times, speeds = [], [], [], []
     for line, row in rows:
         where = f"{csv_path} line {line}"
         if len(row) != len(header):
             raise UserError(f"{where}: {len(row)} field(s), the header has {len(header)}")
         raw.append(parse_number(row[s_i], where))
+        if v_i is not None:
+            speeds.append(parse_speed(row[v_i], where))
         if frame_col is not None:
             f = parse_number(row[k_i], where, what=f"frame index ({frame_col})")
             if f != int(f) or f < 0:
@@ -516,12 +575,20 @@ def _read_video_csv(video: Path, csv_path: Path, args: ImportOptions, csv_given:
         size = (stream["video.height"], stream["video.width"])
     return _Clip(
         name=str(csv_path),
-        episodes=[_Episode(steering=steering, times=timestamps, source=str(video))],
+        episodes=[
+            _Episode(
+                steering=steering,
+                times=timestamps,
+                source=str(video),
+                speed=np.array(speeds, dtype=np.float64) if v_i is not None else None,
+            )
+        ],
         fps=fps,
         unit=args.steering_unit,
         source_positive=args.steering_sign.split("-")[0],
         frames=frames,
         source_hw=size,
+        speed_from=None if v_i is None else f"column {args.speed_column!r}, m/s",
     )
 
 
@@ -602,9 +669,14 @@ def _read_udacity(src: Path, args: ImportOptions) -> _Clip:
             where = f"{log} line {line}"
             if len(row) < 4:
                 raise UserError(f"{where}: {len(row)} field(s), expected center,left,right,steering,...")
-            rows.append((line, row[0], row[1], row[2], parse_number(row[3], where)))
+            speed = None if len(row) < 7 else parse_speed(row[6], where, MPH_TO_MPS, "mph")
+            rows.append((line, row[0], row[1], row[2], parse_number(row[3], where), speed))
     if not rows:
         raise UserError(f"{log}: no data line")
+    has_speed = [r[5] is not None for r in rows]
+    if any(has_speed) and not all(has_speed):
+        line = rows[has_speed.index(False)][0]
+        raise UserError(f"{log} line {line}: no speed (7th field, mph), which other lines of the log have")
     times = [_udacity_time(r[1]) for r in rows]
     if all(t is not None for t in times):
         t = np.array(times)
@@ -628,9 +700,10 @@ def _read_udacity(src: Path, args: ImportOptions) -> _Clip:
                     steering=ours + corrections[cam],
                     times=t[run] - t[run[0]],
                     source=f"{log} lines {rows[run[0]][0]}-{rows[run[-1]][0]} {cam} camera",
+                    speed=np.array([rows[i][5] for i in run], dtype=np.float64) if has_speed[0] else None,
                 )
             )
-    return _image_clip(
+    clip = _image_clip(
         args,
         log,
         episodes,
@@ -640,6 +713,7 @@ def _read_udacity(src: Path, args: ImportOptions) -> _Clip:
         lambda rec: _image_beside(log.parent, rec),
         UDACITY_MAX_STEER_RAD,
     )
+    return replace(clip, speed_from="the log's speed column, mph (x 0.44704 m/s)" if has_speed[0] else None)
 
 
 def _sully_time(text: str, where: str) -> float:
@@ -855,10 +929,12 @@ def _write(
         with tqdm(total=total, desc="import", unit="frame", disable=not progress) as bar:
             for clip, clip_labels_ in zip(clips, labels):
                 for ep, steering in zip(clip.episodes, clip_labels_):
+                    speed = ep.speed if args.speed_mps is None else np.full(len(steering), args.speed_mps)
                     writer.add_episode(
                         clip.frames(ep),
                         steering,
                         np.asarray(ep.times, dtype=np.float64),
+                        columns=None if speed is None else {layout.SPEED: speed},
                         episode_meta={"source": ep.source},
                         progress=bar,
                         stage=True,
@@ -920,6 +996,11 @@ def import_dataset(
     if fmt not in FORMATS:
         raise UserError(f"--format: must be one of {FORMATS}, got {fmt!r}")
     options.check()
+    if options.speed_column is not None and fmt != "video-csv":
+        raise UserError(
+            f"--speed-column {options.speed_column!r}: for --format video-csv only (udacity logs carry their "
+            "speed; give any log a constant one with --speed-mps)"
+        )
     out = Path(out)
     sources = _sources(src)
     csvs, csv_given = _csv_paths(fmt, sources, options.csv)
@@ -938,11 +1019,23 @@ def import_dataset(
             f"{options.height}x{options.width} at {fps:.6g} Hz, max_steer_rad {max_steer:.6g} rad ({why}); "
             f"steering positive = {layout.STEERING_POSITIVE}"
             + (f"; camera {camera_text(camera)}" if camera is not None else "")
+            + f"; speed {_speed_text(fmt, clips, options)}"
         )
     if existing is not None:
         return _write(fmt, clips, options, existing, out, fps, max_steer, progress)
     with atomic_dir(out) as tmp:
         return _write(fmt, clips, options, None, tmp, fps, max_steer, progress, camera)
+
+
+def _speed_text(fmt: str, clips: list[_Clip], options: ImportOptions) -> str:
+    """Where the import's speed comes from, in a few words (``none`` names the flags drive replay needs)."""
+    if options.speed_mps is not None:
+        return f"{options.speed_mps:g} m/s (--speed-mps)"
+    sources = {c.speed_from for c in clips}
+    if sources == {None}:
+        flags = "--speed-column or --speed-mps" if fmt == "video-csv" else "--speed-mps"
+        return f"none (drive replay and --viewpoint-augment need one: {flags})"
+    return "; ".join(sorted(x or "none" for x in sources))
 
 
 def _with_size(options: ImportOptions, existing: DatasetInfo | None, out: Path) -> ImportOptions:

@@ -41,6 +41,7 @@ from drive.data import layout
 from drive.errors import UserError
 from drive.world.expert import WHEELBASE_M, steer_to_curvature
 
+_SPEED_FLAGS = " (an imported dataset: drive import --speed-column or --speed-mps)"
 MAX_SUBSTEP_M = 0.25
 """Longest RK4 sub-step of the deviation kinematics, m of path."""
 
@@ -80,9 +81,13 @@ def path_from_table(table: pd.DataFrame, max_steer_rad: float, where: str | Path
     """The recorded path of one episode's per-frame table; a one-line :class:`UserError` naming ``where``
     and the column for a missing or non-finite speed, frame times that do not increase, or a bad steering."""
     if layout.SPEED not in table.columns:
-        raise UserError(f"{where}: missing column {layout.SPEED!r}: replay needs the recorded speed of every frame")
+        raise UserError(
+            f"{where}: missing column {layout.SPEED!r}: replay needs the recorded speed of every frame{_SPEED_FLAGS}"
+        )
     if not np.isfinite(pd.to_numeric(table[layout.SPEED], errors="coerce")).any():
-        raise UserError(f"{where}: column {layout.SPEED!r} holds no speed (no finite value): replay needs it per frame")
+        raise UserError(
+            f"{where}: column {layout.SPEED!r} holds no speed (no finite value): replay needs it per frame{_SPEED_FLAGS}"
+        )
     speed = _finite_column(table, layout.SPEED, where)
     if (speed < 0).any():
         row = int(np.flatnonzero(speed < 0)[0])

@@ -127,14 +127,7 @@ class StudyConfig:
             self.seeds,
             "must be distinct whole numbers >= 0",
         )
-        need(
-            len(self.levels) > 0
-            and len(set(self.levels)) == len(self.levels)
-            and all(math.isfinite(lv) and 0 < lv <= 1 for lv in self.levels),
-            "levels",
-            self.levels,
-            "must be distinct variances in (0, 1]",
-        )
+        need(levels_ok(self.levels), "levels", self.levels, "must be distinct variances in (0, 1]")
         need(self.noise_seeds >= 1, "noise_seeds", self.noise_seeds, "must be >= 1")
         need(1 <= self.tracks <= 10, "tracks", self.tracks, "must be in 1..10")
         need(1 <= self.suite_tracks <= 10, "suite_tracks", self.suite_tracks, "must be in 1..10")
@@ -163,6 +156,11 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def levels_ok(levels: tuple[float, ...]) -> bool:
+    """Noise variances σ² a study or results run may sweep: at least one, distinct, each in (0, 1]."""
+    return len(levels) > 0 and len(set(levels)) == len(levels) and all(math.isfinite(v) and 0 < v <= 1 for v in levels)
 
 
 def stress_seeds(tracks: int, noise_seeds: int) -> list[int]:

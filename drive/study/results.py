@@ -40,7 +40,7 @@ from typing import Any
 
 from drive.errors import UserError
 from drive.io import atomic_write_json, atomic_write_text, holds_output_lock
-from drive.study.config import PAPER_LEVELS
+from drive.study.config import PAPER_LEVELS, levels_ok
 
 ORDER = ("ncp19", "cnn", "lstm", "gru", "ctrnn", "cfc", "feedforward")
 """Row order of the tables when every checkpoint is taken (others follow, by name)."""
@@ -116,14 +116,7 @@ class ResultsConfig:
         for field in ("episodes", "seeds", "workers", "passive_episodes"):
             value = getattr(self, field)
             need(isinstance(value, int) and value >= 1, field, value, "must be a whole number >= 1")
-        need(
-            len(self.levels) > 0
-            and len(set(self.levels)) == len(self.levels)
-            and all(math.isfinite(lv) and 0 < lv <= 1 for lv in self.levels),
-            "levels",
-            self.levels,
-            "must be distinct variances in (0, 1]",
-        )
+        need(levels_ok(self.levels), "levels", self.levels, "must be distinct variances in (0, 1]")
         for field in ("passive_duration_s", "suite_duration_s"):
             need(positive(getattr(self, field)), field, getattr(self, field), "must be a number of seconds > 0")
         need(self.duration_s is None or positive(self.duration_s), "duration_s", self.duration_s, "must be > 0")
