@@ -669,7 +669,8 @@ def _read_udacity(src: Path, args: ImportOptions) -> _Clip:
             where = f"{log} line {line}"
             if len(row) < 4:
                 raise UserError(f"{where}: {len(row)} field(s), expected center,left,right,steering,...")
-            speed = None if len(row) < 7 else parse_speed(row[6], where, MPH_TO_MPS, "mph")
+            keep = len(row) >= 7 and args.speed_mps is None  # --speed-mps replaces the log's speed
+            speed = parse_speed(row[6], where, MPH_TO_MPS, "mph") if keep else None
             rows.append((line, row[0], row[1], row[2], parse_number(row[3], where), speed))
     if not rows:
         raise UserError(f"{log}: no data line")
