@@ -52,6 +52,19 @@ def _rates(text: str) -> dict[str, float]:
     return out
 
 
+def _epochs(text: str) -> dict[str, int]:
+    """``ncp19=7,cnn=5`` -> epochs per family."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        model, _, value = part.partition("=")
+        if model not in MODELS or not value.isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected MODEL=EPOCHS,… with a model of {', '.join(MODELS)}, got {part!r}"
+            )
+        out[model] = int(value)
+    return out
+
+
 def _overrides(text: str) -> dict:
     """``seq_len=8,device=cuda`` -> TrainConfig overrides (values parsed as JSON where they can be)."""
     import dataclasses
@@ -107,6 +120,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr-controller", type=_rates, default={}, metavar="MODEL=RATE,…", help="controller learning rate per family"
     )
     parser.add_argument(
+        "--lr-head",
+        type=_rates,
+        default={},
+        metavar="MODEL=RATE,…",
+        help="head learning rate per family (cnn: its one)",
+    )
+    parser.add_argument(
+        "--family-epochs",
+        type=_epochs,
+        default={},
+        metavar="MODEL=EPOCHS,…",
+        help="epochs per family where tuning chose another budget than --epochs",
+    )
+    parser.add_argument(
         "--train",
         type=_overrides,
         default={},
@@ -160,7 +187,12 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
             seed=args.record_seed,
         ),
         budget=TrainingBudget(
-            epochs=args.epochs, batch_size=args.batch_size, lr_controller=args.lr_controller, overrides=args.train
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr_controller=args.lr_controller,
+            lr_head=args.lr_head,
+            family_epochs=args.family_epochs,
+            overrides=args.train,
         ),
         noise_augment=args.noise_augment,
         retrain_stale=args.retrain_stale,

@@ -55,6 +55,10 @@ class TrainingBudget:
     """Batch, in sequences."""
     lr_controller: dict[str, float] = dataclasses.field(default_factory=dict)
     """Controller learning rate per family (family -> rate); a family not named keeps TrainConfig's default."""
+    lr_head: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Head learning rate per family (family -> rate): the CNN's one rate, which ``drive tune`` chooses."""
+    family_epochs: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Epochs per family (family -> epochs) where tuning chose another budget than ``epochs``."""
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Other TrainConfig fields for every training (field -> value), e.g. ``{"seq_len": 8, "device": "cuda"}``."""
 
@@ -136,9 +140,13 @@ class StudyConfig:
         need(self.recording.episodes >= 1, "recording.episodes", self.recording.episodes, "must be >= 1")
         need(self.budget.epochs >= 1, "budget.epochs", self.budget.epochs, "must be >= 1")
         need(self.budget.batch_size >= 1, "budget.batch_size", self.budget.batch_size, "must be >= 1")
-        for model, rate in self.budget.lr_controller.items():
-            need(model in MODELS, "budget.lr_controller", model, f"is not a family of {MODELS}")
-            need(math.isfinite(rate) and rate > 0, f"budget.lr_controller.{model}", rate, "must be > 0")
+        for name in ("lr_controller", "lr_head"):
+            for model, rate in getattr(self.budget, name).items():
+                need(model in MODELS, f"budget.{name}", model, f"is not a family of {MODELS}")
+                need(math.isfinite(rate) and rate > 0, f"budget.{name}.{model}", rate, "must be > 0")
+        for model, epochs in self.budget.family_epochs.items():
+            need(model in MODELS, "budget.family_epochs", model, f"is not a family of {MODELS}")
+            need(isinstance(epochs, int) and epochs >= 1, f"budget.family_epochs.{model}", epochs, "must be >= 1")
         need(self.workers >= 1, "workers", self.workers, "must be >= 1")
         need(self.backend in ("local", "ray"), "backend", self.backend, "must be local or ray")
         need(

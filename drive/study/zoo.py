@@ -82,8 +82,13 @@ def build_zoo(cfg: StudyConfig) -> list[ZooEntry]:
             for seed in cfg.seeds:
                 name = checkpoint_name(model, seed, variant)
                 train_cfg = dataclasses.replace(base, model=model, seed=seed, out=str(root / name))
-                if model in cfg.budget.lr_controller:
-                    train_cfg = dataclasses.replace(train_cfg, lr_controller=cfg.budget.lr_controller[model])
+                per_family = {
+                    "lr_controller": cfg.budget.lr_controller,
+                    "lr_head": cfg.budget.lr_head,
+                    "epochs": cfg.budget.family_epochs,
+                }
+                chosen = {field: by[model] for field, by in per_family.items() if model in by}
+                train_cfg = dataclasses.replace(train_cfg, **chosen)
                 if variant:
                     train_cfg = dataclasses.replace(train_cfg, augment_noise=cfg.noise_augment)
                 entries.append(ZooEntry(name, model, seed, variant, root / name, train_cfg))

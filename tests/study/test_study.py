@@ -85,6 +85,15 @@ def test_checkpoint_names_keep_seed_0_as_the_shipped_folder():
     assert stress_seeds(1, 2) == [0, 10]
 
 
+def test_a_tuned_recipe_sets_each_familys_rates_and_epochs(tmp_path):
+    argv = study_argv(tmp_path, "--models", "ncp19", "cnn", "lstm", "--lr-controller", "ncp19=0.012")
+    argv += ["--lr-head", "cnn=0.0012", "--family-epochs", "ncp19=6,cnn=5"]
+    entries = {e.name: e.config for e in build_zoo(study_config(argv))}
+    assert (entries["ncp19"].lr_controller, entries["ncp19"].epochs, entries["ncp19"].lr_head) == (0.012, 6, 5e-4)
+    assert (entries["zoo/cnn-s1"].lr_head, entries["zoo/cnn-s1"].epochs) == (0.0012, 5)
+    assert (entries["lstm"].lr_controller, entries["lstm"].epochs) == (5e-3, 2)  # the study's budget (--epochs 2)
+
+
 def test_the_zoo_is_built_from_one_config_by_replacing_fields(tmp_path):
     """Each entry's TrainConfig is the study's budget with the family, seed and folder set; nothing else differs."""
     cfg = study_config(study_argv(tmp_path, "--lr-controller", "lstm=0.001", "--noise-augment", "0.05"))
