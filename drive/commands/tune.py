@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from drive.commands.runs import OutRule, claim_out
 from drive.study.tune import TuneConfig
+
+OUT_RULE = OutRule(resumable=True, overwrite=False)
+"""Resumable: a rerun goes on with the trials it finds (each training resumes or is skipped when done)."""
 
 
 def _rates(text: str) -> tuple[float, ...]:
@@ -34,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     fields = {f for f in TuneConfig.__dataclass_fields__}
     cfg = TuneConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items() if k in fields})
+    cfg.validate()
+    claim_out(cfg.out, OUT_RULE)
     result = tune(cfg)
     print(json.dumps({"chosen": result["chosen"]}))
     return 0
