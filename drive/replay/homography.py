@@ -97,6 +97,8 @@ class ViewSynthesizer:
         self._pixels = np.stack([u.ravel(), v.ravel(), np.ones(h * w)])  # (3, H·W)
         #: per pixel, whether it sees the ground (below the horizon row), as drive.world.camera decides
         self.ground = (v > cfg.horizon_row).ravel()
+        # pixels are in row order, so the ground ones are one block at the end: each homography maps its own block
+        self._first_ground = int(np.argmax(self.ground)) if self.ground.any() else h * w
         self.valid = np.ones((h, w), bool)
         """The pixels of the last :meth:`warp` that had a source in the recorded frame."""
 
@@ -104,7 +106,10 @@ class ViewSynthesizer:
         """Per learner pixel, the recorded frame's (u, v) it shows and whether it has a source: (H, W) arrays."""
         cfg = self.config
         h_ground, h_sky = view_homographies(cfg, dx, dy, dyaw)
-        q = np.where(self.ground, h_ground @ self._pixels, h_sky @ self._pixels)
+        k = self._first_ground
+        q = np.empty_like(self._pixels)
+        np.matmul(h_sky, self._pixels[:, :k], out=q[:, :k])
+        np.matmul(h_ground, self._pixels[:, k:], out=q[:, k:])
         in_front = q[2] > 1e-9
         depth = np.where(in_front, q[2], 1.0)
         src_u = np.where(in_front, q[0] / depth, self._pixels[0])
