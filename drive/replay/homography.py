@@ -83,6 +83,11 @@ def view_homographies(cfg: CameraConfig, dx: float, dy: float, dyaw: float) -> t
     return h_ground, h_sky
 
 
+def _row_shift(rows: int) -> np.ndarray:
+    """Pixel (u, v) of a block that starts at image row ``rows`` -> pixel (u, v + rows) of the image."""
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(rows)], [0.0, 0.0, 1.0]])
+
+
 class ViewSynthesizer:
     """Re-render frames of one camera from nearby poses: ``warp(frame, dx, dy, dyaw)`` -> (frame, fill share)."""
 
@@ -101,6 +106,7 @@ class ViewSynthesizer:
         self._first_ground = int(np.argmax(self.ground)) if self.ground.any() else h * w
         self.valid = np.ones((h, w), bool)
         """The pixels of the last :meth:`warp` that had a source in the recorded frame."""
+        self._full = np.full((h, w), 255, np.uint8)
 
     def source_coordinates(self, dx: float, dy: float, dyaw: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per learner pixel, the recorded frame's (u, v) it shows and whether it has a source: (H, W) arrays."""
@@ -123,8 +129,28 @@ class ViewSynthesizer:
         if dx == 0.0 and dy == 0.0 and dyaw == 0.0:
             self.valid = np.ones(frame.shape[:2], bool)
             return frame.copy(), 0.0  # a new array: callers keep what they are given
-        src_u, src_v, self.valid = self.source_coordinates(dx, dy, dyaw)
-        out = cv2.remap(
-            frame, src_u.astype(np.float32), src_v.astype(np.float32), cv2.INTER_LINEAR, borderMode=self._border
-        )
+        cfg = self.config
+        h_ground, h_sky = view_homographies(cfg, dx, dy, dyaw)
+        k = self._first_ground
+        if k % cfg.width or (h_ground[2] @ self._pixels[:, k:] <= 1e-9).any():
+            # a ground pixel whose source lies behind the recorded camera (or a horizon inside a row): the exact maps
+            src_u, src_v, self.valid = self.source_coordinates(dx, dy, dyaw)
+            out = cv2.remap(
+                frame, src_u.astype(np.float32), src_v.astype(np.float32), cv2.INTER_LINEAR, borderMode=self._border
+            )
+            return out, float(1.0 - self.valid.mean())
+        # the same maps, computed and sampled by OpenCV one block at a time (sky rows, then ground rows): with
+        # WARP_INVERSE_MAP each output pixel reads the source H·(u, v, 1), as source_coordinates does
+        rows = k // cfg.width
+        out = np.empty_like(frame)
+        valid = np.empty((cfg.height, cfg.width), np.uint8)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        for lo, hi, h in ((0, rows, h_sky), (rows, cfg.height, h_ground @ _row_shift(rows))):
+            if hi > lo:
+                size = (cfg.width, hi - lo)
+                out[lo:hi] = cv2.warpPerspective(frame, h, size, flags=flags, borderMode=self._border)
+                valid[lo:hi] = cv2.warpPerspective(
+                    self._full, h, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+                )
+        self.valid = valid == 255  # a source inside the frame: every bilinear tap on a frame pixel
         return out, float(1.0 - self.valid.mean())
