@@ -109,7 +109,17 @@ def test_site_builds_strict(tmp_path):
     pytest.importorskip("mkdocs", reason="mkdocs not installed (pip install -c constraints.txt -e '.[docs]')")
     pytest.importorskip("material", reason="mkdocs-material not installed (the docs extra)")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "-f",
+            "tools/mkdocs.yml",
+            "--strict",
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
