@@ -6,6 +6,10 @@ The check drives the policy on **training-split tracks that the dataset never re
 the recording never used, in the randomized training worlds (``scenarios/train.yaml``): never a test track,
 never the generalization suite. :func:`check_tracks` enforces this, and every entry point goes through it.
 
+The check's reset seeds are chosen so that its episodes cycle through the scenario's lane positions (the
+right, middle and left lane of one, two and three lanes; :func:`stratified_resets`): six episodes drive each
+position once, so the figure of an epoch does not hinge on which lanes a few random draws happened to give.
+
 The figure, lower is better, compared in order: off-road events over all check episodes, then mean
 |lateral offset| (m). :func:`selection_key` gives it as a tuple.
 """
@@ -89,10 +93,37 @@ def held_out_spec(
     if len(free) < episodes:
         raise UserError(f"closed-loop selection: only {len(free)} training tracks are not in the dataset")
     tracks = tuple(int(t) for t in np.random.default_rng([seed, 0x5E1]).permutation(free)[:episodes])
-    resets = tuple(r for r in range(RESET_SEED_BASE, RESET_SEED_BASE + 10 * episodes) if r not in used_resets)
-    spec = CheckSpec(tracks, resets[:episodes], float(duration_s))
+    spec = CheckSpec(tracks, stratified_resets(episodes, used_resets), float(duration_s))
     check_tracks(spec.tracks)
     return spec
+
+
+def stratified_resets(episodes: int, used: set[int], scenario: Any = CHECK_SCENARIO) -> tuple[int, ...]:
+    """``episodes`` reset seeds from ``RESET_SEED_BASE`` up, none in ``used``, whose drawn worlds cycle through
+    the lane positions the scenario's ``track.lane_position`` can draw (in the order of
+    ``drive.world.appearance.LANE_POSITIONS``); the first free seeds when the scenario draws no lane position."""
+    from drive.world.appearance import LANE_POSITIONS, draw_world, lane_position
+    from drive.world.scenario import as_scenario
+
+    sc = as_scenario(scenario)
+    spec = getattr(sc.track, "lane_position", None)
+    free = (r for r in range(RESET_SEED_BASE, RESET_SEED_BASE + 10_000 * max(episodes, 1)) if r not in used)
+    if spec is None:
+        return tuple(r for _, r in zip(range(episodes), free))
+    names = [spec] if isinstance(spec, str) else list(spec)
+    if isinstance(spec, dict):
+        names = [n for n, w in spec.items() if float(w) > 0]
+    wanted = [n for n in LANE_POSITIONS if n in names]
+    pending: dict[str, list[int]] = {n: [] for n in wanted}
+    chosen: list[int] = []
+    for reset in free:
+        if len(chosen) == episodes:
+            break
+        world = draw_world(sc, reset)
+        pending.setdefault(lane_position(world.lanes, world.ego_lane) or "", []).append(reset)
+        while len(chosen) < episodes and pending.get(wanted[len(chosen) % len(wanted)]):
+            chosen.append(pending[wanted[len(chosen) % len(wanted)]].pop(0))
+    return tuple(chosen)
 
 
 def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:

@@ -104,3 +104,22 @@ def tmp_path_of(cfg):
     from pathlib import Path
 
     return Path(cfg.out)
+
+
+def test_the_check_drives_every_lane_position_equally_and_skips_used_reset_seeds():
+    from collections import Counter
+
+    from drive.train.selection import RESET_SEED_BASE, stratified_resets
+    from drive.world.appearance import LANE_POSITIONS, draw_world, lane_position
+    from drive.world.scenario import as_scenario
+
+    scenario = as_scenario("train")
+    used = set(range(RESET_SEED_BASE, RESET_SEED_BASE + 40))
+    resets = stratified_resets(12, used)
+    assert len(resets) == len(set(resets)) == 12 and not set(resets) & used
+    drawn = [lane_position(draw_world(scenario, r).lanes, draw_world(scenario, r).ego_lane) for r in resets]
+    assert drawn[:6] == list(LANE_POSITIONS)  # six episodes: each position once
+    assert Counter(drawn) == {name: 2 for name in LANE_POSITIONS}
+    one_lane = scenario.to_dict()
+    one_lane["track"].update(lane_position={"only_of_1": 1}, lanes=None)
+    assert stratified_resets(3, {RESET_SEED_BASE + 1}, one_lane) == tuple(RESET_SEED_BASE + k for k in (0, 2, 3))
