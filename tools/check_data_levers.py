@@ -9,6 +9,8 @@ epoch selection, as ``drive tune`` trains. Levers (``--levers``, any subset):
 - ``episodes30`` / ``episodes120``: 30 or 120 episodes, DART 0.25 (the learning curve in data);
 - ``episodes240x5s``: as many frames as the base in 240 episodes of 5 s (four times the drawn worlds);
 - ``dart0`` / ``dart0.5``: 60 episodes with no DART noise, or with 0.5;
+- ``settle0.3``: the base recording with stiffer labels: the expert settles onto the lane centre in 0.3 s
+  instead of 0.6 s (``drive.world.expert.ExpertConfig.settle_time_s``; set for this recording only);
 - ``dagger``: the base recording, ``--epochs`` - 1 epochs, then one DAgger round of 12 episodes on the
   randomized worlds and 1 more epoch (the same number of epochs in all).
 
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 LEVERS = {
-    # name: (episodes, episode length s, DART level, DAgger rounds)
+    # name: (episodes, episode length s, DART level, DAgger rounds[, the expert's settling time s])
     "base": (60, 20.0, 0.25, 0),
     "episodes30": (30, 20.0, 0.25, 0),
     "episodes120": (120, 20.0, 0.25, 0),
@@ -45,25 +47,36 @@ LEVERS = {
     "dart0": (60, 20.0, 0.0, 0),
     "dart0.5": (60, 20.0, 0.5, 0),
     "dagger": (60, 20.0, 0.25, 1),
+    "settle0.3": (60, 20.0, 0.25, 0, 0.3),
 }
 
 
-def recording(out: Path, episodes: int, duration_s: float, dart: float, base_data: str | None) -> Path:
+def recording(
+    out: Path, episodes: int, duration_s: float, dart: float, base_data: str | None, settle_s: float | None = None
+) -> Path:
     """The recording of a lever (recorded once; the base's may be given)."""
+    import functools
+    from unittest import mock
+
     from drive.data import layout
     from drive.data.recorder import record
+    from drive.world import env
+    from drive.world.expert import Expert, ExpertConfig
 
-    if base_data and (episodes, duration_s, dart) == LEVERS["base"][:3]:
+    if base_data and (episodes, duration_s, dart) == LEVERS["base"][:3] and settle_s is None:
         return Path(base_data)
     length = "" if duration_s == 20.0 else f"x{duration_s:g}s"
-    root = out / "data" / f"train-{episodes}ep{length}-dart{dart:g}"
+    settle = "" if settle_s is None else f"-settle{settle_s:g}"
+    root = out / "data" / f"train-{episodes}ep{length}-dart{dart:g}{settle}"
     if root.is_dir() and len(layout.complete_episodes(root)) == episodes:
         return root
     if root.exists():
         import shutil
 
         shutil.rmtree(root)  # an interrupted recording of this script's own
-    record("train", episodes, root, seed=0, noise_injection=dart, duration_s=duration_s, progress=False)
+    expert = Expert if settle_s is None else functools.partial(Expert, config=ExpertConfig(settle_time_s=settle_s))
+    with mock.patch.object(env, "Expert", expert):
+        record("train", episodes, root, seed=0, noise_injection=dart, duration_s=duration_s, progress=False)
     return root
 
 
@@ -80,14 +93,15 @@ def markdown(rows: dict[str, dict], args: dict) -> str:
         "The validation losses are each on their own recording's validation episodes, so they do not compare "
         "across recordings.",
         "",
-        "| lever | episodes | episode (s) | DART | DAgger rounds | kept epoch | off-road | mean abs lateral (m) "
+        "| lever | episodes | episode (s) | DART | DAgger rounds | expert settling (s) | kept epoch | off-road | mean abs lateral (m) "
         "| 95 % interval | median (m) | training (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         low, high = r["check_interval"]
         lines.append(
             f"| {name} | {r['episodes']} | {r['episode_s']:g} | {r['dart']:g} | {r['dagger_rounds']} | "
+            f"{r.get('settle_s', 0.6):g} | "
             f"{r['best_epoch']} | {r['check_off_road_events']} | {r['check_mean_abs_lateral_m']:.2f} | "
             f"[{low:.2f}, {high:.2f}] | {r['check_median_abs_lateral_m']:.2f} | {r['train_time_s'] or 0:.0f} |"
         )
@@ -122,9 +136,9 @@ def main() -> int:
     rows: dict[str, dict] = {}
     datasets: dict[str, Path] = {}
     for name in names:
-        episodes, duration_s, dart, dagger = LEVERS[name]
+        episodes, duration_s, dart, dagger, *settle = LEVERS[name]
         t0 = time.perf_counter()
-        data = recording(out, episodes, duration_s, dart, args.base_data or None)
+        data = recording(out, episodes, duration_s, dart, args.base_data or None, *settle)
         datasets[name] = data
         cfg = TrainConfig(
             data=str(data),
@@ -138,7 +152,14 @@ def main() -> int:
             **(dict(dagger_rounds=dagger, scenario="train", dagger_episodes=12, dagger_epochs=1) if dagger else {}),
         )
         trial = run_trial(cfg)
-        rows[name] = {"episodes": episodes, "episode_s": duration_s, "dart": dart, "dagger_rounds": dagger, **trial}
+        rows[name] = {
+            "episodes": episodes,
+            "episode_s": duration_s,
+            "dart": dart,
+            "settle_s": (settle or [0.6])[0],
+            "dagger_rounds": dagger,
+            **trial,
+        }
         print(f"{name}: trained in {time.perf_counter() - t0:.0f} s, kept epoch {trial['best_epoch']}", flush=True)
 
     # One check for every lever: tracks and resets that no recording (nor a DAgger aggregate) used.
