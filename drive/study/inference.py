@@ -40,12 +40,19 @@ def seed_means(cells: pd.DataFrame, figure: str, keys: Sequence[str] = (KIND, LE
     return grouped.mean().rename(figure).to_frame().assign(n_conditions=grouped.size()).reset_index()
 
 
+MIN_BOOTSTRAP_N = 5
+"""Fewest values :func:`mean_interval` bootstraps; fewer get Student's t interval."""
+
+
 def mean_interval(
     values: Sequence[float], confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
 ) -> tuple[float, float, float]:
     """(mean, low, high): the studentized bootstrap interval of the mean of ``values`` (one per seed).
 
-    Fewer than 2 values give NaN bounds; values that are all equal give the point."""
+    Fewer than 2 values give NaN bounds; values that are all equal give the point. Below
+    ``MIN_BOOTSTRAP_N`` values the studentized bootstrap is degenerate (a resample such as (a, a, b) has a
+    near-zero standard error, so its t statistic, and the bound, runs to ±1e16 at n = 3): there the interval is
+    Student's t interval."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     n = len(x)
@@ -57,6 +64,11 @@ def mean_interval(
     se = x.std(ddof=1) / np.sqrt(n)
     if se == 0:
         return mean, mean, mean
+    if n < MIN_BOOTSTRAP_N:
+        from scipy import stats
+
+        half = float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1)) * se
+        return mean, float(mean - half), float(mean + half)
     rng = np.random.default_rng(seed)
     resampled = x[rng.integers(0, n, size=(n_resamples, n))]
     means = resampled.mean(axis=1)

@@ -110,3 +110,20 @@ def test_the_verdict_rule_needs_holm_p_and_an_interval_excluding_zero():
     assert verdict({**better, "p_holm": 0.2}, lower_is_better=True) == "inconclusive"
     assert verdict({**better, "diff_low": -0.1}, lower_is_better=True) == "inconclusive"
     assert verdict({"diff": 1.0}, lower_is_better=True) == "inconclusive"  # not tested (too few seeds)
+
+
+def test_few_seeds_get_students_t_interval_not_a_degenerate_bootstrap():
+    """At n = 3 a studentized bootstrap resample (a, a, b) has a near-zero standard error, and the bound ran to
+    ±1e16; below MIN_BOOTSTRAP_N the interval is Student's t interval, finite and symmetric about the mean."""
+    import numpy as np
+    from scipy import stats
+
+    from drive.study.inference import MIN_BOOTSTRAP_N, mean_interval
+
+    x = np.array([0.332, 0.248, 1.504])
+    mean, low, high = mean_interval(x)
+    half = stats.t.ppf(0.975, 2) * x.std(ddof=1) / np.sqrt(3)
+    assert MIN_BOOTSTRAP_N > 3
+    assert np.isclose(mean, x.mean()) and np.isclose(low, mean - half) and np.isclose(high, mean + half)
+    wide = mean_interval(np.arange(MIN_BOOTSTRAP_N, dtype=float))
+    assert np.all(np.isfinite(wide)) and wide[1] < wide[0] < wide[2]
