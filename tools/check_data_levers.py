@@ -11,6 +11,8 @@ epoch selection, as ``drive tune`` trains. Levers (``--levers``, any subset):
 - ``dart0`` / ``dart0.5``: 60 episodes with no DART noise, or with 0.5;
 - ``settle0.3``: the base recording with stiffer labels: the expert settles onto the lane centre in 0.3 s
   instead of 0.6 s (``drive.world.expert.ExpertConfig.settle_time_s``; set for this recording only);
+- ``narrowcam``: the base recording with the earlier, narrower camera-mount ranges (height 1.1-1.35 m, pitch
+  0.09-0.15 rad, yaw +-0.03 rad, field of view 74-86 deg; today's are 1.0-1.6, 0.07-0.19, +-0.06, 68-90);
 - ``dagger``: the base recording, ``--epochs`` - 1 epochs, then one DAgger round of 12 episodes on the
   randomized worlds and 1 more epoch (the same number of epochs in all).
 
@@ -48,11 +50,21 @@ LEVERS = {
     "dart0.5": (60, 20.0, 0.5, 0),
     "dagger": (60, 20.0, 0.25, 1),
     "settle0.3": (60, 20.0, 0.25, 0, 0.3),
+    "narrowcam": (60, 20.0, 0.25, 0, None, "narrowcam"),
 }
+#: ``narrowcam``: the camera-mount ranges of the earlier train.yaml (before they were widened to hold the suite's
+#: camera_mount case), on top of today's scenarios/train.yaml.
+NARROW_CAMERA = {"height_m": [1.1, 1.35], "pitch_rad": [0.09, 0.15], "yaw_rad": [-0.03, 0.03], "fov_deg": [74.0, 86.0]}
 
 
 def recording(
-    out: Path, episodes: int, duration_s: float, dart: float, base_data: str | None, settle_s: float | None = None
+    out: Path,
+    episodes: int,
+    duration_s: float,
+    dart: float,
+    base_data: str | None,
+    settle_s: float | None = None,
+    variant: str = "",
 ) -> Path:
     """The recording of a lever (recorded once; the base's may be given)."""
     import functools
@@ -62,12 +74,14 @@ def recording(
     from drive.data.recorder import record
     from drive.world import env
     from drive.world.expert import Expert, ExpertConfig
+    from drive.world.scenario import as_scenario
 
-    if base_data and (episodes, duration_s, dart) == LEVERS["base"][:3] and settle_s is None:
+    if base_data and (episodes, duration_s, dart) == LEVERS["base"][:3] and settle_s is None and not variant:
         return Path(base_data)
     length = "" if duration_s == 20.0 else f"x{duration_s:g}s"
     settle = "" if settle_s is None else f"-settle{settle_s:g}"
-    root = out / "data" / f"train-{episodes}ep{length}-dart{dart:g}{settle}"
+    tail = f"-{variant}" if variant else ""
+    root = out / "data" / f"train-{episodes}ep{length}-dart{dart:g}{settle}{tail}"
     if root.is_dir() and len(layout.complete_episodes(root)) == episodes:
         return root
     if root.exists():
@@ -76,7 +90,10 @@ def recording(
         shutil.rmtree(root)  # an interrupted recording of this script's own
     expert = Expert if settle_s is None else functools.partial(Expert, config=ExpertConfig(settle_time_s=settle_s))
     with mock.patch.object(env, "Expert", expert):
-        record("train", episodes, root, seed=0, noise_injection=dart, duration_s=duration_s, progress=False)
+        scenario = as_scenario("train").to_dict()
+        if variant == "narrowcam":
+            scenario["camera"].update(NARROW_CAMERA)
+        record(scenario, episodes, root, seed=0, noise_injection=dart, duration_s=duration_s, progress=False)
     return root
 
 
@@ -136,9 +153,9 @@ def main() -> int:
     rows: dict[str, dict] = {}
     datasets: dict[str, Path] = {}
     for name in names:
-        episodes, duration_s, dart, dagger, *settle = LEVERS[name]
+        episodes, duration_s, dart, dagger, *extra = LEVERS[name]
         t0 = time.perf_counter()
-        data = recording(out, episodes, duration_s, dart, args.base_data or None, *settle)
+        data = recording(out, episodes, duration_s, dart, args.base_data or None, *extra)
         datasets[name] = data
         cfg = TrainConfig(
             data=str(data),
@@ -156,7 +173,8 @@ def main() -> int:
             "episodes": episodes,
             "episode_s": duration_s,
             "dart": dart,
-            "settle_s": (settle or [0.6])[0],
+            "settle_s": (extra[0] if extra and extra[0] else 0.6),
+            "variant": extra[1] if len(extra) > 1 else "",
             "dagger_rounds": dagger,
             **trial,
         }
