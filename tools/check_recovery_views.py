@@ -6,6 +6,8 @@ tuned controller rate and closed-loop epoch selection on held-out training-split
 - ``dart0.25``: the study's recording (``--dart-data``, 60 episodes x 20 s with DART 0.25), no recovery views;
 - ``dart0+views``: a recording of the same worlds and seeds with no DART noise (``--no-dart-data``;
   recorded there when missing), with ``--viewpoint-augment`` (recovery views, drive.train.viewpoint);
+- ``dart0+views2m``: the same, with views that reach 2 m and 10 deg (``--viewpoint-max-offset-m 2
+  --viewpoint-max-yaw-rad 0.1745``; DART's recording holds excursions to 2.2 m);
 - ``dart0``: the same no-DART recording without recovery views (what the views add).
 
 Then ``drive stress`` on the test tracks (``scenarios/default.yaml``) at Gaussian σ² ``--levels``, ``--noise-seeds``
@@ -33,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-ARMS = ("dart0.25", "dart0+views", "dart0")
+ARMS = ("dart0.25", "dart0+views", "dart0+views2m", "dart0")
+#: recovery-view reach per views arm: (largest offset m, largest yaw rad); drive train's defaults are 1 m and 5 deg
+VIEW_REACH = {"dart0+views": (1.0, 0.0873), "dart0+views2m": (2.0, 0.1745)}
 
 
 def main() -> int:
@@ -91,7 +95,12 @@ def main() -> int:
                 **{tuned_field(args.model): args.rate},
                 seed=seed,
                 select_by="closed_loop",
-                viewpoint_augment=arm.endswith("+views"),
+                viewpoint_augment=arm in VIEW_REACH,
+                **(
+                    dict(viewpoint_max_offset_m=VIEW_REACH[arm][0], viewpoint_max_yaw_rad=VIEW_REACH[arm][1])
+                    if arm in VIEW_REACH
+                    else {}
+                ),
                 progress=False,
             )
             trial = run_trial(cfg)
