@@ -29,7 +29,6 @@ Writes ``OUT/levers.json`` and ``OUT/levers.md``. The last printed line is one J
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -137,12 +136,11 @@ def main() -> int:
     p.add_argument("--check-duration-s", type=float, default=15.0)
     args = p.parse_args()
 
-    from drive.eval.simulate import drive_episodes, resolve_scenario
     from drive.policy.load import load_driver
     from drive.study.inference import mean_interval
     from drive.study.tune import run_trial, tuned_field
     from drive.train.config import TrainConfig
-    from drive.train.selection import check_tracks, held_out_spec
+    from drive.train.selection import check_episodes, held_out_spec
 
     out = Path(args.out)
     names = [n.strip() for n in args.levers.split(",") if n.strip()]
@@ -183,17 +181,12 @@ def main() -> int:
     # One check for every lever: tracks and resets that no recording (nor a DAgger aggregate) used.
     used = list(datasets.values()) + [p for p in out.glob(f"{args.model}/*/dagger-data") if p.is_dir()]
     spec = held_out_spec([str(p) for p in used], args.check_episodes, args.check_duration_s, seed=1)
-    check_tracks(spec.tracks)  # training-split tracks only, as the selection in training
     print(f"check: {len(spec.tracks)} training-split tracks x {spec.duration_s:g} s", flush=True)
     header = f"{'lever':<12} {'episodes':>8} {'DART':>5} {'DAgger':>6} {'epoch':>5} {'val loss':>8}"
     print(header + f" {'off-road':>8} {'mean |lat| m [95% CI]':>24} {'median':>6}")
     for name in names:
         driver = load_driver(out / args.model / name)
-        episodes = []
-        scenario = resolve_scenario(spec.scenario, spec.duration_s)
-        for track, reset in zip(spec.tracks, spec.reset_seeds):
-            sc = dataclasses.replace(scenario, track=dataclasses.replace(scenario.track, seeds=[int(track)]))
-            episodes += drive_episodes(driver, sc, [int(reset)], progress=False)[0]
+        episodes = check_episodes(driver, spec)  # the training check's own loop, on this larger spec
         lateral = np.array([e["mean_abs_lateral_m"] for e in episodes])
         _, low, high = mean_interval(lateral)
         r = rows[name]

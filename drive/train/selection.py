@@ -126,9 +126,8 @@ def stratified_resets(episodes: int, used: set[int], scenario: Any = CHECK_SCENA
     return tuple(chosen)
 
 
-def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:
-    """Drive ``driver`` once per (track, reset seed) of ``spec``; the figures and the selection key."""
-    from drive.eval import metrics as M
+def check_episodes(driver: Any, spec: CheckSpec) -> list[dict[str, Any]]:
+    """Drive ``driver`` once per (track, reset seed) of ``spec``; one metrics row per episode."""
     from drive.eval.simulate import drive_episodes, resolve_scenario
 
     check_tracks(spec.tracks)
@@ -138,6 +137,14 @@ def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:
         sc = dataclasses.replace(scenario, track=dataclasses.replace(scenario.track, seeds=[int(track)]))
         rows, _ = drive_episodes(driver, sc, [int(reset)], progress=False)
         episodes += rows
+    return episodes
+
+
+def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:
+    """Drive ``driver`` once per (track, reset seed) of ``spec``; the figures and the selection key."""
+    from drive.eval import metrics as M
+
+    episodes = check_episodes(driver, spec)
     summary = M.aggregate(episodes)
     figures = {
         "off_road_events": int(summary.get("off_road_events") or 0),
