@@ -18,7 +18,7 @@ and stress cells that finished are reused.
 
     .venv/bin/python tools/check_recovery_views.py [--seeds 0,1,2] [--epochs 4] [--out runs/recovery]
 
-The last printed line is one JSON object.
+Writes ``OUT/recovery.json`` and ``OUT/recovery.md``; the last printed line is one JSON object.
 """
 
 from __future__ import annotations
@@ -38,6 +38,33 @@ import numpy as np  # noqa: E402
 ARMS = ("dart0.25", "dart0+views", "dart0+views2m", "dart0")
 #: recovery-view reach per views arm: (largest offset m, largest yaw rad); drive train's defaults are 1 m and 5 deg
 VIEW_REACH = {"dart0+views": (1.0, 0.0873), "dart0+views2m": (2.0, 0.1745)}
+
+
+def markdown(summary: dict[str, dict], arms: list[str], levels: list[float]) -> str:
+    """The arms per level as a markdown table (``recovery.md``): mean over training seeds [95 % interval over
+    seeds] and, against ``dart0.25``, the difference with Welch's interval and p."""
+
+    def cell(figure: dict) -> str:
+        low, high = figure["interval"]
+        return f"{figure['mean']:.2f} [{low:.2f}, {high:.2f}]"
+
+    lines = [
+        "| σ² | arm | off-road/km | views − DART [95 %] | Welch p | mean abs lateral (m) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for level in levels:
+        for arm in arms:
+            row = summary[f"{arm}@{level:g}"]
+            test = row.get("off_road_vs_dart0.25")
+            diff = (
+                f"{test['diff']:+.2f} [{test['diff_low']:.2f}, {test['diff_high']:.2f}] | {test['p_welch']:.3f}"
+                if test
+                else "– | –"
+            )
+            lines.append(
+                f"| {level:g} | {arm} | {cell(row['off_road_per_km'])} | {diff} | {cell(row['mean_abs_lateral_m'])} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -153,6 +180,7 @@ def main() -> int:
                 f"{'':>8} {lat['mean']:>8.3f} [{lat['interval'][0]:.3f}, {lat['interval'][1]:.3f}]",
                 flush=True,
             )
+    (out / "recovery.md").write_text(markdown(summary, arms, levels))
     (out / "recovery.json").write_text(
         json.dumps({"args": vars(args), "summary": summary}, indent=1, default=str) + "\n"
     )
