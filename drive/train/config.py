@@ -153,8 +153,12 @@ class TrainConfig:
     """How the kept epoch is chosen: val_loss (the lowest validation loss) or closed_loop (the policy that drives
     best on training-split tracks the dataset never recorded, in the randomized training worlds: fewest off-road
     events, then lowest mean |lateral offset|; drive.train.selection). Every epoch's figure goes to config.json."""
-    select_episodes: int = 6
-    """closed_loop selection: check episodes per epoch (one held-out training track and reset seed each)."""
+    select_episodes: int = 12
+    """closed_loop selection: check episodes per epoch (one held-out training track and reset seed each), dealt
+    round-robin over the check scenarios; 12 with two scenarios drives each lane position once in each."""
+    select_scenario: str = "train,nominal"
+    """closed_loop selection: the check's scenarios, comma-separated names or files whose tracks are the
+    training split (train: the randomized worlds; nominal: the default camera and look in every lane position)."""
     select_duration_s: float = 15.0
     """closed_loop selection: length of each check episode, s."""
     select_from_epoch: int = 1
@@ -249,6 +253,12 @@ class TrainConfig:
         need(0 <= self.val_smoothing < 1, "val-smoothing", self.val_smoothing, "must be in [0, 1)")
         need(self.select_by in SELECT_BY, "select-by", self.select_by, f"must be one of {', '.join(SELECT_BY)}")
         need(1 <= self.select_episodes <= 100, "select-episodes", self.select_episodes, "must be in 1..100")
+        need(
+            bool([n for n in str(self.select_scenario).split(",") if n.strip()]),
+            "select-scenario",
+            self.select_scenario,
+            "must name one or more scenarios",
+        )
         need(
             math.isfinite(self.select_duration_s) and 0 < self.select_duration_s <= 600,
             "select-duration-s",

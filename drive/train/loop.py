@@ -639,7 +639,9 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
     if cfg.select_by == "closed_loop" and dist.is_main:
         from drive.train.selection import held_out_spec
 
-        check = held_out_spec(roots, cfg.select_episodes, cfg.select_duration_s, seed=cfg.split_seed)
+        check = held_out_spec(
+            roots, cfg.select_episodes, cfg.select_duration_s, seed=cfg.split_seed, scenario=cfg.select_scenario
+        )
         for record in provenance if isinstance(provenance, list) else [provenance]:
             record["selection_check"] = {
                 "tracks": list(check.tracks),
@@ -841,6 +843,8 @@ def _train(cfg: TrainConfig, dist: Distributed, dagger_round: bool = False) -> T
                         if "closed_loop" in record:
                             for key in ("off_road_events", "mean_abs_lateral_m"):
                                 writer.add_scalar(f"closed_loop/{key}", record["closed_loop"][key], progress["step"])
+                                for name, part in record["closed_loop"].get("by_scenario", {}).items():
+                                    writer.add_scalar(f"closed_loop/{name}/{key}", part[key], progress["step"])
                         writer.flush()
                     if show:
                         cl = record.get("closed_loop")

@@ -3,12 +3,15 @@ alone (issue "Drivers that keep their lane everywhere", item 3; the README's pas
 that offline error does not rank drivers as closed-loop driving does).
 
 The check drives the policy on **training-split tracks that the dataset never recorded**, with reset seeds
-the recording never used, in the randomized training worlds (``scenarios/train.yaml``): never a test track,
-never the generalization suite. :func:`check_tracks` enforces this, and every entry point goes through it.
+the recording never used, in one or more check scenarios dealt round-robin over its episodes: by default the
+randomized training worlds (``scenarios/train.yaml``) and the nominal world (``scenarios/nominal.yaml``: the
+default camera mount and look, every lane position). Never a test track, never the generalization suite:
+:func:`check_tracks` refuses any other track seed and :func:`check_scenarios` any scenario whose tracks are not
+the training split (so a suite case cannot be named), and every entry point goes through both.
 
-The check's reset seeds are chosen so that its episodes cycle through the scenario's lane positions (the
-right, middle and left lane of one, two and three lanes; :func:`stratified_resets`): six episodes drive each
-position once, so the figure of an epoch does not hinge on which lanes a few random draws happened to give.
+The check's reset seeds are chosen so that each scenario's episodes cycle through its lane positions (the
+right, middle and left lane of one, two and three lanes; :func:`stratified_resets`): six episodes of a scenario
+drive each position once, so the figure of an epoch does not hinge on which lanes a few random draws gave.
 
 The figure, lower is better, compared in order: off-road events over all check episodes, then mean
 |lateral offset| (m). :func:`selection_key` gives it as a tuple.
@@ -23,8 +26,9 @@ from typing import Any, Sequence
 
 from drive.errors import UserError
 
-CHECK_SCENARIO = "train"
-"""The randomized training worlds (training-split tracks)."""
+CHECK_SCENARIO = "train,nominal"
+"""The check's scenarios, dealt round-robin over its episodes: the randomized training worlds and the nominal
+world, both on training-split tracks."""
 RESET_SEED_BASE = 7_000_000
 """Reset seeds of the check: ``RESET_SEED_BASE + k``; the recorder draws its reset seeds from a
 SeedSequence (32-bit values), and :func:`held_out_tracks` also refuses any the dataset recorded."""
@@ -41,6 +45,35 @@ class CheckSpec:
     duration_s: float
     """Length of each check episode, s."""
     scenario: str = CHECK_SCENARIO
+    """Comma-separated scenario names or paths; episode ``k`` drives the ``k mod n``-th."""
+
+    def episode_scenarios(self) -> list[str]:
+        """The scenario of each episode, in order."""
+        names = scenario_names(self.scenario)
+        return [names[k % len(names)] for k in range(len(self.tracks))]
+
+
+def scenario_names(scenario: str) -> list[str]:
+    """The names in a comma-separated list of check scenarios."""
+    names = [n.strip() for n in str(scenario).split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--select-scenario: give one or more scenario names, got {scenario!r}")
+    return names
+
+
+def check_scenarios(scenario: str) -> None:
+    """Refuse a check scenario whose tracks are not procedural training-split tracks (the test roads, the
+    racetrack and the generalization suite's cases are never driven by selection)."""
+    from drive.world.scenario import as_scenario
+
+    for name in scenario_names(scenario):
+        track = as_scenario(name).track
+        if getattr(track, "kind", None) != "procedural" or getattr(track, "split", None) != "train":
+            raise UserError(
+                f"--select-scenario: {name!r} has track kind {getattr(track, 'kind', None)!r}, split "
+                f"{getattr(track, 'split', None)!r}; closed-loop selection drives only procedural training-split "
+                "tracks (never the test tracks or the suite)"
+            )
 
 
 def check_tracks(tracks: Sequence[int]) -> None:
@@ -73,10 +106,15 @@ def recorded_seeds(dataset: str | os.PathLike) -> tuple[set[int], set[int]]:
 
 
 def held_out_spec(
-    dataset: str | os.PathLike | Sequence[str | os.PathLike], episodes: int, duration_s: float, seed: int = 0
+    dataset: str | os.PathLike | Sequence[str | os.PathLike],
+    episodes: int,
+    duration_s: float,
+    seed: int = 0,
+    scenario: str = CHECK_SCENARIO,
 ) -> CheckSpec:
     """``episodes`` training-split tracks and reset seeds that the dataset (or every one of several datasets)
-    never recorded, drawn from ``seed``."""
+    never recorded, drawn from ``seed``, dealt round-robin over the check scenarios ``scenario``; each
+    scenario's episodes cycle through its lane positions."""
     import numpy as np
 
     from drive.world.tracks import TRAIN_SEEDS
@@ -92,13 +130,17 @@ def held_out_spec(
     free = np.array([t for t in TRAIN_SEEDS if t not in used_tracks])
     if len(free) < episodes:
         raise UserError(f"closed-loop selection: only {len(free)} training tracks are not in the dataset")
+    check_scenarios(scenario)
     tracks = tuple(int(t) for t in np.random.default_rng([seed, 0x5E1]).permutation(free)[:episodes])
-    spec = CheckSpec(tracks, stratified_resets(episodes, used_resets), float(duration_s))
+    names = scenario_names(scenario)
+    per_episode = [names[k % len(names)] for k in range(episodes)]
+    resets = {n: iter(stratified_resets(per_episode.count(n), used_resets, n)) for n in names}
+    spec = CheckSpec(tracks, tuple(next(resets[n]) for n in per_episode), float(duration_s), ",".join(names))
     check_tracks(spec.tracks)
     return spec
 
 
-def stratified_resets(episodes: int, used: set[int], scenario: Any = CHECK_SCENARIO) -> tuple[int, ...]:
+def stratified_resets(episodes: int, used: set[int], scenario: Any = "train") -> tuple[int, ...]:
     """``episodes`` reset seeds from ``RESET_SEED_BASE`` up, none in ``used``, whose drawn worlds cycle through
     the lane positions the scenario's ``track.lane_position`` can draw (in the order of
     ``drive.world.appearance.LANE_POSITIONS``); the first free seeds when the scenario draws no lane position."""
@@ -131,12 +173,14 @@ def check_episodes(driver: Any, spec: CheckSpec) -> list[dict[str, Any]]:
     from drive.eval.simulate import drive_episodes, resolve_scenario
 
     check_tracks(spec.tracks)
-    scenario = resolve_scenario(spec.scenario, spec.duration_s)
+    check_scenarios(spec.scenario)
+    scenarios = {n: resolve_scenario(n, spec.duration_s) for n in scenario_names(spec.scenario)}
     episodes = []
-    for track, reset in zip(spec.tracks, spec.reset_seeds):
+    for name, track, reset in zip(spec.episode_scenarios(), spec.tracks, spec.reset_seeds):
+        scenario = scenarios[name]
         sc = dataclasses.replace(scenario, track=dataclasses.replace(scenario.track, seeds=[int(track)]))
         rows, _ = drive_episodes(driver, sc, [int(reset)], progress=False)
-        episodes += rows
+        episodes += [{**row, "check_scenario": name} for row in rows]
     return episodes
 
 
@@ -152,7 +196,15 @@ def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:
         "distance_m": float(summary.get("distance_m") or 0.0),
         "episodes": len(episodes),
     }
-    return {**figures, "key": list(selection_key(figures))}
+    by_scenario = {}
+    for name in dict.fromkeys(e["check_scenario"] for e in episodes):
+        part = M.aggregate([e for e in episodes if e["check_scenario"] == name])
+        by_scenario[name] = {
+            "off_road_events": int(part.get("off_road_events") or 0),
+            "mean_abs_lateral_m": float(part.get("mean_abs_lateral_m") or 0.0),
+            "episodes": int(part["episodes"]),
+        }
+    return {**figures, "by_scenario": by_scenario, "key": list(selection_key(figures))}
 
 
 def selection_key(figures: dict[str, Any]) -> tuple[float, float]:

@@ -123,3 +123,42 @@ def test_the_check_drives_every_lane_position_equally_and_skips_used_reset_seeds
     one_lane = scenario.to_dict()
     one_lane["track"].update(lane_position={"only_of_1": 1}, lanes=None)
     assert stratified_resets(3, {RESET_SEED_BASE + 1}, one_lane) == tuple(RESET_SEED_BASE + k for k in (0, 2, 3))
+
+
+def test_the_default_check_deals_its_episodes_over_the_randomized_and_nominal_worlds_in_every_lane_position(
+    tiny_recording,
+):
+    """Twelve episodes: six in the randomized training worlds and six in the nominal world (the default camera
+    mount), alternating, and within each scenario every lane position once; its reset seeds avoid the recording's."""
+    from drive.world.appearance import LANE_POSITIONS, draw_world, lane_position
+    from drive.world.scenario import as_scenario
+
+    _, recorded_resets = recorded_seeds(tiny_recording)
+    spec = held_out_spec(tiny_recording, episodes=12, duration_s=1.0)
+    assert spec.scenario == "train,nominal"
+    assert spec.episode_scenarios() == ["train", "nominal"] * 6
+    assert not set(spec.reset_seeds) & recorded_resets
+    for name in ("train", "nominal"):
+        scenario = as_scenario(name)
+        resets = [r for n, r in zip(spec.episode_scenarios(), spec.reset_seeds) if n == name]
+        worlds = [draw_world(scenario, r) for r in resets]
+        assert [lane_position(w.lanes, w.ego_lane) for w in worlds] == list(LANE_POSITIONS)
+    nominal = [draw_world(as_scenario("nominal"), r) for r in spec.reset_seeds[1::2]]
+    assert {(w.camera_height_m, w.camera_pitch_rad, w.camera_fov_deg) for w in nominal} == {(1.2, 0.12, 80.0)}
+
+
+def test_the_check_reports_each_scenario_and_refuses_scenarios_off_the_training_split(tiny_recording, tmp_path):
+    spec = held_out_spec(tiny_recording, episodes=2, duration_s=1.0)
+    result = closed_loop_check(ExpertPolicy(), spec)
+    assert set(result["by_scenario"]) == {"train", "nominal"}
+    assert sum(part["episodes"] for part in result["by_scenario"].values()) == 2
+    for bad in ("default", "scenarios/suite/three_lanes_middle.yaml", "racetrack", "train,default"):
+        with pytest.raises(UserError, match="training-split"):
+            held_out_spec(tiny_recording, 2, 1.0, scenario=bad)
+        with pytest.raises(UserError, match="training-split"):
+            closed_loop_check(ExpertPolicy(), CheckSpec((3,), (RESET,), 1.0, bad))
+    with pytest.raises(UserError, match="select-scenario"):
+        held_out_spec(tiny_recording, 2, 1.0, scenario=" , ")
+
+
+RESET = 7_000_000
