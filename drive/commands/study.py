@@ -117,14 +117,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=b.epochs, help="epochs per training")
     parser.add_argument("--batch-size", type=int, default=b.batch_size, help="batch, in sequences")
     parser.add_argument(
-        "--lr-controller", type=_rates, default={}, metavar="MODEL=RATE,…", help="controller learning rate per family"
+        "--lr-controller",
+        type=_rates,
+        default={},
+        metavar="MODEL=RATE,…",
+        help=f"controller learning rate per family, on top of the tuned {_show(b.lr_controller)}",
     )
     parser.add_argument(
         "--lr-head",
         type=_rates,
         default={},
         metavar="MODEL=RATE,…",
-        help="head learning rate per family (cnn: its one)",
+        help=f"head learning rate per family (cnn: its one), on top of the tuned {_show(b.lr_head)}",
     )
     parser.add_argument(
         "--family-epochs",
@@ -138,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_overrides,
         default={},
         metavar="FIELD=VALUE,…",
-        help="other TrainConfig fields for every training, e.g. seq_len=8,device=cuda",
+        help=f"other TrainConfig fields for every training, on top of {_show(b.overrides)}, e.g. device=cuda",
     )
     parser.add_argument(
         "--noise-augment",
@@ -169,7 +173,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
+def _show(values: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in values.items()) or "none"
+
+
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    b = TrainingBudget()
     return StudyConfig(
         models=tuple(args.models),
         seeds=args.seeds,
@@ -189,10 +198,10 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         budget=TrainingBudget(
             epochs=args.epochs,
             batch_size=args.batch_size,
-            lr_controller=args.lr_controller,
-            lr_head=args.lr_head,
+            lr_controller={**b.lr_controller, **args.lr_controller},
+            lr_head={**b.lr_head, **args.lr_head},
             family_epochs=args.family_epochs,
-            overrides=args.train,
+            overrides={**b.overrides, **args.train},
         ),
         noise_augment=args.noise_augment,
         retrain_stale=args.retrain_stale,

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in ("short_epochs", "full_epochs", "batch_size", "seed", "select_episodes"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     parser.add_argument("--select-duration-s", type=float, default=d.select_duration_s)
+    parser.add_argument("--select-scenario", default=d.select_scenario, help="the check's scenarios, comma-separated")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 

@@ -34,8 +34,9 @@ class RecordingConfig:
 
     scenario: str = "train"
     """Scenario YAML (or shipped name) of the training worlds: training-split tracks only."""
-    episodes: int = 60
-    """Episodes to record (60 × 20 s: 20 minutes of driving in 60 drawn worlds)."""
+    episodes: int = 120
+    """Episodes to record (120 × 20 s: 40 minutes of driving in 120 drawn worlds; chosen on the closed-loop
+    check by tools/check_data_levers.py, docs/guide/tune.md)."""
     duration_s: float = 20.0
     """Length of each recorded episode, s (shorter than the scenario's 60 s: more worlds per minute of driving)."""
     noise_injection: float = 0.25
@@ -44,23 +45,31 @@ class RecordingConfig:
     """Seed of the recording (tracks, start poses, worlds, noise); a recording repeats byte for byte."""
 
 
+TUNED_LR_CONTROLLER = {"ncp19": 5e-3, "lstm": 1.2e-2, "gru": 2e-3, "cfc": 5e-3, "ctrnn": 5e-3}
+"""Each family's controller learning rate as ``drive tune`` chose it (checkpoints/tune/tune.md)."""
+TUNED_LR_HEAD = {"cnn": 5e-4}
+"""The CNN's one learning rate as ``drive tune`` chose it."""
+
+
 @dataclasses.dataclass
 class TrainingBudget:
     """The training recipe every zoo checkpoint shares, on top of :class:`~drive.train.config.TrainConfig`'s
-    defaults."""
+    defaults. The defaults are the recipe ``drive tune`` and ``tools/check_data_levers.py`` chose (issue 22;
+    docs/guide/tune.md); the shipped checkpoints are trained with it."""
 
-    epochs: int = 8
-    """Epochs per training (the shipped checkpoints: 8)."""
+    epochs: int = 4
+    """Epochs per training: 4 epochs of the 120-episode recording are 600 optimizer steps for every family."""
     batch_size: int = 16
     """Batch, in sequences."""
-    lr_controller: dict[str, float] = dataclasses.field(default_factory=dict)
+    lr_controller: dict[str, float] = dataclasses.field(default_factory=lambda: dict(TUNED_LR_CONTROLLER))
     """Controller learning rate per family (family -> rate); a family not named keeps TrainConfig's default."""
-    lr_head: dict[str, float] = dataclasses.field(default_factory=dict)
+    lr_head: dict[str, float] = dataclasses.field(default_factory=lambda: dict(TUNED_LR_HEAD))
     """Head learning rate per family (family -> rate): the CNN's one rate, which ``drive tune`` chooses."""
     family_epochs: dict[str, int] = dataclasses.field(default_factory=dict)
     """Epochs per family (family -> epochs) where tuning chose another budget than ``epochs``."""
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Other TrainConfig fields for every training (field -> value), e.g. ``{"seq_len": 8, "device": "cuda"}``."""
+    overrides: dict[str, Any] = dataclasses.field(default_factory=lambda: {"select_by": "closed_loop"})
+    """Other TrainConfig fields for every training (field -> value), e.g. ``{"seq_len": 8, "device": "cuda"}``;
+    by default the kept epoch is the one that drives best on the closed-loop check."""
 
 
 @dataclasses.dataclass

@@ -65,6 +65,9 @@ class TuneConfig:
     """Closed-loop check episodes per epoch."""
     select_duration_s: float = 15.0
     """Length of each check episode, s."""
+    select_scenario: str = "train"
+    """The check's scenarios (``TrainConfig.select_scenario``); the recorded tuning (checkpoints/tune) drove the
+    randomized training worlds only."""
     progress: bool = True
     """Show progress bars."""
 
@@ -100,6 +103,7 @@ def trial_config(cfg: TuneConfig, model: str, rate: float, epochs: int) -> Train
         select_by="closed_loop",
         select_episodes=cfg.select_episodes,
         select_duration_s=cfg.select_duration_s,
+        select_scenario=cfg.select_scenario,
         progress=cfg.progress,
     )
 

@@ -59,7 +59,7 @@ def study_argv(root: Path, *extra: str, episodes: int = 3, seeds: str = "0,1", d
         "--batch-size",
         "4",
         "--train",
-        "seq_len=8",
+        "seq_len=8,select_by=val_loss",
         "--workers",
         "1",
         "--duration-s",
@@ -91,7 +91,23 @@ def test_a_tuned_recipe_sets_each_familys_rates_and_epochs(tmp_path):
     entries = {e.name: e.config for e in build_zoo(study_config(argv))}
     assert (entries["ncp19"].lr_controller, entries["ncp19"].epochs, entries["ncp19"].lr_head) == (0.012, 6, 5e-4)
     assert (entries["zoo/cnn-s1"].lr_head, entries["zoo/cnn-s1"].epochs) == (0.0012, 5)
-    assert (entries["lstm"].lr_controller, entries["lstm"].epochs) == (5e-3, 2)  # the study's budget (--epochs 2)
+    # a family not named keeps the tuned recipe's rate; the budget is the study's (--epochs 2)
+    assert (entries["lstm"].lr_controller, entries["lstm"].epochs) == (1.2e-2, 2)
+    assert entries["lstm"].select_by == "val_loss" and entries["lstm"].seq_len == 8  # --train on top of the recipe
+
+
+def test_the_studys_defaults_are_the_tuned_recipe():
+    """``drive study`` with no flags trains what the shipped checkpoints were trained with."""
+    cfg = study_config([])
+    entries = {e.name: e.config for e in build_zoo(dataclasses.replace(cfg, seeds=(0,)))}
+    assert cfg.recording.episodes == 120 and cfg.recording.duration_s == 20 and cfg.recording.noise_injection == 0.25
+    assert {m: c.epochs for m, c in entries.items()} == dict.fromkeys(entries, 4)
+    assert {m: c.select_by for m, c in entries.items()} == dict.fromkeys(entries, "closed_loop")
+    rates = {m: entries[m].lr_controller for m in ("ncp19", "lstm", "gru", "cfc", "ctrnn")}
+    assert rates == {"ncp19": 5e-3, "lstm": 1.2e-2, "gru": 2e-3, "cfc": 5e-3, "ctrnn": 5e-3}
+    assert entries["cnn"].lr_head == 5e-4
+    gpu = {e.name: e.config for e in build_zoo(study_config(["--seeds", "0", "--train", "device=cuda"]))}
+    assert gpu["ncp19"].device == "cuda" and gpu["ncp19"].select_by == "closed_loop"  # merged, not replaced
 
 
 def test_the_zoo_is_built_from_one_config_by_replacing_fields(tmp_path):
