@@ -245,7 +245,8 @@ def test_train_overwrite_and_resume_exclude_each_other(tmp_path, capsys):
 
 def test_train_refusing_a_finished_checkpoint_leaves_its_files_alone(tmp_path, capsys):
     ck = tmp_path / "ck"
-    shutil.copytree(shipped_ncp19(), ck)
+    # what git ships (a local training's state, ignored by git, would make it a resumable run instead)
+    shutil.copytree(shipped_ncp19(), ck, ignore=shutil.ignore_patterns("train_state", "tensorboard"))
     (tmp_path / "d").mkdir()
     (ck / "run.json").write_text('{"the": "run that made it"}')
     assert main(["train", "--data", str(tmp_path / "d"), "--out", str(ck)]) == 2
