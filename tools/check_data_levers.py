@@ -125,7 +125,7 @@ def markdown(rows: dict[str, dict], args: dict) -> str:
         "## Data levers",
         "",
         f"`tools/check_data_levers.py`: {args['model']} (its tuned rate {args['rate']:g}, training seed 0, "
-        f"{args['epochs']} epochs, closed-loop epoch selection) on each recording of `scenarios/train.yaml`, then "
+        f"{args['epochs']} epochs unless the lever says otherwise, closed-loop epoch selection) on each recording of `scenarios/train.yaml`, then "
         f"driven on {args['check_episodes']} held-out training-split tracks × {args['check_duration_s']:g} s that "
         f"no recording used (never the test tracks or the suite), dealt over the scenarios {', '.join(names)} "
         "(train: the randomized worlds; nominal: the default camera mount and look), every lane position equally "
@@ -135,9 +135,9 @@ def markdown(rows: dict[str, dict], args: dict) -> str:
         "`NARROW_CAMERA`, `MID_CAMERA` in the script). In-training check: the scenarios the training's own epoch "
         "selection drove.",
         "",
-        "| lever | episodes | episode (s) | DART | DAgger rounds | expert settling (s) | camera | in-training check "
-        f"| kept epoch | {head} | training (s) |",
-        "|---|---|---|---|---|---|---|---|---|" + "---|---|---|" * len(names) + "---|",
+        "| lever | episodes | episode (s) | DART | DAgger rounds | expert settling (s) | camera | epochs | protocol "
+        f"| in-training check | kept epoch | {head} | training (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|---|" * len(names) + "---|",
     ]
     for name, r in rows.items():
         cells = []
@@ -152,6 +152,8 @@ def markdown(rows: dict[str, dict], args: dict) -> str:
         lines.append(
             f"| {name} | {r['episodes']} | {r['episode_s']:g} | {r['dart']:g} | {r['dagger_rounds']} | "
             f"{r.get('settle_s', 0.6):g} | {r.get('variant', '').replace('cam', '') or 'wide'} | "
+            f"{r.get('epochs', args['epochs'])} | "
+            f"{', '.join(f'{k} {v}' for k, v in r.get('protocol', {}).items()) or '–'} | "
             f"{r.get('select_scenario', 'train')} | {r['best_epoch']} | {' | '.join(cells)} | "
             f"{r['train_time_s'] or 0:.0f} |"
         )
