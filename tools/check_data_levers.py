@@ -165,15 +165,6 @@ def names_of(spec) -> list[str]:
     return list(dict.fromkeys(spec.episode_scenarios()))
 
 
-def lane_positions(spec) -> list[str]:
-    """The lane position each check episode draws (from its scenario and reset seed)."""
-    from drive.world.appearance import draw_world, lane_position
-    from drive.world.scenario import as_scenario
-
-    worlds = [draw_world(as_scenario(n), r) for n, r in zip(spec.episode_scenarios(), spec.reset_seeds)]
-    return [lane_position(w.lanes, w.ego_lane) or "" for w in worlds]
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--levers", default=",".join(LEVERS), help="comma-separated subset of " + ", ".join(LEVERS))
@@ -194,6 +185,7 @@ def main() -> int:
     from drive.study.tune import run_trial, tuned_field
     from drive.train.config import TrainConfig
     from drive.train.selection import check_episodes, held_out_spec
+    from drive.world.appearance import lane_position
 
     out = Path(args.out)
     names = [n.strip() for n in args.levers.split(",") if n.strip()]
@@ -244,7 +236,6 @@ def main() -> int:
     spec = held_out_spec(
         [str(p) for p in used], args.check_episodes, args.check_duration_s, seed=1, scenario=args.check_scenario
     )
-    positions = lane_positions(spec)
     print(f"check: {len(spec.tracks)} training-split tracks x {spec.duration_s:g} s ({spec.scenario})", flush=True)
     print(
         f"{'lever':<15} {'epoch':>5} "
@@ -261,7 +252,9 @@ def main() -> int:
             _, low, high = mean_interval(lateral)
             by_position: dict[str, list[float]] = {}
             for k in mine:
-                by_position.setdefault(positions[k], []).append(float(episodes[k]["mean_abs_lateral_m"]))
+                world = episodes[k]["world"]  # the world the episode drew, recorded in its row
+                position = lane_position(world["lanes"], world["ego_lane"]) or ""
+                by_position.setdefault(position, []).append(float(episodes[k]["mean_abs_lateral_m"]))
             r["check_by_scenario"][scenario] = {
                 "episodes": len(mine),
                 "off_road_events": int(sum(episodes[k]["off_road_events"] for k in mine)),

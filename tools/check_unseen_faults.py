@@ -13,7 +13,8 @@ colour and shadows; it never shows these faults, which ``drive stress`` injects 
 Both sets of checkpoints drive every cell, and clean input beside the faults (one episode per test track; ``--seeds`` noise seeds), so each
 figure compares the same worlds and the same noise. Per model, fault and level: off-road events per km and
 mean |lateral| (m), the new checkpoint beside the earlier one, with a 95 % bootstrap interval of the
-difference over the test tracks (paired: the same track and noise seed in both). One training seed per
+difference over the test tracks (paired: the same track and noise seed in both;
+``drive.eval.stats.bootstrap_mean_ci``). One training seed per
 model: the interval covers tracks and noise, not training runs.
 
 The earlier checkpoints come from git (``--old-rev``, default facb449: the checkpoints shipped before issue
@@ -43,6 +44,8 @@ MODELS = ("ncp19", "cnn", "lstm", "gru", "ctrnn", "cfc")
 
 def extract(rev: str, model: str, into: Path) -> Path:
     """``checkpoints/<model>`` at git revision ``rev``, as ``into/<model>-old`` (reused when present)."""
+    from drive.io import atomic_write_bytes
+
     folder = into / f"{model}-old"
     if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
         return folder
@@ -51,17 +54,8 @@ def extract(rev: str, model: str, into: Path) -> Path:
         blob = subprocess.run(
             ["git", "show", f"{rev}:checkpoints/{model}/{name}"], cwd=ROOT, check=True, capture_output=True
         ).stdout
-        (folder / (name + ".part")).write_bytes(blob)
-        (folder / (name + ".part")).replace(folder / name)
+        atomic_write_bytes(folder / name, blob)
     return folder
-
-
-def paired_interval(new: np.ndarray, old: np.ndarray, seed: int = 0, n_boot: int = 4000) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of mean(new - old) over paired episodes."""
-    diff = new - old
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def markdown(rows: list[dict], args: dict) -> str:
@@ -102,6 +96,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
 
+    from drive.eval.stats import bootstrap_mean_ci
     from drive.eval.stress import stress
 
     out = Path(args.out)
@@ -148,7 +143,7 @@ def main() -> int:
                 a, b = episodes(new, kind, level), episodes(old, kind, level)
                 lat_new = np.array([e["mean_abs_lateral_m"] for e in a])
                 lat_old = np.array([e["mean_abs_lateral_m"] for e in b])
-                low, high = paired_interval(lat_new, lat_old)
+                low, high = bootstrap_mean_ci(lat_new - lat_old)  # paired: the same track and noise
                 row = {
                     "model": model,
                     "kind": kind,

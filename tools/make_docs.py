@@ -136,34 +136,28 @@ def simulator_page(root: Path) -> str:
     )
 
 
+UNSEEN = "checkpoints/results/unseen.md"
+"""``tools/check_unseen_faults.py``'s table (faults the training never showed, the shipped checkpoints beside the
+earlier ones), shown on the suite's page when present."""
+
+
 def suite_page(root: Path) -> str:
     body = _after_heading(_read(root, "checkpoints/results/suite.md"), "### Generalization suite")
+    unseen = (root / UNSEEN).is_file()
     return (
         _header(
             "Generalization suite",
-            ["checkpoints/results/suite.md"]
-            + (["checkpoints/results/unseen.md"] if (root / "checkpoints/results/unseen.md").is_file() else []),
+            ["checkpoints/results/suite.md"] + ([UNSEEN] if unseen else []),
             "Written by `drive suite` through `drive results`; per case and driver in `checkpoints/results/suite.csv`."
-            + (
-                " The unseen faults: `tools/check_unseen_faults.py`."
-                if (root / "checkpoints/results/unseen.md").is_file()
-                else ""
-            ),
+            + (" The unseen faults: `tools/check_unseen_faults.py`." if unseen else ""),
         )
         + "The 14 cases of `scenarios/suite/`, each changing one thing of the plain test road, driven by the "
         "six shipped checkpoints (training seed 0) and the expert. The target: 0 off-road events and mean "
         "|lateral| ≤ 0.35 m in every case.\n\n"
         + _shift_headings(body, 2)
         + "\n![Generalization suite](img/suite.png)\n"
-        + unseen_section(root)
+        + ("\n" + _shift_headings(_read(root, UNSEEN), 2) if unseen else "")
     )
-
-
-def unseen_section(root: Path) -> str:
-    """``checkpoints/results/unseen.md`` (``tools/check_unseen_faults.py``: faults the training never showed,
-    the shipped checkpoints beside the earlier ones), if present."""
-    path = root / "checkpoints" / "results" / "unseen.md"
-    return "\n" + _shift_headings(path.read_text(encoding="utf-8"), 2) if path.is_file() else ""
 
 
 def study_page(root: Path) -> str:

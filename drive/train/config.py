@@ -253,8 +253,10 @@ class TrainConfig:
         need(0 <= self.val_smoothing < 1, "val-smoothing", self.val_smoothing, "must be in [0, 1)")
         need(self.select_by in SELECT_BY, "select-by", self.select_by, f"must be one of {', '.join(SELECT_BY)}")
         need(1 <= self.select_episodes <= 100, "select-episodes", self.select_episodes, "must be in 1..100")
+        from drive.train.selection import split_names
+
         need(
-            bool([n for n in str(self.select_scenario).split(",") if n.strip()]),
+            bool(split_names(self.select_scenario)),
             "select-scenario",
             self.select_scenario,
             "must name one or more scenarios",

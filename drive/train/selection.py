@@ -49,31 +49,44 @@ class CheckSpec:
 
     def episode_scenarios(self) -> list[str]:
         """The scenario of each episode, in order."""
-        names = scenario_names(self.scenario)
-        return [names[k % len(names)] for k in range(len(self.tracks))]
+        return deal(scenario_names(self.scenario), len(self.tracks))
+
+
+def split_names(scenario: str) -> list[str]:
+    """The names in a comma-separated list of check scenarios (possibly none)."""
+    return [n.strip() for n in str(scenario).split(",") if n.strip()]
 
 
 def scenario_names(scenario: str) -> list[str]:
-    """The names in a comma-separated list of check scenarios."""
-    names = [n.strip() for n in str(scenario).split(",") if n.strip()]
+    """The names in a comma-separated list of check scenarios; a UserError when there are none."""
+    names = split_names(scenario)
     if not names:
         raise UserError(f"--select-scenario: give one or more scenario names, got {scenario!r}")
     return names
 
 
-def check_scenarios(scenario: str) -> None:
-    """Refuse a check scenario whose tracks are not procedural training-split tracks (the test roads, the
-    racetrack and the generalization suite's cases are never driven by selection)."""
+def deal(names: Sequence[str], episodes: int) -> list[str]:
+    """The scenario of each of ``episodes`` check episodes: ``names`` in turn (episode ``k`` drives the
+    ``k mod n``-th)."""
+    return [names[k % len(names)] for k in range(episodes)]
+
+
+def check_scenarios(scenario: str) -> dict[str, Any]:
+    """The check's scenarios by name, loaded; a UserError for one whose tracks are not procedural
+    training-split tracks (the test roads, the racetrack and the generalization suite's cases are never driven
+    by selection)."""
     from drive.world.scenario import as_scenario
 
+    loaded = {}
     for name in scenario_names(scenario):
-        track = as_scenario(name).track
-        if getattr(track, "kind", None) != "procedural" or getattr(track, "split", None) != "train":
+        loaded[name] = sc = as_scenario(name)
+        kind, split = getattr(sc.track, "kind", None), getattr(sc.track, "split", None)
+        if kind != "procedural" or split != "train":
             raise UserError(
-                f"--select-scenario: {name!r} has track kind {getattr(track, 'kind', None)!r}, split "
-                f"{getattr(track, 'split', None)!r}; closed-loop selection drives only procedural training-split "
-                "tracks (never the test tracks or the suite)"
+                f"--select-scenario: {name!r} has track kind {kind!r}, split {split!r}; closed-loop selection "
+                "drives only procedural training-split tracks (never the test tracks or the suite)"
             )
+    return loaded
 
 
 def check_tracks(tracks: Sequence[int]) -> None:
@@ -130,12 +143,11 @@ def held_out_spec(
     free = np.array([t for t in TRAIN_SEEDS if t not in used_tracks])
     if len(free) < episodes:
         raise UserError(f"closed-loop selection: only {len(free)} training tracks are not in the dataset")
-    check_scenarios(scenario)
+    scenarios = check_scenarios(scenario)
     tracks = tuple(int(t) for t in np.random.default_rng([seed, 0x5E1]).permutation(free)[:episodes])
-    names = scenario_names(scenario)
-    per_episode = [names[k % len(names)] for k in range(episodes)]
-    resets = {n: iter(stratified_resets(per_episode.count(n), used_resets, n)) for n in names}
-    spec = CheckSpec(tracks, tuple(next(resets[n]) for n in per_episode), float(duration_s), ",".join(names))
+    per_episode = deal(list(scenarios), episodes)
+    resets = {n: iter(stratified_resets(per_episode.count(n), used_resets, sc)) for n, sc in scenarios.items()}
+    spec = CheckSpec(tracks, tuple(next(resets[n]) for n in per_episode), float(duration_s), ",".join(scenarios))
     check_tracks(spec.tracks)
     return spec
 
@@ -173,8 +185,7 @@ def check_episodes(driver: Any, spec: CheckSpec) -> list[dict[str, Any]]:
     from drive.eval.simulate import drive_episodes, resolve_scenario
 
     check_tracks(spec.tracks)
-    check_scenarios(spec.scenario)
-    scenarios = {n: resolve_scenario(n, spec.duration_s) for n in scenario_names(spec.scenario)}
+    scenarios = {n: resolve_scenario(sc, spec.duration_s) for n, sc in check_scenarios(spec.scenario).items()}
     episodes = []
     for name, track, reset in zip(spec.episode_scenarios(), spec.tracks, spec.reset_seeds):
         scenario = scenarios[name]
@@ -185,26 +196,28 @@ def check_episodes(driver: Any, spec: CheckSpec) -> list[dict[str, Any]]:
 
 
 def closed_loop_check(driver: Any, spec: CheckSpec) -> dict[str, Any]:
-    """Drive ``driver`` once per (track, reset seed) of ``spec``; the figures and the selection key."""
+    """Drive ``driver`` once per (track, reset seed) of ``spec``; the figures, overall and per scenario, and the
+    selection key."""
+    episodes = check_episodes(driver, spec)
+    by_scenario = {
+        name: check_figures([e for e in episodes if e["check_scenario"] == name])
+        for name in dict.fromkeys(e["check_scenario"] for e in episodes)
+    }
+    figures = check_figures(episodes)
+    return {**figures, "by_scenario": by_scenario, "key": list(selection_key(figures))}
+
+
+def check_figures(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Off-road events, mean |lateral offset| (m), distance (m) and episode count over check episodes."""
     from drive.eval import metrics as M
 
-    episodes = check_episodes(driver, spec)
     summary = M.aggregate(episodes)
-    figures = {
+    return {
         "off_road_events": int(summary.get("off_road_events") or 0),
         "mean_abs_lateral_m": float(summary.get("mean_abs_lateral_m") or 0.0),
         "distance_m": float(summary.get("distance_m") or 0.0),
         "episodes": len(episodes),
     }
-    by_scenario = {}
-    for name in dict.fromkeys(e["check_scenario"] for e in episodes):
-        part = M.aggregate([e for e in episodes if e["check_scenario"] == name])
-        by_scenario[name] = {
-            "off_road_events": int(part.get("off_road_events") or 0),
-            "mean_abs_lateral_m": float(part.get("mean_abs_lateral_m") or 0.0),
-            "episodes": int(part["episodes"]),
-        }
-    return {**figures, "by_scenario": by_scenario, "key": list(selection_key(figures))}
 
 
 def selection_key(figures: dict[str, Any]) -> tuple[float, float]:

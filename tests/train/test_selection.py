@@ -159,6 +159,10 @@ def test_the_check_reports_each_scenario_and_refuses_scenarios_off_the_training_
             closed_loop_check(ExpertPolicy(), CheckSpec((3,), (RESET,), 1.0, bad))
     with pytest.raises(UserError, match="select-scenario"):
         held_out_spec(tiny_recording, 2, 1.0, scenario=" , ")
+    from drive.train.config import TrainConfig
+
+    with pytest.raises(UserError, match=r"--select-scenario ' , ': must name one or more scenarios"):
+        TrainConfig(data="d", out="o", select_scenario=" , ").validate()
 
 
 RESET = 7_000_000
