@@ -152,6 +152,10 @@ def finished(out: Path, result: str, key: dict[str, Any]) -> bool:
     return stamp.is_file() and (out / result).is_file() and json.loads(stamp.read_text()) == key
 
 
+SUITE_CHUNK = 6
+"""Drivers per run of the suite in the study (one family set of a seed): an interruption loses at most one chunk."""
+
+
 def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
     """The suite per checkpoint (and the expert), each into its own folder, skipped when done with the same inputs."""
     import pandas as pd
@@ -171,27 +175,32 @@ def stage_suite(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
         }
         if not finished(out, "results.csv", key):
             todo.append((entry, out, key))
-    if todo:  # one run of the suite for every missing driver (one worker pool), then one folder per driver
+    # the missing drivers in chunks of SUITE_CHUNK (one worker pool each), each chunk stamped into one folder per
+    # driver as soon as it is driven: an interruption loses at most the chunk under way
+    for start in range(0, len(todo), SUITE_CHUNK):
+        chunk = todo[start : start + SUITE_CHUNK]
         batch = Path(cfg.out) / "suite" / ".batch"
         batch.mkdir(parents=True, exist_ok=True)
         run_suite(
-            [str(e.path) for e, _, _ in todo if e is not None],
+            [str(e.path) for e, _, _ in chunk if e is not None],
             batch,
             tracks=cfg.suite_tracks,
             workers=cfg.workers,
             cases=cases,
             duration_s=cfg.duration_s,
-            expert=any(e is None for e, _, _ in todo),
+            expert=any(e is None for e, _, _ in chunk),
             progress=cfg.progress,
         )
         rows = pd.read_csv(batch / "results.csv")
-        for entry, out, key in todo:
+        for entry, out, key in chunk:
             out.mkdir(parents=True, exist_ok=True)
             label = "expert" if entry is None else entry.path.name
             with atomic_path(out / "results.csv") as tmp:
                 rows[rows["driver"] == label].to_csv(tmp, index=False)
             atomic_write_json(out / "done.json", key)
         shutil.rmtree(batch)
+        if len(todo) > SUITE_CHUNK:
+            print(f"suite: {min(start + SUITE_CHUNK, len(todo))} of {len(todo)} driver(s) done", file=sys.stderr)
     return {"computed": len(todo), "reused": len(entries) + 1 - len(todo)}
 
 

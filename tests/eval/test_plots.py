@@ -160,3 +160,22 @@ def test_recorded_data_is_called_recorded(tmp_path):
     fig = error_figure(evaluate_rows(), "gaussian")
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "recorded" in labels and "expert" not in labels
+
+
+def test_the_band_label_says_how_many_training_seeds_it_resamples():
+    rows = stress_rows(1.0)
+
+    def stats(n_seeds: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {"kind": "gaussian", "family": "ncp19", "figure": f, "level": level, "mean": 1.0, "ci_low": 0.5}
+                | {"ci_high": 1.5, "n_seeds": n_seeds}
+                for f in ("off_road_per_km", "mean_abs_lateral_m")
+                for level in (0.1, 0.2)
+            ]
+        )
+
+    one = curves_figure(rows, "gaussian", stats(1), ["ncp19"]).axes[0].get_xlabel()
+    ten = curves_figure(rows, "gaussian", stats(10), ["ncp19"]).axes[0].get_xlabel()
+    assert "over conditions, one training seed" in one and "training seeds and" not in one
+    assert "over 10 training seeds and conditions" in ten

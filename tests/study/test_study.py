@@ -167,8 +167,13 @@ def test_an_interrupted_study_resumes_to_the_results_of_an_uninterrupted_one(tmp
     train(dataclasses.replace(entry.config, max_steps=per_epoch))
     assert json.loads((b / "ck" / "zoo" / "ncp19-s1" / "config.json").read_text())["metrics"]["epochs_done"] == 1
     capsys.readouterr()
+    from drive.study import stages
+
+    monkeypatch.setattr(stages, "SUITE_CHUNK", 2)  # B drives the suite in chunks of 2 drivers (A: one run of all 5)
     assert study(study_argv(b, data=data)) == 0
-    resumed = last_json(capsys)["stages"]
+    captured = capsys.readouterr()
+    resumed = json.loads(captured.out.strip().splitlines()[-1])["stages"]
+    assert resumed["suite"]["computed"] == 5 and "suite: 4 of 5 driver(s) done" in captured.err
     assert resumed["train"]["trained"] == 2 and resumed["train"]["reused"] == 2
     cells = sorted((b / "out" / "stress" / "cells").glob("*.json"))
     for cell in cells[:5]:  # the stress sweep was killed before these cells were written
