@@ -66,6 +66,29 @@ def test_check_mode_fails_when_a_result_file_changes(tmp_path):
     assert Path("docs/results/old.md") in make_docs.stale(tmp_path)
 
 
+def test_the_readme_study_block_is_the_reports_failures_and_claims(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(make_docs.README_BEGIN, 1)[1].split(make_docs.README_END, 1)[0]
+    study = (ROOT / "checkpoints/study/study.md").read_text(encoding="utf-8")
+    claims = make_docs._section(study, "#### The paper's three claims").strip()
+    failures = make_docs._section(study, "#### Training failures").strip()
+    assert claims and failures and claims in block and failures in block
+    assert "| claim | level |" in block and "| family | runs | failed |" in block
+    # a README without the markers is an error naming the file, not a silently dropped block
+    (tmp_path / "checkpoints/study").mkdir(parents=True)
+    shutil.copy(ROOT / "checkpoints/study/study.md", tmp_path / "checkpoints/study/study.md")
+    (tmp_path / "README.md").write_text("# drive\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="README.md: the study block's markers"):
+        make_docs.readme_text(tmp_path)
+    # the block is replaced, not appended to, and the text around it is kept
+    (tmp_path / "README.md").write_text(
+        f"# drive\nbefore\n{make_docs.README_BEGIN}\nold numbers\n{make_docs.README_END}\nafter\n", encoding="utf-8"
+    )
+    text = make_docs.readme_text(tmp_path)
+    assert "old numbers" not in text and text.startswith("# drive\nbefore\n") and text.endswith("\nafter\n")
+    assert claims in text
+
+
 def test_closed_loop_numbers_are_those_of_results_json():
     results = json.loads((ROOT / "checkpoints/results/results.json").read_text(encoding="utf-8"))
     page = _page("simulator.md")
