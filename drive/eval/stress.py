@@ -311,12 +311,11 @@ def curves_figure(
     band = ""
     if in_stats:  # what the band resamples: with one training seed per family it is the conditions alone
         seeds = sorted({int(n) for n in at_kind["n_seeds"]})
-        counted = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
-        band = (
-            " (bands: 95 % CI over conditions, one training seed)"
-            if seeds == [1]
-            else f" (bands: 95 % CI over {counted} training seeds and conditions)"
-        )
+        if seeds == [1]:
+            band = " (bands: 95 % CI over conditions, one training seed)"
+        else:
+            counted = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+            band = f" (bands: 95 % CI over {counted} training seeds and conditions)"
     for ax, ylabel in zip(axes, ("off-road events per km", "mean |lateral offset| (m)")):
         ax.set_xlabel(
             f"{kind}: {KINDS[kind].axis}" + band,
