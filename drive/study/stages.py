@@ -242,6 +242,7 @@ def stage_explain(cfg: StudyConfig, entries: list[ZooEntry]) -> dict[str, Any]:
             duration_s=cfg.duration_s,
             video=False,
             episodes=cfg.explain_episodes,
+            progress=cfg.progress,
         )
         atomic_write_json(out / "done.json", key)
     return {"computed": len(todo), "reused": len(entries) - len(todo)}

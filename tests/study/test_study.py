@@ -351,5 +351,6 @@ def test_the_explain_stage_runs_each_checkpoint_once_for_the_same_inputs(tmp_pat
     result = json.loads((tmp_path / "out" / "explain" / "cnn" / "explain.json").read_text())
     assert result["episodes"] == 2 and result["ssim_frames"] == 6 and set(result["mean_ssim"]) == {"0.04", "0.09"}
     assert calls[0]["images"] == 0 and calls[0]["video"] is False
+    assert calls[0]["progress"] is False  # --no-progress reaches drive explain's bars
     assert stages.stage_explain(cfg, entries) == {"computed": 0, "reused": 1}
     assert stages.stage_explain(dataclasses.replace(cfg, explain_frames=2), entries)["computed"] == 1
