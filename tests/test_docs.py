@@ -87,6 +87,12 @@ def test_the_readme_study_block_is_the_reports_failures_and_claims(tmp_path):
     text = make_docs.readme_text(tmp_path)
     assert "old numbers" not in text and text.startswith("# drive\nbefore\n") and text.endswith("\nafter\n")
     assert claims in text
+    # the report's at-a-glance tables go in when the report has them (reports before them do not)
+    glance = make_docs._section(study, "#### At a glance").strip()
+    assert ("**At a glance.** " + glance in block) if glance else "**At a glance.**" not in block
+    with open(tmp_path / "checkpoints/study/study.md", "a", encoding="utf-8") as f:
+        f.write("\n#### At a glance\n\n| family | off-road per km, σ²=0.1 |\n|---|---|\n| ncp19 | 1.5 [1, 2] |\n")
+    assert "**At a glance.** | family | off-road per km, σ²=0.1 |" in make_docs.readme_text(tmp_path)
 
 
 def test_closed_loop_numbers_are_those_of_results_json():

@@ -223,10 +223,12 @@ def tune_page(root: Path) -> str:
 
 
 def readme_study_block(root: Path) -> str:
-    """The README's study block: what the study ran (the report's first line), its failure rates and the
-    paper's three claims at the seed level, each as ``study.md`` has them."""
+    """The README's study block: what the study ran (the report's first line), its failure rates, the families'
+    seed-level figures at the paper's levels and the paper's three claims at the seed level, each as
+    ``study.md`` has them."""
     text = _read(root, "checkpoints/study/study.md")
     ran = _section(text, "## Robustness study").split("\n\n", 1)[0].strip()
+    glance = _section(text, "#### At a glance").strip()  # absent from reports written before it existed
     parts = [
         README_BEGIN,
         "",
@@ -234,6 +236,7 @@ def readme_study_block(root: Path) -> str:
         "",
         "**Training failures.** " + _section(text, "#### Training failures").strip(),
         "",
+        *(["**At a glance.** " + glance, ""] if glance else []),
         "**The paper's three claims, at the seed level.** " + _section(text, "#### The paper's three claims").strip(),
         "",
         README_END,

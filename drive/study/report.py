@@ -305,6 +305,72 @@ def failure_lines(failures, models: tuple[str, ...]) -> list[str]:
     return lines + [""]
 
 
+GLANCE_LEVELS = (0.1, 0.2, 0.3)
+"""The levels of the report's at-a-glance tables: the paper's σ² (its text's 0.1 / 0.2 / 0.3)."""
+
+
+def _cell(table, figure: str, family: str, level: float | None) -> str:
+    """``mean [ci_low, ci_high]`` of one family's seed means (a bare mean without an interval); "–" if absent."""
+    if not len(table):
+        return "–"
+    sel = table[(table["figure"] == figure) & (table["family"] == family)]
+    if level is not None and "level" in sel.columns:
+        sel = sel[(sel["level"] - level).abs() < 1e-9]
+    if not len(sel):
+        return "–"
+    r = sel.iloc[0]
+    mean, low, high = float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
+    return f"{mean:.3g} [{_num(low)}, {_num(high)}]" if high > low else f"{mean:.3g}"
+
+
+def glance_lines(stress, ssim, activity, failures, models: tuple[str, ...]) -> list[str]:
+    """Two compact tables, one row per family, of the seed means [studentized bootstrap 95 % over seeds] at the
+    paper's levels: crashes and lateral offset under noise (with the failed runs), then saliency stability and
+    the activity's PC1 share and participation ratio."""
+    failed = {}
+    if len(failures):
+        for family, sel in failures.groupby("family"):
+            known = sel[sel["failed"].notna()]
+            failed[family] = f"{int((known['failed'] == True).sum())}/{len(known)}" if len(known) else "–"  # noqa: E712
+    levels = [f"σ²={lv:g}" for lv in GLANCE_LEVELS]
+    noise = [
+        "| family | seeds | failed runs | "
+        + " | ".join(f"off-road per km, {lv}" for lv in levels)
+        + " | "
+        + " | ".join(f"mean \\|lateral\\| (m), {lv}" for lv in levels)
+        + " |",
+        "|---" * (3 + 2 * len(levels)) + "|",
+    ]
+    explain = [
+        "| family | " + " | ".join(f"SSIM, {lv}" for lv in levels) + " | PC1 share | participation ratio |",
+        "|---" * (3 + len(levels)) + "|",
+    ]
+    for family in models:
+        seeds = stress[stress["family"] == family]["n_seeds"] if len(stress) else []
+        n = str(int(min(seeds))) if len(seeds) else "–"
+        noise.append(
+            f"| {family} | {n} | {failed.get(family, '–')} | "
+            + " | ".join(_cell(stress, "off_road_per_km", family, lv) for lv in GLANCE_LEVELS)
+            + " | "
+            + " | ".join(_cell(stress, "mean_abs_lateral_m", family, lv) for lv in GLANCE_LEVELS)
+            + " |"
+        )
+        explain.append(
+            f"| {family} | "
+            + " | ".join(_cell(ssim, "ssim", family, lv) for lv in GLANCE_LEVELS)
+            + f" | {_cell(activity, 'pc1_share', family, None)} | {_cell(activity, 'participation_ratio', family, None)} |"
+        )
+    return [
+        "Mean over training seeds [studentized bootstrap 95 % over seeds], at the paper's levels; every level and "
+        "every test are in the sections above.",
+        "",
+        *noise,
+        "",
+        *explain,
+        "",
+    ]
+
+
 def claims_lines(stress, ssim, activity, models: tuple[str, ...], reference: str, label) -> list[str]:
     """The paper's three claims: per level and family, the seed-level result and a verdict by VERDICT_RULE."""
     from drive.study.inference import VERDICT_RULE, verdict
@@ -462,6 +528,9 @@ def seed_level_markdown(cfg: StudyConfig, entries: list[ZooEntry], failures) -> 
         else []
     )
     lines += [
+        "#### At a glance",
+        "",
+        *glance_lines(stress, ssim, activity, failures, cfg.models),
         "#### The paper's three claims",
         "",
         *claims_lines(stress, ssim, activity, cfg.models, reference, label),

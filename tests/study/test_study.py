@@ -354,3 +354,40 @@ def test_the_explain_stage_runs_each_checkpoint_once_for_the_same_inputs(tmp_pat
     assert calls[0]["progress"] is False  # --no-progress reaches drive explain's bars
     assert stages.stage_explain(cfg, entries) == {"computed": 0, "reused": 1}
     assert stages.stage_explain(dataclasses.replace(cfg, explain_frames=2), entries)["computed"] == 1
+
+
+def test_the_glance_table_gives_each_familys_seed_mean_at_the_papers_levels():
+    from drive.study.inference import seed_level_table
+
+    rows = [
+        {
+            "family": family,
+            "train_seed": seed,
+            "kind": "gaussian",
+            "level": level,
+            "condition": condition,
+            "off_road_per_km": seed + offset + level,
+            "mean_abs_lateral_m": 0.5,
+        }
+        for family, offset in (("ncp19", 0.0), ("cnn", 10.0))
+        for seed in range(5)
+        for level in (0.09, 0.1, 0.2, 0.3)
+        for condition in range(2)
+    ]
+    stress = seed_level_table(pd.DataFrame(rows), ["off_road_per_km", "mean_abs_lateral_m"])
+    failures = pd.DataFrame(
+        [{"family": f, "failed": f == "cnn" and s == 4} for f in ("ncp19", "cnn") for s in range(5)]
+    )
+    lines = report.glance_lines(stress, pd.DataFrame(), pd.DataFrame(), failures, ("ncp19", "cnn"))
+    noise = next(line for line in lines if line.startswith("| family | seeds |"))
+    assert "σ²=0.1 |" in noise and "0.09" not in noise  # the paper's levels only
+    ncp19 = next(line for line in lines if line.startswith("| ncp19 | 5 |")).split(" | ")
+    cnn = next(line for line in lines if line.startswith("| cnn | 5 |")).split(" | ")
+    assert ncp19[2] == "0/5" and cnn[2] == "1/5"
+    # seed means 0.1, 1.1, ..., 4.1 at σ² 0.1: mean 2.1 with an interval around it; a constant figure has none
+    assert ncp19[3].startswith("2.1 [") and cnn[3].startswith("12.1 [") and cnn[5].startswith("12.3 [")
+    low, high = (float(x) for x in ncp19[3][len("2.1 [") : -1].split(", "))
+    assert low < 2.1 < high
+    assert ncp19[6] == "0.5" and ncp19[8].rstrip(" |") == "0.5"
+    explain = next(line for line in lines if line.startswith("| ncp19 |") and "5" not in line.split(" | ")[1])
+    assert explain.count("–") == 5  # no explain results: nothing is invented
