@@ -93,6 +93,14 @@ def test_the_readme_study_block_is_the_reports_failures_and_claims(tmp_path):
     with open(tmp_path / "checkpoints/study/study.md", "a", encoding="utf-8") as f:
         f.write("\n#### At a glance\n\n| family | off-road per km, σ²=0.1 |\n|---|---|\n| ncp19 | 1.5 [1, 2] |\n")
     assert "**At a glance.** | family | off-road per km, σ²=0.1 |" in make_docs.readme_text(tmp_path)
+    # where runs failed, the verdict counts without them follow the claims (their tables stay in the report)
+    with open(tmp_path / "checkpoints/study/study.md", "a", encoding="utf-8") as f:
+        f.write(
+            "\n#### The paper's three claims without the failed runs\n\n| claim | level |\n|---|---|\n\n- Crashes: x\n"
+        )
+    text = make_docs.readme_text(tmp_path)
+    assert "**Without the failed runs** (every table is in the report):\n\n- Crashes: x\n" in text
+    assert "| claim | level |\n|---|---|\n\n- Crashes" not in text
 
 
 def test_closed_loop_numbers_are_those_of_results_json():

@@ -229,6 +229,11 @@ def readme_study_block(root: Path) -> str:
     text = _read(root, "checkpoints/study/study.md")
     ran = _section(text, "## Robustness study").split("\n\n", 1)[0].strip()
     glance = _section(text, "#### At a glance").strip()  # absent from reports written before it existed
+    without = [  # the verdict counts of the claims without the failed runs, where some failed
+        line
+        for line in _section(text, "#### The paper's three claims without the failed runs").splitlines()
+        if line.startswith("- ")
+    ]
     parts = [
         README_BEGIN,
         "",
@@ -239,6 +244,7 @@ def readme_study_block(root: Path) -> str:
         *(["**At a glance.** " + glance, ""] if glance else []),
         "**The paper's three claims, at the seed level.** " + _section(text, "#### The paper's three claims").strip(),
         "",
+        *(["**Without the failed runs** (every table is in the report):", "", *without, ""] if without else []),
         README_END,
     ]
     return "\n".join(parts)

@@ -486,19 +486,6 @@ def seed_level_markdown(cfg: StudyConfig, entries: list[ZooEntry], failures) -> 
             "",
         ]
     )
-    failed = failures[failures["failed"] == True] if len(failures) else failures  # noqa: E712
-    if len(failed) and len(cells):
-        drop = set(zip(failed["family"], failed["train_seed"]))
-        kept = cells[[(f, s) not in drop for f, s in zip(cells["family"], cells["train_seed"])]]
-        lines += [
-            f"#### The same without the {len(failed)} failed run(s) ({', '.join(failed['name'])})",
-            "",
-            *seed_level_lines(seed_level_table(kept, figures, reference), SEED_FIGURES, cfg.models, reference, label),
-        ]
-    elif len(failures) and failures["failed"].isna().any():
-        lines += ["Without failed runs: not computed, since the failure rule could not be decided for every run.", ""]
-    else:
-        lines += ["No run failed: the analysis without failed runs is the one above.", ""]
     lines += ["#### Saliency stability and interpretability (drive explain), per training seed", ""]
     if missing:
         lines += [
@@ -534,6 +521,64 @@ def seed_level_markdown(cfg: StudyConfig, entries: list[ZooEntry], failures) -> 
         "#### The paper's three claims",
         "",
         *claims_lines(stress, ssim, activity, cfg.models, reference, label),
+    ]
+    return lines + without_failed_lines(cells, ssim_rows, activity_rows, failures, cfg.models, reference, label)
+
+
+def _without(rows, drop: set):
+    """``rows`` (one per family and training seed, or finer) without those of the (family, seed) pairs ``drop``."""
+    if not len(rows):
+        return rows
+    return rows[[(f, s) not in drop for f, s in zip(rows["family"], rows["train_seed"])]]
+
+
+def without_failed_lines(cells, ssim_rows, activity_rows, failures, models: tuple[str, ...], reference: str, label):
+    """The analysis beside the primary one: every seed-level figure and the claims table without the failed runs."""
+    import pandas as pd
+
+    from drive.study.inference import seed_level_table
+
+    failed = failures[failures["failed"] == True] if len(failures) else failures  # noqa: E712
+    if len(failures) and failures["failed"].isna().any() and not len(failed):
+        return ["Without failed runs: not computed, since the failure rule could not be decided for every run.", ""]
+    if not len(failed):
+        return ["No run failed: the analysis without failed runs is the one above.", ""]
+    drop = set(zip(failed["family"], failed["train_seed"]))
+    figures = [f for f, _, _ in SEED_FIGURES]
+    kept = _without(cells, drop)
+    stress = seed_level_table(kept, figures, reference) if len(kept) else pd.DataFrame()
+    ssim_kept, activity_kept = _without(ssim_rows, drop), _without(activity_rows, drop)
+    ssim = seed_level_table(ssim_kept, ["ssim"], reference) if len(ssim_kept) else pd.DataFrame()
+    activity = (
+        seed_level_table(activity_kept, ["pc1_share", "participation_ratio"], reference)
+        if len(activity_kept)
+        else pd.DataFrame()
+    )
+    lines = [
+        f"#### The same without the {len(failed)} failed run(s) ({', '.join(failed['name'])})",
+        "",
+        *(seed_level_lines(stress, SEED_FIGURES, models, reference, label) if len(cells) else []),
+        *(
+            seed_level_lines(
+                ssim, [("ssim", "SSIM of VisualBackProp maps, clean vs noisy", False)], models, reference, label
+            )
+            if len(ssim)
+            else []
+        ),
+        *(
+            seed_level_lines(
+                activity,
+                [("pc1_share", "Share of neuron-activity variance on PC1 (clean episodes)", False)],
+                models,
+                reference,
+                label,
+            )
+            if len(activity)
+            else []
+        ),
+        "#### The paper's three claims without the failed runs",
+        "",
+        *claims_lines(stress, ssim, activity, models, reference, label),
     ]
     return lines
 
