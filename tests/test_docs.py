@@ -90,17 +90,19 @@ def test_the_readme_study_block_is_the_reports_failures_and_claims(tmp_path):
     # the report's at-a-glance tables go in when the report has them (reports before them do not)
     glance = make_docs._section(study, "#### At a glance").strip()
     assert ("**At a glance.** " + glance in block) if glance else "**At a glance.**" not in block
-    with open(tmp_path / "checkpoints/study/study.md", "a", encoding="utf-8") as f:
-        f.write("\n#### At a glance\n\n| family | off-road per km, σ²=0.1 |\n|---|---|\n| ncp19 | 1.5 [1, 2] |\n")
-    assert "**At a glance.** | family | off-road per km, σ²=0.1 |" in make_docs.readme_text(tmp_path)
-    # where runs failed, the verdict counts without them follow the claims (their tables stay in the report)
-    with open(tmp_path / "checkpoints/study/study.md", "a", encoding="utf-8") as f:
-        f.write(
-            "\n#### The paper's three claims without the failed runs\n\n| claim | level |\n|---|---|\n\n- Crashes: x\n"
-        )
+    # a report with at-a-glance tables and failed runs: the tables go in, and the verdict counts without the
+    # failed runs follow the claims (their tables stay in the report)
+    (tmp_path / "checkpoints/study/study.md").write_text(
+        "## Robustness study\n\nWhat ran.\n\n#### Training failures\n\n| family | failed |\n\n"
+        "#### At a glance\n\n| family | off-road per km, σ²=0.1 |\n|---|---|\n| ncp19 | 1.5 [1, 2] |\n\n"
+        "#### The paper's three claims\n\n| claim | level |\n|---|---|\n\n- Crashes: y\n\n"
+        "#### The paper's three claims without the failed runs\n\n| claim | level |\n|---|---|\n\n- Crashes: x\n",
+        encoding="utf-8",
+    )
     text = make_docs.readme_text(tmp_path)
+    assert "**At a glance.** | family | off-road per km, σ²=0.1 |" in text
     assert "**Without the failed runs** (every table is in the report):\n\n- Crashes: x\n" in text
-    assert "| claim | level |\n|---|---|\n\n- Crashes" not in text
+    assert text.count("| claim | level |") == 1  # the claims table without the failed runs stays in the report
 
 
 def test_closed_loop_numbers_are_those_of_results_json():
