@@ -362,7 +362,7 @@ def glance_lines(stress, ssim, activity, failures, models: tuple[str, ...]) -> l
         )
     return [
         "Mean over training seeds [studentized bootstrap 95 % over seeds], at the paper's levels; every level and "
-        "every test are in the sections above.",
+        "every test: the seed-level sections of `checkpoints/study/study.md`.",
         "",
         *noise,
         "",
