@@ -95,7 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d, r, b = StudyConfig(), RecordingConfig(), TrainingBudget()
     parser.add_argument("--models", nargs="+", default=list(d.models), choices=MODELS, help="families to compare")
     parser.add_argument(
-        "--seeds", type=_seed_list, default=d.seeds, metavar="0,1,2", help="training seeds (default 0,1,2)"
+        "--seeds",
+        type=_seed_list,
+        default=d.seeds,
+        metavar="0,1,2",
+        help="training seeds (default 0-9, the plan's ten)",
     )
     parser.add_argument(
         "--levels",

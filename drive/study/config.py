@@ -78,8 +78,9 @@ class StudyConfig:
 
     models: tuple[str, ...] = MODELS
     """Families to train and compare."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Training seeds per family; seed 0 is the shipped ``<ckpt_root>/<model>``, seed k ``zoo/<model>-s<k>``."""
+    seeds: tuple[int, ...] = tuple(range(10))
+    """Training seeds per family (the plan's ten); seed 0 is the shipped ``<ckpt_root>/<model>``, seed k
+    ``zoo/<model>-s<k>``."""
     levels: tuple[float, ...] = PAPER_LEVELS
     """Gaussian noise variances σ² of the stress sweep (clean input is always added)."""
     noise_seeds: int = 3
