@@ -163,6 +163,14 @@ SEED_FIGURES = (
 )
 """The stress figures of the seed-level analysis: (column, title, lower is better)."""
 
+SSIM_FIGURES = (("ssim", "SSIM of VisualBackProp maps, clean vs noisy", False),)
+"""The saliency-stability figure of the seed-level analysis (higher is better)."""
+ACTIVITY_FIGURES = (
+    ("pc1_share", "Share of neuron-activity variance on PC1 (clean episodes)", False),
+    ("participation_ratio", "Participation ratio (effective dimensions) of the same activity", False),
+)
+"""The interpretability figures of the seed-level analysis: PC1 share (the claim) and participation ratio."""
+
 PC1_DEGENERATE = 0.9
 """A PC1 share above this for every family means the measure does not discriminate here (the report says so)."""
 
@@ -275,6 +283,13 @@ def seed_level_lines(table, figures, models: tuple[str, ...], reference: str, la
     return lines
 
 
+def _failure_rate(runs) -> tuple[int, str]:
+    """(failed, "failed/decided") of one family's rows of the failure table; "–" when none is decided."""
+    known = runs[runs["failed"].notna()]
+    failed = int((known["failed"] == True).sum())  # noqa: E712
+    return failed, f"{failed}/{len(known)}" if len(known) else "–"
+
+
 def failure_lines(failures, models: tuple[str, ...]) -> list[str]:
     """The failure rule, the rate per family and the failed runs."""
     from drive.study import failures as rule
@@ -289,10 +304,8 @@ def failure_lines(failures, models: tuple[str, ...]) -> list[str]:
     ]
     for family in [m for m in models if m in set(failures["family"])]:
         sel = failures[failures["family"] == family]
-        known = sel[sel["failed"].notna()]
-        failed = int((known["failed"] == True).sum())  # noqa: E712
-        rate = f"{failed}/{len(known)}" if len(known) else "–"
-        lines.append(f"| {family} | {len(sel)} | {failed} | {len(sel) - len(known)} | {rate} |")
+        failed, rate = _failure_rate(sel)
+        lines.append(f"| {family} | {len(sel)} | {failed} | {int(sel['failed'].isna().sum())} | {rate} |")
     lines.append("")
     for _, r in failures[failures["failed"] == True].iterrows():  # noqa: E712
         lines.append(
@@ -327,11 +340,7 @@ def glance_lines(stress, ssim, activity, failures, models: tuple[str, ...]) -> l
     """Two compact tables, one row per family, of the seed means [studentized bootstrap 95 % over seeds] at the
     paper's levels: crashes and lateral offset under noise (with the failed runs), then saliency stability and
     the activity's PC1 share and participation ratio."""
-    failed = {}
-    if len(failures):
-        for family, sel in failures.groupby("family"):
-            known = sel[sel["failed"].notna()]
-            failed[family] = f"{int((known['failed'] == True).sum())}/{len(known)}" if len(known) else "–"  # noqa: E712
+    failed = {family: _failure_rate(sel)[1] for family, sel in failures.groupby("family")} if len(failures) else {}
     levels = [f"σ²={lv:g}" for lv in GLANCE_LEVELS]
     noise = [
         "| family | seeds | failed runs | "
@@ -432,26 +441,29 @@ def claims_lines(stress, ssim, activity, models: tuple[str, ...], reference: str
     return lines + [""]
 
 
+def seed_tables(cells, ssim_rows, activity_rows, reference: str):
+    """The seed-level tables (:func:`drive.study.inference.seed_level_table`) of the stress figures, SSIM and
+    the activity figures; an empty frame where there are no rows."""
+    import pandas as pd
+
+    from drive.study.inference import seed_level_table
+
+    def table(rows, figures):
+        return seed_level_table(rows, [f for f, _, _ in figures], reference) if len(rows) else pd.DataFrame()
+
+    return table(cells, SEED_FIGURES), table(ssim_rows, SSIM_FIGURES), table(activity_rows, ACTIVITY_FIGURES)
+
+
 def seed_level_markdown(cfg: StudyConfig, entries: list[ZooEntry], failures) -> list[str]:
     """The seed-level sections: the analysis plan, the stress figures (with and without failed runs), the
     failure rates, SSIM and PC1 / participation ratio per family, and the claims table."""
-    import pandas as pd
-
     from drive.eval.stress import level_label
-    from drive.study.inference import seed_level_table
 
     reference = "ncp19"
     label = lambda lv: level_label("gaussian", lv)  # noqa: E731
     cells = stress_cells(cfg)
     ssim_rows, activity_rows, missing = explain_tables(cfg, entries)
-    figures = [f for f, _, _ in SEED_FIGURES]
-    stress = seed_level_table(cells, figures, reference) if len(cells) else pd.DataFrame()
-    ssim = seed_level_table(ssim_rows, ["ssim"], reference) if len(ssim_rows) else pd.DataFrame()
-    activity = (
-        seed_level_table(activity_rows, ["pc1_share", "participation_ratio"], reference)
-        if len(activity_rows)
-        else pd.DataFrame()
-    )
+    stress, ssim, activity = seed_tables(cells, ssim_rows, activity_rows, reference)
     seeds = len(cfg.seeds)
     lines = [
         "### Seed-level analysis (the architectures)",
@@ -493,27 +505,8 @@ def seed_level_markdown(cfg: StudyConfig, entries: list[ZooEntry], failures) -> 
             f"(`--stages explain,report`); until then the claims below that need them are not measured.",
             "",
         ]
-    lines += (
-        seed_level_lines(
-            ssim, [("ssim", "SSIM of VisualBackProp maps, clean vs noisy", False)], cfg.models, reference, label
-        )
-        if len(ssim)
-        else []
-    )
-    lines += (
-        seed_level_lines(
-            activity,
-            [
-                ("pc1_share", "Share of neuron-activity variance on PC1 (clean episodes)", False),
-                ("participation_ratio", "Participation ratio (effective dimensions) of the same activity", False),
-            ],
-            cfg.models,
-            reference,
-            label,
-        )
-        if len(activity)
-        else []
-    )
+    lines += seed_level_lines(ssim, SSIM_FIGURES, cfg.models, reference, label) if len(ssim) else []
+    lines += seed_level_lines(activity, ACTIVITY_FIGURES, cfg.models, reference, label) if len(activity) else []
     lines += [
         "#### At a glance",
         "",
@@ -534,48 +527,21 @@ def _without(rows, drop: set):
 
 def without_failed_lines(cells, ssim_rows, activity_rows, failures, models: tuple[str, ...], reference: str, label):
     """The analysis beside the primary one: every seed-level figure and the claims table without the failed runs."""
-    import pandas as pd
-
-    from drive.study.inference import seed_level_table
-
     failed = failures[failures["failed"] == True] if len(failures) else failures  # noqa: E712
     if len(failures) and failures["failed"].isna().any() and not len(failed):
         return ["Without failed runs: not computed, since the failure rule could not be decided for every run.", ""]
     if not len(failed):
         return ["No run failed: the analysis without failed runs is the one above.", ""]
     drop = set(zip(failed["family"], failed["train_seed"]))
-    figures = [f for f, _, _ in SEED_FIGURES]
-    kept = _without(cells, drop)
-    stress = seed_level_table(kept, figures, reference) if len(kept) else pd.DataFrame()
-    ssim_kept, activity_kept = _without(ssim_rows, drop), _without(activity_rows, drop)
-    ssim = seed_level_table(ssim_kept, ["ssim"], reference) if len(ssim_kept) else pd.DataFrame()
-    activity = (
-        seed_level_table(activity_kept, ["pc1_share", "participation_ratio"], reference)
-        if len(activity_kept)
-        else pd.DataFrame()
+    stress, ssim, activity = seed_tables(
+        _without(cells, drop), _without(ssim_rows, drop), _without(activity_rows, drop), reference
     )
     lines = [
         f"#### The same without the {len(failed)} failed run(s) ({', '.join(failed['name'])})",
         "",
         *(seed_level_lines(stress, SEED_FIGURES, models, reference, label) if len(cells) else []),
-        *(
-            seed_level_lines(
-                ssim, [("ssim", "SSIM of VisualBackProp maps, clean vs noisy", False)], models, reference, label
-            )
-            if len(ssim)
-            else []
-        ),
-        *(
-            seed_level_lines(
-                activity,
-                [("pc1_share", "Share of neuron-activity variance on PC1 (clean episodes)", False)],
-                models,
-                reference,
-                label,
-            )
-            if len(activity)
-            else []
-        ),
+        *(seed_level_lines(ssim, SSIM_FIGURES, models, reference, label) if len(ssim) else []),
+        *(seed_level_lines(activity, ACTIVITY_FIGURES[:1], models, reference, label) if len(activity) else []),
         "#### The paper's three claims without the failed runs",
         "",
         *claims_lines(stress, ssim, activity, models, reference, label),
